@@ -1,0 +1,2 @@
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>

@@ -1,0 +1,72 @@
+import Foundation
+
+/// One Debian package that went into an image or bundle.
+public struct PackageRecord: Codable, Equatable, Sendable {
+    public let name: String
+    public let version: String
+    public let sha256: String
+}
+
+public struct ArtefactRecord: Codable, Equatable, Sendable {
+    public let size: Int
+    public let sha256: String
+}
+
+/// A built guest image in the cache: `manifest.json` and the files it describes.
+public struct GuestImage: Sendable {
+    public struct Manifest: Codable, Sendable {
+        public let key: String
+        public let kernel: String
+        public let packages: [PackageRecord]
+        public let artefacts: [String: ArtefactRecord]
+    }
+
+    public let folder: URL
+    public let manifest: Manifest
+
+    public init(folder: URL) throws(MachineError) {
+        self.folder = folder
+        manifest = try decodeManifest(folder.appendingPathComponent("manifest.json"), Manifest.self)
+    }
+
+    /// Uncompressed kernel for direct boot (PVH).
+    public var kernel: URL { folder.appendingPathComponent("vmlinux") }
+    public var initramfs: URL { folder.appendingPathComponent("initramfs.img") }
+    public var iso: URL { folder.appendingPathComponent("machine.iso") }
+
+    public var kernelCommandLine: String {
+        let text = (try? String(contentsOf: folder.appendingPathComponent("cmdline"), encoding: .utf8)) ?? ""
+        return text.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}
+
+/// A built engine bundle in the cache.
+public struct EngineBundle: Sendable {
+    public struct Manifest: Codable, Sendable {
+        public let key: String
+        public let version: String
+        public let docker: String
+        public let packages: [PackageRecord]
+        public let artefacts: [String: ArtefactRecord]
+    }
+
+    public let folder: URL
+    public let manifest: Manifest
+
+    public init(folder: URL) throws(MachineError) {
+        self.folder = folder
+        manifest = try decodeManifest(folder.appendingPathComponent("manifest.json"), Manifest.self)
+    }
+
+    public var archive: URL { folder.appendingPathComponent("engine.tar.xz") }
+    public var installScript: URL { folder.appendingPathComponent("install.sh") }
+}
+
+func decodeManifest<T: Decodable>(_ url: URL, _ type: T.Type) throws(MachineError) -> T {
+    do {
+        return try JSONDecoder().decode(T.self, from: Data(contentsOf: url))
+    } catch {
+        throw MachineError("cannot read \(url.path): \(error)",
+                           hint: "remove the folder \(url.deletingLastPathComponent().path) and build again")
+    }
+}

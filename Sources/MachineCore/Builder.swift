@@ -1,0 +1,50 @@
+import Foundation
+
+/// Builds guest images and engine bundles by running the recipes in `iso/` and
+/// `provisioning/`. The recipes do the work (and their own caching); this runs them with
+/// the right cache and turns their outcome into a value or a MachineError.
+public struct Builder: Sendable {
+    public let recipes: Recipes
+    public let paths: Paths
+
+    public init(recipes: Recipes, paths: Paths) {
+        self.recipes = recipes
+        self.paths = paths
+    }
+
+    /// The image for the current recipe and Debian mirror, built if it is not cached.
+    /// Progress lines from the recipe go to stderr unless `quiet`.
+    public func image(quiet: Bool = false) throws(MachineError) -> GuestImage {
+        try GuestImage(folder: run(recipes.imageBuildScript, quiet: quiet, what: "guest image"))
+    }
+
+    public func engineBundle(quiet: Bool = false) throws(MachineError) -> EngineBundle {
+        try EngineBundle(folder: run(recipes.engineBuildScript, quiet: quiet, what: "engine bundle"))
+    }
+
+    private func run(_ script: URL, quiet: Bool, what: String) throws(MachineError) -> URL {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = [script.path, "--cache", paths.cache.path] + (quiet ? ["--quiet"] : [])
+        let output = Pipe()
+        process.standardOutput = output
+        // The recipe's progress and its error + hint lines go straight to the user.
+        process.standardError = FileHandle.standardError
+        do {
+            try process.run()
+        } catch {
+            throw MachineError("cannot run \(script.path): \(error)", hint: "check that bash is installed")
+        }
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw MachineError("building the \(what) failed (see the error above)", exitCode: process.terminationStatus)
+        }
+        let folder = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            .split(separator: "\n").last.map(String.init) ?? ""
+        guard !folder.isEmpty else {
+            throw MachineError("the \(what) recipe \(script.path) printed no result folder")
+        }
+        return URL(fileURLWithPath: folder)
+    }
+}

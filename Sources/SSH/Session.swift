@@ -1,0 +1,151 @@
+import CLibSSH2
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+private let libraryReady: Int32 = libssh2_init(0)
+
+/// The host key an SSH server presented: algorithm name and base64 blob, as in known_hosts.
+public struct HostKey: Equatable, Sendable {
+    public let algorithm: String
+    public let base64: String
+
+    public init(algorithm: String, base64: String) {
+        self.algorithm = algorithm
+        self.base64 = base64
+    }
+
+    /// Parses "ssh-ed25519 AAAA..." (a comment after the blob is ignored).
+    public init?(line: String) {
+        let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+        guard fields.count >= 2, fields[0].hasPrefix("ssh-") || fields[0].hasPrefix("ecdsa-") else { return nil }
+        self.init(algorithm: String(fields[0]), base64: String(fields[1]))
+    }
+
+    public var line: String { "\(algorithm) \(base64)" }
+}
+
+/// One SSH connection (TCP socket + libssh2 session), blocking. libssh2 is not thread-safe per
+/// session: use a Session from one thread at a time. Closed when the last reference goes away.
+public final class Session {
+    let raw: OpaquePointer
+    private let socket: Int32
+    public let host: String
+    public let port: Int
+
+    /// Connects and completes the SSH handshake. The host key is not trusted yet: call
+    /// `verifyHostKey(pinned:)` before authenticating.
+    public init(host: String, port: Int) throws(SSHError) {
+        guard libraryReady == 0 else {
+            throw SSHError(kind: .library, code: libraryReady, message: "libssh2_init failed", operation: "starting libssh2")
+        }
+        self.host = host
+        self.port = port
+        let fd = try Session.connectTCP(host: host, port: port)
+        guard let session = libssh2_session_init_ex(nil, nil, nil, nil) else {
+            close(fd)
+            throw SSHError(kind: .library, code: -1, message: "out of memory", operation: "creating an SSH session")
+        }
+        libssh2_session_set_blocking(session, 1)
+        let rc = libssh2_session_handshake(session, libssh2_socket_t(fd))
+        if rc != 0 {
+            let error = SSHError.last(session, rc, "SSH handshake with \(host):\(port)")
+            libssh2_session_free(session)
+            close(fd)
+            throw error
+        }
+        self.raw = session
+        self.socket = fd
+    }
+
+    deinit {
+        libssh2_session_disconnect_ex(raw, SSH_DISCONNECT_BY_APPLICATION, "bye", "")
+        libssh2_session_free(raw)
+        close(socket)
+    }
+
+    private static func connectTCP(host: String, port: Int) throws(SSHError) -> Int32 {
+        var hints = addrinfo()
+        hints.ai_family = AF_UNSPEC
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var list: UnsafeMutablePointer<addrinfo>?
+        let gai = getaddrinfo(host, String(port), &hints, &list)
+        guard gai == 0, let first = list else {
+            throw SSHError(kind: .system, code: gai, message: String(cString: gai_strerror(gai)), operation: "resolving \(host)")
+        }
+        defer { freeaddrinfo(list) }
+        var lastErrno: Int32 = 0
+        var entry: UnsafeMutablePointer<addrinfo>? = first
+        while let info = entry {
+            let fd = Glibc.socket(info.pointee.ai_family, info.pointee.ai_socktype, info.pointee.ai_protocol)
+            if fd >= 0 {
+                if connect(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0 {
+                    var one: Int32 = 1
+                    setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+                    return fd
+                }
+                lastErrno = errno
+                close(fd)
+            }
+            entry = info.pointee.ai_next
+        }
+        throw SSHError(kind: .system, code: lastErrno, message: String(cString: strerror(lastErrno)), operation: "connecting to \(host):\(port)")
+    }
+
+    /// The key the server presented in the handshake.
+    public func hostKey() throws(SSHError) -> HostKey {
+        var length = 0
+        var type: Int32 = 0
+        guard let bytes = libssh2_session_hostkey(raw, &length, &type) else {
+            throw SSHError.last(raw, -1, "reading the host key of \(host):\(port)")
+        }
+        let blob = Data(bytes: bytes, count: length)
+        // The blob starts with the algorithm name as an SSH string: uint32 length, then bytes.
+        var algorithm = "unknown"
+        if blob.count > 4 {
+            let nameLength = Int(blob.prefix(4).reduce(0) { $0 << 8 | UInt32($1) })
+            if blob.count >= 4 + nameLength {
+                algorithm = String(decoding: blob.dropFirst(4).prefix(nameLength), as: UTF8.self)
+            }
+        }
+        return HostKey(algorithm: algorithm, base64: blob.base64EncodedString())
+    }
+
+    /// OpenSSH's "SHA256:..." fingerprint of the presented host key.
+    public func hostKeyFingerprint() throws(SSHError) -> String {
+        guard let hash = libssh2_hostkey_hash(raw, LIBSSH2_HOSTKEY_HASH_SHA256) else {
+            throw SSHError.last(raw, -1, "hashing the host key of \(host):\(port)")
+        }
+        let digest = Data(bytes: hash, count: 32).base64EncodedString()
+        return "SHA256:" + digest.replacingOccurrences(of: "=", with: "")
+    }
+
+    /// Refuses to go on unless the server's key is the pinned one.
+    public func verifyHostKey(pinned: HostKey) throws(SSHError) {
+        let presented = try hostKey()
+        guard presented == pinned else {
+            throw SSHError(
+                kind: .hostKeyMismatch, code: 0,
+                message: "the server presented \(presented.algorithm) key \(try hostKeyFingerprint()), not the pinned one; "
+                    + "someone else may be answering on this port, or the machine's data disk was replaced",
+                operation: "verifying the host key of \(host):\(port)")
+        }
+    }
+
+    /// Public-key login with an OpenSSH private key file (no passphrase).
+    public func authenticate(user: String, privateKeyPath: String) throws(SSHError) {
+        let rc = libssh2_userauth_publickey_fromfile_ex(
+            raw, user, UInt32(user.utf8.count), nil, privateKeyPath, nil)
+        guard rc == 0 else { throw SSHError.last(raw, rc, "logging in as \(user) with \(privateKeyPath)") }
+    }
+
+    /// Runs one command; returns its exit status and what it wrote to stdout and stderr.
+    public func run(_ command: String) throws(SSHError) -> (status: Int32, output: Data, errors: Data) {
+        let channel = try Channel(session: self)
+        try channel.exec(command)
+        let output = try channel.readAll(stream: 0)
+        let errors = try channel.readAll(stream: SSH_EXTENDED_DATA_STDERR)
+        return (try channel.close(), output, errors)
+    }
+}

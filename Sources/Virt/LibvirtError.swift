@@ -1,0 +1,36 @@
+import CLibvirt
+
+/// A failure reported by libvirt, copied from libvirt's per-thread last error right after the
+/// failing call (later calls would overwrite it).
+public struct LibvirtError: Error, CustomStringConvertible, Sendable {
+    /// libvirt's `virErrorNumber` (e.g. VIR_ERR_NO_CONNECT = 38).
+    public let code: Int32
+    /// libvirt's `virErrorDomain`: which part of libvirt raised it.
+    public let domain: Int32
+    /// libvirt's own text.
+    public let message: String
+    /// What we were doing, in the user's words ("connecting to qemu:///system").
+    public let operation: String
+
+    public var description: String { "\(operation): \(message)" }
+
+    /// Copies the calling thread's last libvirt error and resets it.
+    static func last(_ operation: String) -> LibvirtError {
+        var raw = virError()
+        guard virCopyLastError(&raw) >= 0 else {
+            return LibvirtError(code: 0, domain: 0, message: "unknown libvirt error", operation: operation)
+        }
+        defer { virResetError(&raw) }
+        let text = raw.message.map { String(cString: $0) } ?? "unknown libvirt error"
+        return LibvirtError(code: raw.code, domain: raw.domain, message: text, operation: operation)
+    }
+
+    public var isConnectionFailure: Bool {
+        code == Int32(VIR_ERR_NO_CONNECT.rawValue) || code == Int32(VIR_ERR_SYSTEM_ERROR.rawValue)
+    }
+}
+
+/// libvirt prints every error to stderr by default; we report errors ourselves, once.
+let silenceLibvirtPrinter: Void = {
+    virSetErrorFunc(nil) { _, _ in }
+}()

@@ -1,0 +1,52 @@
+import ArgumentParser
+import Foundation
+import MachineCore
+
+extension Machine {
+    struct Image: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Build or show the guest image and the engine bundle.",
+            subcommands: [Build.self]
+        )
+    }
+}
+
+extension Machine.Image {
+    struct Build: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Build the guest image and the engine bundle from Debian packages (cached).",
+            discussion: """
+                The image (kernel, initramfs, bootable ISO) and the Docker Engine bundle are
+                assembled from Debian packages fetched with apt-get download; nothing is
+                installed on the host. Results are cached under $MACHINE_CACHE (default
+                ~/.machine/cache), keyed by every input: a second build with the same recipe
+                and mirror is instant. An interrupted build leaves the cache as it was.
+
+                EXAMPLES:
+                  machine image build
+                  machine image build --quiet
+                  qemu-system-x86_64 -cdrom "$(machine image build --quiet | sed -n 's/^iso: //p')" -nographic
+                """
+        )
+
+        @Flag(help: "No progress lines.")
+        var quiet = false
+
+        func run() throws {
+            do {
+                let builder = Builder(recipes: try Recipes.locate(), paths: Paths())
+                let image = try builder.image(quiet: quiet)
+                let engine = try builder.engineBundle(quiet: quiet)
+                let size = { (name: String, artefacts: [String: ArtefactRecord]) -> String in
+                    let bytes = artefacts[name]?.size ?? 0
+                    return String(format: "%.1f MB", Double(bytes) / 1_000_000)
+                }
+                print("image:  \(image.folder.path) (kernel \(image.manifest.kernel))")
+                print("iso:    \(image.iso.path) (\(size("machine.iso", image.manifest.artefacts)))")
+                print("engine: \(engine.archive.path) (Docker \(engine.manifest.docker), \(size("engine.tar.xz", engine.manifest.artefacts)))")
+            } catch {
+                throw fail(error)
+            }
+        }
+    }
+}

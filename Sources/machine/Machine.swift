@@ -1,0 +1,31 @@
+import ArgumentParser
+import MachineCore
+
+@main
+struct Machine: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "machine",
+        abstract: "A container engine in a tiny Linux VM, used from the host's own docker CLI.",
+        discussion: """
+            EXIT STATUS:
+              0  success
+              1  the operation failed; the message says why and what to do
+              64 bad command-line usage
+            """,
+        version: "0.1.0",
+        subcommands: [Image.self]
+    )
+}
+
+/// Prints a MachineError the way every command does and exits with its status.
+func fail(_ error: MachineError) -> ExitCode {
+    var standardError = StandardError()
+    print("error: \(error)", to: &standardError)
+    return ExitCode(error.exitCode)
+}
+
+struct StandardError: TextOutputStream {
+    mutating func write(_ string: String) {
+        FileHandleStream.standardError.write(string)
+    }
+}

@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# Builds the Docker Engine bundle that provisioning installs on a machine's data disk:
+# Debian's dockerd, containerd, its runc shim, runc and docker-init, with the shared
+# libraries they link (found from their ELF headers), the guest-side service and install
+# scripts, packed as one xz archive with a version stamp. Packages come from
+# `apt-get download` + `dpkg-deb -x`; nothing is installed on the host.
+#
+# Output: a cache folder named after a hash of every input, holding
+#   engine.tar.xz   one top folder, VERSION/, unpacked by guest/install.sh
+#   manifest.json   the version, every Debian package and version, sha256 of the archive
+set -euo pipefail
+
+usage() {
+	cat <<'USAGE'
+Usage: provisioning/build-bundle.sh [--cache DIR] [--check] [--quiet]
+
+Builds (or finds in the cache) the engine bundle and prints the folder that holds it.
+
+  --cache DIR   cache folder (default: $MACHINE_CACHE, else $MACHINE_HOME/cache, else ~/.machine/cache)
+  --check       do not build: print the folder if the bundle for these inputs is cached, else exit 3
+  --quiet       no progress lines on stderr
+
+Examples:
+  provisioning/build-bundle.sh
+  scp "$(provisioning/build-bundle.sh)/engine.tar.xz" provisioning/guest/install.sh root@vm:/tmp/
+USAGE
+}
+
+RECIPE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=../scripts/lib/debian.sh
+. "$RECIPE/../scripts/lib/debian.sh"
+
+CACHE="" CHECK="" QUIET=""
+while [ $# -gt 0 ]; do
+	case $1 in
+	--cache) CACHE=${2:?--cache needs a folder}; shift 2 ;;
+	--check) CHECK=1; shift ;;
+	--quiet) QUIET=1; shift ;;
+	-h | --help) usage; exit 0 ;;
+	*) usage >&2; die "unknown option: $1" "see provisioning/build-bundle.sh --help" ;;
+	esac
+done
+CACHE=${CACHE:-$(machine_cache_dir)}
+for tool in apt-get apt-cache dpkg-deb readelf patchelf tar xz sha256sum; do
+	command -v "$tool" >/dev/null || die "$tool is not installed" "run scripts/host-setup.sh (or apt-get install the host packages it lists)"
+done
+mkdir -p "$CACHE/engine" "$CACHE/tmp" || die "cannot create the cache folder $CACHE" "set MACHINE_CACHE to a writable folder"
+
+step "resolving packages"
+mapfile -t wanted < <(read_list "$RECIPE/packages.txt" | awk '{print $1}')
+mapfile -t packages < <(resolve_closure "${wanted[@]}")
+
+work=$(mktemp -d "$CACHE/tmp/engine.XXXXXX") || die "cannot create a work folder in $CACHE/tmp" "check free space and permissions"
+trap 'rm -rf "$work"' EXIT
+on_error() {
+	local avail
+	avail=$(df --output=avail -k "$work" 2>/dev/null | tail -1 | tr -d ' ')
+	if [ -n "$avail" ] && [ "$avail" -lt 4096 ]; then
+		printf 'error: the disk holding %s is full\nhint: free some space (df -h %s) and run the build again; the cache was left as it was\n' "$CACHE" "$CACHE" >&2
+	fi
+}
+trap on_error ERR
+
+print_uris "${packages[@]}" | sort -k2 >"$work/uris"
+[ -s "$work/uris" ] || die "apt returned no packages to download" "run 'apt-get update'"
+key=$({
+	cd "$RECIPE" && find . -type f ! -name '*~' -print0 | sort -z | xargs -0 sha256sum
+	sha256sum "$RECIPE/../scripts/lib/debian.sh" | cut -d' ' -f1
+	awk '{print $2, $4}' "$work/uris"
+} | sha256sum | cut -c1-16)
+final="$CACHE/engine/$key"
+if [ -f "$final/manifest.json" ]; then
+	step "engine bundle is cached"
+	printf '%s\n' "$final"
+	exit 0
+fi
+[ -z "$CHECK" ] || exit 3
+
+fetch_debs "$work/uris" "$CACHE/debs" "$work"
+step "unpacking $(wc -l <"$work/uris") packages"
+stage="$work/stage" out="$work/out"
+extract_debs "$work/uris" "$CACHE/debs" "$stage"
+
+docker_version=$(dpkg-deb -f "$CACHE/debs/$(awk '$2 ~ /^docker\.io_/ {print $2}' "$work/uris")" Version)
+# The version names the install folder in the guest: Debian's version plus the recipe hash,
+# so a changed recipe with the same Debian package is still a new install.
+version="$(printf '%s' "$docker_version" | tr -c 'A-Za-z0-9.+-' '_')-$key"
+bundle="$work/bundle/$version"
+mkdir -p "$bundle/bin" "$bundle/lib"
+
+step "collecting binaries and libraries"
+while read -r src dest; do
+	copy_elf "$stage" "$bundle" "$src" "$dest" lib
+done < <(read_list "$RECIPE/files.txt")
+# glibc comes from the guest image: mixing two builds of libc and its loader breaks programs.
+(cd "$bundle/lib" && rm -f libc.so.* libm.so.* libpthread.so.* libdl.so.* librt.so.* libresolv.so.* ld-linux-x86-64.so.*)
+# The binaries find their libraries through an absolute RPATH to the install folder, not
+# LD_LIBRARY_PATH: runc starts `runc init` with a fresh environment (and from a memfd copy
+# of itself, so $ORIGIN would not work either). DT_RPATH, unlike RUNPATH, also covers the
+# libraries' own dependencies.
+for f in "$bundle"/bin/* "$bundle"/lib/*; do
+	if readelf -d "$f" 2>/dev/null | grep -q NEEDED; then
+		patchelf --force-rpath --set-rpath /var/lib/machine/engine/current/lib "$f"
+	fi
+done
+cp "$RECIPE/guest/service" "$RECIPE/guest/install.sh" "$bundle/"
+chmod 0755 "$bundle/service" "$bundle/install.sh"
+printf '%s\n' "$version" >"$bundle/VERSION"
+
+step "compressing the bundle"
+mkdir -p "$out"
+tar -C "$work/bundle" --owner=0 --group=0 --numeric-owner --sort=name -cf - "$version" | xz -T0 -6 >"$out/engine.tar.xz"
+{
+	printf '{\n  "key": "%s",\n  "version": "%s",\n  "docker": "%s",\n  "built": "%s",\n  "packages": [\n' \
+		"$key" "$(json_escape "$version")" "$(json_escape "$docker_version")" "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+	sep=""
+	while read -r url file size sha; do
+		printf '%s    {"name": "%s", "version": "%s", "sha256": "%s"}' "$sep" "${file%%_*}" "$(json_escape "$(dpkg-deb -f "$CACHE/debs/$file" Version)")" "$sha"
+		sep=$',\n'
+	done <"$work/uris"
+	printf '\n  ],\n  "artefacts": {\n    "engine.tar.xz": {"size": %s, "sha256": "%s", "unpacked": %s}\n  }\n}\n' \
+		"$(stat -c %s "$out/engine.tar.xz")" "$(sha256sum "$out/engine.tar.xz" | cut -d' ' -f1)" "$(du -sb "$work/bundle" | cut -f1)"
+} >"$out/manifest.json"
+cp "$RECIPE/guest/install.sh" "$out/install.sh"
+
+commit_dir "$out" "$final"
+step "engine bundle ready: $final ($(du -sh "$final/engine.tar.xz" | cut -f1))"
+printf '%s\n' "$final"

@@ -1,0 +1,167 @@
+# Shared by the guest-image recipe (iso/build.sh) and the engine-bundle recipe
+# (provisioning/build-bundle.sh): resolve Debian packages, download them into a
+# verified cache, extract them, and copy ELF binaries with the libraries they need.
+# Sourced, not run. Nothing here touches the host outside the cache folder.
+
+# die MESSAGE HINT: every failure a user can meet ends here, so it always says what to do.
+die() {
+	printf 'error: %s\n' "$1" >&2
+	[ -n "${2:-}" ] && printf 'hint: %s\n' "$2" >&2
+	exit 1
+}
+
+step() { [ -n "${QUIET:-}" ] || printf '==> %s\n' "$*" >&2; }
+
+# Default cache: the same folder `machine` uses, so builds made by hand are found by it.
+machine_cache_dir() {
+	if [ -n "${MACHINE_CACHE:-}" ]; then
+		printf '%s\n' "$MACHINE_CACHE"
+	else
+		printf '%s\n' "${MACHINE_HOME:-$HOME/.machine}/cache"
+	fi
+}
+
+# apt runs as the calling user; as root its download sandbox user (_apt) cannot write
+# into our private folders, so keep downloads as the caller.
+APT_OPTS=(-o "APT::Sandbox::User=$(id -un)" -q)
+if [ -n "${MACHINE_APT_OPTIONS:-}" ]; then
+	# Extra apt options, e.g. a proxy: MACHINE_APT_OPTIONS='-o Acquire::http::Proxy=http://proxy:3128'
+	read -r -a _extra <<<"$MACHINE_APT_OPTIONS"
+	APT_OPTS+=("${_extra[@]}")
+fi
+
+# read_list FILE: the names in a recipe list, without comments and blank lines.
+read_list() {
+	sed -e 's/#.*//' -e 's/[[:space:]]*$//' -e '/^$/d' "$1"
+}
+
+# resolve_closure PKG...: the packages plus every library package (lib*) they depend on,
+# recursively (zlib1g is the one library package not named lib*). Tools they depend on (perl, debconf, adduser...) are left out on purpose:
+# the guest gets binaries and their shared libraries, not maintainer scripts.
+resolve_closure() {
+	local missing=()
+	for p in "$@"; do
+		apt-cache show --no-all-versions "$p" >/dev/null 2>&1 || missing+=("$p")
+	done
+	if [ ${#missing[@]} -gt 0 ]; then
+		die "package(s) not found in the Debian package lists: ${missing[*]}" \
+			"check the recipe's package list for typos, then run 'apt-get update' so apt knows the mirror's packages"
+	fi
+	{
+		printf '%s\n' "$@"
+		apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts --no-breaks \
+			--no-replaces --no-enhances "$@" 2>/dev/null |
+			sed -n 's/^ *\(Pre\)\{0,1\}Depends: \([^<][^ ]*\)$/\2/p' | grep -E '^(lib|zlib1g$)' || true
+	} | sed 's/:any$//' | sort -u
+}
+
+# print_uris PKG...: one line per package: URL FILENAME SIZE SHA256 (apt's own answer,
+# so the versions and hashes are exactly what the mirror serves).
+print_uris() {
+	local out
+	if ! out=$(apt-get "${APT_OPTS[@]}" download --print-uris "$@" 2>&1); then
+		die "apt could not resolve the packages: $(printf '%s' "$out" | grep '^E:' | head -3 | tr '\n' ' ')" \
+			"run 'apt-get update' and check the recipe's package list"
+	fi
+	printf '%s\n' "$out" | sed -n "s/^'\([^']*\)' \([^ ]*\) \([0-9]*\) SHA256:\([0-9a-f]*\)$/\1 \2 \3 \4/p"
+}
+
+# fetch_debs URIS_FILE DEB_CACHE WORK: make sure every listed .deb is in DEB_CACHE with the
+# right SHA256. Downloads go to WORK first and are moved in only when whole and verified,
+# so an interrupted or failed download never leaves a bad file in the cache.
+fetch_debs() {
+	local uris=$1 debs=$2 work=$3 url file size sha need=()
+	mkdir -p "$debs" "$work/download"
+	while read -r url file size sha; do
+		if [ -f "$debs/$file" ] && [ "$(stat -c %s "$debs/$file")" = "$size" ]; then
+			continue
+		fi
+		need+=("$url")
+	done <"$uris"
+	[ ${#need[@]} -eq 0 ] && return 0
+	step "downloading ${#need[@]} Debian package(s)"
+	local out
+	# By name: apt serves the candidate that --print-uris just named; the sha256 check below
+	# catches a mirror that changed in between.
+	if ! out=$(cd "$work/download" && apt-get "${APT_OPTS[@]}" download $(
+		for u in "${need[@]}"; do f=${u##*/}; printf '%s ' "${f%%_*}"; done) 2>&1); then
+		if printf '%s' "$out" | grep -qiE 'No space left|ENOSPC'; then
+			die "the disk is full while downloading packages into $work" "free some space (df -h '$work') and run the build again"
+		fi
+		die "could not download packages from the Debian mirror: $(printf '%s' "$out" | grep -E '^(E|Err):' | head -3 | tr '\n' ' ')" \
+			"check the network and the mirror in /etc/apt/sources.list*; MACHINE_APT_OPTIONS passes options such as a proxy to apt"
+	fi
+	while read -r url file size sha; do
+		[ -f "$debs/$file" ] && continue
+		if [ ! -f "$work/download/$file" ]; then
+			# apt names files with the epoch %-escaped (1%3a1.35.0...); --print-uris does not.
+			local alt
+			alt=$(cd "$work/download" && ls "${file%%_*}"_*.deb 2>/dev/null | head -1)
+			[ -n "$alt" ] && mv "$work/download/$alt" "$work/download/$file"
+		fi
+		[ -f "$work/download/$file" ] || die "apt did not deliver $file" "run 'apt-get update' and build again"
+		echo "$sha  $work/download/$file" | sha256sum -c --quiet - >/dev/null 2>&1 ||
+			die "checksum mismatch for $file" "the mirror served a corrupt file; build again"
+		mv "$work/download/$file" "$debs/$file.part.$$" && mv "$debs/$file.part.$$" "$debs/$file"
+	done <"$uris"
+}
+
+# extract_debs URIS_FILE DEB_CACHE DEST: unpack every package into one tree (dpkg-deb -x:
+# no maintainer scripts run, nothing is installed on the host).
+extract_debs() {
+	local uris=$1 debs=$2 dest=$3 url file size sha
+	mkdir -p "$dest"
+	while read -r url file size sha; do
+		dpkg-deb -x "$debs/$file" "$dest" || die "could not unpack $file" "check free disk space (df -h '$dest')"
+	done <"$uris"
+}
+
+LIB_DIRS=(lib/x86_64-linux-gnu usr/lib/x86_64-linux-gnu lib64 usr/lib lib)
+
+# find_lib STAGE NAME: where the library NAME lives in the extracted tree.
+find_lib() {
+	local d
+	for d in "${LIB_DIRS[@]}"; do
+		if [ -e "$1/$d/$2" ]; then printf '%s\n' "$d/$2"; return 0; fi
+	done
+	return 1
+}
+
+# copy_elf STAGE ROOT SRC [DEST] [LIBDIR]: copy one binary from the extracted tree and,
+# recursively, every shared library its ELF header names (DT_NEEDED), found in the
+# same tree. Libraries go to LIBDIR (default: where they were in the package).
+copy_elf() {
+	local stage=$1 root=$2 src=$3 dest=${4:-$3} libdir=${5:-}
+	[ -e "$stage/$src" ] || die "the recipe names $src, but no package provides it" "add the package that ships it to the recipe's package list"
+	mkdir -p "$root/$(dirname "$dest")"
+	# rm first: DEST may be a busybox applet link, and cp would write through it into busybox.
+	rm -f "$root/$dest"
+	cp -L --preserve=mode "$stage/$src" "$root/$dest"
+	_copy_needed "$stage" "$root" "$stage/$src" "$libdir"
+}
+
+_copy_needed() {
+	local stage=$1 root=$2 elf=$3 libdir=$4 lib path target
+	for lib in $(readelf -d "$elf" 2>/dev/null | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
+		path=$(find_lib "$stage" "$lib") || die "$(basename "$elf") needs $lib, which no package in the recipe provides" \
+			"add the library's package to the recipe's package list"
+		if [ -n "$libdir" ]; then target="$libdir/$lib"; else target=$path; fi
+		[ -e "$root/$target" ] && continue
+		mkdir -p "$root/$(dirname "$target")"
+		cp -L "$stage/$path" "$root/$target"
+		_copy_needed "$stage" "$root" "$stage/$path" "$libdir"
+	done
+}
+
+# commit_dir WORK_OUT FINAL: publish a finished artefact folder with one rename, so the
+# cache holds either the whole result or nothing. A concurrent build that finished first wins.
+commit_dir() {
+	mkdir -p "$(dirname "$2")"
+	sync -f "$1" 2>/dev/null || sync
+	if ! mv -T "$1" "$2" 2>/dev/null; then
+		[ -f "$2/manifest.json" ] || die "could not move the finished build into $2" "check permissions and free space of $(dirname "$2")"
+	fi
+}
+
+# json_escape STRING
+json_escape() { printf '%s' "$1" | sed -e 's/\\/\\\\/g' -e 's/"/\\"/g'; }
