@@ -11,7 +11,7 @@
 #   machine.iso    bootable El Torito ISO with the same kernel and initramfs
 #   manifest.json  every Debian package and version used, sha256 and size of every artefact
 # The folder appears in one rename when complete: an interrupted build leaves no half image.
-set -euo pipefail
+set -Eeuo pipefail
 
 usage() {
 	cat <<'USAGE'
@@ -59,27 +59,13 @@ kernel_pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/^ *Depe
 [ -n "$kernel_pkg" ] || die "apt does not know linux-image-amd64" "run 'apt-get update' so apt knows the mirror's packages"
 mapfile -t packages < <(resolve_closure "${wanted[@]}" "$kernel_pkg")
 
-work=$(mktemp -d "$CACHE/tmp/image.XXXXXX") || die "cannot create a work folder in $CACHE/tmp" "check free space and permissions"
-cleanup() { rm -rf "$work"; }
-trap cleanup EXIT
-on_error() {
-	local avail
-	avail=$(df --output=avail -k "$work" 2>/dev/null | tail -1 | tr -d ' ')
-	if [ -n "$avail" ] && [ "$avail" -lt 4096 ]; then
-		printf 'error: the disk holding %s is full\nhint: free some space (df -h %s) and run the build again; the cache was left as it was\n' "$CACHE" "$CACHE" >&2
-	fi
-}
-trap on_error ERR
+begin_build "$CACHE" image
 
 print_uris "${packages[@]}" | sort -k2 >"$work/uris"
 [ -s "$work/uris" ] || die "apt returned no packages to download" "run 'apt-get update'"
 
 # The key covers the recipe (every file under iso/ and the shared helper) and the exact .deb files.
-key=$({
-	cd "$RECIPE" && find . -type f ! -name '*~' -print0 | sort -z | xargs -0 sha256sum
-	sha256sum "$RECIPE/../scripts/lib/debian.sh" | cut -d' ' -f1
-	awk '{print $2, $4}' "$work/uris"
-} | sha256sum | cut -c1-16)
+key=$(recipe_key "$RECIPE" "$work/uris")
 final="$CACHE/images/$key"
 if [ -f "$final/manifest.json" ]; then
 	step "image is cached"

@@ -8,7 +8,7 @@
 # Output: a cache folder named after a hash of every input, holding
 #   engine.tar.xz   one top folder, VERSION/, unpacked by guest/install.sh
 #   manifest.json   the version, every Debian package and version, sha256 of the archive
-set -euo pipefail
+set -Eeuo pipefail
 
 usage() {
 	cat <<'USAGE'
@@ -50,24 +50,11 @@ step "resolving packages"
 mapfile -t wanted < <(read_list "$RECIPE/packages.txt" | awk '{print $1}')
 mapfile -t packages < <(resolve_closure "${wanted[@]}")
 
-work=$(mktemp -d "$CACHE/tmp/engine.XXXXXX") || die "cannot create a work folder in $CACHE/tmp" "check free space and permissions"
-trap 'rm -rf "$work"' EXIT
-on_error() {
-	local avail
-	avail=$(df --output=avail -k "$work" 2>/dev/null | tail -1 | tr -d ' ')
-	if [ -n "$avail" ] && [ "$avail" -lt 4096 ]; then
-		printf 'error: the disk holding %s is full\nhint: free some space (df -h %s) and run the build again; the cache was left as it was\n' "$CACHE" "$CACHE" >&2
-	fi
-}
-trap on_error ERR
+begin_build "$CACHE" engine
 
 print_uris "${packages[@]}" | sort -k2 >"$work/uris"
 [ -s "$work/uris" ] || die "apt returned no packages to download" "run 'apt-get update'"
-key=$({
-	cd "$RECIPE" && find . -type f ! -name '*~' -print0 | sort -z | xargs -0 sha256sum
-	sha256sum "$RECIPE/../scripts/lib/debian.sh" | cut -d' ' -f1
-	awk '{print $2, $4}' "$work/uris"
-} | sha256sum | cut -c1-16)
+key=$(recipe_key "$RECIPE" "$work/uris")
 final="$CACHE/engine/$key"
 if [ -f "$final/manifest.json" ]; then
 	step "engine bundle is cached"

@@ -163,5 +163,32 @@ commit_dir() {
 	fi
 }
 
+# begin_build CACHE KIND: makes $work, a private folder in CACHE/tmp removed on exit, and on
+# any failure explains a full disk (the likeliest cause of an unexplained error mid-build).
+begin_build() {
+	local cache=$1 kind=$2
+	work=$(mktemp -d "$cache/tmp/$kind.XXXXXX") || die "cannot create a work folder in $cache/tmp" "check free space and permissions of $cache"
+	trap 'rm -rf "$work"' EXIT
+	trap '_explain_full_disk "$cache"' ERR
+}
+
+_explain_full_disk() {
+	local avail
+	avail=$(df --output=avail -k "$work" 2>/dev/null | tail -1 | tr -d ' ')
+	if [ -n "$avail" ] && [ "$avail" -lt 4096 ]; then
+		printf 'error: the disk holding %s is full\nhint: free some space (df -h %s) and run the build again; the cache was left as it was\n' "$1" "$1" >&2
+	fi
+}
+
+# recipe_key RECIPE_DIR URIS_FILE: the cache key, a hash of every recipe file, the shared
+# helper and the exact .deb files (name and sha256).
+recipe_key() {
+	{
+		(cd "$1" && find . -type f ! -name '*~' -print0 | sort -z | xargs -0 sha256sum)
+		sha256sum "${BASH_SOURCE[0]}" | cut -d' ' -f1
+		awk '{print $2, $4}' "$2"
+	} | sha256sum | cut -c1-16
+}
+
 # json_escape STRING
 json_escape() { printf '%s' "$1" | sed -e 's/\\/\\\\/g' -e 's/"/\\"/g'; }

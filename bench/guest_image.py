@@ -1,0 +1,137 @@
+#!/usr/bin/env python3
+"""Benchmark of the guest image against the targets in the foundation issue, with a peer
+measured in the same run: a bare boot of the same kernel with a busybox-only initramfs
+whose /init logs its uptime and powers off (the floor for "time to userspace").
+
+Prints a table: ISO and bundle sizes, guest uptime at "sshd ready" (median of N boots),
+uptime at the engine's first /_ping after a reboot with the engine installed, and guest
+memory used with the engine idle. Times are guest uptime (steady under host noise) and
+medians; the ratio to the bare boot is what to compare between runs.
+
+    bench/guest_image.py [--boots N]
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+from qemu_guest import Guest, wait_for_ping  # noqa: E402
+
+
+def build():
+    out = subprocess.run([str(REPO / ".build/debug/machine"), "image", "build", "--quiet"], capture_output=True, text=True, check=True).stdout
+    lines = dict(line.split(":", 1) for line in out.splitlines())
+    image = Path(lines["image"].split(" (")[0].strip())
+    engine = Path(lines["engine"].split(" (")[0].strip()).parent
+    return image, engine
+
+
+def bare_boot(image, work):
+    """Uptime at which a busybox-only /init runs, same kernel, same QEMU options."""
+    root = work / "bare"
+    (root / "bin").mkdir(parents=True, exist_ok=True)
+    initramfs = image / "initramfs.img"
+    # Take busybox out of our own initramfs so both boots run the same binary.
+    if not (root / "bin" / "busybox").exists():
+        subprocess.run(f"lz4 -dc '{initramfs}' | (cd '{root}' && cpio -id --quiet bin/busybox)", shell=True, check=True)
+    (root / "init").write_text("#!/bin/busybox sh\n/bin/busybox mount -t proc proc /proc\n"
+                               "read up _ </proc/uptime\necho \"[$up] machine: bare init\" >/dev/console\n"
+                               "/bin/busybox poweroff -f\n")
+    (root / "proc").mkdir(exist_ok=True)
+    os.chmod(root / "init", 0o755)
+    bare = work / "bare.img"
+    subprocess.run(f"cd '{root}' && find . | cpio -o -H newc -R 0:0 --quiet | lz4 -l -9 -q > '{bare}'", shell=True, check=True)
+    console = work / "bare-console.log"
+    cmdline = (image / "cmdline").read_text().strip()
+    subprocess.run(["qemu-system-x86_64", "-machine", "q35,accel=tcg", "-cpu", "max", "-smp", "2", "-m", "1024",
+                    "-nodefaults", "-display", "none", "-serial", f"file:{console}", "-no-reboot",
+                    "-kernel", str(image / "vmlinux"), "-initrd", str(bare), "-append", cmdline,
+                    "-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0", "-device", "virtio-rng-pci"],
+                   check=True, timeout=120)
+    m = re.search(r"\[([0-9.]+)\] machine: bare init", console.read_text(errors="replace"))
+    return float(m.group(1))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--boots", type=int, default=5)
+    args = parser.parse_args()
+    image, engine = build()
+    work = Path(tempfile.mkdtemp(prefix="machine-bench-"))
+    try:
+        iso_mb = (image / "machine.iso").stat().st_size / 1e6
+        bundle_mb = (engine / "engine.tar.xz").stat().st_size / 1e6
+        bare = [bare_boot(image, work) for _ in range(args.boots)]
+        guest = Guest(image, work / "vm")
+        sshd = []
+        for i in range(args.boots):
+            if i == 0:
+                guest.boot()
+            else:
+                guest.start()
+                guest.wait_for("sshd ready")
+                guest.pin_host_key()
+            # First boot formats the disk and makes host keys: count only the ordinary boots.
+            if i > 0 or args.boots == 1:
+                sshd.append(guest.wait_for("sshd ready"))
+            if i < args.boots - 1:
+                guest.poweroff()
+        guest.install_engine(engine)
+        sock = work / "docker.sock"
+        guest.forward_socket(sock)
+        wait_for_ping(sock)
+        ping = []
+        for _ in range(max(2, args.boots // 2)):
+            guest.poweroff()
+            guest.start()
+            guest.wait_for("sshd ready")
+            guest.pin_host_key()
+            ping.append(guest.wait_for("engine ready", timeout=120))
+        guest.forward_socket(sock)
+        wait_for_ping(sock)
+        time.sleep(5)  # let the engine settle to idle
+        meminfo = dict(l.split(":") for l in guest.ssh("cat /proc/meminfo").stdout.decode().splitlines())
+        kb = lambda k: int(meminfo[k].split()[0])
+        # `free`'s "used": what is neither free nor reclaimable cache. The unpacked initramfs
+        # (the root filesystem, in shmem) is shown beside it, and MemTotal-MemAvailable too,
+        # which also counts the kernel's reserves.
+        used_mb = (kb("MemTotal") - kb("MemFree") - kb("Buffers") - kb("Cached") - kb("SReclaimable")) / 1024
+        shmem_mb = kb("Shmem") / 1024
+        unavailable_mb = (kb("MemTotal") - kb("MemAvailable")) / 1024
+        guest.poweroff()
+
+        med = statistics.median
+        rows = [
+            ("ISO size", f"{iso_mb:.1f} MB", "<= 40 MB"),
+            ("engine bundle size", f"{bundle_mb:.1f} MB", "<= 60 MB"),
+            ("bare kernel+busybox /init (peer)", f"{med(bare):.2f} s", ""),
+            ("sshd ready (guest uptime)", f"{med(sshd):.2f} s  ({med(sshd) / med(bare):.2f}x bare)", "<= 4 s"),
+            ("engine ready (/_ping) after reboot", f"{med(ping):.2f} s  ({med(ping) / med(bare):.2f}x bare)", "<= 12 s"),
+            ("guest memory used, engine idle", f"{used_mb:.0f} MB (+{shmem_mb:.0f} MB rootfs)", "<= 150 MB"),
+            ("  MemTotal - MemAvailable", f"{unavailable_mb:.0f} MB", ""),
+        ]
+        print(f"\nguest image benchmark ({args.boots} boots each, medians; QEMU TCG, 2 vCPU, 1 GiB)")
+        print(f"{'measure':<36} {'result':<28} target")
+        for name, value, target in rows:
+            print(f"{name:<36} {value:<28} {target}")
+        print(f"samples: bare {bare}, sshd {sshd}, engine {ping}")
+    finally:
+        for pidfile in work.rglob("qemu.pid"):
+            try:
+                os.kill(int(pidfile.read_text()), 9)
+            except (OSError, ValueError):
+                pass
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Sets up a Debian 12 host for machine: the Debian packages it builds and runs with, and
+# libvirtd/virtlogd started when no service manager runs them. Safe to run again: it only
+# installs what is missing and starts what is not running.
+set -euo pipefail
+
+packages=(
+	qemu-system-x86 qemu-utils          # the hypervisor and disk images
+	libvirt-daemon-system libvirt-clients libvirt-dev   # libvirt daemon, virsh, C API headers
+	libssh2-1-dev                       # libssh2 C API headers
+	xorriso                             # bootable ISO and seed (config drive) images
+	apt dpkg binutils cpio lz4 xz-utils kmod patchelf    # image and engine bundle recipes
+	openssh-client openssh-server       # ssh/scp for tests, a local sshd for the SSH wrapper's tests
+	curl ca-certificates                # tests and benchmarks
+	python3 python3-pytest              # end-to-end tests
+)
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "error: host setup installs Debian packages and starts libvirtd, so it needs root" >&2
+	echo "hint: run it as root (sudo scripts/host-setup.sh); machine itself runs as any user" >&2
+	exit 1
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+	dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "==> installing ${missing[*]}"
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+	# The recipes read apt's package lists; make sure they exist on a fresh machine.
+	if [ -z "$(ls /var/lib/apt/lists/ 2>/dev/null | grep -v -e lock -e partial)" ]; then
+		apt-get update -qq
+	fi
+fi
+
+# With systemd, the packages' units run the daemons; without it (containers, CI), start them.
+if [ ! -d /run/systemd/system ]; then
+	mkdir -p /run/libvirt /var/run/libvirt
+	pgrep -x virtlogd >/dev/null || virtlogd -d
+	pgrep -x libvirtd >/dev/null || libvirtd -d
+	for _ in $(seq 50); do
+		[ -S /var/run/libvirt/libvirt-sock ] && break
+		sleep 0.1
+	done
+fi
+# sshd (for the SSH tests) refuses to start without its privilege-separation folder.
+mkdir -p /run/sshd
+echo "==> host ready: $(qemu-system-x86_64 --version | head -1); libvirt $(virsh -c qemu:///system version --daemon 2>/dev/null | sed -n 's/^Running against daemon: //p' | head -1)"

@@ -1,0 +1,311 @@
+#!/usr/bin/env python3
+"""Boot the machine guest image with plain qemu-system-x86_64 (TCG, user networking, SSH
+forwarded on 127.0.0.1 only) and talk to it with OpenSSH, pinning the host key the guest
+prints on its serial console (strict checking, never trust-on-first-use).
+
+Used by the end-to-end tests, the benchmarks and the README's first command until
+`machine up` exists. As a command:
+
+    scripts/qemu_guest.py demo IMAGE_DIR ENGINE_DIR [--dir DIR]
+        boot, install the engine, forward its socket, run `docker version` and a container
+"""
+import argparse
+import hashlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class GuestError(Exception):
+    pass
+
+
+class Guest:
+    """One VM: a folder with its data disk, seed, SSH key, console log and QEMU pid."""
+
+    def __init__(self, image, folder, *, boot_iso=False, memory_mb=1024, cpus=2, data_disk=None, hostname="machine-test"):
+        self.image = Path(image)
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.boot_iso = boot_iso
+        self.memory_mb = memory_mb
+        self.cpus = cpus
+        self.data_disk = Path(data_disk) if data_disk else self.folder / "data.qcow2"
+        self.hostname = hostname
+        self.console = self.folder / "console.log"
+        self.pidfile = self.folder / "qemu.pid"
+        self.key = self.folder / "id_ed25519"
+        self.known_hosts = self.folder / "known_hosts"
+        self.port = None
+        self._forwards = []
+
+    # ---- setup -------------------------------------------------------------------------
+    def _prepare(self):
+        if not self.key.exists():
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(self.key)], check=True)
+        seed = self.folder / "seed"
+        seed.mkdir(exist_ok=True)
+        shutil.copy(f"{self.key}.pub", seed / "authorized_keys")
+        (seed / "hostname").write_text(self.hostname + "\n")
+        subprocess.run(["xorriso", "-as", "mkisofs", "-quiet", "-V", "MACHINE_SEED", "-J", "-R",
+                        "-o", str(self.folder / "seed.iso"), str(seed)], check=True, stderr=subprocess.DEVNULL)
+        if not self.data_disk.exists():
+            subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(self.data_disk), "8G"], check=True)
+
+    def _disk_format(self):
+        out = subprocess.run(["qemu-img", "info", "--output=json", str(self.data_disk)], capture_output=True, text=True, check=True).stdout
+        return "qcow2" if '"format": "qcow2"' in out else "raw"
+
+    def command(self):
+        cmd = ["qemu-system-x86_64", "-machine", "q35,accel=tcg", "-cpu", "max", "-smp", str(self.cpus),
+               "-m", str(self.memory_mb), "-nodefaults", "-display", "none",
+               "-serial", f"file:{self.console}",
+               "-drive", f"file={self.data_disk},if=none,id=data,format={self._disk_format()}",
+               "-device", "virtio-blk-pci,drive=data,serial=machine-data",
+               "-drive", f"file={self.folder / 'seed.iso'},if=none,id=seed,format=raw,readonly=on",
+               "-device", "virtio-blk-pci,drive=seed,serial=machine-seed",
+               "-netdev", f"user,id=net0,hostfwd=tcp:127.0.0.1:{self.port}-:22",
+               "-device", "virtio-net-pci,netdev=net0",
+               "-device", "virtio-rng-pci",
+               "-pidfile", str(self.pidfile), "-daemonize"]
+        if self.boot_iso:
+            cmd += ["-cdrom", str(self.image / "machine.iso"), "-boot", "d"]
+        else:
+            cmdline = (self.image / "cmdline").read_text().strip()
+            cmd += ["-kernel", str(self.image / "vmlinux"), "-initrd", str(self.image / "initramfs.img"), "-append", cmdline]
+        return cmd
+
+    def start(self):
+        self._prepare()
+        self.port = free_port()
+        # QEMU truncates the serial log when it opens it: keep the previous boot's log aside.
+        if self.console.exists():
+            boots = len(list(self.folder.glob("console.*.log")))
+            self.console.rename(self.folder / f"console.{boots + 1}.log")
+        subprocess.run(self.command(), check=True)
+        return self
+
+    # ---- console -----------------------------------------------------------------------
+    def console_text(self):
+        """The serial console of the current (or last) boot."""
+        if not self.console.exists():
+            return ""
+        return self.console.read_bytes().decode(errors="replace")
+
+    def wait_for(self, step, timeout=90):
+        """Waits for '[UPTIME] machine: STEP' on the console of this boot; returns UPTIME."""
+        pattern = re.compile(r"\[([0-9.]+)\] machine: " + re.escape(step) + r"\r?$", re.M)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            m = pattern.search(self.console_text())
+            if m:
+                return float(m.group(1))
+            if not self.running():
+                raise GuestError(f"QEMU exited before '{step}'; console:\n{self.console_text()[-3000:]}")
+            time.sleep(0.1)
+        raise GuestError(f"no '{step}' on the console within {timeout}s; console:\n{self.console_text()[-3000:]}")
+
+    def host_key(self):
+        keys = re.findall(r"machine-host-key: (ssh-\S+ \S+)", self.console_text())
+        if not keys:
+            raise GuestError("the guest printed no host key on its console")
+        return keys[-1]
+
+    def fingerprint(self):
+        found = re.findall(r"machine-host-key-fingerprint: (SHA256:\S+)", self.console_text())
+        return found[-1] if found else None
+
+    def pin_host_key(self):
+        self.known_hosts.write_text(f"[127.0.0.1]:{self.port} {self.host_key()}\n")
+
+    # ---- ssh ---------------------------------------------------------------------------
+    def ssh_options(self):
+        return ["-i", str(self.key), "-o", f"UserKnownHostsFile={self.known_hosts}", "-o", "StrictHostKeyChecking=yes",
+                "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "ConnectTimeout=20", "-o", "LogLevel=ERROR"]
+
+    def ssh(self, command, check=True, input=None, timeout=300):
+        result = subprocess.run(["ssh", "-p", str(self.port), *self.ssh_options(), "root@127.0.0.1", command],
+                                input=input, capture_output=True, timeout=timeout)
+        if check and result.returncode != 0:
+            raise GuestError(f"ssh {command!r} exited {result.returncode}: {result.stderr.decode(errors='replace')}")
+        return result
+
+    def upload(self, sources, destination):
+        subprocess.run(["scp", "-q", "-P", str(self.port), *self.ssh_options(), *map(str, sources),
+                        f"root@127.0.0.1:{destination}"], check=True, timeout=600)
+
+    def boot(self, timeout=120):
+        """Starts the VM, waits until sshd listens and pins the key the console shows."""
+        self.start()
+        uptime = self.wait_for("sshd ready", timeout)
+        self.pin_host_key()
+        return uptime
+
+    def forward_socket(self, local, remote="/var/run/docker.sock"):
+        local = Path(local)
+        if local.exists():
+            local.unlink()
+        proc = subprocess.Popen(["ssh", "-p", str(self.port), *self.ssh_options(), "-N",
+                                 "-o", "ExitOnForwardFailure=yes", "-o", "StreamLocalBindUnlink=yes",
+                                 "-L", f"{local}:{remote}", "root@127.0.0.1"],
+                                # Its only words are "connection closed" when the guest powers off.
+                                stderr=subprocess.DEVNULL)
+        self._forwards.append(proc)
+        for _ in range(200):
+            if local.exists():
+                return proc
+            if proc.poll() is not None:
+                raise GuestError("ssh -L exited before the socket appeared")
+            time.sleep(0.05)
+        raise GuestError("the forwarded socket did not appear")
+
+    def install_engine(self, engine_dir):
+        engine_dir = Path(engine_dir)
+        sha = hashlib.sha256((engine_dir / "engine.tar.xz").read_bytes()).hexdigest()
+        self.upload([engine_dir / "engine.tar.xz", engine_dir / "install.sh"], "/var/lib/machine/")
+        return self.ssh(f"sh /var/lib/machine/install.sh /var/lib/machine/engine.tar.xz {sha}").stdout.decode()
+
+    # ---- lifecycle ---------------------------------------------------------------------
+    def pid(self):
+        try:
+            return int(self.pidfile.read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def running(self):
+        pid = self.pid()
+        if pid is None:
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        # A zombie is not running; QEMU daemonized, so it is not our child to reap.
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+        except OSError:
+            return False
+
+    def poweroff(self, timeout=60):
+        """Clean shutdown from inside the guest; waits for QEMU to exit."""
+        self.ssh("poweroff", check=False, timeout=30)
+        deadline = time.time() + timeout
+        while self.running() and time.time() < deadline:
+            time.sleep(0.2)
+        if self.running():
+            raise GuestError(f"the guest did not power off within {timeout}s")
+        self._stop_forwards()
+
+    def kill(self):
+        self._stop_forwards()
+        pid = self.pid()
+        if pid and self.running():
+            os.kill(pid, signal.SIGKILL)
+            for _ in range(100):
+                if not self.running():
+                    break
+                time.sleep(0.05)
+
+    def _stop_forwards(self):
+        for proc in self._forwards:
+            proc.terminate()
+            proc.wait()
+        self._forwards = []
+
+
+def wait_for_ping(sock, timeout=60):
+    """Waits until the engine answers GET /_ping on a unix socket; returns seconds waited."""
+    start = time.time()
+    while time.time() - start < timeout:
+        try:
+            with socket.socket(socket.AF_UNIX) as s:
+                s.settimeout(5)
+                s.connect(str(sock))
+                s.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+                reply = b""
+                while True:
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        break
+                    reply += chunk
+                if reply.startswith(b"HTTP/1.0 200") or reply.startswith(b"HTTP/1.1 200"):
+                    return time.time() - start
+        except OSError:
+            pass
+        time.sleep(0.25)
+    raise GuestError(f"the engine did not answer /_ping on {sock} within {timeout}s")
+
+
+def busybox_image_tar(folder):
+    """A root filesystem tar with busybox-static from Debian, for `docker import`."""
+    folder = Path(folder)
+    deb_dir = folder / "deb"
+    deb_dir.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["apt-get", "-q", "-o", f"APT::Sandbox::User={os.environ.get('USER', 'root')}", "download", "busybox-static"],
+                   cwd=deb_dir, check=True, capture_output=True)
+    deb = next(deb_dir.glob("busybox-static_*.deb"))
+    extracted = folder / "x"
+    subprocess.run(["dpkg-deb", "-x", str(deb), str(extracted)], check=True)
+    root = folder / "rootfs"
+    (root / "bin").mkdir(parents=True, exist_ok=True)
+    shutil.copy(extracted / "bin" / "busybox", root / "bin" / "busybox")
+    for applet in ["sh", "echo", "cat", "ls", "sleep", "wget", "httpd", "sha256sum", "head", "dd", "true", "false"]:
+        link = root / "bin" / applet
+        if not link.exists():
+            link.symlink_to("busybox")
+    tar = folder / "busybox-rootfs.tar"
+    subprocess.run(["tar", "-C", str(root), "-cf", str(tar), "."], check=True)
+    return tar
+
+
+def demo(args):
+    folder = Path(args.dir)
+    guest = Guest(args.image, folder, hostname="machine")
+    print(f"booting {args.image}/vmlinux under QEMU (folder {folder}) ...", flush=True)
+    uptime = guest.boot()
+    print(f"sshd ready at {uptime:.2f}s of guest uptime; host key pinned: {guest.fingerprint()}", flush=True)
+    print("installing the engine bundle ...", flush=True)
+    print(guest.install_engine(args.engine).strip(), flush=True)
+    sock = folder / "docker.sock"
+    guest.forward_socket(sock)
+    wait_for_ping(sock)
+    env = dict(os.environ, DOCKER_HOST=f"unix://{sock}")
+    subprocess.run(["docker", "version"], env=env, check=True)
+    tar = busybox_image_tar(folder / "busybox")
+    with open(tar, "rb") as f:
+        subprocess.run(["docker", "import", "-", "busybox:demo"], env=env, stdin=f, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(["docker", "run", "--rm", "busybox:demo", "echo", "hello from a container in the machine VM"], env=env, check=True)
+    guest.poweroff()
+    print(f"done: the VM was powered off cleanly. Its files are in {folder}.")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    d = sub.add_parser("demo", help="boot, install the engine, run docker through a forwarded socket")
+    d.add_argument("image")
+    d.add_argument("engine")
+    d.add_argument("--dir", default=os.path.join(os.environ.get("MACHINE_HOME", os.path.expanduser("~/.machine")), "demo"))
+    args = parser.parse_args()
+    if args.command == "demo":
+        try:
+            demo(args)
+        except GuestError as e:
+            sys.exit(f"error: {e}")
+
+
+if __name__ == "__main__":
+    main()

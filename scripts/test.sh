@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The whole test suite: host setup, Swift unit tests, then the end-to-end tests that build
+# the guest image and engine bundle and boot them under QEMU.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/host-setup.sh
+echo "==> swift build"
+swift build --build-tests 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\]' || true
+echo "==> unit tests (swift test)"
+swift test --skip-build
+echo "==> end-to-end tests (pytest, real VMs under QEMU)"
+exec python3 -m pytest tests/e2e -v -rs "$@"

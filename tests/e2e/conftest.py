@@ -1,0 +1,51 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "scripts"))
+
+from qemu_guest import Guest  # noqa: E402
+
+
+def machine_binary():
+    path = REPO / ".build" / "debug" / "machine"
+    if not path.exists():
+        subprocess.run(["swift", "build"], cwd=REPO, check=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def cache_dir():
+    # Shared with `machine` itself, so repeated runs on one host reuse the built image.
+    return Path(os.environ.get("MACHINE_CACHE") or Path(os.environ.get("MACHINE_HOME", Path.home() / ".machine")) / "cache")
+
+
+@pytest.fixture(scope="session")
+def built(cache_dir):
+    """Builds (or finds) the image and the engine bundle through `machine image build`."""
+    env = dict(os.environ, MACHINE_CACHE=str(cache_dir))
+    result = subprocess.run([str(machine_binary()), "image", "build"], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    lines = dict(line.split(":", 1) for line in result.stdout.splitlines() if ":" in line)
+    image = Path(lines["image"].split(" (")[0].strip())
+    engine = Path(lines["engine"].split(" (")[0].strip()).parent
+    return {"image": image, "engine": engine, "stdout": result.stdout, "stderr": result.stderr}
+
+
+@pytest.fixture
+def guests(tmp_path):
+    """Makes guests in the test's folder; every one still running at the end is killed."""
+    made = []
+
+    def make(name="vm", **kwargs):
+        guest = Guest(kwargs.pop("image"), tmp_path / name, **kwargs)
+        made.append(guest)
+        return guest
+
+    yield make
+    for guest in made:
+        guest.kill()
