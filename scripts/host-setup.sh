@@ -36,11 +36,34 @@ else
 	fi
 fi
 
+# The same check as machine's AcceleratorProbe: a 64 KiB firmware whose reset vector writes
+# to QEMU's isa-debug-exit port, so QEMU exits 67 if the CPU really ran it.
+kvm_runs_guests() {
+	local fw rc
+	fw=$(mktemp)
+	python3 -c "import sys; d = bytearray(b'\xf4' * 65536); d[0xfff0:0xfff5] = b'\xb0\x21\xe6\xf4\xf4'; open(sys.argv[1], 'wb').write(d)" "$fw"
+	rc=0
+	(timeout 10 qemu-system-x86_64 -accel kvm -cpu host -machine pc -nodefaults -display none -bios "$fw" \
+		-device isa-debug-exit,iobase=0xf4,iosize=0x01) >/dev/null 2>&1 || rc=$?
+	rm -f "$fw"
+	[ "$rc" -eq 67 ]
+}
+
 # With systemd, the packages' units run the daemons; without it (containers, CI), start them.
 if [ ! -d /run/systemd/system ]; then
 	mkdir -p /run/libvirt /var/run/libvirt
 	pgrep -x virtlogd >/dev/null || virtlogd -d
-	pgrep -x libvirtd >/dev/null || libvirtd -d
+	if ! pgrep -x libvirtd >/dev/null; then
+		if [ -e /dev/kvm ] && ! kvm_runs_guests; then
+			# KVM is there but cannot run a guest (seen on nested hosts without vmx/svm): libvirt
+			# would re-probe QEMU with it on every domain definition (~75 s each here). Give
+			# libvirtd a private /dev with /dev/kvm masked, so it only ever uses TCG.
+			echo "==> /dev/kvm does not run guests here: starting libvirtd without it (TCG only)"
+			unshare -m --propagation private sh -c 'mount --bind /dev/null /dev/kvm && exec libvirtd -d'
+		else
+			libvirtd -d
+		fi
+	fi
 	for _ in $(seq 50); do
 		[ -S /var/run/libvirt/libvirt-sock ] && break
 		sleep 0.1

@@ -18,7 +18,7 @@ public struct HostKey: Equatable, Sendable {
 
     /// Parses "ssh-ed25519 AAAA..." (a comment after the blob is ignored).
     public init?(line: String) {
-        let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+        let fields = line.split(whereSeparator: \.isWhitespace)
         guard fields.count >= 2, fields[0].hasPrefix("ssh-") || fields[0].hasPrefix("ecdsa-") else { return nil }
         self.init(algorithm: String(fields[0]), base64: String(fields[1]))
     }

@@ -13,7 +13,7 @@ struct Machine: ParsableCommand {
               64 bad command-line usage
             """,
         version: "0.1.0",
-        subcommands: [Image.self]
+        subcommands: [Create.self, Start.self, Stop.self, Restart.self, Rm.self, Ls.self, Status.self, Inspect.self, Ip.self, Logs.self, Image.self]
     )
 }
 

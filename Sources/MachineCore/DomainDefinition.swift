@@ -1,0 +1,145 @@
+import Foundation
+
+/// How QEMU executes the guest.
+public enum Accelerator: String, Sendable, Codable, CaseIterable {
+    case kvm, tcg
+}
+
+/// Everything libvirt needs to run one machine, as typed values. `xml()` renders it; every
+/// value that comes from a user (names, paths) is escaped there, so a path with quotes, `<`,
+/// `$()` or unicode can neither break the XML nor add elements to it.
+public struct DomainDefinition: Sendable, Equatable {
+    public enum Boot: Sendable, Equatable {
+        /// Direct kernel boot of the cached image (the fast path: PVH, no firmware menu).
+        case kernel(kernel: String, initrd: String, commandLine: String)
+        /// A bootable ISO as a CD-ROM, like boot2docker.iso.
+        case iso(String)
+    }
+
+    public var name: String
+    public var memoryMiB: Int
+    public var cpus: Int
+    public var accelerator: Accelerator
+    public var boot: Boot
+    public var dataDisk: String
+    public var seed: String
+    public var consoleLog: String
+    /// Host port on 127.0.0.1 forwarded to the guest's sshd: the machine's only opening.
+    public var sshPort: Int
+    /// Run QEMU as this uid:gid (for the system daemon, so QEMU can reach files in the
+    /// user's home); nil lets libvirt choose (the session daemon runs it as the user).
+    public var processOwner: (uid: UInt32, gid: UInt32)?
+
+    public init(name: String, memoryMiB: Int, cpus: Int, accelerator: Accelerator, boot: Boot,
+                dataDisk: String, seed: String, consoleLog: String, sshPort: Int,
+                processOwner: (uid: UInt32, gid: UInt32)? = nil) {
+        self.name = name
+        self.memoryMiB = memoryMiB
+        self.cpus = cpus
+        self.accelerator = accelerator
+        self.boot = boot
+        self.dataDisk = dataDisk
+        self.seed = seed
+        self.consoleLog = consoleLog
+        self.sshPort = sshPort
+        self.processOwner = processOwner
+    }
+
+    public static func == (a: DomainDefinition, b: DomainDefinition) -> Bool {
+        a.xml() == b.xml()
+    }
+
+    public func xml() -> String {
+        let e = Self.escape
+        var os = "    <type arch='x86_64' machine='q35'>hvm</type>\n"
+        var cdrom = ""
+        switch boot {
+        case let .kernel(kernel, initrd, commandLine):
+            os += "    <kernel>\(e(kernel))</kernel>\n    <initrd>\(e(initrd))</initrd>\n    <cmdline>\(e(commandLine))</cmdline>\n"
+        case let .iso(path):
+            os += "    <boot dev='cdrom'/>\n"
+            cdrom = """
+                    <disk type='file' device='cdrom'>
+                      <driver name='qemu' type='raw'/>
+                      <source file='\(e(path))'/>
+                      <target dev='sda' bus='sata'/>
+                      <readonly/>
+                    </disk>
+
+                """
+        }
+        // KVM takes the host's CPU; TCG emulates the most capable CPU it can.
+        let cpu = accelerator == .kvm ? "<cpu mode='host-passthrough'/>" : "<cpu mode='maximum'/>"
+        let owner = processOwner.map {
+            "  <seclabel type='static' model='dac' relabel='no'><label>+\($0.uid):+\($0.gid)</label></seclabel>\n"
+        } ?? ""
+        return """
+            <domain type='\(accelerator == .kvm ? "kvm" : "qemu")' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
+              <name>\(e(name))</name>
+              <memory unit='MiB'>\(memoryMiB)</memory>
+              <vcpu>\(cpus)</vcpu>
+              <os>
+            \(os)  </os>
+              <features><acpi/></features>
+              \(cpu)
+              <clock offset='utc'/>
+              <on_poweroff>destroy</on_poweroff>
+              <on_reboot>restart</on_reboot>
+              <on_crash>destroy</on_crash>
+              <devices>
+                <disk type='file' device='disk'>
+                  <driver name='qemu' type='qcow2' discard='unmap'/>
+                  <source file='\(e(dataDisk))'/>
+                  <target dev='vda' bus='virtio'/>
+                  <serial>machine-data</serial>
+                </disk>
+                <disk type='file' device='disk'>
+                  <driver name='qemu' type='raw'/>
+                  <source file='\(e(seed))'/>
+                  <target dev='vdb' bus='virtio'/>
+                  <serial>machine-seed</serial>
+                  <readonly/>
+                </disk>
+            \(cdrom)    <serial type='file'>
+                  <source path='\(e(consoleLog))'/>
+                  <target port='0'/>
+                </serial>
+                <rng model='virtio'>
+                  <backend model='random'>/dev/urandom</backend>
+                </rng>
+                <memballoon model='none'/>
+              </devices>
+            \(owner)  <qemu:commandline>
+                <qemu:arg value='-netdev'/>
+                <qemu:arg value='user,id=machinenet,hostfwd=tcp:127.0.0.1:\(sshPort)-:22'/>
+                <qemu:arg value='-device'/>
+                <qemu:arg value='virtio-net-pci,netdev=machinenet,bus=pcie.0,addr=0x10'/>
+              </qemu:commandline>
+            </domain>
+
+            """
+    }
+
+    /// XML text and attribute escaping. Control characters cannot appear in XML 1.0 at all,
+    /// so callers reject them before (see MachineName and the path checks).
+    static func escape(_ text: String) -> String {
+        var out = ""
+        out.reserveCapacity(text.count)
+        for ch in text.unicodeScalars {
+            switch ch {
+            case "&": out += "&amp;"
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "'": out += "&apos;"
+            case "\"": out += "&quot;"
+            default: out.unicodeScalars.append(ch)
+            }
+        }
+        return out
+    }
+
+    /// True if the path can be written into a domain definition at all.
+    public static func isRepresentable(path: String) -> Bool {
+        path.hasPrefix("/") && !path.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7f }
+    }
+}

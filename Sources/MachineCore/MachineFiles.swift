@@ -1,0 +1,43 @@
+import Foundation
+
+/// Every file in a machine's folder, `$MACHINE_HOME/machines/NAME/`, named in one place.
+public struct MachineFiles: Sendable {
+    public let folder: URL
+
+    public init(folder: URL) {
+        self.folder = folder
+    }
+
+    public var config: URL { folder.appendingPathComponent("config.json") }
+    /// Held (flock) by every command that changes the machine.
+    public var lock: URL { folder.appendingPathComponent("lock") }
+    public var privateKey: URL { folder.appendingPathComponent("id_ed25519") }
+    public var publicKey: URL { folder.appendingPathComponent("id_ed25519.pub") }
+    /// The guest's host key, pinned from its console, in OpenSSH known_hosts form.
+    public var knownHosts: URL { folder.appendingPathComponent("known_hosts") }
+    public var dataDisk: URL { folder.appendingPathComponent("data.qcow2") }
+    public var seed: URL { folder.appendingPathComponent("seed.iso") }
+    public var seedFolder: URL { folder.appendingPathComponent("seed") }
+    public var consoleLog: URL { folder.appendingPathComponent("console.log") }
+}
+
+/// Machine names: short, lowercase, safe in paths, domain names and hostnames.
+public enum MachineName {
+    public static let `default` = "default"
+
+    public static func validate(_ name: String) throws(MachineError) {
+        let scalars = Array(name.unicodeScalars)
+        let ok = !scalars.isEmpty && scalars.count <= 63
+            && scalars.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" }
+            && scalars[0] != "-"
+        guard ok else {
+            throw MachineError(
+                "invalid machine name \"\(name)\"",
+                hint: "use 1 to 63 characters: lowercase letters, digits and '-', starting with a letter or digit (e.g. dev-1)",
+                exitCode: 64)
+        }
+    }
+
+    /// The libvirt domain of a machine: prefixed, so `virsh list` tells ours apart.
+    public static func domainName(_ name: String) -> String { "machine-\(name)" }
+}

@@ -1,0 +1,143 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The machines under `$MACHINE_HOME/machines`: their folders, configs and the files made at
+/// create (SSH key pair, data disk, seed). Knows nothing of libvirt.
+public struct MachineStore: Sendable {
+    public let paths: Paths
+
+    public init(paths: Paths) {
+        self.paths = paths
+    }
+
+    public var machinesFolder: URL { paths.home.appendingPathComponent("machines") }
+
+    public func files(_ name: String) -> MachineFiles {
+        MachineFiles(folder: machinesFolder.appendingPathComponent(name))
+    }
+
+    public func exists(_ name: String) -> Bool {
+        FileManager.default.fileExists(atPath: files(name).config.path)
+    }
+
+    public func config(_ name: String) throws(MachineError) -> MachineConfig {
+        guard exists(name) else {
+            throw MachineError("no machine named \"\(name)\"",
+                               hint: "create it with `machine create \(name)`, or see `machine ls`")
+        }
+        return try MachineConfig.load(files(name).config)
+    }
+
+    /// Every machine folder, each with its config or the reason it cannot be read, so one
+    /// broken machine does not hide the others.
+    public func all() -> [(name: String, config: Result<MachineConfig, MachineError>)] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: machinesFolder.path)) ?? []
+        return names.sorted().filter { !$0.hasPrefix(".") }.map { name in
+            (name, Result { () throws(MachineError) -> MachineConfig in try MachineConfig.load(files(name).config) })
+        }
+    }
+
+    /// Makes the folder, key pair, data disk and config of a new machine. On failure nothing
+    /// is left behind.
+    public func create(_ config: MachineConfig) throws(MachineError) -> MachineFiles {
+        try MachineName.validate(config.name)
+        let files = files(config.name)
+        let socketProbe = files.folder.appendingPathComponent("docker.sock").path
+        guard socketProbe.utf8.count <= Paths.maxSocketPathBytes else {
+            throw MachineError("the machine folder path is too long for a unix socket (\(socketProbe.utf8.count) bytes, at most \(Paths.maxSocketPathBytes))",
+                               hint: "set MACHINE_HOME to a shorter folder, e.g. ~/.machine")
+        }
+        if let iso = config.iso {
+            var isFolder: ObjCBool = false
+            guard DomainDefinition.isRepresentable(path: iso),
+                  FileManager.default.fileExists(atPath: iso, isDirectory: &isFolder), !isFolder.boolValue
+            else {
+                throw MachineError("no ISO file at \(iso)", hint: "give the full path of a bootable ISO", exitCode: 64)
+            }
+        }
+        guard DomainDefinition.isRepresentable(path: files.folder.path) else {
+            throw MachineError("MACHINE_HOME contains control characters", hint: "set MACHINE_HOME to an ordinary path")
+        }
+        do {
+            try FileManager.default.createDirectory(at: machinesFolder, withIntermediateDirectories: true)
+        } catch {
+            throw MachineError("cannot create \(machinesFolder.path): \(error.localizedDescription)")
+        }
+        guard mkdir(files.folder.path, 0o700) == 0 else {
+            if errno == EEXIST {
+                throw MachineError("a machine named \"\(config.name)\" already exists",
+                                   hint: "start it with `machine start \(config.name)`, or pick another name")
+            }
+            throw MachineError("cannot create \(files.folder.path): \(String(cString: strerror(errno)))")
+        }
+        do {
+            let lock = try MachineLock(files: files, name: config.name)
+            try Subprocess.check(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "machine-\(config.name)",
+                                  "-f", files.privateKey.path], what: "making the SSH key pair")
+            try Subprocess.check(["qemu-img", "create", "-q", "-f", "qcow2", files.dataDisk.path, "\(config.diskGiB)G"],
+                                 what: "creating the data disk")
+            try writeSeed(config, files: files)
+            try AtomicFile.write(config.encoded(), to: files.config, mode: 0o600)
+            _ = lock
+        } catch {
+            try? FileManager.default.removeItem(at: files.folder)
+            throw error
+        }
+        return files
+    }
+
+    /// The seed (config drive) the guest reads at boot: who may log in and its hostname.
+    public func writeSeed(_ config: MachineConfig, files: MachineFiles) throws(MachineError) {
+        let fm = FileManager.default
+        try? fm.removeItem(at: files.seedFolder)
+        do {
+            try fm.createDirectory(at: files.seedFolder, withIntermediateDirectories: true)
+            try fm.copyItem(at: files.publicKey, to: files.seedFolder.appendingPathComponent("authorized_keys"))
+            try Data((config.name + "\n").utf8).write(to: files.seedFolder.appendingPathComponent("hostname"))
+        } catch {
+            throw MachineError("cannot write the seed in \(files.seedFolder.path): \(error.localizedDescription)")
+        }
+        let temp = files.folder.appendingPathComponent(".seed.iso.tmp")
+        try Subprocess.check(["xorriso", "-as", "mkisofs", "-quiet", "-V", "MACHINE_SEED", "-J", "-R",
+                              "-o", temp.path, files.seedFolder.path], what: "making the seed image")
+        guard rename(temp.path, files.seed.path) == 0 else {
+            throw MachineError("cannot move the seed into place: \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// Deletes the machine's own folder and nothing else: the folder is found by name under
+    /// machinesFolder, never through a link.
+    public func remove(_ name: String) throws(MachineError) {
+        try MachineName.validate(name)
+        let folder = files(name).folder
+        var info = stat()
+        guard lstat(folder.path, &info) == 0 else { return }
+        guard (info.st_mode & S_IFMT) == S_IFDIR else {
+            throw MachineError("\(folder.path) is not a folder; not removing it", hint: "look at it and remove it by hand")
+        }
+        do {
+            try FileManager.default.removeItem(at: folder)
+        } catch {
+            throw MachineError("cannot remove \(folder.path): \(error.localizedDescription)")
+        }
+    }
+
+    /// A free TCP port on 127.0.0.1 for the machine's SSH forward.
+    public static func freeLoopbackPort() throws(MachineError) -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let ok = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0
+            }
+        }
+        guard ok else { throw MachineError("cannot find a free port on 127.0.0.1: \(String(cString: strerror(errno)))") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}

@@ -1,0 +1,66 @@
+import ArgumentParser
+import Foundation
+import MachineCore
+
+extension Machine {
+    struct Ls: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List machines with their state (read from libvirt).",
+            discussion: """
+                A machine whose folder is damaged is listed as "broken" and named on stderr;
+                the others are listed as usual.
+
+                EXAMPLES:
+                  machine ls
+                  machine ls --format json
+                """)
+
+        enum Format: String, ExpressibleByArgument { case table, json }
+
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "table or json.") var format: Format = .table
+
+        func run() throws {
+            try perform { () throws(MachineError) in
+                let machines = try global.machines()
+                var infos: [Machines.Info] = []
+                var broken: [(String, MachineError)] = []
+                for (name, config) in machines.store.all() {
+                    switch config {
+                    case .success:
+                        do throws(MachineError) { infos.append(try machines.info(name)) } catch { broken.append((name, error)) }
+                    case .failure(let error):
+                        broken.append((name, error))
+                    }
+                }
+                for (name, error) in broken {
+                    FileHandleStream.standardError.write("warning: machine \(name) is broken: \(error)\n")
+                }
+                if format == .json {
+                    let encoder = JSONEncoder()
+                    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                    encoder.dateEncodingStrategy = .iso8601
+                    let data = (try? encoder.encode(infos)) ?? Data("[]".utf8)
+                    print(String(decoding: data, as: UTF8.self))
+                    return
+                }
+                let rows = infos.map { info in
+                    [info.name, info.state, "\(info.config.cpus)", "\(info.config.memoryMiB) MiB",
+                     "\(info.config.diskGiB) GiB", "127.0.0.1:\(info.config.sshPort)"]
+                } + broken.map { [$0.0, "broken", "-", "-", "-", "-"] }
+                printTable(header: ["NAME", "STATE", "CPUS", "MEMORY", "DISK", "SSH"], rows: rows)
+            }
+        }
+    }
+}
+
+func printTable(header: [String], rows: [[String]]) {
+    let all = [header] + rows
+    let widths = header.indices.map { column in all.map { $0[column].count }.max() ?? 0 }
+    for row in all {
+        let cells = row.enumerated().map { index, cell in
+            index == row.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
+        }
+        print(cells.joined(separator: "   "))
+    }
+}

@@ -1,0 +1,39 @@
+import Foundation
+import MachineCore
+import Testing
+
+@Suite struct AcceleratorProbeTests {
+    // TCG always runs the probe's firmware: this proves the probe itself works, so a "no"
+    // for KVM means KVM, not a broken probe.
+    @Test func tcgRunsTheProbeGuest() {
+        #expect(AcceleratorProbe.works(.tcg))
+    }
+
+    @Test func autoFallsBackToTCGWithANoticeWhenKVMDoesNotRun() throws {
+        let (accelerator, notice) = try AcceleratorProbe.choose("auto")
+        if AcceleratorProbe.works(.kvm) {
+            #expect(accelerator == .kvm)
+        } else {
+            #expect(accelerator == .tcg)
+            #expect(notice?.contains("TCG") == true)
+        }
+    }
+}
+
+@Suite struct MachineNameTests {
+    @Test(arguments: ["default", "dev-1", "a", String(repeating: "x", count: 63), "0abc"])
+    func accepted(name: String) throws {
+        try MachineName.validate(name)
+    }
+
+    @Test(arguments: ["", "-dev", "Dev", "my machine", "a/b", "../etc", "dév", String(repeating: "x", count: 64), "a_b", "a.b"])
+    func refusedWithAHint(name: String) {
+        do {
+            try MachineName.validate(name)
+            Issue.record("\(name) was accepted")
+        } catch {
+            #expect(error.hint?.contains("lowercase letters") == true)
+            #expect(error.exitCode == 64)
+        }
+    }
+}

@@ -1,0 +1,69 @@
+import Foundation
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
+import MachineCore
+import Testing
+import Virt
+
+@Suite struct DomainDefinitionTests {
+    func definition(folder: String, boot: DomainDefinition.Boot? = nil) -> DomainDefinition {
+        DomainDefinition(
+            name: "machine-test-\(UUID().uuidString.prefix(8).lowercased())", memoryMiB: 1024, cpus: 2, accelerator: .tcg,
+            boot: boot ?? .kernel(kernel: "\(folder)/vmlinux", initrd: "\(folder)/initramfs.img", commandLine: "console=ttyS0 quiet"),
+            dataDisk: "\(folder)/data.qcow2", seed: "\(folder)/seed.iso", consoleLog: "\(folder)/console.log", sshPort: 42022)
+    }
+
+    static let hostileFolders = [
+        "/home/o'brien/.machine",
+        "/home/a\"b/x",
+        "/tmp/<script>&amp;</script>",
+        "/tmp/$(rm -rf ~)/`id`",
+        "/tmp/with spaces/and tabs",
+        "/tmp/ünïcødé/日本語/🐳",
+        "/tmp/]]>/<!--/-->",
+    ]
+
+    @Test(arguments: hostileFolders)
+    func hostilePathsSurviveLibvirtsParserUnchanged(folder: String) throws {
+        let connection = try Connection(uri: "test:///default")
+        let wanted = definition(folder: folder)
+        let domain = try connection.define(xml: wanted.xml())
+        defer { try? domain.undefine() }
+        let stored = try domain.xml()
+        // libvirt read back exactly our paths: nothing was cut, nothing was added.
+        let document = try XMLDocument(xmlString: stored)
+        let sources = try document.nodes(forXPath: "//disk/source/@file").compactMap(\.stringValue)
+        #expect(sources == ["\(folder)/data.qcow2", "\(folder)/seed.iso"])
+        #expect(try document.nodes(forXPath: "//os/kernel").first?.stringValue == "\(folder)/vmlinux")
+        #expect(try document.nodes(forXPath: "//disk").count == 2)
+        #expect(domain.name == wanted.name)
+    }
+
+    @Test func isoBootAddsACdrom() throws {
+        let xml = definition(folder: "/m", boot: .iso("/isos/boot2docker's.iso")).xml()
+        let document = try XMLDocument(xmlString: xml)
+        #expect(try document.nodes(forXPath: "//disk[@device='cdrom']/source/@file").first?.stringValue == "/isos/boot2docker's.iso")
+        #expect(try document.nodes(forXPath: "//os/kernel").isEmpty)
+    }
+
+    @Test func sshForwardBindsLoopbackOnly() throws {
+        let document = try XMLDocument(xmlString: definition(folder: "/m").xml())
+        let args = try document.nodes(forXPath: "//*[local-name()='arg']/@value").compactMap(\.stringValue)
+        let netdev = try #require(args.first { $0.hasPrefix("user,") })
+        #expect(netdev.contains("hostfwd=tcp:127.0.0.1:42022-:22"))
+        // One forward, to sshd, and nothing else opened on the host.
+        #expect(netdev.components(separatedBy: "hostfwd=").count == 2)
+        #expect(!xml(contains: "type='network'") && !xml(contains: "type='bridge'"))
+    }
+
+    func xml(contains text: String) -> Bool {
+        definition(folder: "/m").xml().contains(text)
+    }
+
+    @Test func controlCharactersInPathsAreNotRepresentable() {
+        #expect(DomainDefinition.isRepresentable(path: "/tmp/ok path/ü"))
+        #expect(!DomainDefinition.isRepresentable(path: "/tmp/new\nline"))
+        #expect(!DomainDefinition.isRepresentable(path: "relative/path"))
+    }
+}

@@ -1,0 +1,120 @@
+"""Machines on libvirt through the real `machine` CLI: create, start, stop, restart, rm, ls,
+status, inspect, ip, logs, under QEMU TCG with the system libvirtd."""
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import machine_binary
+
+
+@pytest.fixture
+def machine(tmp_path, cache_dir, built):
+    home = tmp_path / "home"
+    env = dict(os.environ, MACHINE_HOME=str(home), MACHINE_CACHE=str(cache_dir))
+    made = []
+
+    def run(*args, check=True, timeout=300):
+        if args and args[0] == "create":
+            made.append(args[1] if len(args) > 1 else "default")
+        result = subprocess.run([str(machine_binary()), *args], env=env, capture_output=True, text=True, timeout=timeout)
+        if check:
+            assert result.returncode == 0, f"machine {' '.join(args)}: {result.stdout}{result.stderr}"
+        return result
+
+    run.home = home
+    run.env = env
+    yield run
+    for name in made:
+        subprocess.run([str(machine_binary()), "rm", "--force", name], env=env, capture_output=True, timeout=120)
+
+
+def virsh_domains():
+    out = subprocess.run(["virsh", "-c", "qemu:///system", "list", "--all", "--name"], capture_output=True, text=True, check=True)
+    return set(out.stdout.split())
+
+
+def ssh(machine, name, command):
+    info = json.loads(machine("inspect", name).stdout)["ssh"]
+    return subprocess.run(["ssh", "-i", info["identityFile"], "-o", f"UserKnownHostsFile={info['knownHostsFile']}",
+                           "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-p", str(info["port"]),
+                           f"{info['user']}@{info['host']}", command], capture_output=True, text=True, timeout=60)
+
+
+def test_create_start_stop_start_restart_rm(machine):
+    machine("create", "life", "--memory", "1G", "--disk", "4G")
+    assert machine("status", "life").stdout.strip() == "stopped"
+    started = machine("start", "life")
+    assert "life is running" in started.stdout
+    assert machine("status", "life").stdout.strip() == "running"
+    assert "machine-life" in virsh_domains()
+    assert machine("ip", "life").stdout.strip().startswith("127.0.0.1:")
+    assert "machine: sshd ready" in machine("logs", "life").stdout
+
+    # Logged in with the key pinned from the console, strict checking on.
+    login = ssh(machine, "life", "hostname && echo kept > /var/lib/machine/marker")
+    assert login.returncode == 0, login.stderr
+    assert login.stdout.strip() == "life"
+
+    stopped = machine("stop", "life")
+    assert stopped.stdout.strip() == "life stopped", "the guest did not shut down cleanly"
+    assert "machine: data disk released" in machine("logs", "life").stdout
+    assert machine("status", "life").stdout.strip() == "stopped"
+
+    machine("start", "life")
+    assert ssh(machine, "life", "cat /var/lib/machine/marker").stdout == "kept\n"
+    restarted = machine("restart", "life")
+    assert "life restarted" in restarted.stdout
+    assert ssh(machine, "life", "cat /var/lib/machine/marker").stdout == "kept\n"
+
+    refused = machine("rm", "life", check=False)
+    assert refused.returncode == 1 and "machine rm --force life" in refused.stderr
+    machine("rm", "--force", "life")
+    assert not (machine.home / "machines" / "life").exists()
+    assert "machine-life" not in virsh_domains()
+
+
+def test_two_starts_at_once_one_wins(machine):
+    machine("create", "race")
+    cmd = [str(machine_binary()), "start", "race"]
+    first = subprocess.Popen(cmd, env=machine.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.3)
+    second = subprocess.run(cmd, env=machine.env, capture_output=True, text=True, timeout=300)
+    out, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err
+    assert second.returncode == 1
+    assert 'another machine command is working on "race"' in second.stderr
+
+
+def test_rm_of_one_machine_leaves_the_other(machine):
+    machine("create", "a")
+    machine("create", "b")
+    b_files = sorted(p.name for p in (machine.home / "machines" / "b").iterdir())
+    machine("rm", "a")
+    assert not (machine.home / "machines" / "a").exists()
+    assert sorted(p.name for p in (machine.home / "machines" / "b").iterdir()) == b_files
+    assert [m["name"] for m in json.loads(machine("ls", "--format", "json").stdout)] == ["b"]
+
+
+def test_ls_survives_a_broken_machine_and_names_it(machine):
+    machine("create", "good")
+    machine("create", "bad")
+    (machine.home / "machines" / "bad" / "config.json").write_text("{not json")
+    listing = machine("ls")
+    assert listing.returncode == 0
+    rows = {line.split()[0]: line.split()[1] for line in listing.stdout.splitlines()[1:]}
+    assert rows == {"good": "stopped", "bad": "broken"}
+    assert "machine bad is broken" in listing.stderr and "machine rm --force bad" in listing.stderr
+
+
+def test_bad_names_and_sizes_are_refused_with_a_hint(machine):
+    for name in ["Bad", "a_b", "a/b", "x" * 64]:
+        result = machine("create", name, check=False)
+        assert result.returncode == 64, name
+        assert "lowercase letters" in result.stderr
+    result = machine("create", "ok", "--memory", "lots", check=False)
+    assert result.returncode == 64 and "2G" in result.stderr
+    assert not (machine.home / "machines" / "ok").exists()
