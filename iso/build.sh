@@ -69,6 +69,7 @@ key=$(recipe_key "$RECIPE" "$work/uris")
 final="$CACHE/images/$key"
 if [ -f "$final/manifest.json" ]; then
 	step "image is cached"
+	point_latest "$final"
 	printf '%s\n' "$final"
 	exit 0
 fi
@@ -181,5 +182,6 @@ step "writing the manifest"
 } >"$out/manifest.json"
 
 commit_dir "$out" "$final"
+point_latest "$final"
 step "image ready: $final ($(du -sh "$final/machine.iso" | cut -f1) ISO)"
 printf '%s\n' "$final"

@@ -58,6 +58,7 @@ key=$(recipe_key "$RECIPE" "$work/uris")
 final="$CACHE/engine/$key"
 if [ -f "$final/manifest.json" ]; then
 	step "engine bundle is cached"
+	point_latest "$final"
 	printf '%s\n' "$final"
 	exit 0
 fi
@@ -111,5 +112,6 @@ tar -C "$work/bundle" --owner=0 --group=0 --numeric-owner --sort=name -cf - "$ve
 cp "$RECIPE/guest/install.sh" "$out/install.sh"
 
 commit_dir "$out" "$final"
+point_latest "$final"
 step "engine bundle ready: $final ($(du -sh "$final/engine.tar.xz" | cut -f1))"
 printf '%s\n' "$final"

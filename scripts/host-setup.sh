@@ -53,6 +53,10 @@ kvm_runs_guests() {
 if [ ! -d /run/systemd/system ]; then
 	mkdir -p /run/libvirt /var/run/libvirt
 	pgrep -x virtlogd >/dev/null || virtlogd -d
+	# A libvirtd that is still shutting down would be taken for a running one.
+	if pgrep -x libvirtd >/dev/null && [ ! -S /var/run/libvirt/libvirt-sock ]; then
+		for _ in $(seq 100); do pgrep -x libvirtd >/dev/null || break; sleep 0.1; done
+	fi
 	if ! pgrep -x libvirtd >/dev/null; then
 		if [ -e /dev/kvm ] && ! kvm_runs_guests; then
 			# KVM is there but cannot run a guest (seen on nested hosts without vmx/svm): libvirt
@@ -64,10 +68,15 @@ if [ ! -d /run/systemd/system ]; then
 			libvirtd -d
 		fi
 	fi
-	for _ in $(seq 50); do
+	for _ in $(seq 100); do
 		[ -S /var/run/libvirt/libvirt-sock ] && break
 		sleep 0.1
 	done
+	if [ ! -S /var/run/libvirt/libvirt-sock ]; then
+		echo "error: libvirtd did not start (no /var/run/libvirt/libvirt-sock)" >&2
+		echo "hint: see /var/log/libvirt/libvirtd.log, or run 'libvirtd' in a terminal to read its error" >&2
+		exit 1
+	fi
 fi
 # sshd (for the SSH tests) refuses to start without its privilege-separation folder.
 mkdir -p /run/sshd

@@ -18,6 +18,17 @@ public struct Builder: Sendable {
         try GuestImage(folder: run(recipes.imageBuildScript, quiet: quiet, what: "guest image"))
     }
 
+    /// The image built last (`images/latest`), or a new build when there is none. Starting a
+    /// machine uses this: asking apt whether Debian has newer packages costs ~10 s, so only
+    /// `machine image build` does.
+    public func latestImage(quiet: Bool = false) throws(MachineError) -> GuestImage {
+        let latest = paths.images.appendingPathComponent("latest")
+        if let image = try? GuestImage(folder: latest.resolvingSymlinksInPath()) {
+            return image
+        }
+        return try image(quiet: quiet)
+    }
+
     public func engineBundle(quiet: Bool = false) throws(MachineError) -> EngineBundle {
         try EngineBundle(folder: run(recipes.engineBuildScript, quiet: quiet, what: "engine bundle"))
     }

@@ -34,7 +34,7 @@ public final class Machines {
             return Started(alreadyRunning: true, sshReadyUptime: nil)
         }
         let image = config.iso == nil
-            ? try Builder(recipes: try Recipes.locate(), paths: paths).image(quiet: quietBuild)
+            ? try Builder(recipes: try Recipes.locate(), paths: paths).latestImage(quiet: quietBuild)
             : nil
         let (accelerator, notice) = try AcceleratorProbe.choose(config.accel)
         if let notice { progress(notice) }

@@ -6,8 +6,10 @@ extension Machine {
         static let configuration = CommandConfiguration(
             abstract: "Start a machine and wait until it can be reached over SSH.",
             discussion: """
-                Builds the guest image first if it is not cached. The SSH host key the guest
-                prints on its console at first boot is pinned; a different key later is refused.
+                Uses the last image `machine image build` made (building one if there is
+                none; run `machine image build` to pick up newer Debian packages). The SSH
+                host key the guest prints on its console at first boot is pinned; a
+                different key later is refused.
 
                 EXAMPLES:
                   machine start

@@ -190,5 +190,13 @@ recipe_key() {
 	} | sha256sum | cut -c1-16
 }
 
+# point_latest FOLDER: CACHE/KIND/latest -> the folder just built or found, replaced atomically,
+# so `machine start` can use the last build without asking apt again.
+point_latest() {
+	local parent
+	parent=$(dirname "$1")
+	ln -sfn "$(basename "$1")" "$parent/.latest.$$" && mv -T "$parent/.latest.$$" "$parent/latest"
+}
+
 # json_escape STRING
 json_escape() { printf '%s' "$1" | sed -e 's/\\/\\\\/g' -e 's/"/\\"/g'; }

@@ -1,0 +1,71 @@
+#!/usr/bin/env python3
+"""`machine start` of an existing machine, until sshd is ready and its key pinned, next to a
+bare `qemu-system-x86_64` boot of the same image until its console says sshd is ready, in
+the same run (wall-clock seconds, medians; the first boot of each, which formats the disk
+and makes the host key, is not counted). Goal: ratio <= 1.1x, i.e. libvirt and the manager
+add almost nothing.
+
+    bench/machine_start.py [--rounds N]
+"""
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+from qemu_guest import Guest  # noqa: E402
+
+MACHINE = str(REPO / ".build/debug/machine")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="mbench-", dir="/tmp"))
+    env = dict(os.environ, MACHINE_HOME=str(work / "home"))
+    run = lambda *a: subprocess.run([MACHINE, *a], env=env, check=True, capture_output=True, text=True)
+    try:
+        out = run("image", "build", "--quiet").stdout
+        image = Path(out.splitlines()[0].split(":", 1)[1].split(" (")[0].strip())
+        run("create", "bench")
+        run("start", "bench")
+        run("stop", "bench")
+        guest = Guest(image, work / "bare")
+        guest.boot()
+        guest.poweroff()
+        ours, bare = [], []
+        for _ in range(args.rounds):
+            t = time.monotonic()
+            run("start", "bench")
+            ours.append(time.monotonic() - t)
+            run("stop", "bench")
+            t = time.monotonic()
+            guest.start()
+            guest.wait_for("sshd ready")
+            bare.append(time.monotonic() - t)
+            guest.pin_host_key()
+            guest.poweroff()
+        med = statistics.median
+        print(f"\nmachine start vs bare QEMU boot ({args.rounds} rounds, medians, wall clock, TCG)")
+        print(f"{'bare qemu-system-x86_64 until sshd ready':<44} {med(bare):6.2f} s")
+        print(f"{'machine start (libvirt) until sshd ready':<44} {med(ours):6.2f} s   {med(ours) / med(bare):.2f}x   goal <= 1.10x")
+        print(f"samples: bare {[round(x, 2) for x in bare]}, machine {[round(x, 2) for x in ours]}")
+    finally:
+        subprocess.run([MACHINE, "rm", "--force", "bench"], env=env, capture_output=True)
+        for pidfile in work.rglob("qemu.pid"):
+            try:
+                os.kill(int(pidfile.read_text()), 9)
+            except (OSError, ValueError):
+                pass
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
