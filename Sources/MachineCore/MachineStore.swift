@@ -124,6 +124,46 @@ public struct MachineStore: Sendable {
         }
     }
 
+    /// Refuses a data disk that points at other files: a qcow2 with a backing file or an
+    /// external data file would make QEMU open host files the user never handed to the VM.
+    public func checkDataDisk(_ files: MachineFiles) throws(MachineError) {
+        let result = try Subprocess.run(["qemu-img", "info", "--output=json", "-U", files.dataDisk.path], timeout: 30)
+        guard result.status == 0 else {
+            throw MachineError("cannot read the data disk \(files.dataDisk.path): \(result.output.trimmingCharacters(in: .whitespacesAndNewlines))")
+        }
+        struct Info: Decodable {
+            let format: String
+            let backingFilename: String?
+            let formatSpecific: Specific?
+            enum CodingKeys: String, CodingKey {
+                case format
+                case backingFilename = "backing-filename"
+                case formatSpecific = "format-specific"
+            }
+            struct Specific: Decodable {
+                let data: Details?
+                struct Details: Decodable {
+                    let dataFile: String?
+                    enum CodingKeys: String, CodingKey { case dataFile = "data-file" }
+                }
+            }
+        }
+        guard let info = try? JSONDecoder().decode(Info.self, from: Data(result.output.utf8)) else {
+            throw MachineError("cannot understand qemu-img's description of \(files.dataDisk.path)")
+        }
+        guard info.format == "qcow2" else {
+            throw MachineError("the data disk \(files.dataDisk.path) is \(info.format), not qcow2", hint: "restore the machine's own disk or recreate the machine")
+        }
+        if let backing = info.backingFilename {
+            throw MachineError("the data disk \(files.dataDisk.path) has a backing file (\(backing)); refusing to boot it",
+                               hint: "a machine's disk must stand alone: flatten it with `qemu-img convert -O qcow2` or recreate the machine")
+        }
+        if let dataFile = info.formatSpecific?.data?.dataFile {
+            throw MachineError("the data disk \(files.dataDisk.path) keeps its data in an external file (\(dataFile)); refusing to boot it",
+                               hint: "a machine's disk must stand alone: flatten it with `qemu-img convert -O qcow2` or recreate the machine")
+        }
+    }
+
     /// A free TCP port on 127.0.0.1 for the machine's SSH forward.
     public static func freeLoopbackPort() throws(MachineError) -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)

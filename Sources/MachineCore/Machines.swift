@@ -36,6 +36,7 @@ public final class Machines {
         let image = config.iso == nil
             ? try Builder(recipes: try Recipes.locate(), paths: paths).latestImage(quiet: quietBuild)
             : nil
+        try store.checkDataDisk(files)
         let (accelerator, notice) = try AcceleratorProbe.choose(config.accel)
         if let notice { progress(notice) }
         // The console log of this boot only, so the waits below never read an old boot.

@@ -118,3 +118,15 @@ def test_bad_names_and_sizes_are_refused_with_a_hint(machine):
     result = machine("create", "ok", "--memory", "lots", check=False)
     assert result.returncode == 64 and "2G" in result.stderr
     assert not (machine.home / "machines" / "ok").exists()
+
+
+def test_data_disk_with_a_backing_or_external_data_file_is_refused(machine, tmp_path):
+    machine("create", "evil")
+    disk = machine.home / "machines" / "evil" / "data.qcow2"
+    for extra in (["-b", "/etc/passwd", "-F", "raw"], ["-o", f"data_file={tmp_path / 'external.raw'}"]):
+        disk.unlink()
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", *extra, str(disk), "1G"], check=True)
+        result = machine("start", "evil", check=False)
+        assert result.returncode == 1
+        assert "refusing to boot it" in result.stderr and "qemu-img convert" in result.stderr
+        assert machine("status", "evil").stdout.strip() == "stopped"
