@@ -1,0 +1,76 @@
+"""The machine lifecycle as an ordinary user, the way most people run it: qemu:///session,
+whose libvirt daemon libvirt spawns by itself for that user."""
+import json
+import os
+import pwd
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, machine_binary
+
+USER = "machine-e2e"
+
+
+@pytest.fixture
+def user(tmp_path, built):
+    if os.geteuid() != 0:
+        pytest.skip("making a test user needs root")
+    subprocess.run(["userdel", "-r", USER], capture_output=True)
+    subprocess.run(["useradd", "-m", "-s", "/bin/sh", USER], check=True)
+    home = Path(pwd.getpwnam(USER).pw_dir)
+    # What the user may read: the binary, the recipes, and the image built by the session.
+    share = Path("/tmp") / f"{USER}-share"
+    shutil.rmtree(share, ignore_errors=True)
+    share.mkdir(mode=0o755)
+    shutil.copy(machine_binary(), share / "machine")
+    for folder in ("iso", "provisioning", "scripts"):
+        shutil.copytree(REPO / folder, share / folder, symlinks=True)
+    images = home / ".machine" / "cache" / "images"
+    images.mkdir(parents=True)
+    shutil.copytree(built["image"], images / built["image"].name)
+    (images / "latest").symlink_to(built["image"].name)
+    subprocess.run(["chown", "-R", f"{USER}:{USER}", str(home / ".machine")], check=True)
+    subprocess.run(["chmod", "-R", "a+rX", str(share)], check=True)
+
+    def run(*args, check=True, timeout=300):
+        command = " ".join(["env", f"MACHINE_RECIPES={share}", str(share / "machine"), *args])
+        result = subprocess.run(["su", "-", USER, "-c", command], capture_output=True, text=True, timeout=timeout)
+        if check:
+            assert result.returncode == 0, f"machine {' '.join(args)}: {result.stdout}{result.stderr}"
+        return result
+
+    run.home = home
+    yield run
+    run("rm", "--force", "life", check=False)
+    subprocess.run(["pkill", "-u", USER], capture_output=True)
+    subprocess.run(["userdel", "-r", USER], capture_output=True)
+    shutil.rmtree(share, ignore_errors=True)
+
+
+def test_lifecycle_as_an_ordinary_user_on_the_session_daemon(user):
+    user("create", "life", "--disk", "4G")
+    info = json.loads(user("inspect", "life").stdout)
+    assert info["folder"].startswith(str(user.home))
+    started = user("start", "life")
+    assert "life is running" in started.stdout
+    # The QEMU process belongs to the user, not to root or libvirt-qemu.
+    owners = subprocess.run(["ps", "-o", "user=", "-C", "qemu-system-x86_64"], capture_output=True, text=True).stdout.split()
+    assert USER in owners
+    ssh = ["ssh", "-i", info["ssh"]["identityFile"], "-o", f"UserKnownHostsFile={info['ssh']['knownHostsFile']}",
+           "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-p", str(info["ssh"]["port"]), "root@127.0.0.1"]
+    login = subprocess.run(
+        ["su", "-", USER, "-c", " ".join(ssh + ["'echo kept > /var/lib/machine/marker; hostname'"])],
+        capture_output=True, text=True, timeout=60)
+    assert login.returncode == 0, login.stderr
+    assert login.stdout.strip() == "life"
+    assert user("stop", "life").stdout.strip() == "life stopped"
+    assert user("status", "life").stdout.strip() == "stopped"
+    user("start", "life")
+    again = subprocess.run(["su", "-", USER, "-c", " ".join(ssh + ["cat /var/lib/machine/marker"])],
+                           capture_output=True, text=True, timeout=60)
+    assert again.stdout == "kept\n", again.stderr
+    user("rm", "--force", "life")
+    assert not (user.home / ".machine" / "machines" / "life").exists()
