@@ -24,7 +24,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
-from qemu_guest import Guest, wait_for_ping  # noqa: E402
+from qemu_guest import Guest, kill_guests_under, wait_for_ping  # noqa: E402
 
 
 def build():
@@ -125,11 +125,7 @@ def main():
             print(f"{name:<36} {value:<28} {target}")
         print(f"samples: bare {bare}, sshd {sshd}, engine {ping}")
     finally:
-        for pidfile in work.rglob("qemu.pid"):
-            try:
-                os.kill(int(pidfile.read_text()), 9)
-            except (OSError, ValueError):
-                pass
+        kill_guests_under(work)
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
-from qemu_guest import Guest  # noqa: E402
+from qemu_guest import Guest, kill_guests_under  # noqa: E402
 
 MACHINE = str(REPO / ".build/debug/machine")
 
@@ -59,11 +59,7 @@ def main():
         print(f"samples: bare {[round(x, 2) for x in bare]}, machine {[round(x, 2) for x in ours]}")
     finally:
         subprocess.run([MACHINE, "rm", "--force", "bench"], env=env, capture_output=True)
-        for pidfile in work.rglob("qemu.pid"):
-            try:
-                os.kill(int(pidfile.read_text()), 9)
-            except (OSError, ValueError):
-                pass
+        kill_guests_under(work)
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -226,6 +226,15 @@ class Guest:
         self._forwards = []
 
 
+def kill_guests_under(folder):
+    """Kills every QEMU whose pidfile lies under folder (benchmarks' and demos' cleanup)."""
+    for pidfile in Path(folder).rglob("qemu.pid"):
+        try:
+            os.kill(int(pidfile.read_text()), signal.SIGKILL)
+        except (OSError, ValueError):
+            pass
+
+
 def wait_for_ping(sock, timeout=60):
     """Waits until the engine answers GET /_ping on a unix socket; returns seconds waited."""
     start = time.time()
