@@ -3,11 +3,12 @@
 forwarded on 127.0.0.1 only) and talk to it with OpenSSH, pinning the host key the guest
 prints on its serial console (strict checking, never trust-on-first-use).
 
-Used by the end-to-end tests, the benchmarks and the README's first command until
-`machine up` exists. As a command:
+Used by the end-to-end tests and the benchmarks (the bare-QEMU peer of `machine`). As a
+command:
 
-    scripts/qemu_guest.py demo IMAGE_DIR ENGINE_DIR [--dir DIR]
-        boot, install the engine, forward its socket, run `docker version` and a container
+    scripts/qemu_guest.py busybox-tar DIR
+        make a busybox root filesystem tar from Debian's busybox-static (for `docker import`:
+        there is no registry here) and print its path
 """
 import argparse
 import hashlib
@@ -280,40 +281,14 @@ def busybox_image_tar(folder):
     return tar
 
 
-def demo(args):
-    folder = Path(args.dir)
-    guest = Guest(args.image, folder, hostname="machine")
-    print(f"booting {args.image}/vmlinux under QEMU (folder {folder}) ...", flush=True)
-    uptime = guest.boot()
-    print(f"sshd ready at {uptime:.2f}s of guest uptime; host key pinned: {guest.fingerprint()}", flush=True)
-    print("installing the engine bundle ...", flush=True)
-    print(guest.install_engine(args.engine).strip(), flush=True)
-    sock = folder / "docker.sock"
-    guest.forward_socket(sock)
-    wait_for_ping(sock)
-    env = dict(os.environ, DOCKER_HOST=f"unix://{sock}")
-    subprocess.run(["docker", "version"], env=env, check=True)
-    tar = busybox_image_tar(folder / "busybox")
-    with open(tar, "rb") as f:
-        subprocess.run(["docker", "import", "-", "busybox:demo"], env=env, stdin=f, check=True, stdout=subprocess.DEVNULL)
-    subprocess.run(["docker", "run", "--rm", "busybox:demo", "echo", "hello from a container in the machine VM"], env=env, check=True)
-    guest.poweroff()
-    print(f"done: the VM was powered off cleanly. Its files are in {folder}.")
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    d = sub.add_parser("demo", help="boot, install the engine, run docker through a forwarded socket")
-    d.add_argument("image")
-    d.add_argument("engine")
-    d.add_argument("--dir", default=os.path.join(os.environ.get("MACHINE_HOME", os.path.expanduser("~/.machine")), "demo"))
+    b = sub.add_parser("busybox-tar", help="make a busybox rootfs tar for docker import")
+    b.add_argument("dir")
     args = parser.parse_args()
-    if args.command == "demo":
-        try:
-            demo(args)
-        except GuestError as e:
-            sys.exit(f"error: {e}")
+    if args.command == "busybox-tar":
+        print(busybox_image_tar(args.dir))
 
 
 if __name__ == "__main__":

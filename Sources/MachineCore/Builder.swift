@@ -29,6 +29,15 @@ public struct Builder: Sendable {
         return try image(quiet: quiet)
     }
 
+    /// The bundle built last (`engine/latest`), or a new build when there is none.
+    public func latestEngineBundle(quiet: Bool = false) throws(MachineError) -> EngineBundle {
+        let latest = paths.engineBundles.appendingPathComponent("latest")
+        if let bundle = try? EngineBundle(folder: latest.resolvingSymlinksInPath()) {
+            return bundle
+        }
+        return try engineBundle(quiet: quiet)
+    }
+
     public func engineBundle(quiet: Bool = false) throws(MachineError) -> EngineBundle {
         try EngineBundle(folder: run(recipes.engineBuildScript, quiet: quiet, what: "engine bundle"))
     }

@@ -13,9 +13,11 @@ public struct MachineConfig: Codable, Sendable, Equatable {
     /// auto, kvm or tcg.
     public var accel: String
     public var created: Date
+    /// The engine's settings, passed through to dockerd by provisioning.
+    public var engine: EngineSettings
 
     public init(name: String, cpus: Int = 2, memoryMiB: Int = 1024, diskGiB: Int = 20, iso: String? = nil,
-                sshPort: Int, accel: String = "auto", created: Date = Date()) {
+                sshPort: Int, accel: String = "auto", created: Date = Date(), engine: EngineSettings = .init()) {
         self.name = name
         self.cpus = cpus
         self.memoryMiB = memoryMiB
@@ -24,6 +26,21 @@ public struct MachineConfig: Codable, Sendable, Equatable {
         self.sshPort = sshPort
         self.accel = accel
         self.created = created
+        self.engine = engine
+    }
+
+    // Settings added after a machine was made are read as their defaults.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decode(String.self, forKey: .name)
+        cpus = try c.decode(Int.self, forKey: .cpus)
+        memoryMiB = try c.decode(Int.self, forKey: .memoryMiB)
+        diskGiB = try c.decode(Int.self, forKey: .diskGiB)
+        iso = try c.decodeIfPresent(String.self, forKey: .iso)
+        sshPort = try c.decode(Int.self, forKey: .sshPort)
+        accel = try c.decode(String.self, forKey: .accel)
+        created = try c.decode(Date.self, forKey: .created)
+        engine = try c.decodeIfPresent(EngineSettings.self, forKey: .engine) ?? .init()
     }
 
     static let encoder: JSONEncoder = {
@@ -56,6 +73,67 @@ public struct MachineConfig: Codable, Sendable, Equatable {
             throw MachineError("\(url.path) is damaged (\(error))",
                                hint: "fix the file by hand, or remove the machine with `machine rm --force \(url.deletingLastPathComponent().lastPathComponent)`")
         }
+    }
+}
+
+/// What `--engine-env`, `--registry-mirror` and `--insecure-registry` set.
+public struct EngineSettings: Codable, Sendable, Equatable {
+    /// KEY=VALUE lines for dockerd's environment (HTTP_PROXY and the like).
+    public var environment: [String]
+    public var registryMirrors: [String]
+    public var insecureRegistries: [String]
+
+    public init(environment: [String] = [], registryMirrors: [String] = [], insecureRegistries: [String] = []) {
+        self.environment = environment
+        self.registryMirrors = registryMirrors
+        self.insecureRegistries = insecureRegistries
+    }
+
+    /// Checks what users typed, so a typo is reported at create, not as a dead engine.
+    public func validated() throws(MachineError) -> EngineSettings {
+        for entry in environment {
+            let key = entry.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+            let keyOK = entry.contains("=") && !key.isEmpty
+                && key.unicodeScalars.allSatisfy { ("A"..."Z").contains($0) || ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "_" }
+                && !("0"..."9").contains(key.unicodeScalars.first!)
+            guard keyOK, !entry.contains("\n") else {
+                throw MachineError("invalid --engine-env \"\(entry)\"", hint: "write KEY=VALUE, e.g. --engine-env HTTP_PROXY=http://proxy:3128", exitCode: 64)
+            }
+        }
+        for mirror in registryMirrors {
+            guard let url = URL(string: mirror), ["http", "https"].contains(url.scheme ?? ""), url.host != nil else {
+                throw MachineError("invalid --registry-mirror \"\(mirror)\"", hint: "give a URL, e.g. --registry-mirror https://mirror.example.com", exitCode: 64)
+            }
+        }
+        for registry in insecureRegistries {
+            guard !registry.isEmpty, !registry.contains("://"), !registry.contains(where: { $0.isWhitespace }) else {
+                throw MachineError("invalid --insecure-registry \"\(registry)\"", hint: "give HOST[:PORT] or a CIDR, e.g. --insecure-registry registry.local:5000", exitCode: 64)
+            }
+        }
+        return self
+    }
+
+    /// dockerd's daemon.json: overlay2 on the data disk, plus the user's registries.
+    public func daemonJSON() -> Data {
+        struct Daemon: Encodable {
+            let storageDriver = "overlay2"
+            let registryMirrors: [String]
+            let insecureRegistries: [String]
+            enum CodingKeys: String, CodingKey {
+                case storageDriver = "storage-driver"
+                case registryMirrors = "registry-mirrors"
+                case insecureRegistries = "insecure-registries"
+            }
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        let json = (try? encoder.encode(Daemon(registryMirrors: registryMirrors, insecureRegistries: insecureRegistries))) ?? Data()
+        return json + Data("\n".utf8)
+    }
+
+    /// The engine.env file the guest's service reads: one KEY=VALUE per line.
+    public func environmentFile() -> Data {
+        Data(environment.map { $0 + "\n" }.joined().utf8)
     }
 }
 

@@ -19,6 +19,12 @@ public struct MachineFiles: Sendable {
     public var seed: URL { folder.appendingPathComponent("seed.iso") }
     public var seedFolder: URL { folder.appendingPathComponent("seed") }
     public var consoleLog: URL { folder.appendingPathComponent("console.log") }
+    /// The forwarded engine socket the host's docker CLI talks to (DOCKER_HOST).
+    public var dockerSocket: URL { folder.appendingPathComponent("docker.sock") }
+    /// Held (flock) by the running host agent for its whole life: one agent per machine.
+    public var agentLock: URL { folder.appendingPathComponent("agent.lock") }
+    public var agentPid: URL { folder.appendingPathComponent("agent.pid") }
+    public var agentLog: URL { folder.appendingPathComponent("agent.log") }
 }
 
 /// Machine names: short, lowercase, safe in paths, domain names and hostnames.

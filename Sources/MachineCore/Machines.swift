@@ -23,16 +23,44 @@ public final class Machines {
     public struct Started: Sendable {
         public let alreadyRunning: Bool
         public let sshReadyUptime: Double?
+        /// The engine version installed by this start, if it installed one.
+        public let installedEngine: String?
+        public let settingsChanged: Bool
+        public let dockerSocket: String
     }
 
-    public func start(_ name: String, quietBuild: Bool = false) throws(MachineError) -> Started {
+    /// Boots the machine if it is stopped, provisions the engine (installing the bundle only
+    /// when the guest has another version, applying the engine settings), starts the host
+    /// agent and waits until the engine answers `/_ping` through the forwarded socket. On a
+    /// machine that is already up this checks and changes nothing.
+    public func start(_ name: String, quietBuild: Bool = false, engineTimeout: Double = 180) throws(MachineError) -> Started {
         let files = store.files(name)
         let config = try store.config(name)
         let lock = try MachineLock(files: files, name: name)
         defer { withExtendedLifetime(lock) {} }
-        if try hypervisor.state(name) == .running {
-            return Started(alreadyRunning: true, sshReadyUptime: nil)
+        var uptime: Double?
+        let alreadyRunning = try hypervisor.state(name) == .running
+        if !alreadyRunning {
+            uptime = try boot(config, files: files, quietBuild: quietBuild)
         }
+        let guest = GuestSSH(name: name, port: config.sshPort, files: files)
+        let agent = AgentProcess(name: name, files: files)
+        var outcome: Provisioner.Outcome?
+        if !alreadyRunning || agent.runningPid() == nil || !LocalSocket.enginePing(files.dockerSocket.path, timeout: 2) {
+            let bundle = try Builder(recipes: try Recipes.locate(), paths: paths).latestEngineBundle(quiet: quietBuild)
+            let session = try guest.connect()
+            outcome = try Provisioner(session: session, guest: guest, progress: progress).provision(bundle: bundle, settings: config.engine)
+            try agent.start()
+            try waitForEngine(name, files: files, timeout: engineTimeout)
+        }
+        return Started(alreadyRunning: alreadyRunning, sshReadyUptime: uptime,
+                       installedEngine: outcome?.installed == true ? outcome?.installedVersion : nil,
+                       settingsChanged: outcome?.settingsChanged ?? false, dockerSocket: files.dockerSocket.path)
+    }
+
+    /// Defines and boots the domain, waits for sshd and pins the host key.
+    private func boot(_ config: MachineConfig, files: MachineFiles, quietBuild: Bool) throws(MachineError) -> Double {
+        let name = config.name
         let image = config.iso == nil
             ? try Builder(recipes: try Recipes.locate(), paths: paths).latestImage(quiet: quietBuild)
             : nil
@@ -48,7 +76,41 @@ public final class Machines {
             (try? hypervisor.state(name)) == .running
         }
         _ = try BootWatcher.pinHostKey(files: files, config: config)
-        return Started(alreadyRunning: false, sshReadyUptime: uptime)
+        return uptime
+    }
+
+    private func waitForEngine(_ name: String, files: MachineFiles, timeout: Double) throws(MachineError) {
+        let started = Date()
+        var nextReport = 5.0
+        progress("waiting for the engine")
+        while !LocalSocket.enginePing(files.dockerSocket.path) {
+            let waited = Date().timeIntervalSince(started)
+            if waited > timeout {
+                throw MachineError("the engine in \(name) did not answer within \(Int(timeout)) s",
+                                   hint: "see `machine ssh \(name) -- tail /var/log/docker.log` and \(files.agentLog.path)")
+            }
+            if waited >= nextReport {
+                progress("still waiting for the engine (\(Int(waited)) s)")
+                nextReport += 5
+            }
+            usleep(100_000)
+        }
+    }
+
+    /// Changes the engine settings kept in the config; the next start applies them.
+    public func updateEngineSettings(_ name: String, _ settings: EngineSettings) throws(MachineError) {
+        let files = store.files(name)
+        var config = try store.config(name)
+        guard config.engine != settings else { return }
+        let lock = try MachineLock(files: files, name: name)
+        defer { withExtendedLifetime(lock) {} }
+        config.engine = settings
+        try AtomicFile.write(config.encoded(), to: files.config, mode: 0o600)
+    }
+
+    /// Whether the host agent runs, and its pid.
+    public func agentPid(_ name: String) -> Int32? {
+        AgentProcess(name: name, files: store.files(name)).runningPid()
     }
 
     /// Returns true if the guest shut down cleanly, false if it had to be stopped hard.
@@ -57,6 +119,8 @@ public final class Machines {
         _ = try store.config(name)
         let lock = try MachineLock(files: store.files(name), name: name)
         defer { withExtendedLifetime(lock) {} }
+        // The agent first, so it does not try to reconnect to a guest going away.
+        AgentProcess(name: name, files: store.files(name)).stop()
         return try hypervisor.stop(name, force: force, timeout: timeout)
     }
 
@@ -72,6 +136,7 @@ public final class Machines {
         if try hypervisor.state(name) != .stopped && !force {
             throw MachineError("\(name) is running", hint: "stop it first with `machine stop \(name)`, or use `machine rm --force \(name)`")
         }
+        if known { AgentProcess(name: name, files: store.files(name)).stop() }
         try hypervisor.undefine(name)
         try store.remove(name)
     }

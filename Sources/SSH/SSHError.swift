@@ -13,7 +13,20 @@ public struct SSHError: Error, CustomStringConvertible, Sendable {
     public let message: String
     public let operation: String
 
+    public init(kind: Kind, code: Int32, message: String, operation: String) {
+        self.kind = kind
+        self.code = code
+        self.message = message
+        self.operation = operation
+    }
+
     public var description: String { "\(operation): \(message)" }
+
+    /// True when only one channel failed (refused, closed) and the session is still good;
+    /// false when the connection itself is broken and must be made again.
+    public var affectsOnlyTheChannel: Bool {
+        kind == .remoteCommand || (kind == .library && (LIBSSH2_ERROR_CHANNEL_EOF_SENT...LIBSSH2_ERROR_CHANNEL_OUTOFORDER).contains(code))
+    }
 
     static func last(_ session: OpaquePointer, _ code: Int32, _ operation: String) -> SSHError {
         var text: UnsafeMutablePointer<CChar>?

@@ -36,7 +36,7 @@ public final class Session {
 
     /// Connects and completes the SSH handshake. The host key is not trusted yet: call
     /// `verifyHostKey(pinned:)` before authenticating.
-    public init(host: String, port: Int) throws(SSHError) {
+    public init(host: String, port: Int, timeout: Double = 20) throws(SSHError) {
         guard libraryReady == 0 else {
             throw SSHError(kind: .library, code: libraryReady, message: "libssh2_init failed", operation: "starting libssh2")
         }
@@ -48,6 +48,9 @@ public final class Session {
             throw SSHError(kind: .library, code: -1, message: "out of memory", operation: "creating an SSH session")
         }
         libssh2_session_set_blocking(session, 1)
+        // A forward that accepts but whose server never answers (a paused guest) must not
+        // hang us: blocking calls give up after `timeout` seconds until it is changed.
+        libssh2_session_set_timeout(session, Int(timeout * 1000))
         let rc = libssh2_session_handshake(session, libssh2_socket_t(fd))
         if rc != 0 {
             let error = SSHError.last(session, rc, "SSH handshake with \(host):\(port)")
@@ -60,9 +63,46 @@ public final class Session {
     }
 
     deinit {
+        libssh2_session_set_blocking(raw, 1)
         libssh2_session_disconnect_ex(raw, SSH_DISCONNECT_BY_APPLICATION, "bye", "")
         libssh2_session_free(raw)
         close(socket)
+    }
+
+    /// Blocking (the default) or not. In non-blocking mode calls report that they would
+    /// block, and the caller polls `socketDescriptor` for `blockedDirections`.
+    public var isBlocking: Bool {
+        get { libssh2_session_get_blocking(raw) != 0 }
+        set { libssh2_session_set_blocking(raw, newValue ? 1 : 0) }
+    }
+
+    /// Seconds a blocking call may wait before failing; 0 waits forever.
+    public var timeout: Double {
+        get { Double(libssh2_session_get_timeout(raw)) / 1000 }
+        set { libssh2_session_set_timeout(raw, Int(newValue * 1000)) }
+    }
+
+    /// The TCP socket under the session, to poll on.
+    public var socketDescriptor: Int32 { socket }
+
+    /// Which way the last call that would block was waiting: poll for these.
+    public var blockedDirections: (inbound: Bool, outbound: Bool) {
+        let directions = libssh2_session_block_directions(raw)
+        return (directions & LIBSSH2_SESSION_BLOCK_INBOUND != 0, directions & LIBSSH2_SESSION_BLOCK_OUTBOUND != 0)
+    }
+
+    /// Sends a keepalive (asking for a reply) every `interval` seconds of silence, when
+    /// `sendKeepalive()` is called.
+    public func configureKeepalive(interval: Int) {
+        libssh2_keepalive_config(raw, 1, UInt32(interval))
+    }
+
+    /// Sends a keepalive if one is due; returns the seconds until the next one.
+    public func sendKeepalive() throws(SSHError) -> Int {
+        var next: Int32 = 0
+        let rc = libssh2_keepalive_send(raw, &next)
+        if rc != 0 && rc != LIBSSH2_ERROR_EAGAIN { throw SSHError.last(raw, rc, "sending a keepalive to \(host):\(port)") }
+        return Int(next)
     }
 
     private static func connectTCP(host: String, port: Int) throws(SSHError) -> Int32 {

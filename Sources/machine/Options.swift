@@ -38,3 +38,50 @@ func perform(_ body: () throws(MachineError) -> Void) throws {
         throw fail(error)
     }
 }
+
+/// The shape of a new machine, taken by `create` and `up` (which uses it only when the
+/// machine does not exist yet).
+struct MachineShapeOptions: ParsableArguments {
+    @Option(help: "Virtual CPUs (default: 2).") var cpus: Int?
+    @Option(help: "Memory, e.g. 2G or 2048 (MiB) (default: 1G).") var memory: String?
+    @Option(help: "Data disk size (grows as used), e.g. 20G (default: 20G).") var disk: String?
+    @Option(help: "Boot this ISO instead of the built image.") var iso: String?
+    @Option(help: "Acceleration: auto (KVM when it really works, else TCG), kvm or tcg (default: auto).") var accel: String?
+
+    var isEmpty: Bool { cpus == nil && memory == nil && disk == nil && iso == nil && accel == nil }
+
+    func validate() throws {
+        if let cpus, !(1...64).contains(cpus) { throw ValidationError("--cpus must be between 1 and 64") }
+        if let accel, !["auto", "kvm", "tcg"].contains(accel) { throw ValidationError("--accel must be auto, kvm or tcg") }
+    }
+
+    func config(name: String, engine: EngineSettings) throws(MachineError) -> MachineConfig {
+        let memoryMiB = try Size.mebibytes(memory ?? "1G")
+        let diskGiB = max(1, try Size.mebibytes(disk ?? "20G") / 1024)
+        guard memoryMiB >= 256 else { throw MachineError("--memory must be at least 256M", exitCode: 64) }
+        let isoPath = iso.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
+        return MachineConfig(name: name, cpus: cpus ?? 2, memoryMiB: memoryMiB, diskGiB: diskGiB, iso: isoPath,
+                             sshPort: try MachineStore.freeLoopbackPort(), accel: accel ?? "auto", engine: engine)
+    }
+}
+
+/// dockerd settings kept in the machine config and applied by provisioning.
+struct EngineOptions: ParsableArguments {
+    @Option(name: .customLong("engine-env"), help: ArgumentHelp("An environment variable for dockerd, e.g. HTTP_PROXY=http://proxy:3128 (repeatable).", valueName: "KEY=VALUE"))
+    var environment: [String] = []
+    @Option(name: .customLong("registry-mirror"), help: ArgumentHelp("A registry mirror for dockerd (repeatable).", valueName: "url"))
+    var registryMirrors: [String] = []
+    @Option(name: .customLong("insecure-registry"), help: ArgumentHelp("A registry dockerd may reach without TLS (repeatable).", valueName: "host[:port]"))
+    var insecureRegistries: [String] = []
+
+    var isEmpty: Bool { environment.isEmpty && registryMirrors.isEmpty && insecureRegistries.isEmpty }
+
+    /// These options over `base`: each kind given replaces that kind, the others stay.
+    func settings(over base: EngineSettings = .init()) throws(MachineError) -> EngineSettings {
+        var settings = base
+        if !environment.isEmpty { settings.environment = environment }
+        if !registryMirrors.isEmpty { settings.registryMirrors = registryMirrors }
+        if !insecureRegistries.isEmpty { settings.insecureRegistries = insecureRegistries }
+        return try settings.validated()
+    }
+}

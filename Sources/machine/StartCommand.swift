@@ -1,15 +1,18 @@
 import ArgumentParser
+import Foundation
 import MachineCore
 
 extension Machine {
     struct Start: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Start a machine and wait until it can be reached over SSH.",
+            abstract: "Start a machine, its engine and the host agent that forwards the engine socket.",
             discussion: """
                 Uses the last image `machine image build` made (building one if there is
                 none; run `machine image build` to pick up newer Debian packages). The SSH
                 host key the guest prints on its console at first boot is pinned; a
-                different key later is refused.
+                different key later is refused. The engine is installed or updated when the
+                machine has another version than the last built bundle. `machine up` does
+                this and also creates the machine and a docker context.
 
                 EXAMPLES:
                   machine start
@@ -27,6 +30,7 @@ extension Machine {
                 } else {
                     print(String(format: "%@ is running (sshd ready at %.1f s of guest uptime)", target.name, started.sshReadyUptime ?? 0))
                 }
+                print("engine socket: \(DockerContext.dockerHost(socket: URL(fileURLWithPath: started.dockerSocket)))")
             }
         }
     }

@@ -28,6 +28,7 @@ final class LocalSSHD {
             StrictModes no
             UsePAM no
             PidFile none
+            Subsystem sftp /usr/lib/openssh/sftp-server
             """
         let configFile = folder.appendingPathComponent("sshd_config")
         try config.write(to: configFile, atomically: true, encoding: .utf8)

@@ -1,0 +1,355 @@
+import Foundation
+import SSH
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Set by SIGTERM/SIGINT; the agent's loop sees it within a second and shuts down cleanly.
+nonisolated(unsafe) private var terminationRequested: sig_atomic_t = 0
+
+/// The host agent: one process per running machine, holding one SSH session to the guest and
+/// serving host sockets through it. Each accepted connection becomes one channel
+/// (`direct-streamlocal@openssh.com` for the engine socket), copied both ways with half-close
+/// carried both ways. Single-threaded: libssh2 sessions must not be shared between threads,
+/// so everything runs in one poll loop with the session in non-blocking mode. When the
+/// session drops, connections waiting for a channel are kept while it is made again.
+public final class Agent {
+    /// Where a listener's connections go in the guest.
+    public enum Target: Sendable, CustomStringConvertible {
+        case unixSocket(String)
+        case tcp(host: String, port: Int)
+
+        public var description: String {
+            switch self {
+            case .unixSocket(let path): return path
+            case .tcp(let host, let port): return "\(host):\(port)"
+            }
+        }
+    }
+
+    final class Listener {
+        let fd: Int32
+        let name: String
+        let target: Target
+        init(fd: Int32, name: String, target: Target) {
+            self.fd = fd
+            self.name = name
+            self.target = target
+        }
+        deinit { close(fd) }
+    }
+
+    /// Bytes read from one side, not yet written to the other.
+    final class Buffer {
+        static let capacity = 128 * 1024
+        let storage = UnsafeMutableRawBufferPointer.allocate(byteCount: capacity, alignment: 16)
+        var start = 0
+        var end = 0
+        var isEmpty: Bool { start == end }
+        var pending: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: storage[start..<end]) }
+        func consumed(_ count: Int) {
+            start += count
+            if start == end { start = 0; end = 0 }
+        }
+        deinit { storage.deallocate() }
+    }
+
+    final class Connection {
+        let client: Int32
+        let listener: Listener
+        let accepted = Date()
+        var channel: Channel?
+        let toGuest = Buffer()
+        let toClient = Buffer()
+        var clientSentEOF = false
+        var eofSentToGuest = false
+        var guestSentEOF = false
+        var clientShutDown = false
+        var finished = false
+
+        init(client: Int32, listener: Listener) {
+            self.client = client
+            self.listener = listener
+        }
+        deinit { close(client) }
+
+        var done: Bool { eofSentToGuest && guestSentEOF && toClient.isEmpty && clientShutDown }
+    }
+
+    let guest: GuestSSH
+    let log: (String) -> Void
+    private var listeners: [Listener] = []
+    private var session: Session?
+    private var connections: [Connection] = []
+    /// Accepted, waiting for a channel (libssh2 opens one channel at a time).
+    private var waiting: [Connection] = []
+    /// Closed by us, channel close/free still in progress (non-blocking).
+    private var closing: [Channel] = []
+    private var nextConnectAttempt = Date.distantPast
+    private var reconnectDelay = 0.25
+    private var lastConnectError = ""
+    private var everConnected = false
+    private var refusing = false
+
+    /// A connection waits this long for the session to come back before it is dropped.
+    static let waitForSession: TimeInterval = 60
+    /// A channel open that takes longer means the session is dead (host slept, guest froze).
+    static let channelOpenTimeout: TimeInterval = 10
+
+    public init(guest: GuestSSH, log: @escaping (String) -> Void) {
+        self.guest = guest
+        self.log = log
+    }
+
+    /// Serves `path` on the host, forwarding each connection to `target` in the guest.
+    public func listen(unixSocket path: String, name: String, target: Target) throws(MachineError) {
+        let fd = try LocalSocket.listenUnix(path)
+        listeners.append(Listener(fd: fd, name: name, target: target))
+        log("serving \(path) -> guest \(target)")
+    }
+
+    /// Runs until SIGTERM or SIGINT.
+    public func run() {
+        signal(SIGPIPE, SIG_IGN)
+        for sig in [SIGTERM, SIGINT, SIGHUP] {
+            signal(sig) { _ in terminationRequested = 1 }
+        }
+        var busy = true
+        while terminationRequested == 0 {
+            if session == nil && Date() >= nextConnectAttempt { connectSession() }
+            var fds = pollSet()
+            // After a round that moved data, look again at once: libssh2 may hold data for
+            // other channels that it already read from the socket.
+            let timeout: Int32 = busy ? 0 : (session == nil || !waiting.isEmpty ? 100 : 1000)
+            let ready = poll(&fds, nfds_t(fds.count), timeout)
+            if ready < 0 && errno != EINTR {
+                log("poll failed: \(String(cString: strerror(errno)))")
+                usleep(100_000)
+            }
+            busy = acceptClients()
+            busy = serveRound() || busy
+        }
+        log("stopping: \(connections.count) open connections closed")
+        connections.removeAll()
+        waiting.removeAll()
+        closing.removeAll()
+        for listener in listeners {
+            var address = sockaddr_un()
+            var length = socklen_t(MemoryLayout<sockaddr_un>.size)
+            _ = withUnsafeMutablePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener.fd, $0, &length) }
+            }
+            let path = withUnsafeBytes(of: &address.sun_path) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if !path.isEmpty { unlink(path) }
+        }
+        listeners.removeAll()
+        session = nil
+    }
+
+    // MARK: Session
+
+    private func connectSession() {
+        do {
+            let session = try guest.connect(timeout: 5)
+            session.isBlocking = false
+            session.configureKeepalive(interval: 15)
+            self.session = session
+            reconnectDelay = 0.25
+            lastConnectError = ""
+            log(everConnected ? "reconnected to \(guest.name)" : "connected to \(guest.name) at 127.0.0.1:\(guest.port)")
+            everConnected = true
+        } catch {
+            if error.description != lastConnectError {
+                log("cannot connect to \(guest.name) yet: \(error.message); retrying")
+                lastConnectError = error.description
+            }
+            nextConnectAttempt = Date().addingTimeInterval(reconnectDelay)
+            reconnectDelay = min(reconnectDelay * 2, 2)
+        }
+    }
+
+    /// The session broke: every connection that had a channel is closed (its stream cannot be
+    /// resumed), waiting ones stay for the next session.
+    private func dropSession(_ error: SSHError) {
+        log("SSH session to \(guest.name) lost (\(error)); \(connections.count) connections closed, reconnecting")
+        connections.removeAll()
+        closing.removeAll()
+        session = nil
+        nextConnectAttempt = Date()
+        reconnectDelay = 0.25
+    }
+
+    // MARK: Poll
+
+    private func pollSet() -> [pollfd] {
+        var fds: [pollfd] = listeners.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
+        if let session {
+            let blocked = session.blockedDirections
+            var events = Int16(POLLIN)
+            if blocked.outbound { events |= Int16(POLLOUT) }
+            fds.append(pollfd(fd: session.socketDescriptor, events: events, revents: 0))
+        }
+        for connection in connections where connection.channel != nil {
+            var events: Int16 = 0
+            if connection.toGuest.isEmpty && !connection.clientSentEOF { events |= Int16(POLLIN) }
+            if !connection.toClient.isEmpty { events |= Int16(POLLOUT) }
+            if events != 0 { fds.append(pollfd(fd: connection.client, events: events, revents: 0)) }
+        }
+        return fds
+    }
+
+    private func acceptClients() -> Bool {
+        var accepted = false
+        for listener in listeners {
+            while true {
+                let fd = accept(listener.fd, nil, nil)
+                if fd < 0 { break }
+                _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+                _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+                waiting.append(Connection(client: fd, listener: listener))
+                accepted = true
+            }
+        }
+        return accepted
+    }
+
+    // MARK: Serving
+
+    /// One pass over everything; true if anything moved.
+    private func serveRound() -> Bool {
+        var progress = false
+        // Connections nobody can serve in time are dropped: the client sees the socket close.
+        waiting.removeAll { connection in
+            if Date().timeIntervalSince(connection.accepted) > Self.waitForSession {
+                log("dropped a connection to \(connection.listener.name): no SSH session to \(guest.name) for \(Int(Self.waitForSession)) s")
+                return true
+            }
+            return false
+        }
+        guard let session else { return false }
+        do {
+            progress = try openChannels(session) || progress
+            for connection in connections {
+                progress = try pump(connection) || progress
+            }
+            connections.removeAll { connection in
+                guard connection.finished || connection.done else { return false }
+                if let channel = connection.channel, !channel.finish() { closing.append(channel) }
+                return true
+            }
+            closing.removeAll { $0.finish() }
+            _ = try session.sendKeepalive()
+        } catch {
+            dropSession(error)
+            return true
+        }
+        return progress
+    }
+
+    private func openChannels(_ session: Session) throws(SSHError) -> Bool {
+        var progress = false
+        while let connection = waiting.first {
+            let channel: Channel?
+            do {
+                switch connection.listener.target {
+                case .unixSocket(let path): channel = try Channel.openStreamLocal(session, path: path)
+                case .tcp(let host, let port): channel = try Channel.openDirectTCPIP(session, host: host, port: port)
+                }
+            } catch where error.affectsOnlyTheChannel {
+                // Logged once per run of refusals: while the engine starts, clients retry a lot.
+                if !refusing {
+                    log("the guest refused a connection to \(connection.listener.target): \(error.message) (not logged again until one works)")
+                    refusing = true
+                }
+                waiting.removeFirst()
+                progress = true
+                continue
+            }
+            guard let channel else {
+                if Date().timeIntervalSince(connection.accepted) > Self.channelOpenTimeout {
+                    throw SSHError(kind: .library, code: -9, message: "no answer to a channel open for \(Int(Self.channelOpenTimeout)) s",
+                                   operation: "opening a channel to \(connection.listener.target)")
+                }
+                return progress
+            }
+            connection.channel = channel
+            refusing = false
+            connections.append(connection)
+            waiting.removeFirst()
+            progress = true
+        }
+        return progress
+    }
+
+    /// Moves what can move on one connection without blocking. A failure of the client
+    /// socket or of this channel ends the connection; a session failure is thrown.
+    private func pump(_ connection: Connection) throws(SSHError) -> Bool {
+        guard let channel = connection.channel, !connection.finished else { return false }
+        var progress = false
+        do {
+            // Client -> guest.
+            while true {
+                let buffer = connection.toGuest
+                if buffer.isEmpty && !connection.clientSentEOF {
+                    let count = recv(connection.client, buffer.storage.baseAddress, Buffer.capacity, 0)
+                    if count > 0 {
+                        buffer.end = count
+                    } else if count == 0 {
+                        connection.clientSentEOF = true
+                    } else if errno == EAGAIN || errno == EINTR {
+                        break
+                    } else {
+                        connection.finished = true
+                        return true
+                    }
+                }
+                if !buffer.isEmpty {
+                    guard case .bytes(let count) = try channel.write(buffer.pending) else { break }
+                    buffer.consumed(count)
+                    progress = true
+                    continue
+                }
+                if connection.clientSentEOF && !connection.eofSentToGuest {
+                    guard try channel.sendEOF() else { break }
+                    connection.eofSentToGuest = true
+                    progress = true
+                }
+                break
+            }
+            // Guest -> client.
+            while true {
+                let buffer = connection.toClient
+                if buffer.isEmpty && !connection.guestSentEOF {
+                    switch try channel.read(into: buffer.storage) {
+                    case .bytes(let count): buffer.end = count
+                    case .eof: connection.guestSentEOF = true
+                    case .wouldBlock: break
+                    }
+                }
+                if !buffer.isEmpty {
+                    let count = send(connection.client, buffer.pending.baseAddress, buffer.pending.count, Int32(MSG_NOSIGNAL))
+                    if count > 0 {
+                        buffer.consumed(count)
+                        progress = true
+                        continue
+                    }
+                    if count < 0 && errno != EAGAIN && errno != EINTR {
+                        connection.finished = true  // the client went away
+                        return true
+                    }
+                    break
+                }
+                if connection.guestSentEOF && !connection.clientShutDown {
+                    shutdown(connection.client, Int32(SHUT_WR))
+                    connection.clientShutDown = true
+                    progress = true
+                }
+                break
+            }
+        } catch where error.affectsOnlyTheChannel {
+            connection.finished = true
+            return true
+        }
+        return progress
+    }
+}

@@ -1,0 +1,76 @@
+import ArgumentParser
+import Foundation
+import MachineCore
+
+extension Machine {
+    struct Up: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create (if needed) and start a machine, install the engine, and point docker at it.",
+            discussion: """
+                The one command: builds the guest image if none is cached, creates the
+                machine if it does not exist, boots it, installs or updates the engine,
+                starts the host agent that forwards the engine socket, and makes a docker
+                context "machine-NAME" the current one. On a machine that is already up it
+                only checks, and changes nothing.
+
+                Options that shape a machine (--cpus, --memory, --disk, --iso, --accel) apply
+                when it is created. Engine options are kept in its config and applied now.
+
+                EXAMPLES:
+                  machine up
+                  docker run --rm busybox echo hello
+                  machine up dev --cpus 4 --memory 4G
+                  machine up --engine-env HTTP_PROXY=http://proxy:3128
+                  machine up --no-context && eval "$(machine env)"
+                """)
+
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var target: NameArgument
+        @OptionGroup var shape: MachineShapeOptions
+        @OptionGroup var engine: EngineOptions
+        @Flag(help: "Do not create or switch to the docker context machine-NAME.") var noContext = false
+
+        func run() throws {
+            try perform { () throws(MachineError) in
+                let machines = try global.machines()
+                let name = target.name
+                if !machines.store.exists(name) {
+                    try machines.create(try shape.config(name: name, engine: try engine.settings()))
+                    machines.progress("created \(name)")
+                } else {
+                    if !shape.isEmpty {
+                        machines.progress("note: \(name) exists; --cpus, --memory, --disk, --iso and --accel apply only when a machine is created")
+                    }
+                    if !engine.isEmpty {
+                        let config = try machines.store.config(name)
+                        try machines.updateEngineSettings(name, try engine.settings(over: config.engine))
+                    }
+                }
+                let started = try machines.start(name)
+                let socket = URL(fileURLWithPath: started.dockerSocket)
+                if started.alreadyRunning && started.installedEngine == nil && !started.settingsChanged {
+                    print("\(name) is already up")
+                } else {
+                    if let version = started.installedEngine { machines.progress("engine \(version) installed") }
+                    if started.settingsChanged && started.installedEngine == nil { machines.progress("engine settings applied") }
+                    print("\(name) is up")
+                }
+                var contextLine: String?
+                if !noContext {
+                    let context = DockerContext(machine: name)
+                    switch try context.apply(socket: socket) {
+                    case .noDockerCLI:
+                        machines.progress("note: no docker CLI in PATH; no docker context made")
+                    case .created, .updated, .unchanged:
+                        contextLine = "docker uses the context \(context.name) (docker context use default to switch back)"
+                    }
+                }
+                print("""
+                    engine socket: \(DockerContext.dockerHost(socket: socket))
+                    \(contextLine ?? "to use it: eval \"$(machine env\(name == MachineName.default ? "" : " " + name))\"")
+                    try: docker version
+                    """)
+            }
+        }
+    }
+}

@@ -1,0 +1,110 @@
+import Foundation
+import SSH
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Channels and SFTP against a real OpenSSH sshd on loopback.
+@Suite(.serialized) struct ChannelTests {
+    func login(_ server: LocalSSHD) throws -> Session {
+        let session = try Session(host: "127.0.0.1", port: server.port)
+        try session.verifyHostKey(pinned: try #require(HostKey(line: server.hostKeyPublic)))
+        try session.authenticate(user: server.user, privateKeyPath: server.clientKey.path)
+        return session
+    }
+
+    /// A unix socket server that reads to EOF, then answers with the byte count and closes:
+    /// it only answers if our half-close reached it.
+    func countingServer(at path: String) throws -> Thread {
+        unlink(path)
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8) + [0]) }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        try #require(bound == 0 && listen(fd, 4) == 0)
+        let thread = Thread {
+            let client = accept(fd, nil, nil)
+            var total = 0
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            while true {
+                let count = recv(client, &buffer, buffer.count, 0)
+                if count <= 0 { break }
+                total += count
+            }
+            let reply = Array("got \(total) bytes".utf8)
+            _ = send(client, reply, reply.count, 0)
+            close(client)
+            close(fd)
+        }
+        thread.start()
+        return thread
+    }
+
+    @Test func streamLocalChannelCarriesHalfCloseBothWays() throws {
+        let server = try LocalSSHD()
+        let path = server.folder.appendingPathComponent("echo.sock").path
+        _ = try countingServer(at: path)
+        let session = try login(server)
+        let channel = try #require(try Channel.openStreamLocal(session, path: path))
+        let payload = Data((0..<(1 << 20)).map { UInt8($0 & 0xff) })
+        try channel.writeAll(payload)
+        try channel.sendEOF()
+        let reply = try channel.readAll()
+        #expect(String(decoding: reply, as: UTF8.self) == "got \(1 << 20) bytes")
+        #expect(channel.receivedEOF)
+    }
+
+    @Test func aRefusedChannelLeavesTheSessionUsable() throws {
+        let server = try LocalSSHD()
+        let session = try login(server)
+        do {
+            _ = try Channel.openStreamLocal(session, path: server.folder.appendingPathComponent("nobody-listens").path)
+            Issue.record("a channel to a missing socket opened")
+        } catch {
+            #expect(error.affectsOnlyTheChannel)
+        }
+        #expect(try session.run("echo still here").output == Data("still here\n".utf8))
+    }
+
+    @Test func sftpRoundTripKeepsBytesAndMode() throws {
+        let server = try LocalSSHD()
+        let session = try login(server)
+        let sftp = try SFTP(session: session)
+        let source = server.folder.appendingPathComponent("source")
+        let bytes = Data((0..<300_000).map { _ in UInt8.random(in: 0...255) })
+        try bytes.write(to: source)
+        let remote = server.folder.appendingPathComponent("remote").path
+        let input = open(source.path, O_RDONLY)
+        defer { close(input) }
+        var reported: UInt64 = 0
+        try sftp.upload(from: input, to: remote, permissions: 0o640) { reported = $0 }
+        #expect(reported == UInt64(bytes.count))
+        let attributes = try #require(try sftp.attributes(remote))
+        #expect(attributes.permissions == 0o640 && attributes.isRegularFile && attributes.size == UInt64(bytes.count))
+        #expect(try sftp.attributes(server.folder.appendingPathComponent("missing").path) == nil)
+        let copy = server.folder.appendingPathComponent("copy")
+        let output = open(copy.path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        let mode = try sftp.download(remote, to: output)
+        close(output)
+        #expect(mode == 0o640)
+        #expect(try Data(contentsOf: copy) == bytes)
+    }
+
+    @Test func nonBlockingReadsReportWouldBlockInsteadOfEOF() throws {
+        let server = try LocalSSHD()
+        let session = try login(server)
+        let channel = try Channel(session: session)
+        try channel.exec("sleep 1; echo late")
+        session.isBlocking = false
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 1)
+        defer { buffer.deallocate() }
+        #expect(try channel.read(into: buffer) == .wouldBlock)
+        session.isBlocking = true
+        #expect(String(decoding: try channel.readAll(), as: UTF8.self) == "late\n")
+        #expect(try channel.close() == 0)
+    }
+}

@@ -1,0 +1,335 @@
+"""`machine up` end to end: the real VM, the real engine, and the host's real docker CLI
+(/usr/local/bin/docker) talking to the socket the host agent forwards over SSH. One machine
+serves the whole module; the tests run in file order, the disruptive ones last."""
+import hashlib
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pexpect
+import pytest
+
+from conftest import machine_binary
+from qemu_guest import busybox_image_tar
+
+DOCKER = "/usr/local/bin/docker"
+
+
+class Up:
+    """The machine `up` made, with helpers that run machine and docker against it."""
+
+    def __init__(self, home, cache_dir, work):
+        self.home = home
+        self.work = work
+        self.env = dict(os.environ, MACHINE_HOME=str(home), MACHINE_CACHE=str(cache_dir),
+                        DOCKER_CONFIG=str(home / "docker-config"))
+        self.env.pop("DOCKER_HOST", None)
+        self.env.pop("DOCKER_CONTEXT", None)
+        self.folder = home / "machines" / "default"
+        self.socket = self.folder / "docker.sock"
+
+    def machine(self, *args, check=True, timeout=600, input=None):
+        result = subprocess.run([str(machine_binary()), *args], env=self.env, capture_output=True,
+                                timeout=timeout, input=input)
+        if check:
+            assert result.returncode == 0, f"machine {' '.join(args)}: {result.stdout!r} {result.stderr!r}"
+        return result
+
+    def docker(self, *args, check=True, timeout=300, input=None, text=True):
+        result = subprocess.run([DOCKER, *args], env=self.env, capture_output=True, timeout=timeout,
+                                input=input, text=text)
+        if check:
+            assert result.returncode == 0, f"docker {' '.join(args)}: {result.stdout!r} {result.stderr!r}"
+        return result
+
+    def agent_pid(self):
+        return int((self.folder / "agent.pid").read_text())
+
+    def config(self):
+        return json.loads((self.folder / "config.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def up(tmp_path_factory, cache_dir, built):
+    home = tmp_path_factory.mktemp("up-home")
+    machine = Up(home, cache_dir, tmp_path_factory.mktemp("up-work"))
+    result = machine.machine("up")
+    machine.up_output = result.stdout.decode() + result.stderr.decode()
+    yield machine
+    machine.machine("rm", "--force", "default", check=False, timeout=180)
+
+
+@pytest.fixture(scope="module")
+def busybox(up):
+    tar = busybox_image_tar(up.work / "busybox")
+    up.docker("import", str(tar), "busybox:latest")
+    return "busybox:latest"
+
+
+def test_up_prints_how_to_use_the_engine_and_docker_reaches_it(up):
+    assert "default is up" in up.up_output
+    assert f"unix://{up.socket}" in up.up_output
+    assert "uploading the engine" in up.up_output  # progress was shown
+    # Through the context `up` made and switched to: no DOCKER_HOST needed.
+    assert up.docker("context", "show").stdout.strip() == "machine-default"
+    version = json.loads(up.docker("version", "--format", "{{json .}}").stdout)
+    assert version["Server"]["Version"].startswith("20.10")
+    # The socket: owner-only, in an owner-only folder.
+    assert os.stat(up.socket).st_mode & 0o777 == 0o600
+    assert os.stat(up.folder).st_mode & 0o777 == 0o700
+
+
+def test_env_prints_a_docker_host_that_works(up):
+    env_sh = up.machine("env", "--shell", "bash").stdout.decode()
+    assert f"export DOCKER_HOST='unix://{up.socket}'" in env_sh
+    fish = up.machine("env", "--shell", "fish").stdout.decode()
+    assert f"set -gx DOCKER_HOST 'unix://{up.socket}';" in fish
+    assert "unset DOCKER_HOST" in up.machine("env", "--unset").stdout.decode()
+    # A fresh docker config (no context) with the printed export reaches the engine.
+    script = f'eval "$({machine_binary()} env)" && {DOCKER} version --format "{{{{.Server.Os}}}}"'
+    env = dict(up.env, DOCKER_CONFIG=str(up.work / "empty-docker-config"))
+    out = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "linux"
+
+
+def test_up_again_is_quick_and_changes_nothing(up):
+    agent = up.agent_pid()
+    console = (up.folder / "console.log").stat().st_size
+    started = time.monotonic()
+    result = up.machine("up")
+    assert time.monotonic() - started < 15
+    assert "default is already up" in result.stdout.decode()
+    assert up.agent_pid() == agent
+    assert (up.folder / "console.log").stat().st_size == console
+
+
+def test_run_prints_output_and_returns_the_exit_code(up, busybox):
+    result = up.docker("run", "--rm", busybox, "sh", "-c", "echo hello from the guest; exit 3", check=False)
+    assert result.stdout == "hello from the guest\n"
+    assert result.returncode == 3
+
+
+def test_run_interactive_reads_stdin_to_its_end(up, busybox):
+    data = "".join(f"line {i}\n" for i in range(2000))
+    result = up.docker("run", "--rm", "-i", busybox, "sh", "-c", "cat; echo done", input=data)
+    assert result.stdout == data + "done\n"
+
+
+def test_create_tty_then_start_attach_interactive(up, busybox):
+    container = up.docker("create", "-t", "-i", busybox, "sh").stdout.strip()
+    child = pexpect.spawn(DOCKER, ["start", "-a", "-i", container], env=up.env, timeout=60, encoding="utf-8")
+    child.sendline("echo started-$((20+22))")
+    child.expect("started-42")
+    child.sendline("exit 4")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 4
+    up.docker("rm", container)
+
+
+def test_exec_it_under_a_pseudo_terminal(up, busybox):
+    container = up.docker("run", "-d", busybox, "sleep", "600").stdout.strip()
+    child = pexpect.spawn(DOCKER, ["exec", "-it", container, "sh"], env=up.env, timeout=60, encoding="utf-8")
+    child.sendline("tty; echo sum=$((6*7))")
+    child.expect(r"/dev/pts/\d+")
+    child.expect("sum=42")
+    child.sendline("exit 5")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 5
+    up.docker("rm", "-f", container)
+
+
+def test_logs_follow_streams_new_lines(up, busybox):
+    container = up.docker("run", "-d", busybox, "sh", "-c", "for i in 1 2 3 4 5 6; do echo tick $i; sleep 1; done").stdout.strip()
+    follow = subprocess.Popen([DOCKER, "logs", "-f", container], env=up.env, stdout=subprocess.PIPE, text=True)
+    first = follow.stdout.readline()
+    assert first.startswith("tick ")
+    rest = follow.stdout.read()  # ends when the container exits
+    assert follow.wait(timeout=60) == 0
+    assert "tick 6" in rest
+    up.docker("rm", container)
+
+
+def test_build_leaves_dockerignored_files_out_of_the_context(up, busybox, tmp_path):
+    (tmp_path / "Dockerfile").write_text(f"FROM {busybox}\nCOPY . /ctx\nRUN ls /ctx > /listing\n")
+    (tmp_path / "kept.txt").write_text("kept")
+    (tmp_path / "secret.key").write_text("do not send")
+    (tmp_path / ".dockerignore").write_text("secret.key\n")
+    env_no_buildkit = dict(up.env, DOCKER_BUILDKIT="0")
+    result = subprocess.run([DOCKER, "build", "-q", "-t", "ctx-test", str(tmp_path)], env=env_no_buildkit,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    listing = up.docker("run", "--rm", "ctx-test", "cat", "/listing").stdout.split()
+    assert "kept.txt" in listing and "Dockerfile" in listing
+    assert "secret.key" not in listing
+
+
+def test_restart_on_failure_stops_after_three_restarts(up, busybox):
+    container = up.docker("run", "-d", "--restart=on-failure:3", busybox, "sh", "-c", "exit 1").stdout.strip()
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        state = json.loads(up.docker("inspect", container).stdout)[0]
+        if state["RestartCount"] == 3 and not state["State"]["Running"] and not state["State"]["Restarting"]:
+            break
+        time.sleep(1)
+    assert state["RestartCount"] == 3
+    assert state["State"]["ExitCode"] == 1
+    up.docker("rm", "-f", container)
+
+
+def test_save_and_load_of_a_large_image_arrive_intact(up, busybox, tmp_path):
+    payload = tmp_path / "payload.bin"
+    with open(payload, "wb") as f:
+        for _ in range(210):
+            f.write(os.urandom(1 << 20))
+    digest = hashlib.sha256(payload.read_bytes()).hexdigest()
+    (tmp_path / "Dockerfile").write_text(f"FROM {busybox}\nCOPY payload.bin /payload.bin\n")
+    build = subprocess.run([DOCKER, "build", "-q", "-t", "big:1", str(tmp_path)], env=dict(up.env, DOCKER_BUILDKIT="0"),
+                           capture_output=True, text=True, timeout=600)
+    assert build.returncode == 0, build.stderr
+    saved = tmp_path / "big.tar"
+    up.docker("save", "-o", str(saved), "big:1", timeout=600)
+    assert saved.stat().st_size > 200 * (1 << 20)
+    up.docker("rmi", "big:1")
+    loaded = up.docker("load", "-i", str(saved), timeout=600)
+    assert "big:1" in loaded.stdout
+    inside = up.docker("run", "--rm", "big:1", "sha256sum", "/payload.bin", timeout=300).stdout.split()[0]
+    assert inside == digest
+    up.docker("rmi", "big:1")
+
+
+def test_ssh_runs_commands_with_their_exit_status_and_stdin(up):
+    assert up.machine("ssh", "--", "false", check=False).returncode == 1
+    result = up.machine("ssh", "--", "echo", "out;", "echo", "err", ">&2;", "exit", "7", check=False)
+    assert result.returncode == 7
+    assert result.stdout == b"out\n" and result.stderr == b"err\n"
+    data = os.urandom(300_000)
+    result = up.machine("ssh", "--", "sha256sum", input=data)
+    assert result.stdout.split()[0].decode() == hashlib.sha256(data).hexdigest()
+
+
+def test_ssh_shell_has_a_terminal(up):
+    child = pexpect.spawn(str(machine_binary()), ["ssh"], env=up.env, timeout=60, encoding="utf-8")
+    child.setwinsize(40, 132)
+    child.sendline("stty size; tty; echo host=$(hostname)")
+    child.expect(r"40 132")
+    child.expect(r"/dev/pts/\d+")
+    child.expect("host=default")
+    child.setwinsize(30, 100)  # SIGWINCH reaches the remote terminal
+    time.sleep(0.5)
+    child.sendline("stty size")
+    child.expect(r"30 100")
+    child.sendline("exit 6")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 6
+
+
+def test_cp_round_trip_keeps_bytes_and_mode(up, tmp_path):
+    original = tmp_path / "tool.sh"
+    original.write_bytes(os.urandom(1_000_000))
+    original.chmod(0o751)
+    up.machine("cp", str(original), "default:/tmp/")
+    assert up.machine("ssh", "--", "stat -c '%a %s' /tmp/tool.sh").stdout.decode().split() == ["751", "1000000"]
+    back = tmp_path / "back"
+    back.mkdir()
+    up.machine("cp", "default:/tmp/tool.sh", str(back))
+    assert (back / "tool.sh").read_bytes() == original.read_bytes()
+    assert (back / "tool.sh").stat().st_mode & 0o777 == 0o751
+    # A symlink at the host destination is replaced, never written through.
+    victim = tmp_path / "victim"
+    victim.write_text("untouched")
+    link = back / "link"
+    link.symlink_to(victim)
+    up.machine("cp", "default:/tmp/tool.sh", str(link))
+    assert victim.read_text() == "untouched"
+    assert not link.is_symlink() and link.read_bytes() == original.read_bytes()
+    missing = up.machine("cp", "default:/no/such/file", str(back), check=False)
+    assert missing.returncode == 1 and b"does not exist" in missing.stderr
+
+
+def test_openssh_logs_in_with_the_printed_config(up, tmp_path):
+    config = tmp_path / "ssh_config"
+    config.write_bytes(up.machine("ssh-config").stdout)
+    result = subprocess.run(["ssh", "-F", str(config), "-o", "BatchMode=yes", "machine-default", "hostname"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "default"
+
+
+def test_a_killed_agent_comes_back_with_up(up):
+    os.kill(up.agent_pid(), signal.SIGKILL)
+    time.sleep(0.5)
+    assert up.docker("version", check=False).returncode != 0
+    up.machine("up")
+    assert up.docker("version", "--format", "{{.Server.Os}}").stdout.strip() == "linux"
+
+
+def test_the_agent_reconnects_when_the_guest_drops_its_session(up):
+    agent = up.agent_pid()
+    # Kill every sshd process but the listener, from a detached shell so this command's own
+    # session ends first; the agent's session goes with them.
+    up.machine("ssh", "--", "setsid sh -c 'sleep 1; for p in $(pidof sshd); do [ $p = $(cat /run/sshd.pid) ] || kill -9 $p; done'"
+               " </dev/null >/dev/null 2>&1 &")
+    time.sleep(1.5)
+    started = time.monotonic()
+    while up.docker("version", "--format", "{{.Server.Os}}", check=False).returncode != 0:
+        assert time.monotonic() - started < 5, "docker did not work again within 5 s"
+        time.sleep(0.2)
+    assert up.agent_pid() == agent
+    assert "reconnected to default" in (up.folder / "agent.log").read_text()
+
+
+def test_restart_always_container_comes_back_after_machine_restart(up, busybox):
+    container = up.docker("run", "-d", "--restart=always", "--name", "keeper", busybox, "sleep", "100000").stdout.strip()
+    up.machine("restart")
+    started = time.monotonic()
+    while time.monotonic() - started < 60:
+        state = up.docker("inspect", "--format", "{{.State.Running}}", container, check=False)
+        if state.stdout.strip() == "true":
+            break
+        time.sleep(1)
+    assert state.stdout.strip() == "true"
+    up.docker("rm", "-f", container)
+
+
+def test_another_host_key_on_the_machines_port_is_refused(up, tmp_path):
+    up.machine("stop")
+    port = up.config()["sshPort"]
+    key = tmp_path / "impostor_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    config = tmp_path / "sshd_config"
+    config.write_text(f"ListenAddress 127.0.0.1\nPort {port}\nHostKey {key}\nAuthorizedKeysFile {up.folder}/id_ed25519.pub\n"
+                      "PermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\nPidFile none\n")
+    Path("/run/sshd").mkdir(exist_ok=True)
+    impostor = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(config)], stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        result = up.machine("ssh", "--", "echo", "should-not-run", check=False)
+        assert result.returncode == 1
+        assert b"should-not-run" not in result.stdout
+        assert re.search(rb"refusing to talk to default: .*not the pinned one", result.stderr), result.stderr
+        assert b"known_hosts" in result.stderr  # the hint says which file holds the pinned key
+    finally:
+        impostor.terminate()
+        impostor.wait(timeout=10)
+
+
+def test_rm_removes_the_docker_context(up):
+    up.machine("rm", "--force", "default")
+    contexts = up.docker("context", "ls", "--format", "{{.Name}}").stdout.split()
+    assert "machine-default" not in contexts
+    assert not up.socket.exists()
