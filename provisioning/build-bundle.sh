@@ -91,7 +91,7 @@ for f in "$bundle"/bin/* "$bundle"/lib/*; do
 		patchelf --force-rpath --set-rpath /var/lib/machine/engine/current/lib "$f"
 	fi
 done
-cp "$RECIPE/guest/service" "$RECIPE/guest/install.sh" "$bundle/"
+cp "$RECIPE/guest/service" "$RECIPE/guest/install.sh" "$RECIPE/guest/containerd.toml" "$bundle/"
 chmod 0755 "$bundle/service" "$bundle/install.sh"
 printf '%s\n' "$version" >"$bundle/VERSION"
 
