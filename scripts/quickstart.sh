@@ -15,7 +15,7 @@ echo "==> docker, through the machine"
 docker version --format 'docker client {{.Client.Version}} -> engine {{.Server.Version}} ({{.Server.Os}}/{{.Server.Arch}}) in the machine'
 # No registry is reachable here: make a busybox image from Debian's busybox-static.
 tar=$(python3 scripts/qemu_guest.py busybox-tar "${TMPDIR:-/tmp}/machine-quickstart")
-docker import -q "$tar" busybox:latest >/dev/null
+docker import "$tar" busybox:latest >/dev/null
 docker run --rm busybox echo "hello from a container in the machine"
 echo
 echo "machine is at $machine; try \`$machine ssh\`, \`$machine ls\`, \`$machine stop\`."

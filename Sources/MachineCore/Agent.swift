@@ -6,6 +6,8 @@ import Glibc
 
 /// Set by SIGTERM/SIGINT; the agent's loop sees it within a second and shuts down cleanly.
 nonisolated(unsafe) private var terminationRequested: sig_atomic_t = 0
+/// Set by SIGUSR1 (`machine port add/rm`): read the manual forwards from the config again.
+nonisolated(unsafe) private var reloadRequested: sig_atomic_t = 0
 
 /// The host agent: one process per running machine, holding one SSH session to the guest and
 /// serving host sockets through it. Each accepted connection becomes one channel
@@ -28,7 +30,7 @@ public final class Agent {
     }
 
     final class Listener {
-        let fd: Int32
+        private(set) var fd: Int32
         let name: String
         let target: Target
         init(fd: Int32, name: String, target: Target) {
@@ -36,7 +38,12 @@ public final class Agent {
             self.name = name
             self.target = target
         }
-        deinit { close(fd) }
+        /// Stops listening now, even while connections it accepted go on.
+        func close() {
+            if fd >= 0 { Glibc.close(fd) }
+            fd = -1
+        }
+        deinit { close() }
     }
 
     /// Bytes read from one side, not yet written to the other.
@@ -71,7 +78,7 @@ public final class Agent {
             self.client = client
             self.listener = listener
         }
-        deinit { close(client) }
+        deinit { Glibc.close(client) }
 
         var done: Bool { eofSentToGuest && guestSentEOF && toClient.isEmpty && clientShutDown }
     }
@@ -91,6 +98,20 @@ public final class Agent {
     private var everConnected = false
     private var refusing = false
 
+    // Port forwarding (enabled by `enablePortForwarding`).
+    private var forwarding: (statusFile: URL, loadConfig: () -> MachineConfig?)?
+    private var forwardListeners: [String: (listener: Listener, forward: PortForward)] = [:]
+    private var manualForwards: [PortForward] = []
+    private var publishAddress = "127.0.0.1"
+    private var sshPort = 0
+    private var statuses: [ForwardStatus] = []
+    private var lastReconcile = Date.distantPast
+    private var loggedFailures = Set<String>()
+    /// Filled by the watcher thread, emptied by the loop.
+    private var mailbox: Mailbox?
+    private var automaticForwards: [PortForward] = []
+    private var wakePipe: [Int32] = [-1, -1]
+
     /// A connection waits this long for the session to come back before it is dropped.
     static let waitForSession: TimeInterval = 60
     /// A channel open that takes longer means the session is dead (host slept, guest froze).
@@ -108,15 +129,30 @@ public final class Agent {
         log("serving \(path) -> guest \(target)")
     }
 
-    /// Runs until SIGTERM or SIGINT.
-    public func run() {
+    /// Forwards the published ports of running containers (followed through the engine's
+    /// events) and the config's manual forwards; writes how each stands to `statusFile`.
+    public func enablePortForwarding(statusFile: URL, loadConfig: @escaping () -> MachineConfig?) {
+        forwarding = (statusFile, loadConfig)
+    }
+
+    /// SIGTERM, SIGINT and SIGHUP stop the loop; SIGUSR1 reloads the manual forwards. Set up
+    /// first thing in the agent process, so an early signal cannot kill it.
+    public static func installSignalHandlers() {
         signal(SIGPIPE, SIG_IGN)
         for sig in [SIGTERM, SIGINT, SIGHUP] {
             signal(sig) { _ in terminationRequested = 1 }
         }
+        signal(SIGUSR1) { _ in reloadRequested = 1 }
+    }
+
+    /// Runs until SIGTERM or SIGINT.
+    public func run() {
+        Self.installSignalHandlers()
+        if forwarding != nil { startForwarding() }
         var busy = true
         while terminationRequested == 0 {
             if session == nil && Date() >= nextConnectAttempt { connectSession() }
+            if forwarding != nil { updateForwards() }
             var fds = pollSet()
             // After a round that moved data, look again at once: libssh2 may hold data for
             // other channels that it already read from the socket.
@@ -133,13 +169,11 @@ public final class Agent {
         connections.removeAll()
         waiting.removeAll()
         closing.removeAll()
+        forwardListeners.values.forEach { $0.listener.close() }
+        forwardListeners.removeAll()
+        if let forwarding { try? FileManager.default.removeItem(at: forwarding.statusFile) }
         for listener in listeners {
-            var address = sockaddr_un()
-            var length = socklen_t(MemoryLayout<sockaddr_un>.size)
-            _ = withUnsafeMutablePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener.fd, $0, &length) }
-            }
-            let path = withUnsafeBytes(of: &address.sun_path) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            let path = socketPath(of: listener)
             if !path.isEmpty { unlink(path) }
         }
         listeners.removeAll()
@@ -181,8 +215,11 @@ public final class Agent {
 
     // MARK: Poll
 
+    private var allListeners: [Listener] { listeners + forwardListeners.values.map(\.listener) }
+
     private func pollSet() -> [pollfd] {
-        var fds: [pollfd] = listeners.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
+        var fds: [pollfd] = allListeners.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
+        if wakePipe[0] >= 0 { fds.append(pollfd(fd: wakePipe[0], events: Int16(POLLIN), revents: 0)) }
         if let session {
             let blocked = session.blockedDirections
             var events = Int16(POLLIN)
@@ -200,7 +237,7 @@ public final class Agent {
 
     private func acceptClients() -> Bool {
         var accepted = false
-        for listener in listeners {
+        for listener in allListeners where listener.fd >= 0 {
             while true {
                 let fd = accept(listener.fd, nil, nil)
                 if fd < 0 { break }
@@ -351,5 +388,147 @@ public final class Agent {
             return true
         }
         return progress
+    }
+
+    // MARK: Port forwarding
+
+    private func startForwarding() {
+        guard pipe(&wakePipe) == 0 else { return }
+        _ = fcntl(wakePipe[0], F_SETFL, O_NONBLOCK)
+        _ = fcntl(wakePipe[1], F_SETFL, O_NONBLOCK)
+        reloadConfig()
+        guard let socket = listeners.first(where: { if case .unixSocket = $0.target { return true } else { return false } }) else { return }
+        let path = socketPath(of: socket)
+        let mailbox = Mailbox(wakeFD: wakePipe[1])
+        self.mailbox = mailbox
+        EngineWatcher(socketPath: path, report: { mailbox.put($0) }).start()
+    }
+
+    private func reloadConfig() {
+        guard let config = forwarding?.loadConfig() else { return }
+        publishAddress = config.publishAddress
+        sshPort = config.sshPort
+        manualForwards = config.ports.map {
+            PortForward(kind: .manual, hostAddress: config.publishAddress, hostPort: $0.hostPort, guestPort: $0.guestPort)
+        }
+    }
+
+    /// Takes what the watcher reported and what SIGUSR1 asked for; reconciles the listeners
+    /// when anything changed, and every few seconds while some forward could not open.
+    private func updateForwards() {
+        var changed = false
+        if reloadRequested != 0 {
+            reloadRequested = 0
+            reloadConfig()
+            log("manual forwards reloaded: \(manualForwards.map { "\($0.hostPort):\($0.guestPort)" }.joined(separator: ", "))")
+            changed = true
+        }
+        if wakePipe[0] >= 0 {
+            var drain = [UInt8](repeating: 0, count: 64)
+            while read(wakePipe[0], &drain, drain.count) > 0 {}
+        }
+        if let containers = mailbox?.take() {
+            automaticForwards = PortForwards.automatic(containersJSON: containers, publishAddress: publishAddress, sshPort: sshPort)
+            changed = true
+        }
+        let retry = statuses.contains { $0.state.hasPrefix("error") } && Date().timeIntervalSince(lastReconcile) > 3
+        if changed || retry { reconcile() }
+    }
+
+    private func reconcile() {
+        lastReconcile = Date()
+        var wanted: [String: PortForward] = [:]
+        var order: [PortForward] = []
+        var next: [ForwardStatus] = []
+        // Manual forwards first: they win a host port both ask for.
+        for forward in manualForwards + automaticForwards {
+            if forward.proto != "tcp" {
+                next.append(ForwardStatus(forward: forward, state: "not forwarded: SSH carries TCP only"))
+                continue
+            }
+            if forward.hostPort == sshPort {
+                next.append(ForwardStatus(forward: forward, state: "not forwarded: \(sshPort) is the machine's own SSH port"))
+                continue
+            }
+            if let other = wanted[forward.hostKey] {
+                let owner = other.container.map { "container \($0)" } ?? "a manual forward"
+                next.append(ForwardStatus(forward: forward, state: "error: host port \(forward.hostPort) is taken by \(owner)"))
+                continue
+            }
+            wanted[forward.hostKey] = forward
+            order.append(forward)
+        }
+        for (key, entry) in forwardListeners where wanted[key] != entry.forward {
+            entry.listener.close()
+            forwardListeners[key] = nil
+            log("forward \(entry.forward.hostAddress):\(entry.forward.hostPort) closed")
+        }
+        for forward in order {
+            if forwardListeners[forward.hostKey] != nil {
+                next.append(ForwardStatus(forward: forward, state: "forwarding"))
+                continue
+            }
+            switch LocalSocket.listenTCP(address: forward.hostAddress, port: forward.hostPort) {
+            case .success(let fd):
+                let listener = Listener(fd: fd, name: "\(forward.hostAddress):\(forward.hostPort)",
+                                        target: .tcp(host: forward.guestAddress, port: forward.guestPort))
+                forwardListeners[forward.hostKey] = (listener, forward)
+                loggedFailures.remove(forward.hostKey)
+                log("forward \(forward.hostAddress):\(forward.hostPort) -> guest \(forward.guestAddress):\(forward.guestPort)"
+                    + (forward.container.map { " (container \($0))" } ?? " (manual)"))
+                next.append(ForwardStatus(forward: forward, state: "forwarding"))
+            case .failure(let error):
+                var reason = String(cString: strerror(error.code.rawValue))
+                if error.code == .EADDRINUSE {
+                    reason = "\(forward.hostAddress):\(forward.hostPort) is already in use"
+                        + (LocalSocket.holder(ofTCPPort: forward.hostPort).map { " by \($0)" } ?? " on the host")
+                }
+                if loggedFailures.insert(forward.hostKey).inserted {
+                    log("cannot forward \(forward.hostAddress):\(forward.hostPort): \(reason)")
+                }
+                next.append(ForwardStatus(forward: forward, state: "error: \(reason)"))
+            }
+        }
+        next.sort { ($0.forward.hostPort, $0.forward.proto) < ($1.forward.hostPort, $1.forward.proto) }
+        if next != statuses, let forwarding {
+            PortForwards.writeStatus(next, to: forwarding.statusFile)
+        }
+        statuses = next
+    }
+
+    private func socketPath(of listener: Listener) -> String {
+        var address = sockaddr_un()
+        var length = socklen_t(MemoryLayout<sockaddr_un>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener.fd, $0, &length) }
+        }
+        return withUnsafeBytes(of: &address.sun_path) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+    }
+}
+
+/// The latest container list from the watcher thread, and the pipe that wakes the loop.
+final class Mailbox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var latest: Data?
+    private let wakeFD: Int32
+
+    init(wakeFD: Int32) {
+        self.wakeFD = wakeFD
+    }
+
+    func put(_ data: Data) {
+        lock.lock()
+        latest = data
+        lock.unlock()
+        var byte: UInt8 = 1
+        _ = write(wakeFD, &byte, 1)
+    }
+
+    func take() -> Data? {
+        lock.lock()
+        defer { lock.unlock() }
+        let data = latest
+        latest = nil
+        return data
     }
 }

@@ -79,6 +79,11 @@ public struct AgentProcess: Sendable {
         throw MachineError("the host agent of \(name) did not start", hint: "see \(files.agentLog.path)")
     }
 
+    /// Asks a running agent to read the manual forwards from the config again.
+    public func reload() {
+        if let pid = runningPid(), pid > 1 { kill(pid, SIGUSR1) }
+    }
+
     /// Stops the agent (SIGTERM, then SIGKILL after 5 s). True if one was running.
     @discardableResult
     public func stop() -> Bool {
@@ -97,7 +102,8 @@ public struct AgentProcess: Sendable {
 
     /// The body of `machine agent NAME`: takes the agent lock (exits quietly if another agent
     /// holds it), serves the engine socket, runs until stopped.
-    public func serve(port: Int) throws(MachineError) {
+    public func serve(port: Int, store: MachineStore) throws(MachineError) {
+        Agent.installSignalHandlers()
         let lockFD = open(files.agentLock.path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard lockFD >= 0 else { throw MachineError("cannot open \(files.agentLock.path): \(String(cString: strerror(errno)))") }
         guard flock(lockFD, LOCK_EX | LOCK_NB) == 0 else {
@@ -108,6 +114,8 @@ public struct AgentProcess: Sendable {
         Self.log("agent \(getpid()) for \(name) starting")
         let agent = Agent(guest: GuestSSH(name: name, port: port, files: files), log: Self.log)
         try agent.listen(unixSocket: files.dockerSocket.path, name: "docker.sock", target: .unixSocket(Self.guestDockerSocket))
+        let name = self.name
+        agent.enablePortForwarding(statusFile: files.portsStatus) { try? store.config(name) }
         agent.run()
         unlink(files.agentPid.path)
         Self.log("agent \(getpid()) stopped")

@@ -15,9 +15,14 @@ public struct MachineConfig: Codable, Sendable, Equatable {
     public var created: Date
     /// The engine's settings, passed through to dockerd by provisioning.
     public var engine: EngineSettings
+    /// The host address published container ports are forwarded from (`--publish-address`).
+    public var publishAddress: String
+    /// Forwards added with `machine port add`.
+    public var ports: [ManualForward]
 
     public init(name: String, cpus: Int = 2, memoryMiB: Int = 1024, diskGiB: Int = 20, iso: String? = nil,
-                sshPort: Int, accel: String = "auto", created: Date = Date(), engine: EngineSettings = .init()) {
+                sshPort: Int, accel: String = "auto", created: Date = Date(), engine: EngineSettings = .init(),
+                publishAddress: String = "127.0.0.1", ports: [ManualForward] = []) {
         self.name = name
         self.cpus = cpus
         self.memoryMiB = memoryMiB
@@ -27,6 +32,8 @@ public struct MachineConfig: Codable, Sendable, Equatable {
         self.accel = accel
         self.created = created
         self.engine = engine
+        self.publishAddress = publishAddress
+        self.ports = ports
     }
 
     // Settings added after a machine was made are read as their defaults.
@@ -41,6 +48,8 @@ public struct MachineConfig: Codable, Sendable, Equatable {
         accel = try c.decode(String.self, forKey: .accel)
         created = try c.decode(Date.self, forKey: .created)
         engine = try c.decodeIfPresent(EngineSettings.self, forKey: .engine) ?? .init()
+        publishAddress = try c.decodeIfPresent(String.self, forKey: .publishAddress) ?? "127.0.0.1"
+        ports = try c.decodeIfPresent([ManualForward].self, forKey: .ports) ?? []
     }
 
     static let encoder: JSONEncoder = {

@@ -25,6 +25,8 @@ public struct MachineFiles: Sendable {
     public var agentLock: URL { folder.appendingPathComponent("agent.lock") }
     public var agentPid: URL { folder.appendingPathComponent("agent.pid") }
     public var agentLog: URL { folder.appendingPathComponent("agent.log") }
+    /// Every forward the running agent has, and how each stands (written by the agent).
+    public var portsStatus: URL { folder.appendingPathComponent("ports.json") }
 }
 
 /// Machine names: short, lowercase, safe in paths, domain names and hostnames.

@@ -108,6 +108,31 @@ public final class Machines {
         try AtomicFile.write(config.encoded(), to: files.config, mode: 0o600)
     }
 
+    /// Changes the machine's config under its lock, then tells a running agent to reload it.
+    public func updateForwarding(_ name: String, _ change: (inout MachineConfig) throws(MachineError) -> Void) throws(MachineError) {
+        let files = store.files(name)
+        _ = try store.config(name)
+        let lock = try MachineLock(files: files, name: name)
+        defer { withExtendedLifetime(lock) {} }
+        var config = try store.config(name)
+        try change(&config)
+        try AtomicFile.write(config.encoded(), to: files.config, mode: 0o600)
+        AgentProcess(name: name, files: files).reload()
+    }
+
+    /// The forwards the running agent reports; the config's manual ones when it does not run.
+    public func forwards(_ name: String) throws(MachineError) -> [ForwardStatus] {
+        let config = try store.config(name)
+        let files = store.files(name)
+        if AgentProcess(name: name, files: files).runningPid() != nil, let statuses = PortForwards.readStatus(files.portsStatus) {
+            return statuses
+        }
+        return config.ports.map {
+            ForwardStatus(forward: PortForward(kind: .manual, hostAddress: config.publishAddress, hostPort: $0.hostPort, guestPort: $0.guestPort),
+                          state: "not forwarded: \(name) is not up")
+        }
+    }
+
     /// Whether the host agent runs, and its pid.
     public func agentPid(_ name: String) -> Int32? {
         AgentProcess(name: name, files: store.files(name)).runningPid()

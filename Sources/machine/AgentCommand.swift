@@ -19,7 +19,7 @@ extension Machine {
             try perform { () throws(MachineError) in
                 let store = MachineStore(paths: Paths())
                 let config = try store.config(target.name)
-                try AgentProcess(name: target.name, files: store.files(target.name)).serve(port: config.sshPort)
+                try AgentProcess(name: target.name, files: store.files(target.name)).serve(port: config.sshPort, store: store)
             }
         }
     }

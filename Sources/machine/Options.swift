@@ -47,6 +47,8 @@ struct MachineShapeOptions: ParsableArguments {
     @Option(help: "Data disk size (grows as used), e.g. 20G (default: 20G).") var disk: String?
     @Option(help: "Boot this ISO instead of the built image.") var iso: String?
     @Option(help: "Acceleration: auto (KVM when it really works, else TCG), kvm or tcg (default: auto).") var accel: String?
+    @Option(help: ArgumentHelp("Host address that published container ports are forwarded from (default: 127.0.0.1).", valueName: "address"))
+    var publishAddress: String?
 
     var isEmpty: Bool { cpus == nil && memory == nil && disk == nil && iso == nil && accel == nil }
 
@@ -60,8 +62,10 @@ struct MachineShapeOptions: ParsableArguments {
         let diskGiB = max(1, try Size.mebibytes(disk ?? "20G") / 1024)
         guard memoryMiB >= 256 else { throw MachineError("--memory must be at least 256M", exitCode: 64) }
         let isoPath = iso.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
+        if let publishAddress { try PortForwards.validateAddress(publishAddress) }
         return MachineConfig(name: name, cpus: cpus ?? 2, memoryMiB: memoryMiB, diskGiB: diskGiB, iso: isoPath,
-                             sshPort: try MachineStore.freeLoopbackPort(), accel: accel ?? "auto", engine: engine)
+                             sshPort: try MachineStore.freeLoopbackPort(), accel: accel ?? "auto", engine: engine,
+                             publishAddress: publishAddress ?? "127.0.0.1")
     }
 }
 

@@ -41,6 +41,10 @@ extension Machine {
                     if !shape.isEmpty {
                         machines.progress("note: \(name) exists; --cpus, --memory, --disk, --iso and --accel apply only when a machine is created")
                     }
+                    if let address = shape.publishAddress {
+                        try PortForwards.validateAddress(address)
+                        try machines.updateForwarding(name) { $0.publishAddress = address }
+                    }
                     if !engine.isEmpty {
                         let config = try machines.store.config(name)
                         try machines.updateEngineSettings(name, try engine.settings(over: config.engine))

@@ -11,6 +11,9 @@ import subprocess
 import time
 from pathlib import Path
 
+import threading
+import urllib.request
+
 import pexpect
 import pytest
 
@@ -264,12 +267,124 @@ def test_openssh_logs_in_with_the_printed_config(up, tmp_path):
     assert result.stdout.strip() == "default"
 
 
-def test_a_killed_agent_comes_back_with_up(up):
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def host_listeners(port):
+    """Local addresses listening on a TCP port, from /proc/net/tcp and tcp6."""
+    found = set()
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"]:
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            address, hex_port = fields[1].rsplit(":", 1)
+            if fields[3] == "0A" and int(hex_port, 16) == port:
+                found.add(address)
+    return found
+
+
+def http_get(port, path="/", timeout=2):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as reply:
+        return reply.read()
+
+
+def wait_until_answers(port, path="/", limit=10):
+    started = time.monotonic()
+    while time.monotonic() - started < limit:
+        try:
+            return http_get(port, path), time.monotonic() - started
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError(f"nothing answered on 127.0.0.1:{port} within {limit} s")
+
+
+WEB = "mkdir -p /www && echo hello-$HOSTNAME > /www/index.html && head -c 1048576 /dev/urandom > /www/blob && exec httpd -f -p 80 -h /www"
+
+
+def test_published_port_answers_on_localhost_and_closes_when_stopped(up, busybox):
+    port = free_port()
+    container = up.docker("run", "-d", "-p", f"{port}:80", busybox, "sh", "-c", WEB).stdout.strip()
+    body, waited = wait_until_answers(port)
+    assert body == f"hello-{container[:12]}\n".encode()
+    assert waited < 2, f"the port answered {waited:.1f} s after docker run returned"
+    # Published on every guest address, forwarded on the host's loopback only.
+    assert host_listeners(port) == {"0100007F"}
+    up.docker("stop", "-t", "1", container)
+    stopped = time.monotonic()
+    while host_listeners(port):
+        assert time.monotonic() - stopped < 2, "the host port stayed open after the container stopped"
+        time.sleep(0.05)
+    up.docker("rm", container)
+
+
+def test_loopback_publish_stays_on_loopback(up, busybox):
+    port = free_port()
+    container = up.docker("run", "-d", "-p", f"127.0.0.1:{port}:80", busybox, "sh", "-c", WEB).stdout.strip()
+    wait_until_answers(port)
+    assert host_listeners(port) == {"0100007F"}
+    up.docker("rm", "-f", container)
+
+
+def test_fifty_concurrent_connections_each_move_a_megabyte_intact(up, busybox):
+    port = free_port()
+    container = up.docker("run", "-d", "-p", f"{port}:80", busybox, "sh", "-c", WEB).stdout.strip()
+    wait_until_answers(port)
+    expected = up.docker("exec", container, "sha256sum", "/www/blob").stdout.split()[0]
+    results = []
+
+    def fetch():
+        try:
+            results.append(hashlib.sha256(http_get(port, "/blob", timeout=120)).hexdigest())
+        except OSError as e:
+            results.append(repr(e))
+
+    threads = [threading.Thread(target=fetch) for _ in range(50)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [expected] * 50
+    up.docker("rm", "-f", container)
+
+
+def test_busy_host_port_is_reported_and_udp_marked_not_forwarded(up, busybox):
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    busy = holder.getsockname()[1]
+    good = free_port()
+    try:
+        blocked = up.docker("run", "-d", "-p", f"{busy}:80", "-p", f"{good}:80", "-p", "5353:53/udp", busybox, "sh", "-c", WEB).stdout.strip()
+        wait_until_answers(good)  # the other forwards are not disturbed
+        time.sleep(0.5)
+        listing = json.loads(up.machine("port", "ls", "--format", "json").stdout)
+        state = {(f["forward"]["hostPort"], f["forward"]["proto"]): f["state"] for f in listing}
+        assert state[(good, "tcp")] == "forwarding"
+        assert state[(busy, "tcp")].startswith(f"error: 127.0.0.1:{busy} is already in use by pid {os.getpid()}"), state
+        assert state[(5353, "udp")] == "not forwarded: SSH carries TCP only"
+        table = up.machine("port", "ls").stdout.decode()
+        assert "already in use" in table and "CONTAINER" in table
+        assert f"cannot forward 127.0.0.1:{busy}" in (up.folder / "agent.log").read_text()
+        up.docker("rm", "-f", blocked)
+    finally:
+        holder.close()
+
+
+def test_a_killed_agent_comes_back_with_up_and_picks_up_running_containers(up, busybox):
+    port = free_port()
+    container = up.docker("run", "-d", "-p", f"{port}:80", busybox, "sh", "-c", WEB).stdout.strip()
+    wait_until_answers(port)
     os.kill(up.agent_pid(), signal.SIGKILL)
     time.sleep(0.5)
     assert up.docker("version", check=False).returncode != 0
     up.machine("up")
     assert up.docker("version", "--format", "{{.Server.Os}}").stdout.strip() == "linux"
+    # The new agent found the container that was already running.
+    _, waited = wait_until_answers(port)
+    assert waited < 2
+    up.docker("rm", "-f", container)
 
 
 def test_the_agent_reconnects_when_the_guest_drops_its_session(up):
@@ -287,9 +402,22 @@ def test_the_agent_reconnects_when_the_guest_drops_its_session(up):
     assert "reconnected to default" in (up.folder / "agent.log").read_text()
 
 
-def test_restart_always_container_comes_back_after_machine_restart(up, busybox):
+GUEST_WEB = "mkdir -p /tmp/w && echo manual-$(hostname) > /tmp/w/index.html && busybox httpd -p 9999 -h /tmp/w"
+
+
+def test_restart_keeps_restart_always_containers_and_manual_forwards(up, busybox):
+    host_port = free_port()
+    up.machine("port", "add", f"{host_port}:9999")
+    up.machine("ssh", "--", GUEST_WEB)
+    assert wait_until_answers(host_port)[0] == b"manual-default\n"
     container = up.docker("run", "-d", "--restart=always", "--name", "keeper", busybox, "sleep", "100000").stdout.strip()
     up.machine("restart")
+    # The guest's own listener is gone with the reboot; started again, it is forwarded again.
+    up.machine("ssh", "--", GUEST_WEB)
+    assert wait_until_answers(host_port)[0] == b"manual-default\n"
+    listing = up.machine("port", "ls").stdout.decode()
+    assert re.search(rf"127\.0\.0\.1:{host_port}\s+127\.0\.0\.1:9999\s+tcp\s+manual\s+forwarding", listing), listing
+    up.machine("port", "rm", str(host_port))
     started = time.monotonic()
     while time.monotonic() - started < 60:
         state = up.docker("inspect", "--format", "{{.State.Running}}", container, check=False)
