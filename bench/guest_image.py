@@ -24,11 +24,11 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
-from qemu_guest import Guest, kill_guests_under, wait_for_ping  # noqa: E402
+from qemu_guest import Guest, kill_guests_under, wait_for_ping, release_machine  # noqa: E402
 
 
 def build():
-    out = subprocess.run([str(REPO / ".build/debug/machine"), "image", "build", "--quiet"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([release_machine(), "image", "build", "--quiet"], capture_output=True, text=True, check=True).stdout
     lines = dict(line.split(":", 1) for line in out.splitlines())
     image = Path(lines["image"].split(" (")[0].strip())
     engine = Path(lines["engine"].split(" (")[0].strip()).parent

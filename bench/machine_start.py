@@ -19,9 +19,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
-from qemu_guest import Guest, kill_guests_under  # noqa: E402
+from qemu_guest import Guest, kill_guests_under, release_machine  # noqa: E402
 
-MACHINE = str(REPO / ".build/debug/machine")
+MACHINE = release_machine()
 
 
 def main():

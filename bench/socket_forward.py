@@ -18,9 +18,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
-from qemu_guest import busybox_image_tar, wait_for_ping  # noqa: E402
+from qemu_guest import busybox_image_tar, wait_for_ping, release_machine  # noqa: E402
 
-MACHINE = str(REPO / ".build/debug/machine")
+MACHINE = release_machine()
 DOCKER = "/usr/local/bin/docker"
 
 

@@ -227,6 +227,14 @@ class Guest:
         self._forwards = []
 
 
+def release_machine():
+    """The optimized `machine` binary (what users get from the quickstart), rebuilt if the
+    sources changed: benchmarks measure it, not the debug build the tests use."""
+    repo = Path(__file__).resolve().parents[1]
+    subprocess.run(["swift", "build", "-c", "release"], cwd=repo, check=True, capture_output=True)
+    return str(repo / ".build" / "release" / "machine")
+
+
 def kill_guests_under(folder):
     """Kills every QEMU whose pidfile lies under folder (benchmarks' and demos' cleanup)."""
     for pidfile in Path(folder).rglob("qemu.pid"):

@@ -5,8 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/host-setup.sh
 echo "==> swift build"
-swift build 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\]' || true
-machine=$PWD/.build/debug/machine
+swift build -c release 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\]' || true
+machine=$PWD/.build/release/machine
 echo "==> machine image build"
 "$machine" image build
 echo "==> machine up"

@@ -243,6 +243,11 @@ public final class Agent {
                 if fd < 0 { break }
                 _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
                 _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+                if case .tcp = listener.target {
+                    // Small request/response traffic must not wait for Nagle (OpenSSH does the same).
+                    var one: Int32 = 1
+                    setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+                }
                 waiting.append(Connection(client: fd, listener: listener))
                 accepted = true
             }
