@@ -76,6 +76,8 @@ public struct MachineStore: Sendable {
             let lock = try MachineLock(files: files, name: config.name)
             try Subprocess.check(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "machine-\(config.name)",
                                   "-f", files.privateKey.path], what: "making the SSH key pair")
+            // Both halves owner-only, like the rest of the machine's folder.
+            chmod(files.publicKey.path, 0o600)
             try Subprocess.check(["qemu-img", "create", "-q", "-f", "qcow2", files.dataDisk.path, "\(config.diskGiB)G"],
                                  what: "creating the data disk")
             try writeSeed(config, files: files)

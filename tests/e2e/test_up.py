@@ -85,6 +85,9 @@ def test_up_prints_how_to_use_the_engine_and_docker_reaches_it(up):
     # The socket: owner-only, in an owner-only folder.
     assert os.stat(up.socket).st_mode & 0o777 == 0o600
     assert os.stat(up.folder).st_mode & 0o777 == 0o700
+    # One key pair per machine, both files owner-only.
+    for key in ["id_ed25519", "id_ed25519.pub"]:
+        assert os.stat(up.folder / key).st_mode & 0o777 == 0o600
 
 
 def test_env_prints_a_docker_host_that_works(up):
