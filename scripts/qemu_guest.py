@@ -280,7 +280,8 @@ def busybox_image_tar(folder):
     root = folder / "rootfs"
     (root / "bin").mkdir(parents=True, exist_ok=True)
     shutil.copy(extracted / "bin" / "busybox", root / "bin" / "busybox")
-    for applet in ["sh", "echo", "cat", "ls", "sleep", "wget", "httpd", "sha256sum", "head", "dd", "true", "false"]:
+    for applet in ["sh", "echo", "cat", "ls", "sleep", "wget", "httpd", "sha256sum", "head", "dd", "true", "false",
+                   "ln", "rm", "mkdir", "stat", "id", "touch", "date"]:
         link = root / "bin" / applet
         if not link.exists():
             link.symlink_to("busybox")

@@ -29,10 +29,12 @@ public struct DomainDefinition: Sendable, Equatable {
     /// Run QEMU as this uid:gid (for the system daemon, so QEMU can reach files in the
     /// user's home); nil lets libvirt choose (the session daemon runs it as the user).
     public var processOwner: (uid: UInt32, gid: UInt32)?
+    /// Host folders the guest mounts, by tag.
+    public var shares: [SharedFolder]
 
     public init(name: String, memoryMiB: Int, cpus: Int, accelerator: Accelerator, boot: Boot,
                 dataDisk: String, seed: String, consoleLog: String, sshPort: Int,
-                processOwner: (uid: UInt32, gid: UInt32)? = nil) {
+                processOwner: (uid: UInt32, gid: UInt32)? = nil, shares: [SharedFolder] = []) {
         self.name = name
         self.memoryMiB = memoryMiB
         self.cpus = cpus
@@ -43,6 +45,7 @@ public struct DomainDefinition: Sendable, Equatable {
         self.consoleLog = consoleLog
         self.sshPort = sshPort
         self.processOwner = processOwner
+        self.shares = shares
     }
 
     public static func == (a: DomainDefinition, b: DomainDefinition) -> Bool {
@@ -73,12 +76,18 @@ public struct DomainDefinition: Sendable, Equatable {
         let owner = processOwner.map {
             "  <seclabel type='static' model='dac' relabel='no'><label>+\($0.uid):+\($0.gid)</label></seclabel>\n"
         } ?? ""
+        // virtiofsd reads and writes the guest's buffers directly, so guest memory must be
+        // shareable with it.
+        let sharedMemory = shares.contains { $0.typeName == "virtiofs" }
+            ? "  <memoryBacking>\n    <source type='memfd'/>\n    <access mode='shared'/>\n  </memoryBacking>\n"
+            : ""
+        let filesystems = shares.map(Self.filesystemXML).joined()
         return """
             <domain type='\(accelerator == .kvm ? "kvm" : "qemu")' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
               <name>\(e(name))</name>
               <memory unit='MiB'>\(memoryMiB)</memory>
               <vcpu>\(cpus)</vcpu>
-              <os>
+            \(sharedMemory)  <os>
             \(os)  </os>
               <features><acpi/></features>
               \(cpu)
@@ -100,7 +109,7 @@ public struct DomainDefinition: Sendable, Equatable {
                   <serial>machine-seed</serial>
                   <readonly/>
                 </disk>
-            \(cdrom)    <serial type='file'>
+            \(cdrom)\(filesystems)    <serial type='file'>
                   <source path='\(e(consoleLog))'/>
                   <target port='0'/>
                 </serial>
@@ -116,6 +125,30 @@ public struct DomainDefinition: Sendable, Equatable {
                 <qemu:arg value='virtio-net-pci,netdev=machinenet,bus=pcie.0,addr=0x10'/>
               </qemu:commandline>
             </domain>
+
+            """
+    }
+
+    /// One `<filesystem>`. 9p uses accessmode squash: files the guest creates belong to the
+    /// user QEMU runs as (the user who runs machine), and a failing chown is not an error.
+    static func filesystemXML(_ folder: SharedFolder) -> String {
+        let e = Self.escape
+        let driver: String
+        switch folder.transport {
+        case let .virtiofs(binary):
+            driver = """
+                      <driver type='virtiofs' queue='1024'/>
+                      <binary path='\(e(binary))'/>
+
+                """
+        case .ninep:
+            driver = "          <driver type='path'/>\n"
+        }
+        return """
+                <filesystem type='mount' accessmode='\(folder.typeName == "virtiofs" ? "passthrough" : "squash")'>
+            \(driver)          <source dir='\(e(folder.share.hostPath))'/>
+                  <target dir='\(e(folder.tag))'/>
+            \(folder.share.readOnly ? "          <readonly/>\n" : "")        </filesystem>
 
             """
     }

@@ -6,13 +6,15 @@ import Glibc
 
 /// `machine cp`: one file between host and guest over SFTP, bytes and permission bits kept.
 /// Both directions write to a temporary name and rename it into place, so a half-copied
-/// file never appears; on the host, nothing is ever written through a symlink (the guest may
-/// plant one in a shared folder): an existing symlink at the destination is replaced.
+/// file never appears. On the host, no symlink inside a shared folder is followed (the guest
+/// may plant one there): see HostPathWalker.
 public struct GuestCopy {
     public let sftp: SFTP
     public let guest: GuestSSH
+    public let walker: HostPathWalker
 
-    public init(session: Session, guest: GuestSSH) throws(MachineError) {
+    public init(session: Session, guest: GuestSSH, walker: HostPathWalker) throws(MachineError) {
+        self.walker = walker
         do {
             sftp = try SFTP(session: session)
         } catch {
@@ -41,15 +43,28 @@ public struct GuestCopy {
         }
     }
 
-    /// Host file -> guest path (a folder gets the file's name inside it).
+    /// Host file -> guest path (a folder gets the file's name inside it). A symlink inside a
+    /// shared folder is never read through: the guest may have planted it.
     public func upload(_ hostPath: String, to guestPath: String) throws(MachineError) {
-        let fd = open(hostPath, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw MachineError("cannot read \(hostPath): \(String(cString: strerror(errno)))", exitCode: 1) }
+        let entry = try walker.locate(hostPath)
+        switch entry.kind {
+        case .missing:
+            throw MachineError("\(hostPath) does not exist", exitCode: 1)
+        case .sharedSymlink:
+            throw MachineError("not copying \(entry.path): it is a symlink inside a folder shared with a machine, which may have put it there",
+                               hint: "copy the file it points to by its own path", exitCode: 1)
+        case .regularFile:
+            break
+        case .directory, .other:
+            throw MachineError("\(hostPath) is not a regular file", hint: "machine cp copies one file; for a folder use `tar -C DIR -c . | machine ssh NAME -- tar -C DEST -x`", exitCode: 1)
+        }
+        let fd = openat(entry.folder, entry.name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else { throw MachineError("cannot read \(entry.path): \(String(cString: strerror(errno)))", exitCode: 1) }
         defer { close(fd) }
         var info = stat()
-        fstat(fd, &info)
-        guard (info.st_mode & S_IFMT) == S_IFREG else {
-            throw MachineError("\(hostPath) is not a regular file", hint: "machine cp copies one file; for a folder use `tar -C DIR -c . | machine ssh NAME -- tar -C DEST -x`", exitCode: 1)
+        // Checked again on the open file: it may have been swapped since the walk.
+        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
+            throw MachineError("\(entry.path) is not a regular file", exitCode: 1)
         }
         var destination = guestPath
         if let existing = try attributes(guestPath), existing.isDirectory {
@@ -65,7 +80,8 @@ public struct GuestCopy {
         }
     }
 
-    /// Guest file -> host path (a host folder gets the file's name inside it).
+    /// Guest file -> host path (a host folder gets the file's name inside it). A symlink
+    /// inside a shared folder at the destination is replaced, never written through.
     public func download(_ guestPath: String, to hostPath: String) throws(MachineError) {
         guard let remote = try attributes(guestPath) else {
             throw MachineError("\(guest.name):\(guestPath) does not exist")
@@ -73,17 +89,22 @@ public struct GuestCopy {
         guard remote.isRegularFile else {
             throw MachineError("\(guest.name):\(guestPath) is not a regular file", hint: "machine cp copies one file; for a folder use `machine ssh NAME -- tar -C DIR -c . | tar -x`")
         }
-        var destination = hostPath
-        var info = stat()
-        // lstat: a symlink at the destination is replaced, never followed.
-        if lstat(hostPath, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR {
-            destination = URL(fileURLWithPath: hostPath).appendingPathComponent(URL(fileURLWithPath: guestPath).lastPathComponent).path
+        var entry = try walker.locate(hostPath)
+        if entry.kind == .directory {
+            entry = try walker.locate(HostPathWalker.join(entry.path, URL(fileURLWithPath: guestPath).lastPathComponent))
         }
-        let folder = URL(fileURLWithPath: destination).deletingLastPathComponent().path
-        let temp = URL(fileURLWithPath: folder).appendingPathComponent(".\(URL(fileURLWithPath: destination).lastPathComponent).machine-cp.\(getpid())").path
-        let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        switch entry.kind {
+        case .missing, .regularFile, .sharedSymlink:
+            break
+        case .directory:
+            throw MachineError("\(entry.path) is a folder; not replacing it with a file", exitCode: 1)
+        case .other:
+            throw MachineError("\(entry.path) is not a regular file; not writing into it", exitCode: 1)
+        }
+        let temp = ".\(entry.name).machine-cp.\(getpid())"
+        let fd = openat(entry.folder, temp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
-            throw MachineError("cannot write in \(folder): \(String(cString: strerror(errno)))")
+            throw MachineError("cannot write in \(entry.folderPath): \(String(cString: strerror(errno)))")
         }
         do {
             let mode = try sftp.download(guestPath, to: fd)
@@ -92,13 +113,13 @@ public struct GuestCopy {
             close(fd)
         } catch {
             close(fd)
-            unlink(temp)
-            throw MachineError("copying \(guest.name):\(guestPath) to \(destination) failed: \(error)")
+            unlinkat(entry.folder, temp, 0)
+            throw MachineError("copying \(guest.name):\(guestPath) to \(entry.path) failed: \(error)")
         }
-        guard rename(temp, destination) == 0 else {
+        guard renameat(entry.folder, temp, entry.folder, entry.name) == 0 else {
             let reason = String(cString: strerror(errno))
-            unlink(temp)
-            throw MachineError("cannot put the copy at \(destination): \(reason)")
+            unlinkat(entry.folder, temp, 0)
+            throw MachineError("cannot put the copy at \(entry.path): \(reason)")
         }
     }
 

@@ -26,7 +26,7 @@ public final class Hypervisor {
             throw MachineError(
                 "cannot reach libvirt at \(uri): \(error.message)",
                 hint: uri.hasSuffix("/system")
-                    ? "start the daemons: `libvirtd -d && virtlogd -d` (without systemd) or `systemctl start libvirtd`; scripts/host-setup.sh does both"
+                    ? "start the daemons with scripts/host-setup.sh (without systemd it also keeps a /dev/kvm that cannot run guests away from libvirtd, which would otherwise re-probe QEMU for a minute at every start), or `systemctl start libvirtd`"
                     : "check that libvirt is installed (scripts/host-setup.sh), or pick another daemon with --connect")
         }
         self.store = store
@@ -50,7 +50,11 @@ public final class Hypervisor {
         }
     }
 
-    public func definition(config: MachineConfig, files: MachineFiles, image: GuestImage?, accelerator: Accelerator) -> DomainDefinition {
+    /// Whether this connection is libvirt's system daemon (which can run virtiofsd).
+    public var isSystemDaemon: Bool { connection.uri.hasSuffix("/system") }
+
+    public func definition(config: MachineConfig, files: MachineFiles, image: GuestImage?, accelerator: Accelerator,
+                           shares: [SharedFolder] = []) -> DomainDefinition {
         let boot: DomainDefinition.Boot
         if let iso = config.iso {
             boot = .iso(iso)
@@ -61,11 +65,11 @@ public final class Hypervisor {
         }
         // The system daemon would run QEMU as its own user, who cannot open files in the
         // user's home: run it as the user instead (and leave the files' owners alone).
-        let owner = connection.uri.hasSuffix("/system") ? (uid: getuid(), gid: getgid()) : nil
+        let owner = isSystemDaemon ? (uid: getuid(), gid: getgid()) : nil
         return DomainDefinition(
             name: MachineName.domainName(config.name), memoryMiB: config.memoryMiB, cpus: config.cpus,
             accelerator: accelerator, boot: boot, dataDisk: files.dataDisk.path, seed: files.seed.path,
-            consoleLog: files.consoleLog.path, sshPort: config.sshPort, processOwner: owner)
+            consoleLog: files.consoleLog.path, sshPort: config.sshPort, processOwner: owner, shares: shares)
     }
 
     /// Defines (again) and boots the machine; returns once libvirt has started QEMU.

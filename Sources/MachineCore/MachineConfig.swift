@@ -19,10 +19,15 @@ public struct MachineConfig: Codable, Sendable, Equatable {
     public var publishAddress: String
     /// Forwards added with `machine port add`.
     public var ports: [ManualForward]
+    /// Host folders shared into the guest (`--mount`), outer folders first.
+    public var mounts: [Share]
+    /// How they are served (`--mount-type`).
+    public var mountType: ShareType
 
     public init(name: String, cpus: Int = 2, memoryMiB: Int = 1024, diskGiB: Int = 20, iso: String? = nil,
                 sshPort: Int, accel: String = "auto", created: Date = Date(), engine: EngineSettings = .init(),
-                publishAddress: String = "127.0.0.1", ports: [ManualForward] = []) {
+                publishAddress: String = "127.0.0.1", ports: [ManualForward] = [], mounts: [Share] = [],
+                mountType: ShareType = .auto) {
         self.name = name
         self.cpus = cpus
         self.memoryMiB = memoryMiB
@@ -34,6 +39,8 @@ public struct MachineConfig: Codable, Sendable, Equatable {
         self.engine = engine
         self.publishAddress = publishAddress
         self.ports = ports
+        self.mounts = mounts
+        self.mountType = mountType
     }
 
     // Settings added after a machine was made are read as their defaults.
@@ -50,6 +57,8 @@ public struct MachineConfig: Codable, Sendable, Equatable {
         engine = try c.decodeIfPresent(EngineSettings.self, forKey: .engine) ?? .init()
         publishAddress = try c.decodeIfPresent(String.self, forKey: .publishAddress) ?? "127.0.0.1"
         ports = try c.decodeIfPresent([ManualForward].self, forKey: .ports) ?? []
+        mounts = try c.decodeIfPresent([Share].self, forKey: .mounts) ?? []
+        mountType = try c.decodeIfPresent(ShareType.self, forKey: .mountType) ?? .auto
     }
 
     static let encoder: JSONEncoder = {

@@ -90,14 +90,33 @@ public struct MachineStore: Sendable {
         return files
     }
 
-    /// The seed (config drive) the guest reads at boot: who may log in and its hostname.
-    public func writeSeed(_ config: MachineConfig, files: MachineFiles) throws(MachineError) {
+    /// The seed (config drive) the guest reads at boot: who may log in, its hostname, the
+    /// shares to mount and the paths inside them to cover. Written at create and before
+    /// every boot; the image is only remade when its content changed.
+    public func writeSeed(_ config: MachineConfig, files: MachineFiles, shares: [SharedFolder] = [], hidden: [String] = []) throws(MachineError) {
+        let publicKey: Data
+        do {
+            publicKey = try Data(contentsOf: files.publicKey)
+        } catch {
+            throw MachineError("cannot read \(files.publicKey.path): \(error.localizedDescription)", hint: "recreate the machine")
+        }
+        let content: [(String, Data)] = [
+            ("authorized_keys", publicKey),
+            ("hostname", Data((config.name + "\n").utf8)),
+            ("mounts", Data(Shares.seedMounts(shares).utf8)),
+            ("hidden", Data(hidden.map { $0 + "\n" }.joined().utf8)),
+        ]
         let fm = FileManager.default
+        let unchanged = fm.fileExists(atPath: files.seed.path) && content.allSatisfy { name, data in
+            (try? Data(contentsOf: files.seedFolder.appendingPathComponent(name))) == data
+        } && Set((try? fm.contentsOfDirectory(atPath: files.seedFolder.path)) ?? []) == Set(content.map(\.0))
+        if unchanged { return }
         try? fm.removeItem(at: files.seedFolder)
         do {
             try fm.createDirectory(at: files.seedFolder, withIntermediateDirectories: true)
-            try fm.copyItem(at: files.publicKey, to: files.seedFolder.appendingPathComponent("authorized_keys"))
-            try Data((config.name + "\n").utf8).write(to: files.seedFolder.appendingPathComponent("hostname"))
+            for (name, data) in content {
+                try data.write(to: files.seedFolder.appendingPathComponent(name))
+            }
         } catch {
             throw MachineError("cannot write the seed in \(files.seedFolder.path): \(error.localizedDescription)")
         }

@@ -17,6 +17,8 @@ public final class Machines {
     }
 
     public func create(_ config: MachineConfig) throws(MachineError) {
+        // A share type this host or connection cannot serve is refused now, not at boot.
+        _ = try Shares.devices(config.mounts, type: config.mountType, systemDaemon: hypervisor.isSystemDaemon)
         _ = try store.create(config)
     }
 
@@ -65,12 +67,15 @@ public final class Machines {
             ? try Builder(recipes: try Recipes.locate(), paths: paths).latestImage(quiet: quietBuild)
             : nil
         try store.checkDataDisk(files)
+        try Shares.verifyBeforeBoot(config.mounts, machine: name)
+        let shares = try Shares.devices(config.mounts, type: config.mountType, systemDaemon: hypervisor.isSystemDaemon)
+        try store.writeSeed(config, files: files, shares: shares, hidden: Shares.hiddenGuestPaths(config.mounts, machineHome: paths.home.path))
         let (accelerator, notice) = try AcceleratorProbe.choose(config.accel)
         if let notice { progress(notice) }
         // The console log of this boot only, so the waits below never read an old boot.
         try? FileManager.default.removeItem(at: files.consoleLog)
         progress("starting \(name) (\(accelerator.rawValue), \(config.cpus) CPUs, \(config.memoryMiB) MiB)")
-        try hypervisor.start(hypervisor.definition(config: config, files: files, image: image, accelerator: accelerator), name: name)
+        try hypervisor.start(hypervisor.definition(config: config, files: files, image: image, accelerator: accelerator, shares: shares), name: name)
         let hypervisor = self.hypervisor
         let uptime = try BootWatcher.waitForSSH(files: files, name: name) {
             (try? hypervisor.state(name)) == .running
@@ -108,6 +113,23 @@ public final class Machines {
         try AtomicFile.write(config.encoded(), to: files.config, mode: 0o600)
     }
 
+    /// Changes the machine's shares, kept in its config; they take effect at its next boot.
+    /// Returns true if anything changed.
+    @discardableResult
+    public func updateShares(_ name: String, _ change: (inout MachineConfig) throws(MachineError) -> Void) throws(MachineError) -> Bool {
+        let files = store.files(name)
+        _ = try store.config(name)
+        let lock = try MachineLock(files: files, name: name)
+        defer { withExtendedLifetime(lock) {} }
+        var config = try store.config(name)
+        let before = config
+        try change(&config)
+        guard config != before else { return false }
+        _ = try Shares.devices(config.mounts, type: config.mountType, systemDaemon: hypervisor.isSystemDaemon)
+        try AtomicFile.write(config.encoded(), to: files.config, mode: 0o600)
+        return true
+    }
+
     /// Changes the machine's config under its lock, then tells a running agent to reload it.
     public func updateForwarding(_ name: String, _ change: (inout MachineConfig) throws(MachineError) -> Void) throws(MachineError) {
         let files = store.files(name)
@@ -131,6 +153,12 @@ public final class Machines {
             ForwardStatus(forward: PortForward(kind: .manual, hostAddress: config.publishAddress, hostPort: $0.hostPort, guestPort: $0.guestPort),
                           state: "not forwarded: \(name) is not up")
         }
+    }
+
+    /// Guards host paths against symlinks in the folders shared with any machine: a guest
+    /// can plant one in its shares, and one machine's shares may be another's too.
+    public func sharesWalker() -> HostPathWalker {
+        HostPathWalker(shares: store.all().flatMap { (try? $0.config.get().mounts.map(\.hostPath)) ?? [] })
     }
 
     /// Whether the host agent runs, and its pid.
@@ -175,6 +203,13 @@ public final class Machines {
             public let identityFile: String
             public let knownHostsFile: String
         }
+        public struct SharedFolderInfo: Codable, Sendable {
+            public let hostPath: String
+            public let guestPath: String
+            public let readOnly: Bool
+            /// virtiofs or 9p, as this connection serves it.
+            public let type: String
+        }
         public let name: String
         public let state: String
         public let domain: String
@@ -183,6 +218,7 @@ public final class Machines {
         public let consoleLog: String
         public let dataDisk: String
         public let ssh: SSH
+        public let shares: [SharedFolderInfo]
     }
 
     public func info(_ name: String) throws(MachineError) -> Info {
@@ -192,6 +228,9 @@ public final class Machines {
             name: name, state: try hypervisor.state(name).rawValue, domain: MachineName.domainName(name), config: config,
             folder: files.folder.path, consoleLog: files.consoleLog.path, dataDisk: files.dataDisk.path,
             ssh: .init(host: "127.0.0.1", port: config.sshPort, user: "root", identityFile: files.privateKey.path,
-                       knownHostsFile: files.knownHosts.path))
+                       knownHostsFile: files.knownHosts.path),
+            shares: ((try? Shares.devices(config.mounts, type: config.mountType, systemDaemon: hypervisor.isSystemDaemon)) ?? []).map {
+                .init(hostPath: $0.share.hostPath, guestPath: $0.share.guestPath, readOnly: $0.share.readOnly, type: $0.typeName)
+            })
     }
 }

@@ -16,16 +16,25 @@ extension Machine {
                   machine create dev --cpus 4 --memory 4G --disk 40G
                   machine create old --iso ~/boot2docker.iso
                   machine create work --engine-env HTTP_PROXY=http://proxy:3128 --insecure-registry registry.local:5000
+                  machine create src --mount ~/src --mount ~/datasets:/data:ro --mount-type 9p
+
+                SHARES:
+                  By default your home folder is shared read-write at the same path, so
+                  `docker run -v "$PWD":/src ...` works from anywhere under it. Files containers
+                  write there belong to you. machine's own folder ($MACHINE_HOME) is hidden
+                  from the guest.
                 """)
 
         @OptionGroup var global: GlobalOptions
         @OptionGroup var target: NameArgument
         @OptionGroup var shape: MachineShapeOptions
         @OptionGroup var engine: EngineOptions
+        @OptionGroup var shares: ShareOptions
 
         func run() throws {
             try perform { () throws(MachineError) in
-                let config = try shape.config(name: target.name, engine: try engine.settings())
+                var config = try shape.config(name: target.name, engine: try engine.settings())
+                try shares.apply(to: &config, home: Paths().home.path)
                 try global.machines().create(config)
                 print("created \(target.name); start it with `machine up\(target.name == MachineName.default ? "" : " " + target.name)`")
             }

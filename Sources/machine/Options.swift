@@ -65,7 +65,7 @@ struct MachineShapeOptions: ParsableArguments {
         if let publishAddress { try PortForwards.validateAddress(publishAddress) }
         return MachineConfig(name: name, cpus: cpus ?? 2, memoryMiB: memoryMiB, diskGiB: diskGiB, iso: isoPath,
                              sshPort: try MachineStore.freeLoopbackPort(), accel: accel ?? "auto", engine: engine,
-                             publishAddress: publishAddress ?? "127.0.0.1")
+                             publishAddress: publishAddress ?? "127.0.0.1", mounts: (try? Shares.defaults()) ?? [])
     }
 }
 
@@ -87,5 +87,43 @@ struct EngineOptions: ParsableArguments {
         if !registryMirrors.isEmpty { settings.registryMirrors = registryMirrors }
         if !insecureRegistries.isEmpty { settings.insecureRegistries = insecureRegistries }
         return try settings.validated()
+    }
+}
+
+/// Host folders shared into the machine, taken by `create` and `up`.
+struct ShareOptions: ParsableArguments {
+    @Option(name: .customLong("mount"), help: ArgumentHelp(
+        "Share a host folder at the same path in the machine, or at GUESTPATH; ro makes it read-only (repeatable; default: your home folder, read-write).",
+        valueName: "hostpath[:guestpath][:ro]"))
+    var mounts: [String] = []
+    @Option(name: .customLong("mount-type"), help: ArgumentHelp(
+        "How shares are served: auto (virtiofs when libvirt's system daemon and root can run it, else 9p), virtiofs or 9p. Read-only shares always use 9p, whose server refuses writes on the host (default: auto).",
+        valueName: "type"))
+    var mountType: String?
+    @Flag(name: .customLong("no-mounts"), help: "Share no host folder at all.")
+    var noMounts = false
+
+    var isEmpty: Bool { mounts.isEmpty && mountType == nil && !noMounts }
+
+    func validate() throws {
+        if let mountType, ShareType(rawValue: mountType) == nil {
+            throw ValidationError("--mount-type must be auto, virtiofs or 9p")
+        }
+        if noMounts && !mounts.isEmpty {
+            throw ValidationError("--no-mounts and --mount cannot be given together")
+        }
+    }
+
+    /// These options over `base`: --mount or --no-mounts replace the list, --mount-type the type.
+    func apply(to config: inout MachineConfig, home: String) throws(MachineError) {
+        if noMounts {
+            config.mounts = []
+        } else if !mounts.isEmpty {
+            var shares: [Share] = []
+            for spec in mounts { shares.append(try Shares.resolve(spec: spec)) }
+            config.mounts = shares
+        }
+        config.mounts = try Shares.checked(config.mounts, machineHome: home)
+        if let mountType { config.mountType = ShareType(rawValue: mountType) ?? .auto }
     }
 }

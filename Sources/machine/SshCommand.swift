@@ -76,8 +76,9 @@ extension Machine {
             abstract: "Copy a file between the host and a machine (NAME:PATH is in the machine).",
             discussion: """
                 Bytes and permission bits are kept. The copy is written under a temporary
-                name and renamed into place; an existing symlink at a host destination is
-                replaced, never written through.
+                name and renamed into place. On the host, a symlink inside a folder shared
+                with any machine is never followed (a machine may have put it there): as the
+                destination it is replaced, as the source it is refused.
 
                 EXAMPLES:
                   machine cp ./app.conf default:/etc/app.conf
@@ -96,7 +97,7 @@ extension Machine {
                 func copier(_ name: String) throws(MachineError) -> GuestCopy {
                     let config = try machines.store.config(name)
                     let guest = GuestSSH(name: name, port: config.sshPort, files: machines.store.files(name))
-                    return try GuestCopy(session: try guest.connect(), guest: guest)
+                    return try GuestCopy(session: try guest.connect(), guest: guest, walker: machines.sharesWalker())
                 }
                 switch (from, to) {
                 case (.host(let local), .guest(let name, let remote)):

@@ -15,6 +15,9 @@ extension Machine {
 
                 Options that shape a machine (--cpus, --memory, --disk, --iso, --accel) apply
                 when it is created. Engine options are kept in its config and applied now.
+                Share options (--mount, --mount-type, --no-mounts) are kept in its config and
+                apply at its next boot: now if it is stopped, else at `machine restart`.
+                By default your home folder is shared at the same path.
 
                 EXAMPLES:
                   machine up
@@ -22,22 +25,32 @@ extension Machine {
                   machine up dev --cpus 4 --memory 4G
                   machine up --engine-env HTTP_PROXY=http://proxy:3128
                   machine up --no-context && eval "$(machine env)"
+                  machine up --mount ~/src --mount ~/datasets:/data:ro
+                  docker run --rm -v "$PWD":/src -w /src busybox ls
                 """)
 
         @OptionGroup var global: GlobalOptions
         @OptionGroup var target: NameArgument
         @OptionGroup var shape: MachineShapeOptions
         @OptionGroup var engine: EngineOptions
+        @OptionGroup var shares: ShareOptions
         @Flag(help: "Do not create or switch to the docker context machine-NAME.") var noContext = false
 
         func run() throws {
             try perform { () throws(MachineError) in
                 let machines = try global.machines()
                 let name = target.name
+                let machineHome = machines.paths.home.path
                 if !machines.store.exists(name) {
-                    try machines.create(try shape.config(name: name, engine: try engine.settings()))
+                    var config = try shape.config(name: name, engine: try engine.settings())
+                    try shares.apply(to: &config, home: machineHome)
+                    try machines.create(config)
                     machines.progress("created \(name)")
                 } else {
+                    if !shares.isEmpty, try machines.updateShares(name, { (config: inout MachineConfig) throws(MachineError) in try shares.apply(to: &config, home: machineHome) }),
+                       try machines.hypervisor.state(name) != .stopped {
+                        machines.progress("note: the new shares of \(name) take effect at its next boot: `machine restart\(name == MachineName.default ? "" : " " + name)`")
+                    }
                     if !shape.isEmpty {
                         machines.progress("note: \(name) exists; --cpus, --memory, --disk, --iso and --accel apply only when a machine is created")
                     }

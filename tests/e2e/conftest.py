@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -9,6 +10,9 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "scripts"))
 
 from qemu_guest import Guest  # noqa: E402
+
+
+DOCKER = "/usr/local/bin/docker"
 
 
 def machine_binary():
@@ -49,3 +53,38 @@ def guests(tmp_path):
     yield make
     for guest in made:
         guest.kill()
+
+
+class Up:
+    """The machine `up` made, with helpers that run machine and docker against it."""
+
+    def __init__(self, home, cache_dir, work, name="default"):
+        self.home = home
+        self.name = name
+        self.work = work
+        self.env = dict(os.environ, MACHINE_HOME=str(home), MACHINE_CACHE=str(cache_dir),
+                        DOCKER_CONFIG=str(home / "docker-config"))
+        self.env.pop("DOCKER_HOST", None)
+        self.env.pop("DOCKER_CONTEXT", None)
+        self.folder = home / "machines" / name
+        self.socket = self.folder / "docker.sock"
+
+    def machine(self, *args, check=True, timeout=600, input=None):
+        result = subprocess.run([str(machine_binary()), *args], env=self.env, capture_output=True,
+                                timeout=timeout, input=input)
+        if check:
+            assert result.returncode == 0, f"machine {' '.join(args)}: {result.stdout!r} {result.stderr!r}"
+        return result
+
+    def docker(self, *args, check=True, timeout=300, input=None, text=True):
+        result = subprocess.run([DOCKER, *args], env=self.env, capture_output=True, timeout=timeout,
+                                input=input, text=text)
+        if check:
+            assert result.returncode == 0, f"docker {' '.join(args)}: {result.stdout!r} {result.stderr!r}"
+        return result
+
+    def agent_pid(self):
+        return int((self.folder / "agent.pid").read_text())
+
+    def config(self):
+        return json.loads((self.folder / "config.json").read_text())

@@ -66,6 +66,20 @@ def test_lifecycle_as_an_ordinary_user_on_the_session_daemon(user):
         capture_output=True, text=True, timeout=60)
     assert login.returncode == 0, login.stderr
     assert login.stdout.strip() == "life"
+    # The user's home is shared (9p: the session daemon cannot run virtiofsd). What root in the
+    # guest writes there belongs to the user on the host; the user's private files are open to
+    # root in the guest; the machine's own folder inside it is hidden.
+    private = user.home / "private.txt"
+    subprocess.run(["su", "-", USER, "-c", f"echo mine > {private} && chmod 600 {private}"], check=True)
+    shared = subprocess.run(
+        ["su", "-", USER, "-c", " ".join(ssh + [f"'cat {private}; echo more >> {private}; echo new > {user.home}/from-guest; ls -A {user.home}/.machine'"])],
+        capture_output=True, text=True, timeout=60)
+    assert shared.returncode == 0, shared.stderr
+    assert shared.stdout == "mine\n"
+    assert private.read_text() == "mine\nmore\n"
+    assert (user.home / "from-guest").stat().st_uid == pwd.getpwnam(USER).pw_uid
+    assert json.loads(user("inspect", "life").stdout)["shares"] == [
+        {"hostPath": str(user.home), "guestPath": str(user.home), "readOnly": False, "type": "9p"}]
     assert user("stop", "life").stdout.strip() == "life stopped"
     assert user("status", "life").stdout.strip() == "stopped"
     user("start", "life")

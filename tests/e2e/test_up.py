@@ -5,9 +5,11 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -17,45 +19,8 @@ import urllib.request
 import pexpect
 import pytest
 
-from conftest import machine_binary
+from conftest import DOCKER, Up, machine_binary
 from qemu_guest import busybox_image_tar
-
-DOCKER = "/usr/local/bin/docker"
-
-
-class Up:
-    """The machine `up` made, with helpers that run machine and docker against it."""
-
-    def __init__(self, home, cache_dir, work):
-        self.home = home
-        self.work = work
-        self.env = dict(os.environ, MACHINE_HOME=str(home), MACHINE_CACHE=str(cache_dir),
-                        DOCKER_CONFIG=str(home / "docker-config"))
-        self.env.pop("DOCKER_HOST", None)
-        self.env.pop("DOCKER_CONTEXT", None)
-        self.folder = home / "machines" / "default"
-        self.socket = self.folder / "docker.sock"
-
-    def machine(self, *args, check=True, timeout=600, input=None):
-        result = subprocess.run([str(machine_binary()), *args], env=self.env, capture_output=True,
-                                timeout=timeout, input=input)
-        if check:
-            assert result.returncode == 0, f"machine {' '.join(args)}: {result.stdout!r} {result.stderr!r}"
-        return result
-
-    def docker(self, *args, check=True, timeout=300, input=None, text=True):
-        result = subprocess.run([DOCKER, *args], env=self.env, capture_output=True, timeout=timeout,
-                                input=input, text=text)
-        if check:
-            assert result.returncode == 0, f"docker {' '.join(args)}: {result.stdout!r} {result.stderr!r}"
-        return result
-
-    def agent_pid(self):
-        return int((self.folder / "agent.pid").read_text())
-
-    def config(self):
-        return json.loads((self.folder / "config.json").read_text())
-
 
 @pytest.fixture(scope="module")
 def up(tmp_path_factory, cache_dir, built):
@@ -119,6 +84,19 @@ def test_run_prints_output_and_returns_the_exit_code(up, busybox):
     result = up.docker("run", "--rm", busybox, "sh", "-c", "echo hello from the guest; exit 3", check=False)
     assert result.stdout == "hello from the guest\n"
     assert result.returncode == 3
+
+
+def test_the_home_folder_is_shared_by_default(up, busybox):
+    home = Path.home().resolve()
+    assert up.config()["mounts"] == [{"hostPath": str(home), "guestPath": str(home), "readOnly": False}]
+    folder = Path(tempfile.mkdtemp(prefix=".machine-e2e-", dir=home))
+    try:
+        (folder / "f.txt").write_text("from the home folder\n")
+        out = up.docker("run", "--rm", "-v", f"{folder}:/src", "-w", "/src", busybox, "sh", "-c", "cat f.txt; echo back > g.txt")
+        assert out.stdout == "from the home folder\n"
+        assert (folder / "g.txt").read_text() == "back\n"
+    finally:
+        shutil.rmtree(folder)
 
 
 def test_run_interactive_reads_stdin_to_its_end(up, busybox):
@@ -249,14 +227,14 @@ def test_cp_round_trip_keeps_bytes_and_mode(up, tmp_path):
     up.machine("cp", "default:/tmp/tool.sh", str(back))
     assert (back / "tool.sh").read_bytes() == original.read_bytes()
     assert (back / "tool.sh").stat().st_mode & 0o777 == 0o751
-    # A symlink at the host destination is replaced, never written through.
-    victim = tmp_path / "victim"
-    victim.write_text("untouched")
+    # The user's own symlink, outside any shared folder, is followed as cp follows it (one a
+    # guest planted inside a share never is: see test_shares.py).
+    target = tmp_path / "target"
+    target.write_text("old")
     link = back / "link"
-    link.symlink_to(victim)
+    link.symlink_to(target)
     up.machine("cp", "default:/tmp/tool.sh", str(link))
-    assert victim.read_text() == "untouched"
-    assert not link.is_symlink() and link.read_bytes() == original.read_bytes()
+    assert link.is_symlink() and target.read_bytes() == original.read_bytes()
     missing = up.machine("cp", "default:/no/such/file", str(back), check=False)
     assert missing.returncode == 1 and b"does not exist" in missing.stderr
 

@@ -1,0 +1,158 @@
+"""Host folders shared into the machine (issue: shares), end to end with the real docker CLI:
+bind mounts of shared folders read and write the host's files, read-only shares refuse
+writes, `machine cp` never follows a symlink a guest planted, and containers restarted at
+boot find their bind sources. The same checks run over virtiofs and over 9p."""
+import hashlib
+import json
+import os
+import shlex
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import Up, machine_binary
+from qemu_guest import busybox_image_tar
+
+# Spaces, quotes and unicode in the shared path, as in real home folders.
+PROJECT = "proj dir 'q' ü"
+
+
+@pytest.fixture(scope="module", params=["virtiofs", "9p"])
+def shared(request, tmp_path_factory, cache_dir, built):
+    kind = request.param
+    work = tmp_path_factory.mktemp(f"shares-{kind}")
+    # The machine's own folder inside a share, as ~/.machine is inside the shared home.
+    machine = Up(work / PROJECT / ".machine", cache_dir, work, name="shares")
+    machine.env["DOCKER_HOST"] = f"unix://{machine.socket}"
+    machine.kind = kind
+    machine.project = work / PROJECT
+    (machine.project / "sub").mkdir(parents=True, exist_ok=True)
+    (machine.project / "sub" / "in.txt").write_text("from the host\n")
+    machine.readonly = work / "reference"
+    machine.readonly.mkdir()
+    (machine.readonly / "data.txt").write_text("read me\n")
+    machine.machine("up", "shares", "--no-context", "--mount-type", kind,
+                    "--mount", str(machine.project), "--mount", f"{machine.readonly}:/ro-data:ro")
+    machine.docker("import", str(busybox_image_tar(work / "busybox")), "busybox:latest")
+    yield machine
+    machine.machine("rm", "--force", "shares", check=False, timeout=180)
+
+
+def run(machine, *args, check=True):
+    return machine.docker("run", "--rm", *args, check=check)
+
+
+def test_inspect_reports_the_shares_and_how_they_are_served(shared):
+    shares = {s["guestPath"]: s for s in json.loads(shared.machine("inspect", "shares").stdout)["shares"]}
+    assert shares == {
+        str(shared.project): {"hostPath": str(shared.project), "guestPath": str(shared.project), "readOnly": False, "type": shared.kind},
+        # Read-only shares are always 9p: only QEMU's 9p server refuses writes on the host.
+        "/ro-data": {"hostPath": str(shared.readonly), "guestPath": "/ro-data", "readOnly": True, "type": "9p"},
+    }
+
+
+def test_a_bind_mount_under_a_share_reads_and_writes_the_hosts_files(shared):
+    sub = shared.project / "sub"
+    out = run(shared, "-v", f"{sub}:/src", "busybox", "sh", "-c", "cat /src/in.txt; echo from the container > /src/out.txt")
+    assert out.stdout == "from the host\n"
+    written = sub / "out.txt"
+    assert written.read_text() == "from the container\n"
+    # Owned by the user who runs machine (root here: the CI runs as root).
+    assert written.stat().st_uid == os.getuid()
+    # A host edit shows in the next container at once.
+    (sub / "in.txt").write_text("edited on the host, now longer\n")
+    assert run(shared, "-v", f"{sub}:/src", "busybox", "cat", "/src/in.txt").stdout == "edited on the host, now longer\n"
+
+
+def test_the_users_private_files_are_readable_and_writable_by_root_containers(shared):
+    private = shared.project / "private.txt"
+    private.write_text("mine\n")
+    private.chmod(0o600)
+    out = run(shared, "-v", f"{shared.project}:/p", "busybox", "sh", "-c", "cat /p/private.txt; echo appended >> /p/private.txt")
+    assert out.stdout == "mine\n"
+    assert private.read_text() == "mine\nappended\n"
+    assert private.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_read_only_share_refuses_writes_even_from_guest_root(shared):
+    result = run(shared, "-v", "/ro-data:/data", "busybox", "sh", "-c", "cat /data/data.txt; echo x > /data/new.txt", check=False)
+    assert result.stdout == "read me\n"
+    assert result.returncode != 0
+    assert "Read-only file system" in result.stderr
+    # Root in the guest remounting it read-write still cannot write: QEMU refuses on the host.
+    guest = shared.machine("ssh", "shares", "--", "mount -o remount,rw /ro-data; echo x > /ro-data/new.txt", check=False)
+    assert guest.returncode != 0
+    assert sorted(p.name for p in shared.readonly.iterdir()) == ["data.txt"]
+
+
+def test_machine_cp_never_follows_a_symlink_the_guest_planted(shared):
+    passwd = hashlib.sha256(Path("/etc/passwd").read_bytes()).hexdigest()
+    run(shared, "-v", f"{shared.project}:/p", "busybox", "sh", "-c",
+        "ln -s /etc/passwd /p/evil && ln -s /etc /p/etcdir && ln -s /etc/shadow /p/leak")
+    assert (shared.project / "evil").is_symlink()
+    shared.machine("ssh", "shares", "--", "echo from the guest > /tmp/payload")
+    # As a destination, the planted link is replaced by the copy, never written through.
+    shared.machine("cp", "shares:/tmp/payload", str(shared.project / "evil"))
+    assert not (shared.project / "evil").is_symlink()
+    assert (shared.project / "evil").read_text() == "from the guest\n"
+    # A path through a planted folder link is refused.
+    refused = shared.machine("cp", "shares:/tmp/payload", str(shared.project / "etcdir" / "passwd"), check=False)
+    assert refused.returncode != 0
+    assert b"not following the symlink" in refused.stderr
+    assert hashlib.sha256(Path("/etc/passwd").read_bytes()).hexdigest() == passwd
+    # As a source, a planted link is refused: /etc/shadow never leaves the host.
+    leak = shared.machine("cp", str(shared.project / "leak"), "shares:/tmp/leak", check=False)
+    assert leak.returncode != 0
+    assert b"symlink inside a folder shared" in leak.stderr
+    assert shared.machine("ssh", "shares", "--", "test -e /tmp/leak", check=False).returncode == 1
+
+
+def test_machine_state_inside_a_share_is_hidden_from_the_guest(shared):
+    # MACHINE_HOME lies inside the shared project folder: the guest and its containers see an
+    # empty folder there, not the machine's SSH key and disk.
+    assert (shared.home / "machines" / "shares" / "id_ed25519").exists()
+    listing = run(shared, "-v", f"{shared.project}:/p", "busybox", "ls", "-A", "/p/.machine").stdout
+    assert listing == ""
+    assert shared.machine("ssh", "shares", "--", f"ls -A {shlex.quote(str(shared.home))}").stdout == b""
+
+
+def test_restart_always_container_gets_its_mount_back_and_new_shares_apply_at_restart(shared):
+    extra = shared.work / "added later"
+    extra.mkdir()
+    (extra / "note.txt").write_text("new share\n")
+    shared.docker("run", "-d", "--name", "keeper", "--restart=always", "-v", f"{shared.project}/sub:/src",
+                  "busybox", "sh", "-c", "sleep 100000")
+    changed = shared.machine("up", "shares", "--no-context", "--mount-type", shared.kind, "--mount", str(shared.project),
+                             "--mount", f"{shared.readonly}:/ro-data:ro", "--mount", str(extra))
+    assert b"take effect at its next boot" in changed.stderr
+    assert shared.machine("ssh", "shares", "--", f"test -e {shlex.quote(str(extra / 'note.txt'))}", check=False).returncode == 1
+    shared.machine("restart", "shares")
+    deadline = time.monotonic() + 60
+    while shared.docker("inspect", "-f", "{{.State.Running}}", "keeper", check=False).stdout.strip() != "true":
+        assert time.monotonic() < deadline, "the --restart=always container did not come back"
+        time.sleep(1)
+    # Its bind source is the share, mounted before the engine started: the host's file.
+    assert shared.docker("exec", "keeper", "cat", "/src/in.txt").stdout.startswith("edited on the host")
+    assert run(shared, "-v", f"{extra}:/x", "busybox", "cat", "/x/note.txt").stdout == "new share\n"
+    shared.docker("rm", "-f", "keeper")
+
+
+def test_bad_mounts_are_refused_at_create_with_the_reason(tmp_path, cache_dir):
+    env = dict(os.environ, MACHINE_HOME=str(tmp_path / "home"), MACHINE_CACHE=str(cache_dir))
+    (tmp_path / "file").write_text("")
+    cases = {
+        str(tmp_path / "missing"): "cannot share",
+        str(tmp_path / "file"): "not a folder",
+        f"{tmp_path}:/etc": "the guest's own files are there",
+        f"{tmp_path}:relative": "must be absolute",
+        f"{tmp_path}:/a:/b": "invalid --mount",
+        str(tmp_path / "home"): "where machine keeps its SSH keys",
+    }
+    (tmp_path / "home").mkdir()
+    for spec, reason in cases.items():
+        result = subprocess.run([str(machine_binary()), "create", "bad", "--mount", spec], env=env, capture_output=True, text=True)
+        assert result.returncode == 64, (spec, result.stderr)
+        assert reason in result.stderr, (spec, result.stderr)
+    assert not (tmp_path / "home" / "machines" / "bad").exists()
