@@ -4,6 +4,8 @@
 DATA=/mnt/data
 SEED=/run/machine/seed
 ENGINE_HOME=/var/lib/machine/engine
+# Made once the boot has mounted the shares (or found none).
+SHARES_READY=/run/machine/shares-ready
 
 # log MESSAGE: one console line with the guest's uptime, which the host reads for timings.
 log() {
