@@ -33,10 +33,20 @@ public final class Agent {
         private(set) var fd: Int32
         let name: String
         let target: Target
-        init(fd: Int32, name: String, target: Target) {
+        /// Keep one channel open ahead of the next client (`spare`), so a connection does
+        /// not wait a round trip through the emulated guest's sshd for its channel. Only for
+        /// targets whose protocol has the client speak first (the engine's HTTP API): an
+        /// idle connection opened early is then indistinguishable from a slow client.
+        let keepsSpare: Bool
+        var spare: Channel?
+        /// False after the guest refused a spare (engine not up yet): no new one is tried
+        /// until a client's own channel opens.
+        var spareWanted = true
+        init(fd: Int32, name: String, target: Target, keepsSpare: Bool = false) {
             self.fd = fd
             self.name = name
             self.target = target
+            self.keepsSpare = keepsSpare
         }
         /// Stops listening now, even while connections it accepted go on.
         func close() {
@@ -92,6 +102,9 @@ public final class Agent {
     private var waiting: [Connection] = []
     /// Closed by us, channel close/free still in progress (non-blocking).
     private var closing: [Channel] = []
+    /// The listener whose spare channel is being opened, and since when. libssh2 has one
+    /// channel open in progress per session, so nothing else opens until it is done.
+    private var spareOpening: (listener: Listener, since: Date)?
     private var nextConnectAttempt = Date.distantPast
     private var reconnectDelay = 0.25
     private var lastConnectError = ""
@@ -125,7 +138,7 @@ public final class Agent {
     /// Serves `path` on the host, forwarding each connection to `target` in the guest.
     public func listen(unixSocket path: String, name: String, target: Target) throws(MachineError) {
         let fd = try LocalSocket.listenUnix(path)
-        listeners.append(Listener(fd: fd, name: name, target: target))
+        listeners.append(Listener(fd: fd, name: name, target: target, keepsSpare: true))
         log("serving \(path) -> guest \(target)")
     }
 
@@ -169,6 +182,7 @@ public final class Agent {
         connections.removeAll()
         waiting.removeAll()
         closing.removeAll()
+        forgetSpares()
         forwardListeners.values.forEach { $0.listener.close() }
         forwardListeners.removeAll()
         if let forwarding { try? FileManager.default.removeItem(at: forwarding.statusFile) }
@@ -208,6 +222,7 @@ public final class Agent {
         log("SSH session to \(guest.name) lost (\(error)); \(connections.count) connections closed, reconnecting")
         connections.removeAll()
         closing.removeAll()
+        forgetSpares()
         session = nil
         nextConnectAttempt = Date()
         reconnectDelay = 0.25
@@ -280,6 +295,9 @@ public final class Agent {
                 return true
             }
             closing.removeAll { $0.finish() }
+            // After the clients' data went out, so a spare's open never delays a request.
+            try checkSpares()
+            try openSpare(session)
             _ = try session.sendKeepalive()
         } catch {
             dropSession(error)
@@ -290,13 +308,22 @@ public final class Agent {
 
     private func openChannels(_ session: Session) throws(SSHError) -> Bool {
         var progress = false
+        if spareOpening != nil {
+            try openSpare(session)
+            if spareOpening != nil { return false }
+        }
         while let connection = waiting.first {
+            if let spare = connection.listener.spare {
+                connection.listener.spare = nil
+                connection.channel = spare
+                connections.append(connection)
+                waiting.removeFirst()
+                progress = true
+                continue
+            }
             let channel: Channel?
             do {
-                switch connection.listener.target {
-                case .unixSocket(let path): channel = try Channel.openStreamLocal(session, path: path)
-                case .tcp(let host, let port): channel = try Channel.openDirectTCPIP(session, host: host, port: port)
-                }
+                channel = try openChannel(session, to: connection.listener.target)
             } catch where error.affectsOnlyTheChannel {
                 // Logged once per run of refusals: while the engine starts, clients retry a lot.
                 if !refusing {
@@ -316,11 +343,77 @@ public final class Agent {
             }
             connection.channel = channel
             refusing = false
+            connection.listener.spareWanted = true
             connections.append(connection)
             waiting.removeFirst()
             progress = true
         }
         return progress
+    }
+
+    /// Nil while the open is in progress (call again with the same target).
+    private func openChannel(_ session: Session, to target: Target) throws(SSHError) -> Channel? {
+        switch target {
+        case .unixSocket(let path): return try Channel.openStreamLocal(session, path: path)
+        case .tcp(let host, let port): return try Channel.openDirectTCPIP(session, host: host, port: port)
+        }
+    }
+
+    /// Starts or goes on opening a spare channel for the first listener that wants one, when
+    /// no client waits for a channel.
+    private func openSpare(_ session: Session) throws(SSHError) {
+        if spareOpening == nil {
+            guard waiting.isEmpty,
+                  let listener = listeners.first(where: { $0.keepsSpare && $0.spareWanted && $0.spare == nil && $0.fd >= 0 })
+            else { return }
+            spareOpening = (listener, Date())
+        }
+        guard let (listener, since) = spareOpening else { return }
+        let channel: Channel?
+        do {
+            channel = try openChannel(session, to: listener.target)
+        } catch where error.affectsOnlyTheChannel {
+            spareOpening = nil
+            listener.spareWanted = false
+            return
+        }
+        guard let channel else {
+            if Date().timeIntervalSince(since) > Self.channelOpenTimeout {
+                throw SSHError(kind: .library, code: -9, message: "no answer to a channel open for \(Int(Self.channelOpenTimeout)) s",
+                               operation: "opening a channel to \(listener.target)")
+            }
+            return
+        }
+        spareOpening = nil
+        listener.spare = channel
+    }
+
+    /// A spare the guest closed (the engine restarted) or that carries data nobody asked
+    /// for is never handed to a client: it is closed, and the next one opened.
+    private func checkSpares() throws(SSHError) {
+        var scratch: UInt8 = 0
+        for listener in listeners {
+            guard let spare = listener.spare else { continue }
+            // Reading also lets libssh2 take in whatever the session received (keepalive
+            // replies, the spare's own EOF) while no connection is open.
+            let read = withUnsafeMutableBytes(of: &scratch) { byte in
+                Result { () throws(SSHError) -> ChannelIO in try spare.read(into: byte) }
+            }
+            let result: ChannelIO
+            do {
+                result = try read.get()
+            } catch where error.affectsOnlyTheChannel {
+                result = .eof
+            }
+            guard result != .wouldBlock else { continue }
+            listener.spare = nil
+            if !spare.finish() { closing.append(spare) }
+        }
+    }
+
+    private func forgetSpares() {
+        spareOpening = nil
+        for listener in listeners { listener.spare = nil }
     }
 
     /// Moves what can move on one connection without blocking. A failure of the client

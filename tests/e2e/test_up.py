@@ -383,6 +383,22 @@ def test_the_agent_reconnects_when_the_guest_drops_its_session(up):
     assert "reconnected to default" in (up.folder / "agent.log").read_text()
 
 
+def test_an_engine_restarted_in_the_guest_is_reached_again(up):
+    # The agent keeps a channel to the engine open ahead of the next client; one the old
+    # engine closed must never be handed to a client.
+    agent = up.agent_pid()
+    log_before = (up.folder / "agent.log").read_text()
+    up.machine("ssh", "--", "killall dockerd")
+    started = time.monotonic()
+    while up.docker("version", "--format", "{{.Server.Os}}", check=False).returncode != 0:
+        assert time.monotonic() - started < 60, "the supervised engine did not come back within 60 s"
+        time.sleep(0.5)
+    for _ in range(10):
+        assert up.docker("version", "--format", "{{.Server.Os}}").stdout.strip() == "linux"
+    assert up.agent_pid() == agent
+    assert "lost" not in (up.folder / "agent.log").read_text()[len(log_before):]
+
+
 GUEST_WEB = "mkdir -p /tmp/w && echo manual-$(hostname) > /tmp/w/index.html && busybox httpd -p 9999 -h /tmp/w"
 
 
