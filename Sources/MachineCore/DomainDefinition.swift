@@ -81,7 +81,9 @@ public struct DomainDefinition: Sendable, Equatable {
         let sharedMemory = shares.contains { $0.typeName == "virtiofs" }
             ? "  <memoryBacking>\n    <source type='memfd'/>\n    <access mode='shared'/>\n  </memoryBacking>\n"
             : ""
-        let filesystems = shares.map(Self.filesystemXML).joined()
+        let filesystems = shares.enumerated().map { index, folder in
+            Self.filesystemXML(folder, address: index < Self.shareSlots.count ? Self.slot(Self.shareSlots[index]) : "")
+        }.joined()
         return """
             <domain type='\(accelerator == .kvm ? "kvm" : "qemu")' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
               <name>\(e(name))</name>
@@ -101,37 +103,55 @@ public struct DomainDefinition: Sendable, Equatable {
                   <source file='\(e(dataDisk))'/>
                   <target dev='vda' bus='virtio'/>
                   <serial>machine-data</serial>
-                </disk>
+            \(Self.slot(Self.dataDiskSlot))    </disk>
                 <disk type='file' device='disk'>
                   <driver name='qemu' type='raw'/>
                   <source file='\(e(seed))'/>
                   <target dev='vdb' bus='virtio'/>
                   <serial>machine-seed</serial>
                   <readonly/>
-                </disk>
+            \(Self.slot(Self.seedSlot))    </disk>
             \(cdrom)\(filesystems)    <serial type='file'>
                   <source path='\(e(consoleLog))'/>
                   <target port='0'/>
                 </serial>
                 <rng model='virtio'>
                   <backend model='random'>/dev/urandom</backend>
-                </rng>
+            \(Self.slot(Self.rngSlot))    </rng>
                 <memballoon model='none'/>
+                <controller type='usb' model='none'/>
               </devices>
             \(owner)  <qemu:commandline>
                 <qemu:arg value='-netdev'/>
                 <qemu:arg value='user,id=machinenet,hostfwd=tcp:127.0.0.1:\(sshPort)-:22'/>
                 <qemu:arg value='-device'/>
-                <qemu:arg value='virtio-net-pci,netdev=machinenet,bus=pcie.0,addr=0x10'/>
+                <qemu:arg value='virtio-net-pci,netdev=machinenet,bus=pcie.0,addr=\(String(format: "0x%02x", Self.networkSlot))'/>
               </qemu:commandline>
             </domain>
 
             """
     }
 
+    // Devices sit directly on the q35 root bus, as in a bare `qemu-system-x86_64` boot.
+    // Left to itself libvirt puts each behind its own PCIe root port and adds a USB
+    // controller; under TCG the guest kernel spends boot time setting up every port and the
+    // USB host, for devices that are never hot-plugged. Slot 0 is the host bridge, 0x1f the
+    // chipset's LPC/SATA functions.
+    static let dataDiskSlot = 0x02
+    static let seedSlot = 0x03
+    static let rngSlot = 0x04
+    static let networkSlot = 0x10
+    /// Shares beyond these get no address: libvirt then places them behind root ports.
+    static let shareSlots = Array(0x05...0x0f) + Array(0x11...0x1e)
+    public static var shareSlotCount: Int { shareSlots.count }
+
+    static func slot(_ number: Int) -> String {
+        "      <address type='pci' domain='0x0000' bus='0x00' slot='\(String(format: "0x%02x", number))' function='0x0'/>\n"
+    }
+
     /// One `<filesystem>`. 9p uses accessmode squash: files the guest creates belong to the
     /// user QEMU runs as (the user who runs machine), and a failing chown is not an error.
-    static func filesystemXML(_ folder: SharedFolder) -> String {
+    static func filesystemXML(_ folder: SharedFolder, address: String = "") -> String {
         let e = Self.escape
         let driver: String
         switch folder.transport {
@@ -148,7 +168,7 @@ public struct DomainDefinition: Sendable, Equatable {
                 <filesystem type='mount' accessmode='\(folder.typeName == "virtiofs" ? "passthrough" : "squash")'>
             \(driver)          <source dir='\(e(folder.share.hostPath))'/>
                   <target dir='\(e(folder.tag))'/>
-            \(folder.share.readOnly ? "          <readonly/>\n" : "")        </filesystem>
+            \(folder.share.readOnly ? "          <readonly/>\n" : "")    \(address)    </filesystem>
 
             """
     }

@@ -57,6 +57,24 @@ import Virt
         #expect(!xml(contains: "type='network'") && !xml(contains: "type='bridge'"))
     }
 
+    @Test func devicesSitOnTheRootBusWithoutUSBAndManySharesStillFit() throws {
+        var wanted = definition(folder: "/m")
+        wanted.shares = (0..<30).map {
+            SharedFolder(tag: "machine-share\($0)", share: Share(hostPath: "/srv/s\($0)", guestPath: "/s\($0)"), transport: .ninep)
+        }
+        let connection = try Connection(uri: "test:///default")
+        let domain = try connection.define(xml: wanted.xml())
+        defer { try? domain.undefine() }
+        let document = try XMLDocument(xmlString: try domain.xml())
+        #expect(try document.nodes(forXPath: "//filesystem").count == 30)
+        // No USB controller; given addresses are all on bus 0 and all different.
+        #expect(try document.nodes(forXPath: "//controller[@type='usb']/@model").compactMap(\.stringValue) == ["none"])
+        let slots = try document.nodes(forXPath: "//devices/*/address[@type='pci'][@bus='0x00']/@slot").compactMap(\.stringValue)
+        #expect(slots.count == 3 + DomainDefinition.shareSlotCount)
+        #expect(Set(slots).count == slots.count)
+        #expect(!slots.contains("0x10"))  // the network device's slot (given on QEMU's command line)
+    }
+
     func xml(contains text: String) -> Bool {
         definition(folder: "/m").xml().contains(text)
     }
