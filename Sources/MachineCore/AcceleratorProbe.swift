@@ -27,20 +27,45 @@ public enum AcceleratorProbe {
         return result?.status == expectedExit
     }
 
-    /// `auto`: KVM when it really works, else TCG (with a notice for the user).
-    public static func choose(_ preference: String) throws(MachineError) -> (Accelerator, notice: String?) {
+    /// What a failed probe depends on: this boot of the host, /dev/kvm itself (present or not,
+    /// device, owner, mode, last change) and who asks. Any change probes again.
+    public static func hostSignature() -> String {
+        let bootID = (try? String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8))?
+            .trimmingCharacters(in: .whitespacesAndNewlines) ?? "unknown-boot"
+        var info = stat()
+        let device = stat("/dev/kvm", &info) == 0
+            ? "\(info.st_rdev):\(info.st_uid):\(info.st_gid):\(info.st_mode):\(info.st_ctim.tv_sec).\(info.st_ctim.tv_nsec)"
+            : "absent"
+        var groups = [gid_t](repeating: 0, count: 256)
+        let count = getgroups(Int32(groups.count), &groups)
+        let user = "\(getuid()):\(getgid()):" + groups.prefix(max(0, Int(count))).map(String.init).joined(separator: ",")
+        return "\(bootID) \(device) \(user)"
+    }
+
+    /// `auto`: KVM when it really works, else TCG (with a notice for the user). A failed KVM
+    /// probe is remembered in `verdictFile` for as long as `hostSignature()` stays the same, so
+    /// only the first start after a host boot (or a change to /dev/kvm) pays for it. A working
+    /// KVM is probed every time: trusting a stale yes could hang a guest.
+    public static func choose(_ preference: String, verdictFile: URL? = nil) throws(MachineError) -> (Accelerator, notice: String?) {
         switch preference {
         case "tcg":
             return (.tcg, nil)
         case "kvm":
+            // Asked for explicitly: always probed, whatever `verdictFile` says.
             guard works(.kvm) else {
                 throw MachineError("KVM does not work on this host (a test guest did not run)",
                                    hint: "use --accel tcg (slower, always works) or enable virtualisation for this host")
             }
             return (.kvm, nil)
         default:
+            let notice = "KVM is not usable here; using QEMU's TCG emulation (slower)"
+            let signature = hostSignature()
+            if let verdictFile, (try? String(contentsOf: verdictFile, encoding: .utf8)) == signature {
+                return (.tcg, notice)
+            }
             if works(.kvm) { return (.kvm, nil) }
-            return (.tcg, "KVM is not usable here; using QEMU's TCG emulation (slower)")
+            if let verdictFile { try? AtomicFile.write(Data(signature.utf8), to: verdictFile) }
+            return (.tcg, notice)
         }
     }
 }

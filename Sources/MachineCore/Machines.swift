@@ -70,7 +70,7 @@ public final class Machines {
         try Shares.verifyBeforeBoot(config.mounts, machine: name)
         let shares = try Shares.devices(config.mounts, type: config.mountType, systemDaemon: hypervisor.isSystemDaemon)
         try store.writeSeed(config, files: files, shares: shares, hidden: Shares.hiddenGuestPaths(config.mounts, machineHome: paths.home.path))
-        let (accelerator, notice) = try AcceleratorProbe.choose(config.accel)
+        let (accelerator, notice) = try AcceleratorProbe.choose(config.accel, verdictFile: paths.kvmFailedVerdict)
         if let notice { progress(notice) }
         // The console log of this boot only, so the waits below never read an old boot.
         try? FileManager.default.removeItem(at: files.consoleLog)

@@ -19,6 +19,8 @@ public struct Paths: Sendable {
 
     public var images: URL { cache.appendingPathComponent("images") }
     public var engineBundles: URL { cache.appendingPathComponent("engine") }
+    /// The host signature under which KVM last failed its probe (see AcceleratorProbe).
+    public var kvmFailedVerdict: URL { cache.appendingPathComponent("kvm-failed") }
 
     /// Longest unix socket path the kernel accepts (sun_path is 108 bytes, NUL included).
     public static let maxSocketPathBytes = 107
