@@ -113,10 +113,23 @@ public final class SFTP {
         return mode & 0o7777
     }
 
-    /// Renames on the server, replacing `to` (OpenSSH's posix-rename, atomic).
+    /// Renames on the server, replacing a file at `to`. OpenSSH's sftp-server speaks SFTP v3,
+    /// whose rename refuses an existing target, and libssh2 1.10 cannot send OpenSSH's
+    /// posix-rename extension; so when the rename fails and something other than a folder
+    /// is at `to` (a link is not followed), that is removed and the rename tried again. Not
+    /// atomic: for a moment there is no file at `to`.
     public func rename(_ from: String, to: String) throws(SSHError) {
         let flags = Int(LIBSSH2_SFTP_RENAME_OVERWRITE | LIBSSH2_SFTP_RENAME_ATOMIC | LIBSSH2_SFTP_RENAME_NATIVE)
-        let rc = libssh2_sftp_rename_ex(raw, from, UInt32(from.utf8.count), to, UInt32(to.utf8.count), flags)
+        let rename = { libssh2_sftp_rename_ex(self.raw, from, UInt32(from.utf8.count), to, UInt32(to.utf8.count), flags) }
+        var rc = rename()
+        if rc == LIBSSH2_ERROR_SFTP_PROTOCOL && libssh2_sftp_last_error(raw) == LIBSSH2_FX_FAILURE {
+            var existing = LIBSSH2_SFTP_ATTRIBUTES()
+            if libssh2_sftp_stat_ex(raw, to, UInt32(to.utf8.count), LIBSSH2_SFTP_LSTAT, &existing) == 0,
+               UInt32(existing.permissions) & UInt32(LIBSSH2_SFTP_S_IFMT) != UInt32(LIBSSH2_SFTP_S_IFDIR) {
+                remove(to)
+                rc = rename()
+            }
+        }
         guard rc == 0 else { throw error(rc, "renaming \(from) to \(to)") }
     }
 

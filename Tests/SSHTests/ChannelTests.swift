@@ -94,6 +94,33 @@ import Glibc
         #expect(try Data(contentsOf: copy) == bytes)
     }
 
+    @Test func sftpRenameReplacesAFileOrALinkButNotWhatTheLinkPointsTo() throws {
+        let server = try LocalSSHD()
+        let sftp = try SFTP(session: try login(server))
+        let folder = server.folder
+        let target = folder.appendingPathComponent("target")
+        try Data("old".utf8).write(to: target)
+        try Data("new".utf8).write(to: folder.appendingPathComponent("new.part"))
+        try sftp.rename(folder.appendingPathComponent("new.part").path, to: target.path)
+        #expect(try String(contentsOf: target, encoding: .utf8) == "new")
+        // A link at the destination is replaced; the file it pointed to is left alone.
+        let link = folder.appendingPathComponent("link")
+        try FileManager.default.createSymbolicLink(atPath: link.path, withDestinationPath: target.path)
+        try Data("via link".utf8).write(to: folder.appendingPathComponent("other.part"))
+        try sftp.rename(folder.appendingPathComponent("other.part").path, to: link.path)
+        #expect(try String(contentsOf: target, encoding: .utf8) == "new")
+        let replaced = try FileManager.default.attributesOfItem(atPath: link.path)
+        #expect(replaced[.type] as? FileAttributeType == .typeRegular)
+        #expect(try String(contentsOf: link, encoding: .utf8) == "via link")
+        // A folder at the destination is not removed.
+        let folderTarget = folder.appendingPathComponent("a-folder")
+        try FileManager.default.createDirectory(at: folderTarget, withIntermediateDirectories: false)
+        try FileManager.default.createDirectory(at: folderTarget.appendingPathComponent("kept"), withIntermediateDirectories: false)
+        try Data("x".utf8).write(to: folder.appendingPathComponent("x.part"))
+        #expect(throws: SSHError.self) { try sftp.rename(folder.appendingPathComponent("x.part").path, to: folderTarget.path) }
+        #expect(FileManager.default.fileExists(atPath: folderTarget.appendingPathComponent("kept").path))
+    }
+
     @Test func nonBlockingReadsReportWouldBlockInsteadOfEOF() throws {
         let server = try LocalSSHD()
         let session = try login(server)

@@ -235,6 +235,11 @@ def test_cp_round_trip_keeps_bytes_and_mode(up, tmp_path):
     link.symlink_to(target)
     up.machine("cp", "default:/tmp/tool.sh", str(link))
     assert link.is_symlink() and target.read_bytes() == original.read_bytes()
+    # Copying again over the file in the guest replaces it.
+    newer = tmp_path / "newer"
+    newer.write_bytes(b"second version\n")
+    up.machine("cp", str(newer), "default:/tmp/tool.sh")
+    assert up.machine("ssh", "--", "cat /tmp/tool.sh").stdout == b"second version\n"
     missing = up.machine("cp", "default:/no/such/file", str(back), check=False)
     assert missing.returncode == 1 and b"does not exist" in missing.stderr
 
