@@ -86,6 +86,15 @@ def test_run_prints_output_and_returns_the_exit_code(up, busybox):
     assert result.returncode == 3
 
 
+def test_containers_keep_address_space_randomisation(up, busybox):
+    # dockerd itself runs with ADDR_NO_RANDOMIZE (faster under TCG: see provisioning/guest/
+    # service); containers descend from containerd and must not inherit it.
+    engine = up.machine("ssh", "--", "cat /proc/$(cat /run/docker.pid)/personality").stdout.decode().strip()
+    assert int(engine, 16) & 0x0040000
+    container = up.docker("run", "--rm", busybox, "cat", "/proc/self/personality").stdout.strip()
+    assert int(container, 16) & 0x0040000 == 0
+
+
 def test_the_home_folder_is_shared_by_default(up, busybox):
     home = Path.home().resolve()
     assert up.config()["mounts"] == [{"hostPath": str(home), "guestPath": str(home), "readOnly": False}]
