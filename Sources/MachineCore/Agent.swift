@@ -14,7 +14,8 @@ nonisolated(unsafe) private var reloadRequested: sig_atomic_t = 0
 /// (`direct-streamlocal@openssh.com` for the engine socket), copied both ways with half-close
 /// carried both ways. Single-threaded: libssh2 sessions must not be shared between threads,
 /// so everything runs in one poll loop with the session in non-blocking mode. When the
-/// session drops, connections waiting for a channel are kept while it is made again.
+/// session drops, connections waiting for a channel are kept while it is made again. The
+/// engine's socket keeps one channel open ahead of its next client (see `Listener.spare`).
 public final class Agent {
     /// Where a listener's connections go in the guest.
     public enum Target: Sendable, CustomStringConvertible {
