@@ -187,7 +187,7 @@ public struct MachineStore: Sendable {
 
     /// A free TCP port on 127.0.0.1 for the machine's SSH forward.
     public static func freeLoopbackPort() throws(MachineError) -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         defer { close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)

@@ -119,7 +119,9 @@ public final class Session {
         var lastErrno: Int32 = 0
         var entry: UnsafeMutablePointer<addrinfo>? = first
         while let info = entry {
-            let fd = Glibc.socket(info.pointee.ai_family, info.pointee.ai_socktype, info.pointee.ai_protocol)
+            // Close-on-exec: a process this one starts (the detached host agent) must not keep the
+            // connection open after this session ends.
+            let fd = Glibc.socket(info.pointee.ai_family, info.pointee.ai_socktype | Int32(SOCK_CLOEXEC.rawValue), info.pointee.ai_protocol)
             if fd >= 0 {
                 if connect(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0 {
                     var one: Int32 = 1

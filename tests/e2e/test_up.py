@@ -80,6 +80,22 @@ def test_up_again_is_quick_and_changes_nothing(up):
     assert (up.folder / "console.log").stat().st_size == console
 
 
+def test_the_agent_holds_its_own_session_and_nothing_inherited(up):
+    # `machine up` starts the agent while its own SSH session is open; the agent must not
+    # inherit that connection (or any other descriptor) and keep it half-closed for ever.
+    pid = up.agent_pid()
+    port = int(up.machine("ip").stdout.decode().strip().rsplit(":", 1)[1])
+    links = {fd: os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
+    sockets = {link[len("socket:["):-1] for link in links.values() if link.startswith("socket:[")}
+    states = []
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[2].split(":")[1], 16) == port and fields[9] in sockets:
+            states.append(fields[3])
+    assert states == ["01"], f"agent's connections to the SSH port, by TCP state: {states}"  # 01: ESTABLISHED
+    assert not [link for link in links.values() if link.startswith("pipe:")][2:], links  # only its wake pipe
+
+
 def test_run_prints_output_and_returns_the_exit_code(up, busybox):
     result = up.docker("run", "--rm", busybox, "sh", "-c", "echo hello from the guest; exit 3", check=False)
     assert result.stdout == "hello from the guest\n"
