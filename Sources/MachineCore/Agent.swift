@@ -205,7 +205,7 @@ public final class Agent {
             self.session = session
             reconnectDelay = 0.25
             lastConnectError = ""
-            log(everConnected ? "reconnected to \(guest.name)" : "connected to \(guest.name) at 127.0.0.1:\(guest.port)")
+            log((everConnected ? "reconnected to \(guest.name)" : "connected to \(guest.name) at 127.0.0.1:\(guest.port)") + " (\(session.algorithms))")
             everConnected = true
         } catch {
             if error.description != lastConnectError {

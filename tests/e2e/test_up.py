@@ -80,6 +80,13 @@ def test_up_again_is_quick_and_changes_nothing(up):
     assert (up.folder / "console.log").stat().st_size == console
 
 
+def test_the_agent_session_uses_the_algorithms_cheapest_for_the_guest(up):
+    # The guest's sshd must offer hmac-md5 and the agent must pick it: with hmac-sha1 every
+    # forwarded byte costs the emulated guest far more (see Session.macPreference).
+    connected = [line for line in (up.folder / "agent.log").read_text().splitlines() if "connected to default" in line]
+    assert connected and all(line.endswith("(aes128-ctr, hmac-md5)") for line in connected), connected
+
+
 def test_the_agent_holds_its_own_session_and_nothing_inherited(up):
     # `machine up` starts the agent while its own SSH session is open; the agent must not
     # inherit that connection (or any other descriptor) and keep it half-closed for ever.
