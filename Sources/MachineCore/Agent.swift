@@ -176,7 +176,10 @@ public final class Agent {
                 log("poll failed: \(String(cString: strerror(errno)))")
                 usleep(100_000)
             }
-            busy = acceptClients()
+            // accept() only where poll saw a client: the kernel builds and frees a socket for
+            // every accept() that finds none, which was a quarter of the agent's CPU in bulk copies.
+            let readable = Set(fds.filter { $0.revents & Int16(POLLIN) != 0 }.map(\.fd))
+            busy = acceptClients(on: readable)
             busy = serveRound() || busy
         }
         log("stopping: \(connections.count) open connections closed")
@@ -251,9 +254,9 @@ public final class Agent {
         return fds
     }
 
-    private func acceptClients() -> Bool {
+    private func acceptClients(on readable: Set<Int32>) -> Bool {
         var accepted = false
-        for listener in allListeners where listener.fd >= 0 {
+        for listener in allListeners where listener.fd >= 0 && readable.contains(listener.fd) {
             while true {
                 let fd = accept(listener.fd, nil, nil)
                 if fd < 0 { break }
