@@ -55,7 +55,7 @@ public final class Channel {
         message.appendSSHString(Data())
         message.appendUInt32(0)
         return try open(session, type: "direct-streamlocal@openssh.com", message: message,
-                        what: "opening a channel to \(path) on \(session.host):\(session.port)")
+                        what: "opening a channel to \(path) on \(session.peer)")
     }
 
     /// A channel to a TCP port reachable from the server (direct-tcpip).
@@ -64,7 +64,7 @@ public final class Channel {
         if let raw { return Channel(raw: raw, session: session) }
         let code = libssh2_session_last_errno(session.raw)
         if code == LIBSSH2_ERROR_EAGAIN { return nil }
-        throw SSHError.last(session.raw, code, "opening a channel to \(host):\(port) through \(session.host):\(session.port)")
+        throw SSHError.last(session.raw, code, "opening a channel to \(host):\(port) through \(session.peer)")
     }
 
     private static func open(_ session: Session, type: String, message: Data, what: String) throws(SSHError) -> Channel? {

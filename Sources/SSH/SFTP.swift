@@ -11,7 +11,7 @@ public final class SFTP {
 
     public init(session: Session) throws(SSHError) {
         guard let raw = libssh2_sftp_init(session.raw) else {
-            throw SSHError.last(session.raw, libssh2_session_last_errno(session.raw), "starting SFTP on \(session.host):\(session.port)")
+            throw SSHError.last(session.raw, libssh2_session_last_errno(session.raw), "starting SFTP on \(session.peer)")
         }
         self.raw = raw
         self.session = session

@@ -6,6 +6,38 @@ import Glibc
 
 private let libraryReady: Int32 = libssh2_init(0)
 
+/// How long a packet may wait for room in the socket before the session is given up.
+private let packetSendTimeoutMs: Int32 = 10_000
+
+/// libssh2's socket writes: each call is one packet (or what is left of it), and it goes out
+/// whole, waiting for room in the socket if need be. libssh2 1.10 keeps a packet it could only
+/// partly send as pending, and fails every other send until that same call is repeated
+/// (LIBSSH2_ERROR_BAD_USE), so a non-blocking caller with several channels, keepalives and
+/// window adjusts would break its own session; over a virtio-serial port, whose socket fills
+/// whenever the guest is slower than the host, it did within seconds. A wait here holds up
+/// only what could not move anyway: every channel shares this one socket.
+private let sendWholePackets: @convention(c) (libssh2_socket_t, UnsafeRawPointer?, Int, Int32,
+                                             UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> Int = { fd, buffer, length, flags, _ in
+    guard let buffer else { return 0 }
+    var sent = 0
+    while sent < length {
+        let count = Glibc.send(fd, buffer + sent, length - sent, flags | Int32(MSG_NOSIGNAL))
+        if count > 0 {
+            sent += count
+        } else if count < 0 && errno == EINTR {
+            continue
+        } else if count < 0 && errno == EAGAIN {
+            var writable = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+            let ready = poll(&writable, 1, packetSendTimeoutMs)
+            if ready == 0 { return -Int(ETIMEDOUT) }
+            if ready < 0 && errno != EINTR { return -Int(errno) }
+        } else {
+            return count < 0 ? -Int(errno) : sent
+        }
+    }
+    return sent
+}
+
 /// The host key an SSH server presented: algorithm name and base64 blob, as in known_hosts.
 public struct HostKey: Equatable, Sendable {
     public let algorithm: String
@@ -26,41 +58,52 @@ public struct HostKey: Equatable, Sendable {
     public var line: String { "\(algorithm) \(base64)" }
 }
 
-/// One SSH connection (TCP socket + libssh2 session), blocking. libssh2 is not thread-safe per
-/// session: use a Session from one thread at a time. Closed when the last reference goes away.
+/// One SSH connection (a stream socket + libssh2 session), blocking. libssh2 is not thread-safe
+/// per session: use a Session from one thread at a time. Closed when the last reference goes away.
 public final class Session {
     let raw: OpaquePointer
     private let socket: Int32
-    public let host: String
-    public let port: Int
+    /// Who is at the other end, for messages: "127.0.0.1:2222" or a socket's description.
+    public let peer: String
 
-    /// Connects and completes the SSH handshake. The host key is not trusted yet: call
+    /// Connects over TCP and completes the SSH handshake. The host key is not trusted yet: call
     /// `verifyHostKey(pinned:)` before authenticating.
-    public init(host: String, port: Int, timeout: Double = 20) throws(SSHError) {
-        guard libraryReady == 0 else {
-            throw SSHError(kind: .library, code: libraryReady, message: "libssh2_init failed", operation: "starting libssh2")
-        }
-        self.host = host
-        self.port = port
+    public convenience init(host: String, port: Int, timeout: Double = 20) throws(SSHError) {
+        try Session.checkLibrary()
         let fd = try Session.connectTCP(host: host, port: port)
+        try self.init(socket: fd, peer: "\(host):\(port)", timeout: timeout)
+    }
+
+    /// Completes the SSH handshake over `fd`, an already connected stream socket of any family
+    /// (the session owns it from here on, and closes it if the handshake fails).
+    public init(socket fd: Int32, peer: String, timeout: Double = 20) throws(SSHError) {
+        do { try Session.checkLibrary() } catch { close(fd); throw error }
+        self.peer = peer
         guard let session = libssh2_session_init_ex(nil, nil, nil, nil) else {
             close(fd)
             throw SSHError(kind: .library, code: -1, message: "out of memory", operation: "creating an SSH session")
         }
         libssh2_session_set_blocking(session, 1)
+        _ = libssh2_session_callback_set(session, LIBSSH2_CALLBACK_SEND, unsafeBitCast(sendWholePackets, to: UnsafeMutableRawPointer.self))
         // A forward that accepts but whose server never answers (a paused guest) must not
         // hang us: blocking calls give up after `timeout` seconds until it is changed.
         libssh2_session_set_timeout(session, Int(timeout * 1000))
         Session.preferFastAlgorithms(session)
         let rc = libssh2_session_handshake(session, libssh2_socket_t(fd))
         if rc != 0 {
-            let error = SSHError.last(session, rc, "SSH handshake with \(host):\(port)")
+            let error = SSHError.last(session, rc, "SSH handshake with \(peer)")
             libssh2_session_free(session)
             close(fd)
             throw error
         }
         self.raw = session
         self.socket = fd
+    }
+
+    private static func checkLibrary() throws(SSHError) {
+        guard libraryReady == 0 else {
+            throw SSHError(kind: .library, code: libraryReady, message: "libssh2_init failed", operation: "starting libssh2")
+        }
     }
 
     deinit {
@@ -83,7 +126,7 @@ public final class Session {
         set { libssh2_session_set_timeout(raw, Int(newValue * 1000)) }
     }
 
-    /// The TCP socket under the session, to poll on.
+    /// The socket under the session, to poll on.
     public var socketDescriptor: Int32 { socket }
 
     /// Which way the last call that would block was waiting: poll for these.
@@ -102,7 +145,7 @@ public final class Session {
     public func sendKeepalive() throws(SSHError) -> Int {
         var next: Int32 = 0
         let rc = libssh2_keepalive_send(raw, &next)
-        if rc != 0 && rc != LIBSSH2_ERROR_EAGAIN { throw SSHError.last(raw, rc, "sending a keepalive to \(host):\(port)") }
+        if rc != 0 && rc != LIBSSH2_ERROR_EAGAIN { throw SSHError.last(raw, rc, "sending a keepalive to \(peer)") }
         return Int(next)
     }
 
@@ -168,7 +211,7 @@ public final class Session {
         var length = 0
         var type: Int32 = 0
         guard let bytes = libssh2_session_hostkey(raw, &length, &type) else {
-            throw SSHError.last(raw, -1, "reading the host key of \(host):\(port)")
+            throw SSHError.last(raw, -1, "reading the host key of \(peer)")
         }
         let blob = Data(bytes: bytes, count: length)
         // The blob starts with the algorithm name as an SSH string: uint32 length, then bytes.
@@ -185,7 +228,7 @@ public final class Session {
     /// OpenSSH's "SHA256:..." fingerprint of the presented host key.
     public func hostKeyFingerprint() throws(SSHError) -> String {
         guard let hash = libssh2_hostkey_hash(raw, LIBSSH2_HOSTKEY_HASH_SHA256) else {
-            throw SSHError.last(raw, -1, "hashing the host key of \(host):\(port)")
+            throw SSHError.last(raw, -1, "hashing the host key of \(peer)")
         }
         let digest = Data(bytes: hash, count: 32).base64EncodedString()
         return "SHA256:" + digest.replacingOccurrences(of: "=", with: "")
@@ -199,7 +242,7 @@ public final class Session {
                 kind: .hostKeyMismatch, code: 0,
                 message: "the server presented \(presented.algorithm) key \(try hostKeyFingerprint()), not the pinned one; "
                     + "someone else may be answering on this port, or the machine's data disk was replaced",
-                operation: "verifying the host key of \(host):\(port)")
+                operation: "verifying the host key of \(peer)")
         }
     }
 

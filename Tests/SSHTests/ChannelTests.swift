@@ -134,4 +134,53 @@ import Glibc
         #expect(String(decoding: try channel.readAll(), as: UTF8.self) == "late\n")
         #expect(try channel.close() == 0)
     }
+
+    /// A TCP connection to the test sshd whose socket holds only a few KiB: every packet the
+    /// session sends meets a full socket part way.
+    func cramped(_ server: LocalSSHD) throws -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var size: Int32 = 4096
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(server.port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        try #require(connected == 0)
+        return fd
+    }
+
+    @Test func nonBlockingWritesOnSeveralChannelsWithKeepalivesThroughAFullSocketAllArrive() throws {
+        // libssh2 1.10 fails any other send while a packet is half sent (LIBSSH2_ERROR_BAD_USE);
+        // the host agent interleaves channels and keepalives, so no packet may be left half sent.
+        let server = try LocalSSHD()
+        let session = try Session(socket: try cramped(server), peer: "cramped sshd")
+        try session.verifyHostKey(pinned: try #require(HostKey(line: server.hostKeyPublic)))
+        try session.authenticate(user: server.user, privateKeyPath: server.clientKey.path)
+        let channels = try (0..<2).map { _ in try Channel(session: session) }
+        for channel in channels { try channel.exec("wc -c") }
+        session.configureKeepalive(interval: 1)
+        session.isBlocking = false
+        let payload = [UInt8](repeating: 0x5a, count: 4 << 20)
+        var sent = [0, 0]
+        let started = Date()
+        while sent.contains(where: { $0 < payload.count }) {
+            for (index, channel) in channels.enumerated() where sent[index] < payload.count {
+                let chunk = min(65536, payload.count - sent[index])
+                let result = try payload.withUnsafeBytes { all in
+                    try channel.write(UnsafeRawBufferPointer(rebasing: all[sent[index]..<(sent[index] + chunk)]))
+                }
+                if case .bytes(let count) = result { sent[index] += count }
+            }
+            _ = try session.sendKeepalive()
+            try #require(Date().timeIntervalSince(started) < 60)
+        }
+        session.isBlocking = true
+        for channel in channels {
+            try channel.sendEOF()
+            #expect(String(decoding: try channel.readAll(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) == "\(4 << 20)")
+        }
+    }
 }
