@@ -9,7 +9,8 @@
 #   initramfs.img  busybox, sshd, iptables, mkfs.ext4, the kernel modules, the boot scripts
 #   cmdline        kernel command line for direct kernel boot (from cmdline.txt)
 #   machine.iso    bootable El Torito ISO with the same kernel and initramfs
-#   manifest.json  every Debian package and version used, sha256 and size of every artefact
+#   manifest.json  every Debian package and version used, sha256 and size of every artefact,
+#                  and what the guest serves (from features.txt)
 # The folder appears in one rename when complete: an interrupted build leaves no half image.
 set -Eeuo pipefail
 
@@ -172,7 +173,7 @@ step "writing the manifest"
 		printf '%s    {"name": "%s", "version": "%s", "sha256": "%s"}' "$sep" "$n" "$(json_escape "$v")" "$sha"
 		sep=$',\n'
 	done <"$work/uris"
-	printf '\n  ],\n  "artefacts": {\n'
+	printf '\n  ],\n  "features": [%s],\n  "artefacts": {\n' "$(read_list "$RECIPE/features.txt" | awk '{printf "%s\"%s\"", (NR > 1 ? ", " : ""), $1}')"
 	sep=""
 	for f in vmlinux vmlinuz initramfs.img machine.iso cmdline; do
 		printf '%s    "%s": {"size": %s, "sha256": "%s"}' "$sep" "$f" "$(stat -c %s "$out/$f")" "$(sha256sum "$out/$f" | cut -d' ' -f1)"

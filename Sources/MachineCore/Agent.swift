@@ -202,13 +202,13 @@ public final class Agent {
 
     private func connectSession() {
         do {
-            let session = try guest.connect(timeout: 5)
+            let (session, via) = try guest.connectAgent(timeout: 5)
             session.isBlocking = false
             session.configureKeepalive(interval: 15)
             self.session = session
             reconnectDelay = 0.25
             lastConnectError = ""
-            log((everConnected ? "reconnected to \(guest.name)" : "connected to \(guest.name) at 127.0.0.1:\(guest.port)") + " (\(session.algorithms))")
+            log("\(everConnected ? "reconnected" : "connected") to \(guest.name) \(via) (\(session.algorithms))")
             everConnected = true
         } catch {
             if error.description != lastConnectError {

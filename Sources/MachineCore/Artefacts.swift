@@ -19,6 +19,8 @@ public struct GuestImage: Sendable {
         public let kernel: String
         public let packages: [PackageRecord]
         public let artefacts: [String: ArtefactRecord]
+        /// What the guest serves beyond sshd on TCP (iso/features.txt); absent in older images.
+        public let features: [String]?
     }
 
     public let folder: URL
@@ -28,6 +30,9 @@ public struct GuestImage: Sendable {
         self.folder = folder
         manifest = try decodeManifest(folder.appendingPathComponent("manifest.json"), Manifest.self)
     }
+
+    /// The image runs sshd on the virtio-serial port `DomainDefinition.sshPortName`.
+    public var servesSSHPort: Bool { manifest.features?.contains("ssh-port") == true }
 
     /// Uncompressed kernel for direct boot (PVH).
     public var kernel: URL { folder.appendingPathComponent("vmlinux") }

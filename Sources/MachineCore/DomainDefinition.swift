@@ -31,10 +31,15 @@ public struct DomainDefinition: Sendable, Equatable {
     public var processOwner: (uid: UInt32, gid: UInt32)?
     /// Host folders the guest mounts, by tag.
     public var shares: [SharedFolder]
+    /// Where QEMU listens for the host agent's connection to the guest's virtio-serial port
+    /// `sshPortName` (nil: the image serves no such port, the agent uses `sshPort`).
+    public var sshPortSocket: String?
+    /// The port's name in the guest (/sys/class/virtio-ports/*/name).
+    public static let sshPortName = "org.machine.ssh"
 
     public init(name: String, memoryMiB: Int, cpus: Int, accelerator: Accelerator, boot: Boot,
                 dataDisk: String, seed: String, consoleLog: String, sshPort: Int,
-                processOwner: (uid: UInt32, gid: UInt32)? = nil, shares: [SharedFolder] = []) {
+                processOwner: (uid: UInt32, gid: UInt32)? = nil, shares: [SharedFolder] = [], sshPortSocket: String? = nil) {
         self.name = name
         self.memoryMiB = memoryMiB
         self.cpus = cpus
@@ -46,6 +51,7 @@ public struct DomainDefinition: Sendable, Equatable {
         self.sshPort = sshPort
         self.processOwner = processOwner
         self.shares = shares
+        self.sshPortSocket = sshPortSocket
     }
 
     public static func == (a: DomainDefinition, b: DomainDefinition) -> Bool {
@@ -81,6 +87,20 @@ public struct DomainDefinition: Sendable, Equatable {
         let sharedMemory = shares.contains { $0.typeName == "virtiofs" }
             ? "  <memoryBacking>\n    <source type='memfd'/>\n    <access mode='shared'/>\n  </memoryBacking>\n"
             : ""
+        // The agent's SSH session crosses a virtio-serial port rather than QEMU's user-mode
+        // network: no 1460-byte TCP segments to build and acknowledge on both sides, which under
+        // TCG cost the guest's sshd more than its crypto (README, "Port forwarding").
+        let sshPortChannel = sshPortSocket.map {
+            """
+                <controller type='virtio-serial' index='0'>
+            \(Self.slot(Self.serialSlot))    </controller>
+                <channel type='unix'>
+                  <source mode='bind' path='\(e($0))'/>
+                  <target type='virtio' name='\(Self.sshPortName)'/>
+                </channel>
+
+            """
+        } ?? ""
         let filesystems = shares.enumerated().map { index, folder in
             Self.filesystemXML(folder, address: index < Self.shareSlots.count ? Self.slot(Self.shareSlots[index]) : "")
         }.joined()
@@ -115,7 +135,7 @@ public struct DomainDefinition: Sendable, Equatable {
                   <source path='\(e(consoleLog))'/>
                   <target port='0'/>
                 </serial>
-                <rng model='virtio'>
+            \(sshPortChannel)    <rng model='virtio'>
                   <backend model='random'>/dev/urandom</backend>
             \(Self.slot(Self.rngSlot))    </rng>
                 <memballoon model='none'/>
@@ -141,8 +161,9 @@ public struct DomainDefinition: Sendable, Equatable {
     static let seedSlot = 0x03
     static let rngSlot = 0x04
     static let networkSlot = 0x10
+    static let serialSlot = 0x1e
     /// Shares beyond these get no address: libvirt then places them behind root ports.
-    static let shareSlots = Array(0x05...0x0f) + Array(0x11...0x1e)
+    static let shareSlots = Array(0x05...0x0f) + Array(0x11...0x1d)
     public static var shareSlotCount: Int { shareSlots.count }
 
     static func slot(_ number: Int) -> String {

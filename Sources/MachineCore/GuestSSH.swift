@@ -1,8 +1,9 @@
 import Foundation
 import SSH
 
-/// How `machine` logs in to a guest: 127.0.0.1 at the machine's forwarded port, the host key
-/// pinned from the console at first boot, the machine's own key pair, user root.
+/// How `machine` logs in to a guest: 127.0.0.1 at the machine's forwarded port (the host agent:
+/// the guest's virtio-serial SSH port), the host key pinned from the console at first boot, the
+/// machine's own key pair, user root.
 public struct GuestSSH: Sendable {
     public let name: String
     public let port: Int
@@ -32,14 +33,33 @@ public struct GuestSSH: Sendable {
     public func connect(timeout: Double = 20) throws(MachineError) -> Session {
         let key = try pinnedHostKey()
         do {
-            let session = try Session(host: Self.host, port: port, timeout: timeout)
-            try session.verifyHostKey(pinned: key)
-            try session.authenticate(user: Self.user, privateKeyPath: files.privateKey.path)
-            session.timeout = 0
-            return session
+            return try logIn(Session(host: Self.host, port: port, timeout: timeout), key: key)
         } catch {
             throw Self.explain(error, name: name, files: files)
         }
+    }
+
+    /// The host agent's session: through the guest's virtio-serial SSH port while the machine
+    /// has one (QEMU made its socket), else like `connect`. `via` says which, for the log.
+    public func connectAgent(timeout: Double) throws(MachineError) -> (session: Session, via: String) {
+        let path = files.guestSSHSocket.path
+        guard FileManager.default.fileExists(atPath: path) else {
+            return (try connect(timeout: timeout), "at \(Self.host):\(port)")
+        }
+        let key = try pinnedHostKey()
+        do {
+            let fd = try SSHPortLink.open(path: path, timeout: timeout)
+            return (try logIn(Session(socket: fd, peer: "\(name)'s SSH port", timeout: timeout), key: key), "over its virtio-serial port")
+        } catch {
+            throw Self.explain(error, name: name, files: files)
+        }
+    }
+
+    private func logIn(_ session: Session, key: HostKey) throws(SSHError) -> Session {
+        try session.verifyHostKey(pinned: key)
+        try session.authenticate(user: Self.user, privateKeyPath: files.privateKey.path)
+        session.timeout = 0
+        return session
     }
 
     /// An SSH failure in the user's terms.

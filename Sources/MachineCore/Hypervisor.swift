@@ -69,7 +69,8 @@ public final class Hypervisor {
         return DomainDefinition(
             name: MachineName.domainName(config.name), memoryMiB: config.memoryMiB, cpus: config.cpus,
             accelerator: accelerator, boot: boot, dataDisk: files.dataDisk.path, seed: files.seed.path,
-            consoleLog: files.consoleLog.path, sshPort: config.sshPort, processOwner: owner, shares: shares)
+            consoleLog: files.consoleLog.path, sshPort: config.sshPort, processOwner: owner, shares: shares,
+            sshPortSocket: image?.servesSSHPort == true && config.iso == nil ? files.guestSSHSocket.path : nil)
     }
 
     /// Defines (again) and boots the machine; returns once libvirt has started QEMU.

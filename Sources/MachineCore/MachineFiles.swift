@@ -25,6 +25,9 @@ public struct MachineFiles: Sendable {
     public var agentLock: URL { folder.appendingPathComponent("agent.lock") }
     public var agentPid: URL { folder.appendingPathComponent("agent.pid") }
     public var agentLog: URL { folder.appendingPathComponent("agent.log") }
+    /// QEMU's end of the guest's virtio-serial port to sshd, the host agent's way in (made by
+    /// QEMU while the machine runs, for images that serve it).
+    public var guestSSHSocket: URL { folder.appendingPathComponent("ssh-port.sock") }
     /// Every forward the running agent has, and how each stands (written by the agent).
     public var portsStatus: URL { folder.appendingPathComponent("ports.json") }
 }

@@ -74,6 +74,9 @@ public final class Machines {
         if let notice { progress(notice) }
         // The console log of this boot only, so the waits below never read an old boot.
         try? FileManager.default.removeItem(at: files.consoleLog)
+        // QEMU makes the port's socket again if the image serves one; a stale one would send the
+        // agent to a port nobody serves.
+        try? FileManager.default.removeItem(at: files.guestSSHSocket)
         progress("starting \(name) (\(accelerator.rawValue), \(config.cpus) CPUs, \(config.memoryMiB) MiB)")
         try hypervisor.start(hypervisor.definition(config: config, files: files, image: image, accelerator: accelerator, shares: shares), name: name)
         let hypervisor = self.hypervisor

@@ -11,7 +11,8 @@ import Virt
         DomainDefinition(
             name: "machine-test-\(UUID().uuidString.prefix(8).lowercased())", memoryMiB: 1024, cpus: 2, accelerator: .tcg,
             boot: boot ?? .kernel(kernel: "\(folder)/vmlinux", initrd: "\(folder)/initramfs.img", commandLine: "console=ttyS0 quiet"),
-            dataDisk: "\(folder)/data.qcow2", seed: "\(folder)/seed.iso", consoleLog: "\(folder)/console.log", sshPort: 42022)
+            dataDisk: "\(folder)/data.qcow2", seed: "\(folder)/seed.iso", consoleLog: "\(folder)/console.log", sshPort: 42022,
+            sshPortSocket: "\(folder)/ssh-port.sock")
     }
 
     static let hostileFolders = [
@@ -37,6 +38,7 @@ import Virt
         #expect(sources == ["\(folder)/data.qcow2", "\(folder)/seed.iso"])
         #expect(try document.nodes(forXPath: "//os/kernel").first?.stringValue == "\(folder)/vmlinux")
         #expect(try document.nodes(forXPath: "//disk").count == 2)
+        #expect(try document.nodes(forXPath: "//channel/source/@path").compactMap(\.stringValue) == ["\(folder)/ssh-port.sock"])
         #expect(domain.name == wanted.name)
     }
 
@@ -70,9 +72,25 @@ import Virt
         // No USB controller; given addresses are all on bus 0 and all different.
         #expect(try document.nodes(forXPath: "//controller[@type='usb']/@model").compactMap(\.stringValue) == ["none"])
         let slots = try document.nodes(forXPath: "//devices/*/address[@type='pci'][@bus='0x00']/@slot").compactMap(\.stringValue)
-        #expect(slots.count == 3 + DomainDefinition.shareSlotCount)
+        #expect(slots.count == 4 + DomainDefinition.shareSlotCount)
         #expect(Set(slots).count == slots.count)
         #expect(!slots.contains("0x10"))  // the network device's slot (given on QEMU's command line)
+    }
+
+    @Test func theAgentsSSHPortIsAVirtioSerialChannelOnlyWhenTheImageServesOne() throws {
+        let connection = try Connection(uri: "test:///default")
+        let domain = try connection.define(xml: definition(folder: "/m").xml())
+        defer { try? domain.undefine() }
+        let document = try XMLDocument(xmlString: try domain.xml())
+        #expect(try document.nodes(forXPath: "//channel[@type='unix']/target[@type='virtio']/@name").compactMap(\.stringValue)
+            == [DomainDefinition.sshPortName])
+        #expect(try document.nodes(forXPath: "//channel/source/@mode").compactMap(\.stringValue) == ["bind"])
+        // Its controller on the root bus like every other device, not behind a root port.
+        #expect(try document.nodes(forXPath: "//controller[@type='virtio-serial']/address/@bus").compactMap(\.stringValue) == ["0x00"])
+
+        var withoutPort = definition(folder: "/m")
+        withoutPort.sshPortSocket = nil
+        #expect(!withoutPort.xml().contains("<channel") && !withoutPort.xml().contains("virtio-serial"))
     }
 
     func xml(contains text: String) -> Bool {
