@@ -168,8 +168,8 @@ public final class Agent {
             if session == nil && Date() >= nextConnectAttempt { connectSession() }
             if forwarding != nil { updateForwards() }
             var fds = pollSet()
-            // After a round that moved data, look again at once: libssh2 may hold data for
-            // other channels that it already read from the socket.
+            // After a round that moved data or read from the session's socket, look again at
+            // once: libssh2 may hold data for channels that it already read from the socket.
             let timeout: Int32 = busy ? 0 : (session == nil || !waiting.isEmpty ? 100 : 1000)
             let ready = poll(&fds, nfds_t(fds.count), timeout)
             if ready < 0 && errno != EINTR {
@@ -288,6 +288,7 @@ public final class Agent {
             return false
         }
         guard let session else { return false }
+        let receivedBefore = session.bytesReceived
         do {
             progress = try openChannels(session) || progress
             for connection in connections {
@@ -307,6 +308,8 @@ public final class Agent {
             dropSession(error)
             return true
         }
+        // What a call read may be queued for a channel pumped earlier in this round.
+        if session.bytesReceived != receivedBefore { progress = true }
         return progress
     }
 

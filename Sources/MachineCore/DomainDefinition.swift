@@ -31,15 +31,29 @@ public struct DomainDefinition: Sendable, Equatable {
     public var processOwner: (uid: UInt32, gid: UInt32)?
     /// Host folders the guest mounts, by tag.
     public var shares: [SharedFolder]
-    /// Where QEMU listens for the host agent's connection to the guest's virtio-serial port
-    /// `sshPortName` (nil: the image serves no such port, the agent uses `sshPort`).
-    public var sshPortSocket: String?
-    /// The port's name in the guest (/sys/class/virtio-ports/*/name).
+    /// The host agent's split SSH session, for images that serve one (nil: the agent uses
+    /// `sshPort` like everyone else).
+    public var agentLink: AgentLink?
+    /// The virtio-serial port's name in the guest (/sys/class/virtio-ports/*/name).
     public static let sshPortName = "org.machine.ssh"
+    /// The guest's TCP port whose connection the split session's sshd reads (ssh-port-run).
+    public static let agentInputGuestPort = 61022
+
+    /// The two ends of the agent's session: the guest's sshd reads a TCP connection forwarded
+    /// from `inputPort` on 127.0.0.1 and writes the virtio-serial port QEMU serves at `socket`.
+    public struct AgentLink: Sendable, Equatable {
+        public var socket: String
+        public var inputPort: Int
+
+        public init(socket: String, inputPort: Int) {
+            self.socket = socket
+            self.inputPort = inputPort
+        }
+    }
 
     public init(name: String, memoryMiB: Int, cpus: Int, accelerator: Accelerator, boot: Boot,
                 dataDisk: String, seed: String, consoleLog: String, sshPort: Int,
-                processOwner: (uid: UInt32, gid: UInt32)? = nil, shares: [SharedFolder] = [], sshPortSocket: String? = nil) {
+                processOwner: (uid: UInt32, gid: UInt32)? = nil, shares: [SharedFolder] = [], agentLink: AgentLink? = nil) {
         self.name = name
         self.memoryMiB = memoryMiB
         self.cpus = cpus
@@ -51,7 +65,7 @@ public struct DomainDefinition: Sendable, Equatable {
         self.sshPort = sshPort
         self.processOwner = processOwner
         self.shares = shares
-        self.sshPortSocket = sshPortSocket
+        self.agentLink = agentLink
     }
 
     public static func == (a: DomainDefinition, b: DomainDefinition) -> Bool {
@@ -87,10 +101,10 @@ public struct DomainDefinition: Sendable, Equatable {
         let sharedMemory = shares.contains { $0.typeName == "virtiofs" }
             ? "  <memoryBacking>\n    <source type='memfd'/>\n    <access mode='shared'/>\n  </memoryBacking>\n"
             : ""
-        // The agent's SSH session crosses a virtio-serial port rather than QEMU's user-mode
-        // network: no 1460-byte TCP segments to build and acknowledge on both sides, which under
+        // What the agent's session sends out of the guest crosses a virtio-serial port rather than
+        // QEMU's user-mode network: no 1460-byte TCP segments to build and acknowledge, which under
         // TCG cost the guest's sshd more than its crypto (README, "Port forwarding").
-        let sshPortChannel = sshPortSocket.map {
+        let sshPortChannel = agentLink.map(\.socket).map {
             """
                 <controller type='virtio-serial' index='0'>
             \(Self.slot(Self.serialSlot))    </controller>
@@ -100,6 +114,9 @@ public struct DomainDefinition: Sendable, Equatable {
                 </channel>
 
             """
+        } ?? ""
+        let agentInput = agentLink.map {
+            ",hostfwd=tcp:127.0.0.1:\($0.inputPort)-:\(Self.agentInputGuestPort)"
         } ?? ""
         let filesystems = shares.enumerated().map { index, folder in
             Self.filesystemXML(folder, address: index < Self.shareSlots.count ? Self.slot(Self.shareSlots[index]) : "")
@@ -143,7 +160,7 @@ public struct DomainDefinition: Sendable, Equatable {
               </devices>
             \(owner)  <qemu:commandline>
                 <qemu:arg value='-netdev'/>
-                <qemu:arg value='user,id=machinenet,hostfwd=tcp:127.0.0.1:\(sshPort)-:22'/>
+                <qemu:arg value='user,id=machinenet,hostfwd=tcp:127.0.0.1:\(sshPort)-:22\(agentInput)'/>
                 <qemu:arg value='-device'/>
                 <qemu:arg value='virtio-net-pci,netdev=machinenet,bus=pcie.0,addr=\(String(format: "0x%02x", Self.networkSlot))'/>
               </qemu:commandline>

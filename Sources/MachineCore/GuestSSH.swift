@@ -2,7 +2,7 @@ import Foundation
 import SSH
 
 /// How `machine` logs in to a guest: 127.0.0.1 at the machine's forwarded port (the host agent:
-/// the guest's virtio-serial SSH port), the host key pinned from the console at first boot, the
+/// its split session, `connectAgent`), the host key pinned from the console at first boot, the
 /// machine's own key pair, user root.
 public struct GuestSSH: Sendable {
     public let name: String
@@ -39,17 +39,22 @@ public struct GuestSSH: Sendable {
         }
     }
 
-    /// The host agent's session: through the guest's virtio-serial SSH port while the machine
-    /// has one (QEMU made its socket), else like `connect`. `via` says which, for the log.
+    /// The host agent's session: split between a TCP connection into the guest and its
+    /// virtio-serial port out while this boot of the machine has them (SSHPortLink), else like
+    /// `connect`. `via` says which, for the log.
     public func connectAgent(timeout: Double) throws(MachineError) -> (session: Session, via: String) {
-        let path = files.guestSSHSocket.path
-        guard FileManager.default.fileExists(atPath: path) else {
+        let socketPath = files.guestSSHSocket.path
+        guard FileManager.default.fileExists(atPath: socketPath),
+              let text = try? String(contentsOf: files.guestSSHInputPort, encoding: .utf8),
+              let inputPort = Int(text.trimmingCharacters(in: .whitespacesAndNewlines))
+        else {
             return (try connect(timeout: timeout), "at \(Self.host):\(port)")
         }
         let key = try pinnedHostKey()
         do {
-            let fd = try SSHPortLink.open(path: path, timeout: timeout)
-            return (try logIn(Session(socket: fd, peer: "\(name)'s SSH port", timeout: timeout), key: key), "over its virtio-serial port")
+            let (receive, send) = try SSHPortLink.open(socketPath: socketPath, inputPort: inputPort, timeout: timeout)
+            let session = try Session(socket: receive, sendSocket: send, peer: "\(name)'s SSH port", timeout: timeout)
+            return (try logIn(session, key: key), "in at \(Self.host):\(inputPort), out over its virtio-serial port")
         } catch {
             throw Self.explain(error, name: name, files: files)
         }

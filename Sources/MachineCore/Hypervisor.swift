@@ -54,7 +54,7 @@ public final class Hypervisor {
     public var isSystemDaemon: Bool { connection.uri.hasSuffix("/system") }
 
     public func definition(config: MachineConfig, files: MachineFiles, image: GuestImage?, accelerator: Accelerator,
-                           shares: [SharedFolder] = []) -> DomainDefinition {
+                           shares: [SharedFolder] = [], agentInputPort: Int? = nil) -> DomainDefinition {
         let boot: DomainDefinition.Boot
         if let iso = config.iso {
             boot = .iso(iso)
@@ -70,7 +70,7 @@ public final class Hypervisor {
             name: MachineName.domainName(config.name), memoryMiB: config.memoryMiB, cpus: config.cpus,
             accelerator: accelerator, boot: boot, dataDisk: files.dataDisk.path, seed: files.seed.path,
             consoleLog: files.consoleLog.path, sshPort: config.sshPort, processOwner: owner, shares: shares,
-            sshPortSocket: image?.servesSSHPort == true && config.iso == nil ? files.guestSSHSocket.path : nil)
+            agentLink: agentInputPort.map { .init(socket: files.guestSSHSocket.path, inputPort: $0) })
     }
 
     /// Defines (again) and boots the machine; returns once libvirt has started QEMU.

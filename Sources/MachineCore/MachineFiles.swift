@@ -25,9 +25,12 @@ public struct MachineFiles: Sendable {
     public var agentLock: URL { folder.appendingPathComponent("agent.lock") }
     public var agentPid: URL { folder.appendingPathComponent("agent.pid") }
     public var agentLog: URL { folder.appendingPathComponent("agent.log") }
-    /// QEMU's end of the guest's virtio-serial port to sshd, the host agent's way in (made by
-    /// QEMU while the machine runs, for images that serve it).
+    /// QEMU's end of the guest's virtio-serial port that the agent's sshd writes (made by QEMU
+    /// while the machine runs, for images that serve it).
     public var guestSSHSocket: URL { folder.appendingPathComponent("ssh-port.sock") }
+    /// The host port on 127.0.0.1 that this boot forwards to the input of the agent's sshd
+    /// (written at boot, for images that serve the split session).
+    public var guestSSHInputPort: URL { folder.appendingPathComponent("ssh-port.input") }
     /// Every forward the running agent has, and how each stands (written by the agent).
     public var portsStatus: URL { folder.appendingPathComponent("ports.json") }
 }

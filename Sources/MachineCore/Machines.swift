@@ -74,11 +74,19 @@ public final class Machines {
         if let notice { progress(notice) }
         // The console log of this boot only, so the waits below never read an old boot.
         try? FileManager.default.removeItem(at: files.consoleLog)
-        // QEMU makes the port's socket again if the image serves one; a stale one would send the
-        // agent to a port nobody serves.
+        // The agent's split session is made anew at each boot (QEMU makes the port's socket, the
+        // input port is chosen now); stale ones would send the agent where nobody serves.
         try? FileManager.default.removeItem(at: files.guestSSHSocket)
+        try? FileManager.default.removeItem(at: files.guestSSHInputPort)
+        var agentInputPort: Int?
+        if image?.servesSSHPort == true {
+            let port = try MachineStore.freeLoopbackPort()
+            try AtomicFile.write(Data("\(port)\n".utf8), to: files.guestSSHInputPort, mode: 0o600)
+            agentInputPort = port
+        }
         progress("starting \(name) (\(accelerator.rawValue), \(config.cpus) CPUs, \(config.memoryMiB) MiB)")
-        try hypervisor.start(hypervisor.definition(config: config, files: files, image: image, accelerator: accelerator, shares: shares), name: name)
+        try hypervisor.start(hypervisor.definition(config: config, files: files, image: image, accelerator: accelerator, shares: shares,
+                                                   agentInputPort: agentInputPort), name: name)
         let hypervisor = self.hypervisor
         let uptime = try BootWatcher.waitForSSH(files: files, name: name) {
             (try? hypervisor.state(name)) == .running

@@ -9,6 +9,22 @@ private let libraryReady: Int32 = libssh2_init(0)
 /// How long a packet may wait for room in the socket before the session is given up.
 private let packetSendTimeoutMs: Int32 = 10_000
 
+/// What libssh2's socket callbacks need of their session, reached through its abstract pointer:
+/// the socket to write (a session may read one socket and write another) and a count of what
+/// was read, so a caller can tell whether a call took in packets it did not ask for.
+final class SessionIO {
+    let sendSocket: Int32
+    var bytesReceived: UInt64 = 0
+
+    init(sendSocket: Int32) {
+        self.sendSocket = sendSocket
+    }
+
+    static func of(_ abstract: UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> SessionIO {
+        Unmanaged<SessionIO>.fromOpaque(abstract!.pointee!).takeUnretainedValue()
+    }
+}
+
 /// libssh2's socket writes: each call is one packet (or what is left of it), and it goes out
 /// whole, waiting for room in the socket if need be. libssh2 1.10 keeps a packet it could only
 /// partly send as pending, and fails every other send until that same call is repeated
@@ -17,8 +33,9 @@ private let packetSendTimeoutMs: Int32 = 10_000
 /// whenever the guest is slower than the host, it did within seconds. A wait here holds up
 /// only what could not move anyway: every channel shares this one socket.
 private let sendWholePackets: @convention(c) (libssh2_socket_t, UnsafeRawPointer?, Int, Int32,
-                                             UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> Int = { fd, buffer, length, flags, _ in
+                                             UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> Int = { _, buffer, length, flags, abstract in
     guard let buffer else { return 0 }
+    let fd = SessionIO.of(abstract).sendSocket
     var sent = 0
     while sent < length {
         let count = Glibc.send(fd, buffer + sent, length - sent, flags | Int32(MSG_NOSIGNAL))
@@ -36,6 +53,15 @@ private let sendWholePackets: @convention(c) (libssh2_socket_t, UnsafeRawPointer
         }
     }
     return sent
+}
+
+/// libssh2's socket reads, as its own but counted.
+private let receiveCounted: @convention(c) (libssh2_socket_t, UnsafeMutableRawPointer?, Int, Int32,
+                                           UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> Int = { fd, buffer, length, flags, abstract in
+    let count = Glibc.recv(fd, buffer, length, flags)
+    if count < 0 { return -Int(errno) }
+    SessionIO.of(abstract).bytesReceived &+= UInt64(count)
+    return count
 }
 
 /// The host key an SSH server presented: algorithm name and base64 blob, as in known_hosts.
@@ -62,7 +88,9 @@ public struct HostKey: Equatable, Sendable {
 /// per session: use a Session from one thread at a time. Closed when the last reference goes away.
 public final class Session {
     let raw: OpaquePointer
+    /// Where the session reads from (and writes to, unless `io.sendSocket` differs).
     private let socket: Int32
+    private let io: SessionIO
     /// Who is at the other end, for messages: "127.0.0.1:2222" or a socket's description.
     public let peer: String
 
@@ -74,17 +102,22 @@ public final class Session {
         try self.init(socket: fd, peer: "\(host):\(port)", timeout: timeout)
     }
 
-    /// Completes the SSH handshake over `fd`, an already connected stream socket of any family
-    /// (the session owns it from here on, and closes it if the handshake fails).
-    public init(socket fd: Int32, peer: String, timeout: Double = 20) throws(SSHError) {
-        do { try Session.checkLibrary() } catch { close(fd); throw error }
+    /// Completes the SSH handshake over `fd`, an already connected stream socket of any family,
+    /// or, with `sendSocket`, reading `fd` and writing `sendSocket` (the session owns them from
+    /// here on, and closes them if the handshake fails).
+    public init(socket fd: Int32, sendSocket: Int32? = nil, peer: String, timeout: Double = 20) throws(SSHError) {
+        let output = sendSocket ?? fd
+        let closeSockets = { close(fd); if output != fd { close(output) } }
+        do { try Session.checkLibrary() } catch { closeSockets(); throw error }
         self.peer = peer
-        guard let session = libssh2_session_init_ex(nil, nil, nil, nil) else {
-            close(fd)
+        let io = SessionIO(sendSocket: output)
+        guard let session = libssh2_session_init_ex(nil, nil, nil, Unmanaged.passUnretained(io).toOpaque()) else {
+            closeSockets()
             throw SSHError(kind: .library, code: -1, message: "out of memory", operation: "creating an SSH session")
         }
         libssh2_session_set_blocking(session, 1)
         _ = libssh2_session_callback_set(session, LIBSSH2_CALLBACK_SEND, unsafeBitCast(sendWholePackets, to: UnsafeMutableRawPointer.self))
+        _ = libssh2_session_callback_set(session, LIBSSH2_CALLBACK_RECV, unsafeBitCast(receiveCounted, to: UnsafeMutableRawPointer.self))
         // A forward that accepts but whose server never answers (a paused guest) must not
         // hang us: blocking calls give up after `timeout` seconds until it is changed.
         libssh2_session_set_timeout(session, Int(timeout * 1000))
@@ -93,11 +126,12 @@ public final class Session {
         if rc != 0 {
             let error = SSHError.last(session, rc, "SSH handshake with \(peer)")
             libssh2_session_free(session)
-            close(fd)
+            closeSockets()
             throw error
         }
         self.raw = session
         self.socket = fd
+        self.io = io
     }
 
     private static func checkLibrary() throws(SSHError) {
@@ -111,6 +145,7 @@ public final class Session {
         libssh2_session_disconnect_ex(raw, SSH_DISCONNECT_BY_APPLICATION, "bye", "")
         libssh2_session_free(raw)
         close(socket)
+        if io.sendSocket != socket { close(io.sendSocket) }
     }
 
     /// Blocking (the default) or not. In non-blocking mode calls report that they would
@@ -126,8 +161,14 @@ public final class Session {
         set { libssh2_session_set_timeout(raw, Int(newValue * 1000)) }
     }
 
-    /// The socket under the session, to poll on.
+    /// The socket under the session, to poll on (the one it reads: writes never report that
+    /// they would block, they wait for room themselves).
     public var socketDescriptor: Int32 { socket }
+
+    /// Bytes read from the socket so far. Any libssh2 call may read, and queue what it read for
+    /// channels other than its own; a non-blocking caller that saw this change must look at
+    /// its channels again before it sleeps in poll(), which will not report those bytes again.
+    public var bytesReceived: UInt64 { io.bytesReceived }
 
     /// Which way the last call that would block was waiting: poll for these.
     public var blockedDirections: (inbound: Bool, outbound: Bool) {
@@ -149,7 +190,8 @@ public final class Session {
         return Int(next)
     }
 
-    private static func connectTCP(host: String, port: Int) throws(SSHError) -> Int32 {
+    /// A connected TCP socket (close-on-exec, Nagle off), for sessions that need more than one.
+    public static func connectTCP(host: String, port: Int) throws(SSHError) -> Int32 {
         var hints = addrinfo()
         hints.ai_family = AF_UNSPEC
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)

@@ -12,7 +12,7 @@ import Virt
             name: "machine-test-\(UUID().uuidString.prefix(8).lowercased())", memoryMiB: 1024, cpus: 2, accelerator: .tcg,
             boot: boot ?? .kernel(kernel: "\(folder)/vmlinux", initrd: "\(folder)/initramfs.img", commandLine: "console=ttyS0 quiet"),
             dataDisk: "\(folder)/data.qcow2", seed: "\(folder)/seed.iso", consoleLog: "\(folder)/console.log", sshPort: 42022,
-            sshPortSocket: "\(folder)/ssh-port.sock")
+            agentLink: .init(socket: "\(folder)/ssh-port.sock", inputPort: 42023))
     }
 
     static let hostileFolders = [
@@ -49,13 +49,14 @@ import Virt
         #expect(try document.nodes(forXPath: "//os/kernel").isEmpty)
     }
 
-    @Test func sshForwardBindsLoopbackOnly() throws {
+    @Test func sshForwardsBindLoopbackOnly() throws {
         let document = try XMLDocument(xmlString: definition(folder: "/m").xml())
         let args = try document.nodes(forXPath: "//*[local-name()='arg']/@value").compactMap(\.stringValue)
         let netdev = try #require(args.first { $0.hasPrefix("user,") })
-        #expect(netdev.contains("hostfwd=tcp:127.0.0.1:42022-:22"))
-        // One forward, to sshd, and nothing else opened on the host.
-        #expect(netdev.components(separatedBy: "hostfwd=").count == 2)
+        // Two forwards, to sshd and to the agent's sshd input, both on loopback only, and nothing
+        // else opened on the host.
+        let forwards = netdev.components(separatedBy: ",").filter { $0.hasPrefix("hostfwd=") }
+        #expect(forwards == ["hostfwd=tcp:127.0.0.1:42022-:22", "hostfwd=tcp:127.0.0.1:42023-:\(DomainDefinition.agentInputGuestPort)"])
         #expect(!xml(contains: "type='network'") && !xml(contains: "type='bridge'"))
     }
 
@@ -77,7 +78,7 @@ import Virt
         #expect(!slots.contains("0x10"))  // the network device's slot (given on QEMU's command line)
     }
 
-    @Test func theAgentsSSHPortIsAVirtioSerialChannelOnlyWhenTheImageServesOne() throws {
+    @Test func theAgentsSplitSessionIsAVirtioSerialChannelAndASecondForwardOnlyWhenTheImageServesOne() throws {
         let connection = try Connection(uri: "test:///default")
         let domain = try connection.define(xml: definition(folder: "/m").xml())
         defer { try? domain.undefine() }
@@ -88,9 +89,14 @@ import Virt
         // Its controller on the root bus like every other device, not behind a root port.
         #expect(try document.nodes(forXPath: "//controller[@type='virtio-serial']/address/@bus").compactMap(\.stringValue) == ["0x00"])
 
+        // Its input: a second forward from 127.0.0.1 to the guest's listener.
+        #expect(definition(folder: "/m").xml().contains(
+            "hostfwd=tcp:127.0.0.1:42022-:22,hostfwd=tcp:127.0.0.1:42023-:\(DomainDefinition.agentInputGuestPort)'"))
+
         var withoutPort = definition(folder: "/m")
-        withoutPort.sshPortSocket = nil
+        withoutPort.agentLink = nil
         #expect(!withoutPort.xml().contains("<channel") && !withoutPort.xml().contains("virtio-serial"))
+        #expect(!withoutPort.xml().contains("42023") && withoutPort.xml().contains("hostfwd=tcp:127.0.0.1:42022-:22'"))
     }
 
     func xml(contains text: String) -> Bool {
