@@ -437,6 +437,29 @@ def test_an_agent_killed_mid_transfer_leaves_nothing_that_spoils_the_next_sessio
     up.docker("rm", "-f", *names, check=False)
 
 
+def test_a_container_cannot_take_the_agents_way_into_the_guest(up, busybox):
+    # The guest port the agent's sshd reads (61022) is reachable from containers too; one that
+    # keeps connecting while the agent is away must be turned away, not served, or the agent
+    # could not get its session back.
+    name = f"intruder-{os.getpid()}"
+    up.docker("run", "-d", "--name", name, busybox, "sh", "-c",
+              "gateway=$(busybox ip route | busybox awk '/default/ { print $3 }');"
+              " while :; do echo 'machine-sync intruder' | busybox nc $gateway 61022; busybox usleep 50000; done")
+    try:
+        os.kill(up.agent_pid(), signal.SIGKILL)
+        time.sleep(3)  # the intruder's loop finds the port free again
+        started = time.monotonic()
+        up.machine("up")
+        assert up.docker("run", "--rm", busybox, "echo", "in").stdout.strip() == "in"
+        assert time.monotonic() - started < 60
+        connected = [line for line in (up.folder / "agent.log").read_text().splitlines() if "connected to default" in line]
+        assert "out over its virtio-serial port" in connected[-1], connected
+        # It did get in, and was sent away.
+        assert up.machine("ssh", "--", "cat /run/ssh-port-turned-away").stdout.strip()
+    finally:
+        up.docker("rm", "-f", name, check=False)
+
+
 def test_the_agent_reconnects_when_the_guest_drops_its_session(up):
     agent = up.agent_pid()
     # Kill every sshd process but the listener, from a detached shell so this command's own
