@@ -16,13 +16,14 @@ set -Eeuo pipefail
 
 usage() {
 	cat <<'USAGE'
-Usage: iso/build.sh [--cache DIR] [--check] [--quiet]
+Usage: iso/build.sh [--cache DIR] [--check] [--quiet] [--recipe-hash]
 
 Builds (or finds in the cache) the guest image and prints the folder that holds it.
 
   --cache DIR   cache folder (default: $MACHINE_CACHE, else $MACHINE_HOME/cache, else ~/.machine/cache)
   --check       do not build: print the folder if the image for these inputs is cached, else exit 3
   --quiet       no progress lines on stderr
+  --recipe-hash print the hash of the recipe that builds record in their manifest, and exit
 
 Environment: MACHINE_APT_OPTIONS passes options to apt (e.g. a proxy).
 
@@ -42,6 +43,7 @@ while [ $# -gt 0 ]; do
 	--cache) CACHE=${2:?--cache needs a folder}; shift 2 ;;
 	--check) CHECK=1; shift ;;
 	--quiet) QUIET=1; shift ;;
+	--recipe-hash) recipe_hash "$RECIPE"; exit 0 ;;
 	-h | --help) usage; exit 0 ;;
 	*) usage >&2; die "unknown option: $1" "see iso/build.sh --help" ;;
 	esac
@@ -166,7 +168,7 @@ xorriso -as mkisofs -quiet -o "$out/machine.iso" -V MACHINE -J -R \
 
 step "writing the manifest"
 {
-	printf '{\n  "key": "%s",\n  "kernel": "%s",\n  "built": "%s",\n  "packages": [\n' "$key" "$kver" "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+	printf '{\n  "key": "%s",\n  "recipe": "%s",\n  "kernel": "%s",\n  "built": "%s",\n  "packages": [\n' "$key" "$(recipe_hash "$RECIPE")" "$kver" "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 	sep=""
 	while read -r url file size sha; do
 		n=${file%%_*}; v=$(dpkg-deb -f "$CACHE/debs/$file" Version)

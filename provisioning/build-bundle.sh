@@ -12,13 +12,14 @@ set -Eeuo pipefail
 
 usage() {
 	cat <<'USAGE'
-Usage: provisioning/build-bundle.sh [--cache DIR] [--check] [--quiet]
+Usage: provisioning/build-bundle.sh [--cache DIR] [--check] [--quiet] [--recipe-hash]
 
 Builds (or finds in the cache) the engine bundle and prints the folder that holds it.
 
   --cache DIR   cache folder (default: $MACHINE_CACHE, else $MACHINE_HOME/cache, else ~/.machine/cache)
   --check       do not build: print the folder if the bundle for these inputs is cached, else exit 3
   --quiet       no progress lines on stderr
+  --recipe-hash print the hash of the recipe that builds record in their manifest, and exit
 
 Examples:
   provisioning/build-bundle.sh
@@ -36,6 +37,7 @@ while [ $# -gt 0 ]; do
 	--cache) CACHE=${2:?--cache needs a folder}; shift 2 ;;
 	--check) CHECK=1; shift ;;
 	--quiet) QUIET=1; shift ;;
+	--recipe-hash) recipe_hash "$RECIPE"; exit 0 ;;
 	-h | --help) usage; exit 0 ;;
 	*) usage >&2; die "unknown option: $1" "see provisioning/build-bundle.sh --help" ;;
 	esac
@@ -99,8 +101,8 @@ step "compressing the bundle"
 mkdir -p "$out"
 tar -C "$work/bundle" --owner=0 --group=0 --numeric-owner --sort=name -cf - "$version" | xz -T0 -6 >"$out/engine.tar.xz"
 {
-	printf '{\n  "key": "%s",\n  "version": "%s",\n  "docker": "%s",\n  "built": "%s",\n  "packages": [\n' \
-		"$key" "$(json_escape "$version")" "$(json_escape "$docker_version")" "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+	printf '{\n  "key": "%s",\n  "recipe": "%s",\n  "version": "%s",\n  "docker": "%s",\n  "built": "%s",\n  "packages": [\n' \
+		"$key" "$(recipe_hash "$RECIPE")" "$(json_escape "$version")" "$(json_escape "$docker_version")" "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 	sep=""
 	while read -r url file size sha; do
 		printf '%s    {"name": "%s", "version": "%s", "sha256": "%s"}' "$sep" "${file%%_*}" "$(json_escape "$(dpkg-deb -f "$CACHE/debs/$file" Version)")" "$sha"

@@ -16,6 +16,9 @@ public struct ArtefactRecord: Codable, Equatable, Sendable {
 public struct GuestImage: Sendable {
     public struct Manifest: Codable, Sendable {
         public let key: String
+        /// The hash of the recipe it was built from (`iso/build.sh --recipe-hash`); absent in
+        /// older images.
+        public let recipe: String?
         public let kernel: String
         public let packages: [PackageRecord]
         public let artefacts: [String: ArtefactRecord]
@@ -49,6 +52,8 @@ public struct GuestImage: Sendable {
 public struct EngineBundle: Sendable {
     public struct Manifest: Codable, Sendable {
         public let key: String
+        /// The hash of the recipe it was built from; absent in older bundles.
+        public let recipe: String?
         public let version: String
         public let docker: String
         public let packages: [PackageRecord]

@@ -18,24 +18,50 @@ public struct Builder: Sendable {
         try GuestImage(folder: run(recipes.imageBuildScript, quiet: quiet, what: "guest image"))
     }
 
-    /// The image built last (`images/latest`), or a new build when there is none. Starting a
-    /// machine uses this: asking apt whether Debian has newer packages costs ~10 s, so only
-    /// `machine image build` does.
+    /// The image built last (`images/latest`), or a new build when there is none or it came from
+    /// another recipe (a `machine` upgrade changed what the guest runs). Starting a machine uses
+    /// this: asking apt whether Debian has newer packages costs ~10 s, so only `machine image
+    /// build` does.
     public func latestImage(quiet: Bool = false) throws(MachineError) -> GuestImage {
         let latest = paths.images.appendingPathComponent("latest")
         if let image = try? GuestImage(folder: latest.resolvingSymlinksInPath()) {
-            return image
+            if isCurrent(image.manifest.recipe, script: recipes.imageBuildScript, what: "guest image", quiet: quiet) { return image }
         }
         return try image(quiet: quiet)
     }
 
-    /// The bundle built last (`engine/latest`), or a new build when there is none.
+    /// The bundle built last (`engine/latest`), or a new build when there is none or it came from
+    /// another recipe.
     public func latestEngineBundle(quiet: Bool = false) throws(MachineError) -> EngineBundle {
         let latest = paths.engineBundles.appendingPathComponent("latest")
         if let bundle = try? EngineBundle(folder: latest.resolvingSymlinksInPath()) {
-            return bundle
+            if isCurrent(bundle.manifest.recipe, script: recipes.engineBuildScript, what: "engine bundle", quiet: quiet) { return bundle }
         }
         return try engineBundle(quiet: quiet)
+    }
+
+    /// Whether a cached build's recipe hash is the current recipe's. A recipe that cannot say
+    /// (an older script) keeps the cached build.
+    private func isCurrent(_ builtFrom: String?, script: URL, what: String, quiet: Bool) -> Bool {
+        guard let current = recipeHash(script), builtFrom != current else { return true }
+        if !quiet {
+            FileHandle.standardError.write(Data("==> the cached \(what) was built from another recipe (machine was upgraded): building it again\n".utf8))
+        }
+        return false
+    }
+
+    private func recipeHash(_ script: URL) -> String? {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = [script.path, "--recipe-hash"]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        guard (try? process.run()) != nil else { return nil }
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let hash = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        return process.terminationStatus == 0 && hash.count == 16 && hash.allSatisfy(\.isHexDigit) ? hash : nil
     }
 
     public func engineBundle(quiet: Bool = false) throws(MachineError) -> EngineBundle {

@@ -180,12 +180,21 @@ _explain_full_disk() {
 	fi
 }
 
-# recipe_key RECIPE_DIR URIS_FILE: the cache key, a hash of every recipe file, the shared
-# helper and the exact .deb files (name and sha256).
-recipe_key() {
+# recipe_hash RECIPE_DIR: a hash of every recipe file and this shared helper. Kept in each
+# build's manifest ("recipe"), so `machine` can tell, without asking apt, that the build it
+# would reuse came from another recipe (an upgraded `machine`) and must be built again.
+recipe_hash() {
 	{
 		(cd "$1" && find . -type f ! -name '*~' -print0 | sort -z | xargs -0 sha256sum)
 		sha256sum "${BASH_SOURCE[0]}" | cut -d' ' -f1
+	} | sha256sum | cut -c1-16
+}
+
+# recipe_key RECIPE_DIR URIS_FILE: the cache key, a hash of the recipe and the exact .deb files
+# (name and sha256).
+recipe_key() {
+	{
+		recipe_hash "$1"
 		awk '{print $2, $4}' "$2"
 	} | sha256sum | cut -c1-16
 }

@@ -1,0 +1,56 @@
+import Foundation
+import MachineCore
+import Testing
+
+/// Which cached build starting a machine uses, against a fake recipe whose build script records
+/// that it ran.
+@Suite struct BuilderTests {
+    let root = FileManager.default.temporaryDirectory.appendingPathComponent("builder-\(UUID().uuidString.prefix(8))")
+    var cache: URL { root.appendingPathComponent("cache") }
+    var builder: Builder {
+        Builder(recipes: Recipes(root: root.appendingPathComponent("recipes")),
+                paths: Paths(environment: ["MACHINE_HOME": root.path, "MACHINE_CACHE": cache.path]))
+    }
+
+    func manifest(recipe: String?) -> String {
+        let field = recipe.map { "\"recipe\": \"\($0)\", " } ?? ""
+        return "{\"key\": \"k\", \(field)\"kernel\": \"6.1\", \"packages\": [], \"artefacts\": {}}"
+    }
+
+    /// A recipe whose current hash is `current`; building makes images/new and leaves a mark.
+    func setUp(current: String, cached: String?) throws {
+        let iso = root.appendingPathComponent("recipes/iso")
+        try FileManager.default.createDirectory(at: iso, withIntermediateDirectories: true)
+        let script = iso.appendingPathComponent("build.sh")
+        try """
+            #!/bin/bash
+            [ "$1" = --recipe-hash ] && { echo \(current); exit 0; }
+            mkdir -p "$2/images/new" && touch "$2/built"
+            echo '\(manifest(recipe: current))' >"$2/images/new/manifest.json"
+            echo "$2/images/new"
+            """.write(to: script, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: script.path)
+        let old = cache.appendingPathComponent("images/old")
+        try FileManager.default.createDirectory(at: old, withIntermediateDirectories: true)
+        try manifest(recipe: cached).write(to: old.appendingPathComponent("manifest.json"), atomically: true, encoding: .utf8)
+        try FileManager.default.createSymbolicLink(atPath: cache.appendingPathComponent("images/latest").path, withDestinationPath: "old")
+    }
+
+    var built: Bool { FileManager.default.fileExists(atPath: cache.appendingPathComponent("built").path) }
+
+    @Test func theLatestImageIsUsedWhileItsRecipeIsTheCurrentOne() throws {
+        defer { try? FileManager.default.removeItem(at: root) }
+        try setUp(current: "00000000000000aa", cached: "00000000000000aa")
+        let image = try builder.latestImage(quiet: true)
+        #expect(image.folder.lastPathComponent == "old" && !built)
+    }
+
+    @Test(arguments: ["00000000000000bb", nil] as [String?])
+    func anImageFromAnotherOrAnUnknownRecipeIsBuiltAgain(cached: String?) throws {
+        defer { try? FileManager.default.removeItem(at: root) }
+        try setUp(current: "00000000000000aa", cached: cached)
+        let image = try builder.latestImage(quiet: true)
+        #expect(image.folder.lastPathComponent == "new" && built)
+        #expect(image.manifest.recipe == "00000000000000aa")
+    }
+}
