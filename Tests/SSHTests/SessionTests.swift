@@ -1,6 +1,9 @@
 import Foundation
 import SSH
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 
 @Suite(.serialized) struct SessionTests {
     @Test func pinnedKeyLoginAndCommandExitStatus() throws {
@@ -53,5 +56,52 @@ import Testing
             #expect(error.kind == .system)
             #expect(error.description.contains("127.0.0.1:\(port)"))
         }
+    }
+
+    final class Tally: @unchecked Sendable {
+        private let lock = NSLock()
+        private var value = 0
+        func add(_ count: Int) { lock.withLock { value += count } }
+        var total: Int { lock.withLock { value } }
+    }
+
+    /// Copies `from` to `to` until `from` ends, then closes both, adding what moved to `tally`.
+    static func relay(from: Int32, to: Int32, tally: Tally? = nil) -> Thread {
+        Thread {
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            while true {
+                let count = read(from, &buffer, buffer.count)
+                if count <= 0 { break }
+                tally?.add(count)
+                guard buffer.withUnsafeBytes({ send(to, $0.baseAddress, count, Int32(MSG_NOSIGNAL)) }) == count else { break }
+            }
+            close(from)
+            close(to)
+        }
+    }
+
+    @Test func aSessionCanReadOneSocketAndWriteAnotherAndCountsWhatItRead() throws {
+        // The agent's split session: sshd's words reach us on one socket, ours leave on another.
+        let server = try LocalSSHD()
+        let tcp = try Session.connectTCP(host: "127.0.0.1", port: server.port)
+        var inbound: [Int32] = [-1, -1], outbound: [Int32] = [-1, -1]
+        #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &inbound) == 0)
+        #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &outbound) == 0)
+        let relayed = Tally()
+        let tcpCopy = dup(tcp)
+        let fromServer = Self.relay(from: tcp, to: inbound[1], tally: relayed)
+        let toServer = Self.relay(from: outbound[1], to: tcpCopy)
+        fromServer.start()
+        toServer.start()
+        do {
+            let session = try Session(socket: inbound[0], sendSocket: outbound[0], peer: "a split pair")
+            try session.verifyHostKey(pinned: try #require(HostKey(line: server.hostKeyPublic)))
+            try session.authenticate(user: server.user, privateKeyPath: server.clientKey.path)
+            let result = try session.run("echo split")
+            #expect(result.status == 0 && String(decoding: result.output, as: UTF8.self) == "split\n")
+            // Everything it read came through the relay, and it read most of it.
+            #expect(session.bytesReceived > 1000 && Int(session.bytesReceived) <= relayed.total)
+        }
+        while !fromServer.isFinished || !toServer.isFinished { Thread.sleep(forTimeInterval: 0.01) }
     }
 }
