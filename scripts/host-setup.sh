@@ -36,9 +36,20 @@ else
 	fi
 fi
 
-# The same check as machine's AcceleratorProbe: a 64 KiB firmware whose reset vector writes
-# to QEMU's isa-debug-exit port, so QEMU exits 67 if the CPU really ran it.
+# Which accelerator machines get here, as `machine host-check` decides it (KVM only if it boots
+# the real guest kernel). Before machine is built, its first step: a 64 KiB firmware whose reset
+# vector writes to QEMU's isa-debug-exit port, so QEMU exits 67 if the CPU really ran it.
+repo=$(cd "$(dirname "$0")/.." && pwd)
+machine_bin=""
+for candidate in "${MACHINE_BIN:-}" "$repo/.build/release/machine" "$repo/.build/debug/machine"; do
+	if [ -n "$candidate" ] && [ -x "$candidate" ]; then machine_bin=$candidate; break; fi
+done
 kvm_runs_guests() {
+	[ -e /dev/kvm ] || return 1
+	if [ -n "$machine_bin" ]; then
+		[ "$("$machine_bin" host-check --print-accelerator 2>/dev/null)" = kvm ]
+		return
+	fi
 	local fw rc
 	fw=$(mktemp)
 	python3 -c "import sys; d = bytearray(b'\xf4' * 65536); d[0xfff0:0xfff5] = b'\xb0\x21\xe6\xf4\xf4'; open(sys.argv[1], 'wb').write(d)" "$fw"
@@ -49,6 +60,35 @@ kvm_runs_guests() {
 	[ "$rc" -eq 67 ]
 }
 
+# Whether QEMU's user (libvirt-qemu) could open /dev/kvm as the running libvirtd sees it: libvirt
+# then takes KVM for usable, and where KVM does not run guests, its QEMU capabilities never
+# agree with that and it re-probes QEMU at every domain definition (34 s each here).
+libvirtd_sees_kvm() {
+	local pid dev
+	pid=$(pgrep -x libvirtd | head -1) || return 1
+	dev=/proc/$pid/root/dev/kvm
+	[ -e "$dev" ] || return 1
+	local mode owner group user=libvirt-qemu
+	read -r mode owner group < <(stat -L -c '%a %u %g' "$dev")
+	mode=$((8#$mode))
+	if [ "$owner" = "$(id -u $user 2>/dev/null)" ]; then [ $((mode & 8#600)) -eq $((8#600)) ]; return; fi
+	if id -G $user 2>/dev/null | tr ' ' '\n' | grep -qx "$group"; then [ $((mode & 8#060)) -eq $((8#060)) ]; return; fi
+	[ $((mode & 8#006)) -eq $((8#006)) ]
+}
+
+start_libvirtd() {
+	if [ -e /dev/kvm ] && ! kvm_runs_guests; then
+		# KVM is there but cannot run our guest: give libvirtd a private /dev/kvm that nobody
+		# may open, so libvirt sees no KVM and keeps its capabilities. (/dev/null would not do:
+		# libvirt could open it, and would re-probe QEMU at every definition.)
+		echo "==> /dev/kvm does not run guests here: starting libvirtd without it (TCG only)"
+		install -m 000 /dev/null /run/machine-no-kvm
+		unshare -m --propagation private sh -c 'mount --bind /run/machine-no-kvm /dev/kvm && exec libvirtd -d'
+	else
+		libvirtd -d
+	fi
+}
+
 # With systemd, the packages' units run the daemons; without it (containers, CI), start them.
 if [ ! -d /run/systemd/system ]; then
 	mkdir -p /run/libvirt /var/run/libvirt
@@ -57,17 +97,14 @@ if [ ! -d /run/systemd/system ]; then
 	if pgrep -x libvirtd >/dev/null && [ ! -S /var/run/libvirt/libvirt-sock ]; then
 		for _ in $(seq 100); do pgrep -x libvirtd >/dev/null || break; sleep 0.1; done
 	fi
-	if ! pgrep -x libvirtd >/dev/null; then
-		if [ -e /dev/kvm ] && ! kvm_runs_guests; then
-			# KVM is there but cannot run a guest (seen on nested hosts without vmx/svm): libvirt
-			# would re-probe QEMU with it on every domain definition (~75 s each here). Give
-			# libvirtd a private /dev with /dev/kvm masked, so it only ever uses TCG.
-			echo "==> /dev/kvm does not run guests here: starting libvirtd without it (TCG only)"
-			unshare -m --propagation private sh -c 'mount --bind /dev/null /dev/kvm && exec libvirtd -d'
-		else
-			libvirtd -d
-		fi
+	if pgrep -x libvirtd >/dev/null && libvirtd_sees_kvm && ! kvm_runs_guests; then
+		# Started before KVM was known not to run guests (or by an older setup). Running
+		# domains keep running: libvirtd reconnects to their QEMUs when it comes back.
+		echo "==> libvirtd can open a /dev/kvm that does not run guests here: restarting it without it"
+		pkill -x libvirtd
+		for _ in $(seq 100); do pgrep -x libvirtd >/dev/null || break; sleep 0.1; done
 	fi
+	pgrep -x libvirtd >/dev/null || start_libvirtd
 	for _ in $(seq 100); do
 		[ -S /var/run/libvirt/libvirt-sock ] && break
 		sleep 0.1

@@ -9,6 +9,9 @@ swift build -c release 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\]' || true
 machine=$PWD/.build/release/machine
 echo "==> machine image build"
 "$machine" image build
+# Now that the guest kernel is built, KVM is judged by whether it boots that kernel; host setup
+# restarts libvirtd without /dev/kvm if it does not.
+MACHINE_BIN=$machine scripts/host-setup.sh
 echo "==> machine up"
 "$machine" up
 echo "==> docker, through the machine"

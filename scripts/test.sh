@@ -8,5 +8,10 @@ echo "==> swift build"
 swift build --build-tests 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\]' || true
 echo "==> unit tests (swift test)"
 swift test --skip-build
+echo "==> guest image and engine bundle (cached after the first build)"
+.build/debug/machine image build >/dev/null
+# Now that the guest kernel is built, KVM is judged by whether it boots that kernel; host setup
+# restarts libvirtd without /dev/kvm if it does not.
+MACHINE_BIN=.build/debug/machine scripts/host-setup.sh
 echo "==> end-to-end tests (pytest, real VMs under QEMU)"
 exec python3 -m pytest tests/e2e -v -rs "$@"

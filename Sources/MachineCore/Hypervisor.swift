@@ -42,12 +42,23 @@ public final class Hypervisor {
 
     /// The state libvirt reports, `.stopped` when libvirt has no domain for it.
     public func state(_ name: String) throws(MachineError) -> Domain.State {
-        guard let domain = try domain(name) else { return .stopped }
+        try status(name).state
+    }
+
+    /// The state with libvirt's reason ("paused", "unknown"); stopped, "not defined" when
+    /// libvirt has no domain for it.
+    public func status(_ name: String) throws(MachineError) -> Domain.Status {
+        guard let domain = try domain(name) else { return Domain.Status(state: .stopped, reason: "not defined") }
         do {
-            return try domain.state()
+            return try domain.status()
         } catch {
             throw MachineError("cannot read the state of \(name): \(error.message)")
         }
+    }
+
+    /// libvirt's log of the machine's QEMU (nil for a remote daemon).
+    public func qemuLog(_ name: String) -> URL? {
+        QEMULog.path(domain: MachineName.domainName(name), uri: connection.uri)
     }
 
     /// Whether this connection is libvirt's system daemon (which can run virtiofsd).
@@ -68,98 +79,81 @@ public final class Hypervisor {
         let owner = isSystemDaemon ? (uid: getuid(), gid: getgid()) : nil
         return DomainDefinition(
             name: MachineName.domainName(config.name), memoryMiB: config.memoryMiB, cpus: config.cpus,
-            accelerator: accelerator, boot: boot, dataDisk: files.dataDisk.path, seed: files.seed.path,
+            // A test that pretends KVM still needs a domain this host can run.
+            accelerator: AcceleratorProbe.pretendsKVM ? .tcg : accelerator, boot: boot, dataDisk: files.dataDisk.path, seed: files.seed.path,
             consoleLog: files.consoleLog.path, sshPort: config.sshPort, processOwner: owner, shares: shares,
             agentLink: agentInputPort.map { .init(socket: files.guestSSHSocket.path, inputPort: $0) })
     }
 
-    /// Defines (again) and boots the machine; returns once libvirt has started QEMU.
+    /// Defines (again) and boots the machine; returns once libvirt has started QEMU. Whatever
+    /// an earlier boot left (a paused or crashed QEMU, one still shutting down, a saved state,
+    /// an older definition) is stopped and replaced: the definition is made anew at every
+    /// start so that a new image or changed settings take effect.
     public func start(_ definition: DomainDefinition, name: String) throws(MachineError) {
         do {
-            // Defined again at every start, so a new image or changed settings take effect; a
-            // stopped definition is removed first (redefining by name would need its UUID).
             if let old = try connection.domain(named: definition.name) {
                 if try old.state() == .running { return }
+                // Undefining a domain that still has a QEMU only makes it transient, and the
+                // new definition would then clash with it ("already exists with uuid").
+                if try old.isActive() { try old.destroy() }
                 try old.undefine()
             }
             let domain = try connection.define(xml: definition.xml())
             try domain.start()
         } catch {
             throw MachineError("libvirt could not start \(name): \(error.message)",
-                               hint: "see `machine logs \(name)` and libvirt's log for QEMU's own words")
+                               hint: "see `machine logs --qemu \(name)` for QEMU's own words")
         }
     }
 
-    /// Clean shutdown through ACPI, waiting up to `timeout` seconds, then pulls the plug.
-    /// Returns true if the guest stopped by itself.
+    /// Lets a paused machine run again.
+    public func resume(_ name: String) throws(MachineError) {
+        guard let domain = try domain(name) else { return }
+        do {
+            try domain.resume()
+        } catch {
+            throw MachineError("cannot resume \(name): \(error.message)", hint: "`machine restart \(name)` boots it again")
+        }
+    }
+
+    /// Stops the machine from whatever state it is in. A running guest (or one paused by a
+    /// user, which is let run again first) gets a clean shutdown through ACPI, waited for up
+    /// to `timeout` seconds, then the plug is pulled; a guest that cannot shut down by itself
+    /// (paused by QEMU, crashed, suspended) is stopped at once. Returns true if the guest
+    /// stopped by itself.
     @discardableResult
     public func stop(_ name: String, force: Bool, timeout: Double = 60) throws(MachineError) -> Bool {
         guard let domain = try domain(name) else { return true }
         do {
-            guard try domain.state() != .stopped else { return true }
-            if !force {
-                try domain.shutdown()
+            var status = try domain.status()
+            if status.state == .stopped { return true }
+            if !force && status.state == .paused && status.reason == "user" {
+                try domain.resume()
+                status = try domain.status()
+            }
+            if !force && [.running, .shuttingDown].contains(status.state) {
+                if status.state == .running { try domain.shutdown() }
                 let deadline = Date().addingTimeInterval(timeout)
                 while Date() < deadline {
-                    if try domain.state() == .stopped { return true }
+                    if try !domain.isActive() { return true }
                     usleep(200_000)
                 }
             }
-            if try domain.state() != .stopped { try domain.destroy() }
+            if try domain.isActive() { try domain.destroy() }
             return false
         } catch {
             throw MachineError("cannot stop \(name): \(error.message)")
         }
     }
 
-    /// Removes the domain definition (stopping it first if `force`).
+    /// Removes the domain definition, stopping its QEMU first whatever its state.
     public func undefine(_ name: String) throws(MachineError) {
         guard let domain = try domain(name) else { return }
         do {
-            if try domain.state() != .stopped { try domain.destroy() }
+            if try domain.isActive() { try domain.destroy() }
             try domain.undefine()
         } catch {
             throw MachineError("cannot remove the libvirt domain of \(name): \(error.message)")
         }
-    }
-}
-
-/// Waits for the guest's boot on its console and pins its SSH host key.
-public enum BootWatcher {
-    /// Waits until the console of the current boot says sshd is ready; returns the uptime.
-    public static func waitForSSH(files: MachineFiles, name: String, timeout: Double = 120,
-                                  isRunning: () -> Bool) throws(MachineError) -> Double {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            let text = (try? String(contentsOf: files.consoleLog, encoding: .utf8)) ?? ""
-            if let uptime = ConsoleLog.uptime(ofStep: "sshd ready", in: text) { return uptime }
-            if !isRunning() {
-                throw MachineError("\(name) stopped while booting", hint: "see `machine logs \(name)`")
-            }
-            usleep(100_000)
-        }
-        throw MachineError("\(name) did not finish booting within \(Int(timeout)) s", hint: "see `machine logs \(name)`")
-    }
-
-    /// Pins the host key the console shows on first boot; on later boots, refuses a
-    /// different one.
-    public static func pinHostKey(files: MachineFiles, config: MachineConfig) throws(MachineError) -> HostKey {
-        let text = (try? String(contentsOf: files.consoleLog, encoding: .utf8)) ?? ""
-        guard let key = ConsoleLog.hostKey(in: text) else {
-            throw MachineError("the guest printed no SSH host key on its console", hint: "see `machine logs \(config.name)`")
-        }
-        let line = "[127.0.0.1]:\(config.sshPort) \(key.line)\n"
-        if let pinned = try? String(contentsOf: files.knownHosts, encoding: .utf8),
-           let pinnedKey = pinned.split(separator: " ", maxSplits: 1).last.flatMap({ HostKey(line: String($0)) }) {
-            guard pinnedKey == key else {
-                throw MachineError(
-                    "the machine \(config.name) now has a different SSH host key than the one pinned at its first boot",
-                    hint: "if its data disk was replaced on purpose, remove \(files.knownHosts.path) and start it again; otherwise something else may be answering for it")
-            }
-            if pinned != line { try AtomicFile.write(Data(line.utf8), to: files.knownHosts, mode: 0o600) }
-            return key
-        }
-        try AtomicFile.write(Data(line.utf8), to: files.knownHosts, mode: 0o600)
-        return key
     }
 }

@@ -31,27 +31,48 @@ public final class Machines {
         public let dockerSocket: String
     }
 
-    /// Boots the machine if it is stopped, provisions the engine (installing the bundle only
-    /// when the guest has another version, applying the engine settings), starts the host
-    /// agent and waits until the engine answers `/_ping` through the forwarded socket. On a
-    /// machine that is already up this checks and changes nothing.
+    /// Boots the machine if it is not running (a paused, crashed or half-stopped QEMU left by
+    /// an earlier boot is stopped first; one a user paused is resumed instead), provisions the
+    /// engine (installing the bundle only when the guest has another version, applying the
+    /// engine settings), starts the host agent and waits until the engine answers `/_ping`
+    /// through the forwarded socket. On a machine that is already up this checks and changes
+    /// nothing.
     public func start(_ name: String, quietBuild: Bool = false, engineTimeout: Double = 180) throws(MachineError) -> Started {
         let files = store.files(name)
         let config = try store.config(name)
         let lock = try MachineLock(files: files, name: name)
         defer { withExtendedLifetime(lock) {} }
         var uptime: Double?
-        let alreadyRunning = try hypervisor.state(name) == .running
-        if !alreadyRunning {
+        let status = try hypervisor.status(name)
+        let alreadyRunning = status.state == .running
+        let agent = AgentProcess(name: name, files: files)
+        if status.state == .paused && status.reason == "user" {
+            progress("\(name) was paused; resuming it")
+            try hypervisor.resume(name)
+            do {
+                uptime = try BootWatcher.waitForSSH(files: files, name: name, status: statusReader(name))
+            } catch {
+                throw error.machineError
+            }
+            _ = try BootWatcher.pinHostKey(files: files, config: config)
+        } else if !alreadyRunning {
+            if status.state != .stopped {
+                progress("\(name) was \(BootWatcher.describe(status)); stopping what is left of it and booting it again")
+            }
+            // An agent serves one boot: one left from an earlier boot (QEMU killed or crashed,
+            // the host asleep) would keep reaching for that boot's ports.
+            if agent.stop() { progress("stopped the host agent of \(name)'s earlier boot") }
             uptime = try boot(config, files: files, quietBuild: quietBuild)
         }
         let guest = GuestSSH(name: name, port: config.sshPort, files: files)
-        let agent = AgentProcess(name: name, files: files)
         var outcome: Provisioner.Outcome?
         if !alreadyRunning || agent.runningPid() == nil || !LocalSocket.enginePing(files.dockerSocket.path, timeout: 2) {
             let bundle = try Builder(recipes: try Recipes.locate(), paths: paths).latestEngineBundle(quiet: quietBuild)
             let session = try guest.connect()
-            outcome = try Provisioner(session: session, guest: guest, progress: progress).provision(bundle: bundle, settings: config.engine)
+            let provisioner = Provisioner(session: session, guest: guest, progress: progress)
+            // A guest that was paused (or a host that slept) has a clock that stopped with it.
+            try provisioner.setClock()
+            outcome = try provisioner.provision(bundle: bundle, settings: config.engine)
             try agent.start()
             try waitForEngine(name, files: files, timeout: engineTimeout)
         }
@@ -60,7 +81,18 @@ public final class Machines {
                        settingsChanged: outcome?.settingsChanged ?? false, dockerSocket: files.dockerSocket.path)
     }
 
-    /// Defines and boots the domain, waits for sshd and pins the host key.
+    /// Reads the machine's state for the boot watcher, with QEMU's last error line.
+    private func statusReader(_ name: String) -> () -> (Domain.Status, qemuError: String?) {
+        let hypervisor = self.hypervisor
+        return {
+            let status = (try? hypervisor.status(name)) ?? Domain.Status(state: .unknown, reason: "libvirt did not answer")
+            return (status, status.state == .running ? nil : QEMULog.lastError(at: hypervisor.qemuLog(name)))
+        }
+    }
+
+    /// Defines and boots the domain, waits for sshd and pins the host key. A guest that KVM
+    /// (chosen by `auto`) stops, crashes or leaves silent is booted again under TCG, and TCG is
+    /// remembered for this host boot.
     private func boot(_ config: MachineConfig, files: MachineFiles, quietBuild: Bool) throws(MachineError) -> Double {
         let name = config.name
         let image = config.iso == nil
@@ -70,28 +102,57 @@ public final class Machines {
         try Shares.verifyBeforeBoot(config.mounts, machine: name)
         let shares = try Shares.devices(config.mounts, type: config.mountType, systemDaemon: hypervisor.isSystemDaemon)
         try store.writeSeed(config, files: files, shares: shares, hidden: Shares.hiddenGuestPaths(config.mounts, machineHome: paths.home.path))
-        let (accelerator, notice) = try AcceleratorProbe.choose(config.accel, verdictFile: paths.kvmFailedVerdict)
-        if let notice { progress(notice) }
-        // The console log of this boot only, so the waits below never read an old boot.
-        try? FileManager.default.removeItem(at: files.consoleLog)
-        // The agent's split session is made anew at each boot (QEMU makes the port's socket, the
-        // input port is chosen now); stale ones would send the agent where nobody serves.
-        try? FileManager.default.removeItem(at: files.guestSSHSocket)
-        try? FileManager.default.removeItem(at: files.guestSSHInputPort)
-        var agentInputPort: Int?
-        if image?.servesSSHPort == true {
-            let port = try MachineStore.freeLoopbackPort()
-            try AtomicFile.write(Data("\(port)\n".utf8), to: files.guestSSHInputPort, mode: 0o600)
-            agentInputPort = port
+        let (accelerator, notice) = try AcceleratorProbe.choose(config.accel, verdictFile: paths.kvmFailedVerdict, kernel: image?.kernel)
+        if let notice {
+            progress(notice)
+            if accelerator == .tcg && hypervisor.isSystemDaemon && HostCheck.systemLibvirtdSeesKVM() == true {
+                progress("note: libvirtd can open /dev/kvm, which does not run guests here, so it re-probes QEMU at every start (tens of seconds); `scripts/host-setup.sh` restarts it without /dev/kvm")
+            }
         }
-        progress("starting \(name) (\(accelerator.rawValue), \(config.cpus) CPUs, \(config.memoryMiB) MiB)")
-        try hypervisor.start(hypervisor.definition(config: config, files: files, image: image, accelerator: accelerator, shares: shares,
-                                                   agentInputPort: agentInputPort), name: name)
-        let hypervisor = self.hypervisor
-        let uptime = try BootWatcher.waitForSSH(files: files, name: name) {
-            (try? hypervisor.state(name)) == .running
+        do {
+            return try bootOnce(config, files: files, image: image, shares: shares, accelerator: accelerator)
+        } catch let failure where accelerator == .kvm && config.accel == "auto" && failure.isGuestFailure {
+            progress("KVM could not run \(name): \(failure.reason); booting it again with QEMU's TCG emulation (slower), which this host uses from now on")
+            AcceleratorProbe.rememberFailure(in: paths.kvmFailedVerdict)
+            do {
+                return try bootOnce(config, files: files, image: image, shares: shares, accelerator: .tcg)
+            } catch {
+                throw error.machineError
+            }
+        } catch {
+            throw error.machineError
         }
-        _ = try BootWatcher.pinHostKey(files: files, config: config)
+    }
+
+    private func bootOnce(_ config: MachineConfig, files: MachineFiles, image: GuestImage?, shares: [SharedFolder],
+                          accelerator: Accelerator) throws(BootWatcher.Failure) -> Double {
+        let name = config.name
+        do {
+            // The console log of this boot only, so the waits below never read an old boot.
+            try? FileManager.default.removeItem(at: files.consoleLog)
+            // The agent's split session is made anew at each boot (QEMU makes the port's socket, the
+            // input port is chosen now); stale ones would send the agent where nobody serves.
+            try? FileManager.default.removeItem(at: files.guestSSHSocket)
+            try? FileManager.default.removeItem(at: files.guestSSHInputPort)
+            var agentInputPort: Int?
+            if image?.servesSSHPort == true {
+                let port = try MachineStore.freeLoopbackPort()
+                try AtomicFile.write(Data("\(port)\n".utf8), to: files.guestSSHInputPort, mode: 0o600)
+                agentInputPort = port
+            }
+            progress("starting \(name) (\(accelerator.rawValue), \(config.cpus) CPUs, \(config.memoryMiB) MiB)")
+            try hypervisor.start(hypervisor.definition(config: config, files: files, image: image, accelerator: accelerator, shares: shares,
+                                                       agentInputPort: agentInputPort), name: name)
+        } catch {
+            throw .other(error)
+        }
+        let uptime = try BootWatcher.waitForSSH(files: files, name: name, silentLimit: accelerator == .kvm ? 15 : nil,
+                                                status: statusReader(name))
+        do {
+            _ = try BootWatcher.pinHostKey(files: files, config: config)
+        } catch {
+            throw .other(error)
+        }
         return uptime
     }
 
@@ -197,8 +258,10 @@ public final class Machines {
         }
         let lock = known ? try MachineLock(files: store.files(name), name: name) : nil
         defer { withExtendedLifetime(lock) {} }
-        if try hypervisor.state(name) != .stopped && !force {
-            throw MachineError("\(name) is running", hint: "stop it first with `machine stop \(name)`, or use `machine rm --force \(name)`")
+        let status = try hypervisor.status(name)
+        if status.state != .stopped && !force {
+            throw MachineError(status.state == .running ? "\(name) is running" : "\(name) \(BootWatcher.describe(status)) and still has a QEMU",
+                               hint: "stop it first with `machine stop \(name)`, or use `machine rm --force \(name)`")
         }
         if known { AgentProcess(name: name, files: store.files(name)).stop() }
         try hypervisor.undefine(name)
@@ -223,6 +286,12 @@ public final class Machines {
         }
         public let name: String
         public let state: String
+        /// libvirt's reason for the state ("unknown" for a QEMU that stopped its own CPUs).
+        public let stateReason: String
+        /// QEMU's last error line, when the machine is not running and QEMU left one.
+        public let qemuError: String?
+        /// libvirt's log of the machine's QEMU.
+        public let qemuLog: String?
         public let domain: String
         public let config: MachineConfig
         public let folder: String
@@ -232,16 +301,56 @@ public final class Machines {
         public let shares: [SharedFolderInfo]
     }
 
+    /// Whether a state is one a user should read the reason of: anything but running, and a
+    /// stop nobody asked for.
+    public static func isNotable(_ status: Domain.Status) -> Bool {
+        switch status.state {
+        case .running: return false
+        case .stopped: return ["crashed", "failed to start", "killed by libvirtd"].contains(status.reason)
+        default: return true
+        }
+    }
+
+    /// Changes how a machine is run (accelerator, CPUs, memory): kept in its config, applied at
+    /// its next boot (the domain is defined anew at every boot). Returns true if anything changed.
+    @discardableResult
+    public func updateShape(_ name: String, accel: String?, cpus: Int?, memoryMiB: Int?) throws(MachineError) -> Bool {
+        let files = store.files(name)
+        _ = try store.config(name)
+        let lock = try MachineLock(files: files, name: name)
+        defer { withExtendedLifetime(lock) {} }
+        var config = try store.config(name)
+        let before = config
+        if let accel { config.accel = accel }
+        if let cpus { config.cpus = cpus }
+        if let memoryMiB { config.memoryMiB = memoryMiB }
+        guard config != before else { return false }
+        try AtomicFile.write(config.encoded(), to: files.config, mode: 0o600)
+        return true
+    }
+
     public func info(_ name: String) throws(MachineError) -> Info {
         let config = try store.config(name)
         let files = store.files(name)
+        let status = try hypervisor.status(name)
+        let qemuLog = hypervisor.qemuLog(name)
         return Info(
-            name: name, state: try hypervisor.state(name).rawValue, domain: MachineName.domainName(name), config: config,
+            name: name, state: status.state.rawValue, stateReason: status.reason,
+            qemuError: status.state == .running || !Self.isNotable(status) ? nil : QEMULog.lastError(at: qemuLog),
+            qemuLog: qemuLog?.path, domain: MachineName.domainName(name), config: config,
             folder: files.folder.path, consoleLog: files.consoleLog.path, dataDisk: files.dataDisk.path,
             ssh: .init(host: "127.0.0.1", port: config.sshPort, user: "root", identityFile: files.privateKey.path,
                        knownHostsFile: files.knownHosts.path),
             shares: ((try? Shares.devices(config.mounts, type: config.mountType, systemDaemon: hypervisor.isSystemDaemon)) ?? []).map {
                 .init(hostPath: $0.share.hostPath, guestPath: $0.share.guestPath, readOnly: $0.share.readOnly, type: $0.typeName)
             })
+    }
+}
+
+extension Machines.Info {
+    /// The state as `status` and `ls` show it: with libvirt's reason when nobody asked for it.
+    public var stateLine: String {
+        guard let state = Domain.State(rawValue: state) else { return state }
+        return Machines.isNotable(Domain.Status(state: state, reason: stateReason)) ? "\(self.state) (\(stateReason))" : self.state
     }
 }

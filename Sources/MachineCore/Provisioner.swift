@@ -28,6 +28,13 @@ public struct Provisioner {
         public let settingsChanged: Bool
     }
 
+    /// Sets the guest's clock to the host's: a guest that was paused (or whose host slept)
+    /// wakes with the time at which it stopped, which breaks TLS, make and log timestamps.
+    public func setClock() throws(MachineError) {
+        let now = Int(Date().timeIntervalSince1970.rounded())
+        _ = try run("date -u -s @\(now) >/dev/null", what: "setting the guest's clock")
+    }
+
     public func provision(bundle: EngineBundle, settings: EngineSettings) throws(MachineError) -> Outcome {
         let version = bundle.manifest.version
         let current = try run("cat \(Self.engineHome)/current/VERSION 2>/dev/null || true", what: "reading the installed engine version")

@@ -25,22 +25,77 @@ public final class Domain {
         virDomainGetName(handle).map { String(cString: $0) } ?? ""
     }
 
+    /// A state and libvirt's reason for it ("paused", "unknown"; "stopped", "crashed").
+    public struct Status: Sendable, Equatable {
+        public let state: State
+        /// libvirt's reason in words, e.g. "user" for a pause someone asked for, "crashed" for
+        /// a QEMU that died; "unknown" when libvirt does not know (QEMU stopped the CPUs itself).
+        public let reason: String
+        public init(state: State, reason: String) {
+            self.state = state
+            self.reason = reason
+        }
+    }
+
     /// Read from libvirt every time: the daemon, not a file of ours, knows whether it runs.
     public func state() throws(LibvirtError) -> State {
+        try status().state
+    }
+
+    /// The state with libvirt's reason for it.
+    public func status() throws(LibvirtError) -> Status {
         var state: Int32 = 0
         var reason: Int32 = 0
         guard virDomainGetState(handle, &state, &reason, 0) == 0 else {
             throw LibvirtError.last("reading the state of \(name)")
         }
+        return Self.status(state: state, reason: reason)
+    }
+
+    static func status(state: Int32, reason: Int32) -> Status {
         switch virDomainState(UInt32(state)) {
-        case VIR_DOMAIN_RUNNING, VIR_DOMAIN_BLOCKED: return .running
-        case VIR_DOMAIN_PAUSED: return .paused
-        case VIR_DOMAIN_SHUTDOWN: return .shuttingDown
-        case VIR_DOMAIN_SHUTOFF: return .stopped
-        case VIR_DOMAIN_CRASHED: return .crashed
-        case VIR_DOMAIN_PMSUSPENDED: return .suspended
-        default: return .unknown
+        case VIR_DOMAIN_RUNNING, VIR_DOMAIN_BLOCKED:
+            return Status(state: .running, reason: Self.word(reason, [
+                "unknown", "booted", "migrated", "restored", "from snapshot", "unpaused", "migration canceled",
+                "save canceled", "woken up", "crashed", "post-copy", "post-copy failed"]))
+        case VIR_DOMAIN_PAUSED:
+            return Status(state: .paused, reason: Self.word(reason, [
+                "unknown", "user", "migration", "save", "dump", "disk I/O error", "watchdog", "from snapshot",
+                "shutting down", "snapshot", "guest crashed", "starting up", "post-copy", "post-copy failed", "API error"]))
+        case VIR_DOMAIN_SHUTDOWN:
+            return Status(state: .shuttingDown, reason: Self.word(reason, ["unknown", "user"]))
+        case VIR_DOMAIN_SHUTOFF:
+            return Status(state: .stopped, reason: Self.word(reason, [
+                "unknown", "shutdown", "destroyed", "crashed", "migrated", "saved", "failed to start",
+                "from snapshot", "killed by libvirtd"]))
+        case VIR_DOMAIN_CRASHED:
+            return Status(state: .crashed, reason: Self.word(reason, ["unknown", "panicked"]))
+        case VIR_DOMAIN_PMSUSPENDED:
+            return Status(state: .suspended, reason: Self.word(reason, ["unknown"]))
+        default:
+            return Status(state: .unknown, reason: "unknown")
         }
+    }
+
+    private static func word(_ reason: Int32, _ words: [String]) -> String {
+        words.indices.contains(Int(reason)) ? words[Int(reason)] : "unknown (\(reason))"
+    }
+
+    /// Whether QEMU runs for it (running, paused, shutting down, crashed-but-kept, pmsuspended).
+    public func isActive() throws(LibvirtError) -> Bool {
+        let active = virDomainIsActive(handle)
+        guard active >= 0 else { throw LibvirtError.last("asking whether \(name) runs") }
+        return active == 1
+    }
+
+    /// Stops the domain's CPUs, keeping its QEMU (libvirt's reason: "user").
+    public func suspend() throws(LibvirtError) {
+        guard virDomainSuspend(handle) == 0 else { throw LibvirtError.last("pausing \(name)") }
+    }
+
+    /// Lets the CPUs of a paused domain run again.
+    public func resume() throws(LibvirtError) {
+        guard virDomainResume(handle) == 0 else { throw LibvirtError.last("resuming \(name)") }
     }
 
     /// Boots a defined domain.
@@ -58,9 +113,12 @@ public final class Domain {
         guard virDomainDestroy(handle) == 0 else { throw LibvirtError.last("stopping \(name)") }
     }
 
-    /// Removes the definition (the domain must not be running).
+    /// Removes the definition, and a saved state libvirt may keep for it (a domain that still
+    /// runs becomes transient and goes away when it stops).
     public func undefine() throws(LibvirtError) {
-        guard virDomainUndefine(handle) == 0 else { throw LibvirtError.last("removing the definition of \(name)") }
+        guard virDomainUndefineFlags(handle, UInt32(VIR_DOMAIN_UNDEFINE_MANAGED_SAVE.rawValue)) == 0 else {
+            throw LibvirtError.last("removing the definition of \(name)")
+        }
     }
 
     /// The domain's XML as libvirt stores it.

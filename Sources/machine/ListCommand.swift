@@ -45,7 +45,7 @@ extension Machine {
                     return
                 }
                 let rows = infos.map { info in
-                    [info.name, info.state, "\(info.config.cpus)", "\(info.config.memoryMiB) MiB",
+                    [info.name, info.stateLine, "\(info.config.cpus)", "\(info.config.memoryMiB) MiB",
                      "\(info.config.diskGiB) GiB", "127.0.0.1:\(info.config.sshPort)"]
                 } + broken.map { [$0.0, "broken", "-", "-", "-", "-"] }
                 printTable(header: ["NAME", "STATE", "CPUS", "MEMORY", "DISK", "SSH"], rows: rows)

@@ -5,19 +5,46 @@ import MachineCore
 extension Machine {
     struct Logs: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Print a machine's serial console (its latest boot).",
-            discussion: "EXAMPLES:\n  machine logs\n  machine logs -f dev")
+            abstract: "Print a machine's serial console (its latest boot), or QEMU's own log.",
+            discussion: """
+                When the console is empty or the machine crashed, stopped its CPUs or failed
+                to start, QEMU's log of its latest run (kept by libvirt) follows the console:
+                that is where QEMU says why, e.g. "KVM internal error".
 
+                EXAMPLES:
+                  machine logs
+                  machine logs -f dev
+                  machine logs --qemu            # QEMU's log of the latest run only
+                """)
+
+        @OptionGroup var global: GlobalOptions
         @OptionGroup var target: NameArgument
         @Flag(name: [.short, .long], help: "Keep printing what the console writes.") var follow = false
+        @Flag(help: "Print QEMU's log of the machine's latest run (libvirt keeps it) instead of the console.") var qemu = false
+
+        func validate() throws {
+            if follow && qemu { throw ValidationError("--follow and --qemu cannot be given together") }
+        }
 
         func run() throws {
             try perform { () throws(MachineError) in
-                let store = MachineStore(paths: Paths())
-                _ = try store.config(target.name)
-                let path = store.files(target.name).consoleLog.path
+                let machines = try global.machines()
+                let info = try machines.info(target.name)
+                if qemu {
+                    try printQEMULog(info, always: true)
+                    return
+                }
+                let path = info.consoleLog
+                let console = (try? Data(contentsOf: URL(fileURLWithPath: path))) ?? Data()
+                if !follow {
+                    FileHandle.standardOutput.write(console)
+                    if console.isEmpty || info.qemuError != nil {
+                        try printQEMULog(info, always: console.isEmpty)
+                    }
+                    return
+                }
                 var offset: UInt64 = 0
-                repeat {
+                while true {
                     if let handle = FileHandle(forReadingAtPath: path) {
                         let size = handle.seekToEndOfFile()
                         if size < offset { offset = 0 }  // a new boot truncated the log
@@ -26,12 +53,26 @@ extension Machine {
                         offset += UInt64(data.count)
                         FileHandle.standardOutput.write(data)
                         handle.closeFile()
-                    } else if !follow {
-                        throw MachineError("\(target.name) has no console log yet", hint: "start it with `machine start \(target.name)`")
                     }
-                    if follow { usleep(200_000) }
-                } while follow
+                    usleep(200_000)
+                }
             }
+        }
+
+        /// QEMU's log of the latest run, headed so it is not taken for the console.
+        private func printQEMULog(_ info: Machines.Info, always: Bool) throws(MachineError) {
+            guard let log = info.qemuLog else {
+                if always { throw MachineError("QEMU's log of \(target.name) is kept on the libvirt host, not here") }
+                return
+            }
+            guard let text = try? String(contentsOf: URL(fileURLWithPath: log), encoding: .utf8) else {
+                if !always { return }
+                throw FileManager.default.fileExists(atPath: log)
+                    ? MachineError("cannot read QEMU's log \(log)", hint: "libvirt's system daemon keeps it for root: sudo cat \(log)")
+                    : MachineError("\(target.name) has no QEMU log yet (\(log))", hint: "start it with `machine start \(target.name)`")
+            }
+            print("--- QEMU's log of \(target.name)'s latest run (\(log)) ---")
+            print(QEMULog.lastRun(in: text), terminator: "")
         }
     }
 }

@@ -57,10 +57,17 @@ struct MachineShapeOptions: ParsableArguments {
         if let accel, !["auto", "kvm", "tcg"].contains(accel) { throw ValidationError("--accel must be auto, kvm or tcg") }
     }
 
-    func config(name: String, engine: EngineSettings) throws(MachineError) -> MachineConfig {
-        let memoryMiB = try Size.mebibytes(memory ?? "1G")
-        let diskGiB = max(1, try Size.mebibytes(disk ?? "20G") / 1024)
+    /// --memory in MiB, if given.
+    func memoryMiB() throws(MachineError) -> Int? {
+        guard let memory else { return nil }
+        let memoryMiB = try Size.mebibytes(memory)
         guard memoryMiB >= 256 else { throw MachineError("--memory must be at least 256M", exitCode: 64) }
+        return memoryMiB
+    }
+
+    func config(name: String, engine: EngineSettings) throws(MachineError) -> MachineConfig {
+        let memoryMiB = try self.memoryMiB() ?? 1024
+        let diskGiB = max(1, try Size.mebibytes(disk ?? "20G") / 1024)
         let isoPath = iso.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
         if let publishAddress { try PortForwards.validateAddress(publishAddress) }
         return MachineConfig(name: name, cpus: cpus ?? 2, memoryMiB: memoryMiB, diskGiB: diskGiB, iso: isoPath,

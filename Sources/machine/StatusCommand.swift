@@ -5,15 +5,26 @@ import MachineCore
 extension Machine {
     struct Status: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Print a machine's state: running, stopped, paused, ...",
-            discussion: "EXAMPLES:\n  machine status\n  machine status dev")
+            abstract: "Print a machine's state: running, stopped, paused, crashed, ...",
+            discussion: """
+                A state nobody asked for comes with libvirt's reason, and after a crash with
+                QEMU's last error line, e.g.:
+                  paused (unknown)
+                  QEMU: KVM internal error. Suberror: 1 (emulation failure)
+
+                EXAMPLES:
+                  machine status
+                  machine status dev
+                """)
 
         @OptionGroup var global: GlobalOptions
         @OptionGroup var target: NameArgument
 
         func run() throws {
             try perform { () throws(MachineError) in
-                print(try global.machines().info(target.name).state)
+                let info = try global.machines().info(target.name)
+                print(info.stateLine)
+                if let qemuError = info.qemuError { print("QEMU: \(qemuError)") }
             }
         }
     }

@@ -13,8 +13,9 @@ extension Machine {
                 context "machine-NAME" the current one. On a machine that is already up it
                 only checks, and changes nothing.
 
-                Options that shape a machine (--cpus, --memory, --disk, --iso, --accel) apply
-                when it is created. Engine options are kept in its config and applied now.
+                --disk and --iso apply when a machine is created. --accel, --cpus and --memory
+                are kept in its config and apply at its next boot: now if it is stopped (or
+                paused, crashed, half-stopped), else at `machine restart`. Engine options are kept in its config and applied now.
                 Share options (--mount, --mount-type, --no-mounts) are kept in its config and
                 apply at its next boot: now if it is stopped, else at `machine restart`.
                 By default your home folder is shared at the same path.
@@ -51,8 +52,14 @@ extension Machine {
                        try machines.hypervisor.state(name) != .stopped {
                         machines.progress("note: the new shares of \(name) take effect at its next boot: `machine restart\(name == MachineName.default ? "" : " " + name)`")
                     }
-                    if !shape.isEmpty {
-                        machines.progress("note: \(name) exists; --cpus, --memory, --disk, --iso and --accel apply only when a machine is created")
+                    if shape.disk != nil || shape.iso != nil {
+                        machines.progress("note: \(name) exists; --disk and --iso apply only when a machine is created (`machine rm \(name)` removes it, data disk included)")
+                    }
+                    if try machines.updateShape(name, accel: shape.accel, cpus: shape.cpus, memoryMiB: try shape.memoryMiB()) {
+                        let status = try machines.hypervisor.status(name)
+                        if status.state == .running {
+                            machines.progress("note: the new --accel, --cpus or --memory of \(name) apply at its next boot: `machine restart\(name == MachineName.default ? "" : " " + name)`")
+                        }
                     }
                     if let address = shape.publishAddress {
                         try PortForwards.validateAddress(address)

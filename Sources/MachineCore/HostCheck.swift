@@ -1,0 +1,60 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What this host can run, decided once for `machine` and for host setup alike
+/// (`machine host-check`, which scripts/host-setup.sh asks): whether KVM boots the real guest
+/// kernel, and whether libvirt's system daemon sees /dev/kvm the way that answer needs.
+public struct HostCheck: Sendable {
+    public let kvm: AcceleratorProbe.Verdict
+    /// Whether the running system libvirtd could open /dev/kvm (nil: none runs, or we cannot
+    /// look, as an ordinary user cannot).
+    public let libvirtdSeesKVM: Bool?
+
+    /// The accelerator `auto` gives machines here.
+    public var accelerator: Accelerator { kvm.works ? .kvm : .tcg }
+
+    /// True when libvirtd can use a /dev/kvm that does not run guests: it then re-probes QEMU's
+    /// capabilities at every domain definition (34 s each measured here, 75 s on another host).
+    public var libvirtdNeedsRestart: Bool { !kvm.works && libvirtdSeesKVM == true }
+
+    /// Probes KVM with the cached guest kernel when there is one (the firmware alone otherwise),
+    /// and remembers a failure for this host boot as a start would.
+    public static func run(paths: Paths) -> HostCheck {
+        let kernel = (try? GuestImage(folder: paths.images.appendingPathComponent("latest").resolvingSymlinksInPath()))?.kernel
+        let verdict = AcceleratorProbe.probe(.kvm, kernel: kernel)
+        if !verdict.works { AcceleratorProbe.rememberFailure(in: paths.kvmFailedVerdict) }
+        return HostCheck(kvm: verdict, libvirtdSeesKVM: systemLibvirtdSeesKVM())
+    }
+
+    /// libvirt decides whether KVM is usable by opening /dev/kvm as QEMU's user (libvirt-qemu),
+    /// in the daemon's own mount namespace: host setup masks it there with a file nobody may
+    /// open. (A mask with /dev/null is worse than none: libvirt finds it openable, QEMU finds no
+    /// KVM in it, and the two disagree at every definition.)
+    public static func systemLibvirtdSeesKVM() -> Bool? {
+        guard getuid() == 0, let pid = pidOf("libvirtd") else { return nil }
+        var info = stat()
+        guard stat("/proc/\(pid)/root/dev/kvm", &info) == 0 else { return false }
+        // QEMU's user as Debian builds libvirt (qemu.conf's `user`), with its groups.
+        guard let user = getpwnam("libvirt-qemu") else { return info.st_mode & 0o006 == 0o006 }
+        var groups = [gid_t](repeating: 0, count: 64)
+        var count = Int32(groups.count)
+        _ = getgrouplist(user.pointee.pw_name, user.pointee.pw_gid, &groups, &count)
+        let mode = info.st_mode
+        if info.st_uid == user.pointee.pw_uid { return mode & 0o600 == 0o600 }
+        if groups.prefix(Int(max(0, count))).contains(info.st_gid) { return mode & 0o060 == 0o060 }
+        return mode & 0o006 == 0o006
+    }
+
+    static func pidOf(_ command: String) -> Int32? {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        for entry in entries {
+            guard let pid = Int32(entry),
+                  let comm = try? String(contentsOfFile: "/proc/\(entry)/comm", encoding: .utf8),
+                  comm.trimmingCharacters(in: .whitespacesAndNewlines) == command else { continue }
+            return pid
+        }
+        return nil
+    }
+}
