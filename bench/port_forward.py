@@ -7,6 +7,7 @@ networking, added through the QEMU monitor), in the same run. Goal: >= 1.0x Open
 
     bench/port_forward.py [--rounds N] [--echoes N]
 """
+import json
 import argparse
 import os
 import socket
@@ -103,8 +104,9 @@ def main():
         config.write_bytes(run(MACHINE, "ssh-config").stdout)
         forward = subprocess.Popen(["ssh", "-F", str(config), "-N", "-L", f"127.0.0.1:{theirs[0]}:127.0.0.1:7000",
                                     "-L", f"127.0.0.1:{theirs[1]}:127.0.0.1:7001", "machine-default"])
+        domain = json.loads(run(MACHINE, "inspect").stdout)["domain"]
         for guest_port, host_port in [(7000, floor[0]), (7001, floor[1])]:
-            run("virsh", "-c", "qemu:///system", "qemu-monitor-command", "machine-default", "--hmp",
+            run("virsh", "-c", "qemu:///system", "qemu-monitor-command", domain, "--hmp",
                 f"hostfwd_add machinenet tcp:127.0.0.1:{host_port}-:{guest_port}")
         for pair in ports.values():
             wait_port(pair[0])

@@ -79,10 +79,13 @@ libvirtd_sees_kvm() {
 start_libvirtd() {
 	if [ -e /dev/kvm ] && ! kvm_runs_guests; then
 		# KVM is there but cannot run our guest: give libvirtd a private /dev/kvm that nobody
-		# may open, so libvirt sees no KVM and keeps its capabilities. (/dev/null would not do:
-		# libvirt could open it, and would re-probe QEMU at every definition.)
+		# may open, so libvirt sees no KVM and keeps its capabilities. It must stay a character
+		# device (libvirt copies it into each QEMU's own /dev, and fails on a plain file), and
+		# must not be /dev/null itself: libvirt could open that, and would then re-probe QEMU at
+		# every definition (34 s each here).
 		echo "==> /dev/kvm does not run guests here: starting libvirtd without it (TCG only)"
-		install -m 000 /dev/null /run/machine-no-kvm
+		rm -f /run/machine-no-kvm
+		mknod -m 000 /run/machine-no-kvm c 1 3
 		unshare -m --propagation private sh -c 'mount --bind /run/machine-no-kvm /dev/kvm && exec libvirtd -d'
 	else
 		libvirtd -d

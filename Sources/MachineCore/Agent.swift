@@ -125,6 +125,9 @@ public final class Agent {
     private var mailbox: Mailbox?
     private var automaticForwards: [PortForward] = []
     private var wakePipe: [Int32] = [-1, -1]
+    private var lastHeard = Date()
+    private var lastReceived: UInt64 = 0
+    private let clockSetting = OneAtATime()
 
     /// A connection waits this long for the session to come back before it is dropped.
     static let waitForSession: TimeInterval = 60
@@ -181,6 +184,7 @@ public final class Agent {
             let readable = Set(fds.filter { $0.revents & Int16(POLLIN) != 0 }.map(\.fd))
             busy = acceptClients(on: readable)
             busy = serveRound() || busy
+            watchGuestClock()
         }
         log("stopping: \(connections.count) open connections closed")
         connections.removeAll()
@@ -204,12 +208,18 @@ public final class Agent {
         do {
             let (session, via) = try guest.connectAgent(timeout: 5)
             session.isBlocking = false
-            session.configureKeepalive(interval: 15)
+            // The guest answers within a round trip while its CPUs run: a longer silence is a
+            // stopped guest (watchGuestClock).
+            session.configureKeepalive(interval: Int(Self.keepaliveInterval))
             self.session = session
             reconnectDelay = 0.25
             lastConnectError = ""
             log("\(everConnected ? "reconnected" : "connected") to \(guest.name) \(via) (\(session.algorithms))")
+            // A session lost and found again may have spanned a pause of the guest.
+            if everConnected { setGuestClock(why: "after a reconnect") }
             everConnected = true
+            lastHeard = Date()
+            lastReceived = session.bytesReceived
         } catch {
             if error.description != lastConnectError {
                 log("cannot connect to \(guest.name) yet: \(error.message); retrying")
@@ -217,6 +227,44 @@ public final class Agent {
             }
             nextConnectAttempt = Date().addingTimeInterval(reconnectDelay)
             reconnectDelay = min(reconnectDelay * 2, 2)
+        }
+    }
+
+    // MARK: Guest clock
+
+    /// Keepalives go out after this many seconds without traffic, and the guest answers each.
+    static let keepaliveInterval: TimeInterval = 2
+    /// Silence from the guest longer than this, then traffic again, means its CPUs stopped
+    /// (the domain paused, the host asleep) and its clock with them.
+    static let stallThreshold: TimeInterval = 5
+
+    /// Sets the guest's clock when it speaks again after a stall: within a second or two of a
+    /// resume, where a timer (Lima pushes the time every 10 s) would wait up to its period.
+    private func watchGuestClock() {
+        guard let session else { return }
+        let now = Date()
+        guard session.bytesReceived != lastReceived else { return }
+        let silence = now.timeIntervalSince(lastHeard)
+        lastReceived = session.bytesReceived
+        lastHeard = now
+        if silence > Self.stallThreshold { setGuestClock(why: String(format: "after %.0f s without a word from the guest", silence)) }
+    }
+
+    /// Over a connection of its own, on a thread: the loop's session is non-blocking and busy.
+    private func setGuestClock(why: String) {
+        guard clockSetting.tryStart() else { return }
+        let guest = self.guest
+        let flag = clockSetting
+        Thread.detachNewThread {
+            defer { flag.finish() }
+            do throws(MachineError) {
+                let session = try guest.connect(timeout: 10)
+                if let offset = try GuestClock.set(over: session, guest: guest) {
+                    AgentProcess.log("set the clock of \(guest.name) \(why): it was \(abs(offset)) s \(offset > 0 ? "behind" : "ahead")")
+                }
+            } catch {
+                AgentProcess.log("could not set the clock of \(guest.name) \(why): \(error.message)")
+            }
         }
     }
 
@@ -635,5 +683,25 @@ final class Mailbox: @unchecked Sendable {
         let data = latest
         latest = nil
         return data
+    }
+}
+
+/// A job that runs on one thread at a time; a second start while it runs is refused.
+final class OneAtATime: @unchecked Sendable {
+    private let lock = NSLock()
+    private var running = false
+
+    func tryStart() -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        if running { return false }
+        running = true
+        return true
+    }
+
+    func finish() {
+        lock.lock()
+        running = false
+        lock.unlock()
     }
 }

@@ -71,7 +71,7 @@ public enum BootWatcher {
         let started = Date()
         while Date().timeIntervalSince(started) < timeout {
             let text = (try? String(contentsOf: files.consoleLog, encoding: .utf8)) ?? ""
-            if let uptime = ConsoleLog.uptime(ofStep: "sshd ready", in: text) { return uptime }
+            if let uptime = ConsoleLog.uptime(ofStep: GuestContract.sshReadyStep, in: text) { return uptime }
             let (state, qemuError) = status()
             if state.state != .running {
                 throw .stopped(name: name, status: state, qemuError: qemuError)

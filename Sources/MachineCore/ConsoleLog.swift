@@ -5,12 +5,12 @@ public enum ConsoleLog {
     /// The most recent host key the guest printed ("machine-host-key: ssh-ed25519 AAAA...").
     /// The console is written only by the guest's kernel and init, so this is the key to pin.
     public static func hostKey(in text: String) -> HostKey? {
-        lastValue(of: "machine-host-key:", in: text).flatMap(HostKey.init(line:))
+        lastValue(of: GuestContract.hostKeyMarker, in: text).flatMap(HostKey.init(line:))
     }
 
     /// The most recent host-key fingerprint the guest printed ("SHA256:...").
     public static func hostKeyFingerprint(in text: String) -> String? {
-        lastValue(of: "machine-host-key-fingerprint:", in: text)
+        lastValue(of: GuestContract.hostKeyFingerprintMarker, in: text)
     }
 
     /// Seconds of guest uptime at which a boot step was logged ("[3.91] machine: sshd ready").

@@ -34,10 +34,44 @@ public struct DomainDefinition: Sendable, Equatable {
     /// The host agent's split SSH session, for images that serve one (nil: the agent uses
     /// `sshPort` like everyone else).
     public var agentLink: AgentLink?
+    /// Whose domain this is: kept in libvirt's `<metadata>`, so no other home's machine ever
+    /// takes it for its own.
+    public var owner: Owner?
+
+    /// The machine a domain belongs to: its home ($MACHINE_HOME) and its name there.
+    public struct Owner: Sendable, Equatable {
+        public var home: String
+        public var machine: String
+
+        public init(home: String, machine: String) {
+            self.home = home
+            self.machine = machine
+        }
+
+        /// The namespace of our element in libvirt's `<metadata>`.
+        public static let namespace = "https://machine.invalid/xmlns/domain/1"
+
+        public var xml: String {
+            "<machine:owner xmlns:machine='\(Self.namespace)'><machine:home>\(DomainDefinition.escape(home))</machine:home>"
+                + "<machine:name>\(DomainDefinition.escape(machine))</machine:name></machine:owner>"
+        }
+
+        /// Reads what `xml` wrote (libvirt hands the element back with its own prefix and quotes).
+        public init?(xml: String) {
+            func value(_ tag: String) -> String? {
+                guard let open = xml.range(of: "<[A-Za-z0-9_]*:?\(tag)>", options: .regularExpression),
+                      let close = xml.range(of: "</[A-Za-z0-9_]*:?\(tag)>", options: .regularExpression, range: open.upperBound..<xml.endIndex)
+                else { return nil }
+                return DomainDefinition.unescape(String(xml[open.upperBound..<close.lowerBound]))
+            }
+            guard let home = value("home"), let machine = value("name") else { return nil }
+            self.init(home: home, machine: machine)
+        }
+    }
     /// The virtio-serial port's name in the guest (/sys/class/virtio-ports/*/name).
-    public static let sshPortName = "org.machine.ssh"
+    public static let sshPortName = GuestContract.sshPortName
     /// The guest's TCP port whose connection the split session's sshd reads (ssh-port-run).
-    public static let agentInputGuestPort = 61022
+    public static let agentInputGuestPort = GuestContract.agentInputGuestPort
 
     /// The two ends of the agent's session: the guest's sshd reads a TCP connection forwarded
     /// from `inputPort` on 127.0.0.1 and writes the virtio-serial port QEMU serves at `socket`.
@@ -53,7 +87,8 @@ public struct DomainDefinition: Sendable, Equatable {
 
     public init(name: String, memoryMiB: Int, cpus: Int, accelerator: Accelerator, boot: Boot,
                 dataDisk: String, seed: String, consoleLog: String, sshPort: Int,
-                processOwner: (uid: UInt32, gid: UInt32)? = nil, shares: [SharedFolder] = [], agentLink: AgentLink? = nil) {
+                processOwner: (uid: UInt32, gid: UInt32)? = nil, shares: [SharedFolder] = [], agentLink: AgentLink? = nil,
+                owner: Owner? = nil) {
         self.name = name
         self.memoryMiB = memoryMiB
         self.cpus = cpus
@@ -66,6 +101,7 @@ public struct DomainDefinition: Sendable, Equatable {
         self.processOwner = processOwner
         self.shares = shares
         self.agentLink = agentLink
+        self.owner = owner
     }
 
     public static func == (a: DomainDefinition, b: DomainDefinition) -> Bool {
@@ -124,6 +160,7 @@ public struct DomainDefinition: Sendable, Equatable {
         return """
             <domain type='\(accelerator == .kvm ? "kvm" : "qemu")' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
               <name>\(e(name))</name>
+            \(self.owner.map { "  <metadata>\($0.xml)</metadata>\n" } ?? "")
               <memory unit='MiB'>\(memoryMiB)</memory>
               <vcpu>\(cpus)</vcpu>
             \(sharedMemory)  <os>
@@ -139,13 +176,13 @@ public struct DomainDefinition: Sendable, Equatable {
                   <driver name='qemu' type='qcow2' discard='unmap'/>
                   <source file='\(e(dataDisk))'/>
                   <target dev='vda' bus='virtio'/>
-                  <serial>machine-data</serial>
+                  <serial>\(GuestContract.dataDiskSerial)</serial>
             \(Self.slot(Self.dataDiskSlot))    </disk>
                 <disk type='file' device='disk'>
                   <driver name='qemu' type='raw'/>
                   <source file='\(e(seed))'/>
                   <target dev='vdb' bus='virtio'/>
-                  <serial>machine-seed</serial>
+                  <serial>\(GuestContract.seedDiskSerial)</serial>
                   <readonly/>
             \(Self.slot(Self.seedSlot))    </disk>
             \(cdrom)\(filesystems)    <serial type='file'>
@@ -213,6 +250,15 @@ public struct DomainDefinition: Sendable, Equatable {
 
     /// XML text and attribute escaping. Control characters cannot appear in XML 1.0 at all,
     /// so callers reject them before (see MachineName and the path checks).
+    /// The reverse of `escape`, for text libvirt hands back (it may use &#39; or &quot;).
+    static func unescape(_ text: String) -> String {
+        var out = text
+        for (entity, plain) in [("&lt;", "<"), ("&gt;", ">"), ("&apos;", "'"), ("&#39;", "'"), ("&quot;", "\""), ("&#34;", "\"")] {
+            out = out.replacingOccurrences(of: entity, with: plain)
+        }
+        return out.replacingOccurrences(of: "&amp;", with: "&")
+    }
+
     static func escape(_ text: String) -> String {
         var out = ""
         out.reserveCapacity(text.count)

@@ -32,11 +32,41 @@ public final class Hypervisor {
         self.store = store
     }
 
+    /// The domain name of a machine of this home.
+    public func domainName(_ name: String) -> String {
+        MachineName.domainName(name, homeID: store.paths.homeID)
+    }
+
+    /// Who this home's machine `name` is in the domain's metadata.
+    func owner(_ name: String) -> DomainDefinition.Owner {
+        DomainDefinition.Owner(home: store.paths.home.standardizedFileURL.path, machine: name)
+    }
+
+    /// The machine's domain, if libvirt has one that is this home's: by its name, checked
+    /// against the owner in its metadata; or one named as before names carried the home's id
+    /// whose data disk is this machine's (adopted: the next start defines it anew under its
+    /// new name). A domain of another home is never returned, so no verb can touch it.
     public func domain(_ name: String) throws(MachineError) -> Domain? {
         do {
-            return try connection.domain(named: MachineName.domainName(name))
+            if let domain = try connection.domain(named: domainName(name)) {
+                let found = try domain.metadata(namespace: DomainDefinition.Owner.namespace).flatMap(DomainDefinition.Owner.init(xml:))
+                guard found == owner(name) else {
+                    throw MachineError(
+                        "the libvirt domain \(domainName(name)) is not this home's \(name): it belongs to "
+                            + (found.map { "the machine \($0.machine) of MACHINE_HOME=\($0.home)" } ?? "nobody machine knows (it has no owner in its metadata)"),
+                        hint: "machine leaves it alone; use another MACHINE_HOME, or remove that domain with virsh if it is stale")
+                }
+                return domain
+            }
+            if let legacy = try connection.domain(named: MachineName.legacyDomainName(name)),
+               try legacy.xml().contains("<source file='\(DomainDefinition.escape(store.files(name).dataDisk.path))'") {
+                return legacy
+            }
+            return nil
+        } catch let error as MachineError {
+            throw error
         } catch {
-            throw MachineError("cannot ask libvirt about \(name): \(error.message)")
+            throw MachineError("cannot ask libvirt about \(name): \(error)")
         }
     }
 
@@ -58,7 +88,7 @@ public final class Hypervisor {
 
     /// libvirt's log of the machine's QEMU (nil for a remote daemon).
     public func qemuLog(_ name: String) -> URL? {
-        QEMULog.path(domain: MachineName.domainName(name), uri: connection.uri)
+        QEMULog.path(domain: (try? domain(name))?.name ?? domainName(name), uri: connection.uri)
     }
 
     /// Whether this connection is libvirt's system daemon (which can run virtiofsd).
@@ -76,13 +106,14 @@ public final class Hypervisor {
         }
         // The system daemon would run QEMU as its own user, who cannot open files in the
         // user's home: run it as the user instead (and leave the files' owners alone).
-        let owner = isSystemDaemon ? (uid: getuid(), gid: getgid()) : nil
+        let processOwner = isSystemDaemon ? (uid: getuid(), gid: getgid()) : nil
         return DomainDefinition(
-            name: MachineName.domainName(config.name), memoryMiB: config.memoryMiB, cpus: config.cpus,
+            name: domainName(config.name), memoryMiB: config.memoryMiB, cpus: config.cpus,
             // A test that pretends KVM still needs a domain this host can run.
             accelerator: AcceleratorProbe.pretendsKVM ? .tcg : accelerator, boot: boot, dataDisk: files.dataDisk.path, seed: files.seed.path,
-            consoleLog: files.consoleLog.path, sshPort: config.sshPort, processOwner: owner, shares: shares,
-            agentLink: agentInputPort.map { .init(socket: files.guestSSHSocket.path, inputPort: $0) })
+            consoleLog: files.consoleLog.path, sshPort: config.sshPort, processOwner: processOwner, shares: shares,
+            agentLink: agentInputPort.map { .init(socket: files.guestSSHSocket.path, inputPort: $0) },
+            owner: owner(config.name))
     }
 
     /// Defines (again) and boots the machine; returns once libvirt has started QEMU. Whatever
@@ -90,8 +121,9 @@ public final class Hypervisor {
     /// an older definition) is stopped and replaced: the definition is made anew at every
     /// start so that a new image or changed settings take effect.
     public func start(_ definition: DomainDefinition, name: String) throws(MachineError) {
+        let old = try domain(name)
         do {
-            if let old = try connection.domain(named: definition.name) {
+            if let old {
                 if try old.state() == .running { return }
                 // Undefining a domain that still has a QEMU only makes it transient, and the
                 // new definition would then clash with it ("already exists with uuid").
@@ -101,8 +133,12 @@ public final class Hypervisor {
             let domain = try connection.define(xml: definition.xml())
             try domain.start()
         } catch {
+            // libvirt loses the error of work it does in a child process (setting up QEMU's
+            // own /dev, say): its daemon's log has the words then.
             throw MachineError("libvirt could not start \(name): \(error.message)",
-                               hint: "see `machine logs --qemu \(name)` for QEMU's own words")
+                               hint: error.code == 0 && isSystemDaemon
+                                   ? "libvirt gave no reason here; its daemon's log has it: /var/log/libvirt/libvirtd.log"
+                                   : "see `machine logs --qemu \(name)` for QEMU's own words")
         }
     }
 

@@ -52,6 +52,14 @@ public enum MachineName {
         }
     }
 
-    /// The libvirt domain of a machine: prefixed, so `virsh list` tells ours apart.
-    public static func domainName(_ name: String) -> String { "machine-\(name)" }
+    /// The libvirt domain of a machine: prefixed, so `virsh list` tells ours apart, and ending
+    /// in its home's id, so machines of the same name in two homes (two checkouts, a test run,
+    /// a benchmark) never share one.
+    public static func domainName(_ name: String, homeID: String) -> String { "machine-\(name)-\(homeID)" }
+
+    /// The domain name machines had before it carried their home's id (adopted at their next start).
+    public static func legacyDomainName(_ name: String) -> String { "machine-\(name)" }
+
+    /// The Host name `machine ssh-config` prints for OpenSSH.
+    public static func sshAlias(_ name: String) -> String { "machine-\(name)" }
 }

@@ -69,10 +69,11 @@ public final class Machines {
         if !alreadyRunning || agent.runningPid() == nil || !LocalSocket.enginePing(files.dockerSocket.path, timeout: 2) {
             let bundle = try Builder(recipes: try Recipes.locate(), paths: paths).latestEngineBundle(quiet: quietBuild)
             let session = try guest.connect()
-            let provisioner = Provisioner(session: session, guest: guest, progress: progress)
             // A guest that was paused (or a host that slept) has a clock that stopped with it.
-            try provisioner.setClock()
-            outcome = try provisioner.provision(bundle: bundle, settings: config.engine)
+            if let offset = try GuestClock.set(over: session, guest: guest) {
+                progress("set the clock of \(name), which was \(abs(offset)) s \(offset > 0 ? "behind" : "ahead")")
+            }
+            outcome = try Provisioner(session: session, guest: guest, progress: progress).provision(bundle: bundle, settings: config.engine)
             try agent.start()
             try waitForEngine(name, files: files, timeout: engineTimeout)
         }
@@ -174,44 +175,52 @@ public final class Machines {
         }
     }
 
-    /// Changes the engine settings kept in the config; the next start applies them.
-    public func updateEngineSettings(_ name: String, _ settings: EngineSettings) throws(MachineError) {
-        let files = store.files(name)
-        var config = try store.config(name)
-        guard config.engine != settings else { return }
-        let lock = try MachineLock(files: files, name: name)
-        defer { withExtendedLifetime(lock) {} }
-        config.engine = settings
-        try AtomicFile.write(config.encoded(), to: files.config, mode: 0o600)
-    }
-
-    /// Changes the machine's shares, kept in its config; they take effect at its next boot.
-    /// Returns true if anything changed.
+    /// Changes a machine's config under its lock; returns true if anything changed.
     @discardableResult
-    public func updateShares(_ name: String, _ change: (inout MachineConfig) throws(MachineError) -> Void) throws(MachineError) -> Bool {
+    private func changeConfig(_ name: String, _ change: (inout MachineConfig) throws(MachineError) -> Void) throws(MachineError) -> Bool {
         let files = store.files(name)
-        _ = try store.config(name)
+        _ = try store.config(name)  // a machine that does not exist says so before any lock file is made
         let lock = try MachineLock(files: files, name: name)
         defer { withExtendedLifetime(lock) {} }
         var config = try store.config(name)
         let before = config
         try change(&config)
         guard config != before else { return false }
-        _ = try Shares.devices(config.mounts, type: config.mountType, systemDaemon: hypervisor.isSystemDaemon)
         try AtomicFile.write(config.encoded(), to: files.config, mode: 0o600)
         return true
     }
 
+    /// Changes the engine settings kept in the config; the next start applies them.
+    public func updateEngineSettings(_ name: String, _ settings: EngineSettings) throws(MachineError) {
+        try changeConfig(name) { $0.engine = settings }
+    }
+
+    /// Changes the machine's shares, kept in its config; they take effect at its next boot.
+    /// Returns true if anything changed.
+    @discardableResult
+    public func updateShares(_ name: String, _ change: (inout MachineConfig) throws(MachineError) -> Void) throws(MachineError) -> Bool {
+        let systemDaemon = hypervisor.isSystemDaemon
+        return try changeConfig(name) { (config: inout MachineConfig) throws(MachineError) in
+            try change(&config)
+            _ = try Shares.devices(config.mounts, type: config.mountType, systemDaemon: systemDaemon)
+        }
+    }
+
     /// Changes the machine's config under its lock, then tells a running agent to reload it.
     public func updateForwarding(_ name: String, _ change: (inout MachineConfig) throws(MachineError) -> Void) throws(MachineError) {
-        let files = store.files(name)
-        _ = try store.config(name)
-        let lock = try MachineLock(files: files, name: name)
-        defer { withExtendedLifetime(lock) {} }
-        var config = try store.config(name)
-        try change(&config)
-        try AtomicFile.write(config.encoded(), to: files.config, mode: 0o600)
-        AgentProcess(name: name, files: files).reload()
+        try changeConfig(name, change)
+        AgentProcess(name: name, files: store.files(name)).reload()
+    }
+
+    /// Changes how a machine is run (accelerator, CPUs, memory): kept in its config, applied at
+    /// its next boot (the domain is defined anew at every boot). Returns true if anything changed.
+    @discardableResult
+    public func updateShape(_ name: String, accel: String?, cpus: Int?, memoryMiB: Int?) throws(MachineError) -> Bool {
+        try changeConfig(name) { config in
+            if let accel { config.accel = accel }
+            if let cpus { config.cpus = cpus }
+            if let memoryMiB { config.memoryMiB = memoryMiB }
+        }
     }
 
     /// The forwards the running agent reports; the config's manual ones when it does not run.
@@ -266,91 +275,5 @@ public final class Machines {
         if known { AgentProcess(name: name, files: store.files(name)).stop() }
         try hypervisor.undefine(name)
         try store.remove(name)
-    }
-
-    /// Everything `inspect` and `ls` show about one machine.
-    public struct Info: Codable, Sendable {
-        public struct SSH: Codable, Sendable {
-            public let host: String
-            public let port: Int
-            public let user: String
-            public let identityFile: String
-            public let knownHostsFile: String
-        }
-        public struct SharedFolderInfo: Codable, Sendable {
-            public let hostPath: String
-            public let guestPath: String
-            public let readOnly: Bool
-            /// virtiofs or 9p, as this connection serves it.
-            public let type: String
-        }
-        public let name: String
-        public let state: String
-        /// libvirt's reason for the state ("unknown" for a QEMU that stopped its own CPUs).
-        public let stateReason: String
-        /// QEMU's last error line, when the machine is not running and QEMU left one.
-        public let qemuError: String?
-        /// libvirt's log of the machine's QEMU.
-        public let qemuLog: String?
-        public let domain: String
-        public let config: MachineConfig
-        public let folder: String
-        public let consoleLog: String
-        public let dataDisk: String
-        public let ssh: SSH
-        public let shares: [SharedFolderInfo]
-    }
-
-    /// Whether a state is one a user should read the reason of: anything but running, and a
-    /// stop nobody asked for.
-    public static func isNotable(_ status: Domain.Status) -> Bool {
-        switch status.state {
-        case .running: return false
-        case .stopped: return ["crashed", "failed to start", "killed by libvirtd"].contains(status.reason)
-        default: return true
-        }
-    }
-
-    /// Changes how a machine is run (accelerator, CPUs, memory): kept in its config, applied at
-    /// its next boot (the domain is defined anew at every boot). Returns true if anything changed.
-    @discardableResult
-    public func updateShape(_ name: String, accel: String?, cpus: Int?, memoryMiB: Int?) throws(MachineError) -> Bool {
-        let files = store.files(name)
-        _ = try store.config(name)
-        let lock = try MachineLock(files: files, name: name)
-        defer { withExtendedLifetime(lock) {} }
-        var config = try store.config(name)
-        let before = config
-        if let accel { config.accel = accel }
-        if let cpus { config.cpus = cpus }
-        if let memoryMiB { config.memoryMiB = memoryMiB }
-        guard config != before else { return false }
-        try AtomicFile.write(config.encoded(), to: files.config, mode: 0o600)
-        return true
-    }
-
-    public func info(_ name: String) throws(MachineError) -> Info {
-        let config = try store.config(name)
-        let files = store.files(name)
-        let status = try hypervisor.status(name)
-        let qemuLog = hypervisor.qemuLog(name)
-        return Info(
-            name: name, state: status.state.rawValue, stateReason: status.reason,
-            qemuError: status.state == .running || !Self.isNotable(status) ? nil : QEMULog.lastError(at: qemuLog),
-            qemuLog: qemuLog?.path, domain: MachineName.domainName(name), config: config,
-            folder: files.folder.path, consoleLog: files.consoleLog.path, dataDisk: files.dataDisk.path,
-            ssh: .init(host: "127.0.0.1", port: config.sshPort, user: "root", identityFile: files.privateKey.path,
-                       knownHostsFile: files.knownHosts.path),
-            shares: ((try? Shares.devices(config.mounts, type: config.mountType, systemDaemon: hypervisor.isSystemDaemon)) ?? []).map {
-                .init(hostPath: $0.share.hostPath, guestPath: $0.share.guestPath, readOnly: $0.share.readOnly, type: $0.typeName)
-            })
-    }
-}
-
-extension Machines.Info {
-    /// The state as `status` and `ls` show it: with libvirt's reason when nobody asked for it.
-    public var stateLine: String {
-        guard let state = Domain.State(rawValue: state) else { return state }
-        return Machines.isNotable(Domain.Status(state: state, reason: stateReason)) ? "\(self.state) (\(stateReason))" : self.state
     }
 }

@@ -17,6 +17,17 @@ public struct Paths: Sendable {
             ?? home.appendingPathComponent("cache")
     }
 
+    /// A short id of this home, in its machines' domain names: 8 hex digits of a 64-bit FNV-1a
+    /// hash of the home's absolute path (stable, and needs no file the guest could reach).
+    public var homeID: String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in home.standardizedFileURL.path.utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x0000_0100_0000_01b3
+        }
+        return String(String(hash, radix: 16).suffix(8)).leftPad(8)
+    }
+
     public var images: URL { cache.appendingPathComponent("images") }
     public var engineBundles: URL { cache.appendingPathComponent("engine") }
     /// The host signature under which KVM last failed its probe (see AcceleratorProbe).
@@ -24,4 +35,10 @@ public struct Paths: Sendable {
 
     /// Longest unix socket path the kernel accepts (sun_path is 108 bytes, NUL included).
     public static let maxSocketPathBytes = 107
+}
+
+extension String {
+    fileprivate func leftPad(_ width: Int) -> String {
+        count >= width ? self : String(repeating: "0", count: width - count) + self
+    }
 }

@@ -14,7 +14,7 @@ public struct Provisioner {
 
     /// Where uploads land on the guest: on the data disk, so a large bundle never fills RAM.
     static let uploadFolder = "/var/lib/machine/upload"
-    static let engineHome = "/var/lib/machine/engine"
+    static let engineHome = GuestContract.engineHome
 
     public init(session: Session, guest: GuestSSH, progress: @escaping (String) -> Void) {
         self.session = session
@@ -26,13 +26,6 @@ public struct Provisioner {
         public let installedVersion: String
         public let installed: Bool
         public let settingsChanged: Bool
-    }
-
-    /// Sets the guest's clock to the host's: a guest that was paused (or whose host slept)
-    /// wakes with the time at which it stopped, which breaks TLS, make and log timestamps.
-    public func setClock() throws(MachineError) {
-        let now = Int(Date().timeIntervalSince1970.rounded())
-        _ = try run("date -u -s @\(now) >/dev/null", what: "setting the guest's clock")
     }
 
     public func provision(bundle: EngineBundle, settings: EngineSettings) throws(MachineError) -> Outcome {
@@ -50,7 +43,7 @@ public struct Provisioner {
         try upload(data: settings.environmentFile(), to: "\(Self.engineHome)/engine.env.new", sftp: sftp)
         let answer = try run("\(Self.engineHome)/current/service reconfigure && \(Self.engineHome)/current/service start",
                              what: "applying the engine settings")
-        return Outcome(installedVersion: version, installed: installed, settingsChanged: answer.contains("changed") && !answer.contains("unchanged"))
+        return Outcome(installedVersion: version, installed: installed, settingsChanged: answer.contains(GuestContract.settingsChanged) && !answer.contains(GuestContract.settingsUnchanged))
     }
 
     private func install(_ bundle: EngineBundle) throws(MachineError) {

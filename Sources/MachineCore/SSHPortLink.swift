@@ -40,11 +40,11 @@ public enum SSHPortLink {
 
     /// The handshake on connected sockets (public for tests; `send` may be `receive`).
     public static func handshake(send: Int32, receive: Int32, nonce: String, deadline: Date) throws(SSHError) {
-        let sync = Array("machine-sync \(nonce)\n".utf8)
+        let sync = Array("\(GuestContract.syncLine) \(nonce)\n".utf8)
         guard sync.withUnsafeBytes({ Glibc.send(send, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) == sync.count else {
             throw failure(errno, "sending the handshake to the guest's SSH input")
         }
-        let ready = Array("machine-ready \(nonce)".utf8)
+        let ready = Array("\(GuestContract.readyLine) \(nonce)".utf8)
         var line: [UInt8] = []
         var peeked = [UInt8](repeating: 0, count: 4096)
         while true {

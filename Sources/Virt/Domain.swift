@@ -121,6 +121,17 @@ public final class Domain {
         }
     }
 
+    /// Our element in the domain's `<metadata>` under `namespace`, nil if it has none.
+    public func metadata(namespace: String) throws(LibvirtError) -> String? {
+        guard let text = virDomainGetMetadata(handle, Int32(VIR_DOMAIN_METADATA_ELEMENT.rawValue), namespace, 0) else {
+            let error = LibvirtError.last("reading the metadata of \(name)")
+            if error.code == Int32(VIR_ERR_NO_DOMAIN_METADATA.rawValue) { return nil }
+            throw error
+        }
+        defer { free(text) }
+        return String(cString: text)
+    }
+
     /// The domain's XML as libvirt stores it.
     public func xml() throws(LibvirtError) -> String {
         guard let text = virDomainGetXMLDesc(handle, 0) else {

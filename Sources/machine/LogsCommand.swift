@@ -28,17 +28,28 @@ extension Machine {
 
         func run() throws {
             try perform { () throws(MachineError) in
-                let machines = try global.machines()
-                let info = try machines.info(target.name)
-                if qemu {
+                // The console needs no libvirt: a machine whose daemon is down still has its log.
+                let store = MachineStore(paths: Paths())
+                _ = try store.config(target.name)
+                let path = store.files(target.name).consoleLog.path
+                let info: Machines.Info?
+                do throws(MachineError) {
+                    info = try global.machines().info(target.name)
+                } catch {
+                    if qemu { throw error }
+                    info = nil
+                }
+                if qemu, let info {
                     try printQEMULog(info, always: true)
                     return
                 }
-                let path = info.consoleLog
                 let console = (try? Data(contentsOf: URL(fileURLWithPath: path))) ?? Data()
                 if !follow {
+                    if console.isEmpty && info == nil {
+                        throw MachineError("\(target.name) has no console log yet", hint: "start it with `machine start \(target.name)`")
+                    }
                     FileHandle.standardOutput.write(console)
-                    if console.isEmpty || info.qemuError != nil {
+                    if let info, console.isEmpty || info.qemuError != nil {
                         try printQEMULog(info, always: console.isEmpty)
                     }
                     return

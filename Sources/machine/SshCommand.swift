@@ -56,7 +56,7 @@ extension Machine {
             try perform { () throws(MachineError) in
                 let info = try global.machines().info(target.name)
                 print("""
-                    Host \(MachineName.domainName(target.name))
+                    Host \(MachineName.sshAlias(target.name))
                       HostName \(info.ssh.host)
                       Port \(info.ssh.port)
                       User \(info.ssh.user)

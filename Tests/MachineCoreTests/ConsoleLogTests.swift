@@ -35,6 +35,15 @@ import Testing
 }
 
 @Suite struct PathsTests {
+    @Test func eachHomeHasItsOwnShortStableID() {
+        let first = Paths(environment: ["MACHINE_HOME": "/home/ada/.machine"])
+        let second = Paths(environment: ["MACHINE_HOME": "/home/ada/src/machine/.e2e-home"])
+        #expect(first.homeID == Paths(environment: ["MACHINE_HOME": "/home/ada/.machine/"]).homeID)
+        #expect(first.homeID != second.homeID)
+        #expect(first.homeID.count == 8 && first.homeID.allSatisfy(\.isHexDigit))
+        #expect(MachineName.domainName("default", homeID: first.homeID) == "machine-default-\(first.homeID)")
+    }
+
     @Test func homeAndCacheFollowTheEnvironment() {
         let defaults = Paths(environment: ["HOME": "/home/ada"])
         #expect(defaults.home.path == "/home/ada/.machine")

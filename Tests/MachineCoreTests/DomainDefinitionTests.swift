@@ -12,7 +12,8 @@ import Virt
             name: "machine-test-\(UUID().uuidString.prefix(8).lowercased())", memoryMiB: 1024, cpus: 2, accelerator: .tcg,
             boot: boot ?? .kernel(kernel: "\(folder)/vmlinux", initrd: "\(folder)/initramfs.img", commandLine: "console=ttyS0 quiet"),
             dataDisk: "\(folder)/data.qcow2", seed: "\(folder)/seed.iso", consoleLog: "\(folder)/console.log", sshPort: 42022,
-            agentLink: .init(socket: "\(folder)/ssh-port.sock", inputPort: 42023))
+            agentLink: .init(socket: "\(folder)/ssh-port.sock", inputPort: 42023),
+            owner: .init(home: folder, machine: "test"))
     }
 
     static let hostileFolders = [
@@ -40,6 +41,9 @@ import Virt
         #expect(try document.nodes(forXPath: "//disk").count == 2)
         #expect(try document.nodes(forXPath: "//channel/source/@path").compactMap(\.stringValue) == ["\(folder)/ssh-port.sock"])
         #expect(domain.name == wanted.name)
+        // The owner in libvirt's metadata reads back as written, hostile home and all.
+        let owner = try domain.metadata(namespace: DomainDefinition.Owner.namespace).flatMap(DomainDefinition.Owner.init(xml:))
+        #expect(owner == DomainDefinition.Owner(home: folder, machine: "test"))
     }
 
     @Test func isoBootAddsACdrom() throws {

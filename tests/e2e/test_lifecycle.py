@@ -1,6 +1,7 @@
 """Machines on libvirt through the real `machine` CLI: create, start, stop, restart, rm, ls,
 status, inspect, ip, logs, under QEMU TCG with the system libvirtd."""
 import json
+import re
 import os
 import subprocess
 import time
@@ -50,7 +51,9 @@ def test_create_start_stop_start_restart_rm(machine):
     started = machine("start", "life")
     assert "life is running" in started.stdout
     assert machine("status", "life").stdout.strip() == "running"
-    assert "machine-life" in virsh_domains()
+    domain = json.loads(machine("inspect", "life").stdout)["domain"]
+    assert re.fullmatch(r"machine-life-[0-9a-f]{8}", domain), domain
+    assert domain in virsh_domains()
     assert machine("ip", "life").stdout.strip().startswith("127.0.0.1:")
     assert "machine: sshd ready" in machine("logs", "life").stdout
 
@@ -74,7 +77,7 @@ def test_create_start_stop_start_restart_rm(machine):
     assert refused.returncode == 1 and "machine rm --force life" in refused.stderr
     machine("rm", "--force", "life")
     assert not (machine.home / "machines" / "life").exists()
-    assert "machine-life" not in virsh_domains()
+    assert domain not in virsh_domains()
 
 
 def test_two_starts_at_once_one_wins(machine):

@@ -8,6 +8,7 @@ import re
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import tempfile
 import time
@@ -306,6 +307,43 @@ def host_listeners(port):
             if fields[3] == "0A" and int(hex_port, 16) == port:
                 found.add(address)
     return found
+
+
+def listening_addresses(pid):
+    """The local addresses of every TCP socket `pid` listens on (its fds against /proc/net/tcp*)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    found = []
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"]:
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:
+                found.append(fields[1])
+    return found
+
+
+def test_every_listener_of_the_agent_and_qemu_is_on_loopback_and_files_are_private(up, busybox):
+    port = free_port()
+    container = up.docker("run", "-d", "-p", f"{port}:80", busybox, "sh", "-c", WEB).stdout.strip()
+    wait_until_answers(port)
+    domain = json.loads(up.machine("inspect").stdout)["domain"]
+    qemu = subprocess.run(["pgrep", "-f", f"guest={domain},"], capture_output=True, text=True).stdout.split()
+    assert len(qemu) == 1
+    loopback = {"0100007F", "00000000000000000000000001000000"}
+    for pid in [up.agent_pid(), int(qemu[0])]:
+        addresses = listening_addresses(pid)
+        assert addresses, pid
+        assert {a.rsplit(":", 1)[0] for a in addresses} <= loopback, (pid, addresses)
+    up.docker("rm", "-f", container)
+    assert stat.S_IMODE(up.socket.stat().st_mode) == 0o600 and stat.S_IMODE(up.folder.stat().st_mode) == 0o700
+    for key in ["id_ed25519", "id_ed25519.pub", "known_hosts", "config.json"]:
+        assert stat.S_IMODE((up.folder / key).stat().st_mode) == 0o600, key
 
 
 def http_get(port, path="/", timeout=2):

@@ -1,0 +1,28 @@
+/// Every value the host and the guest's scripts (`iso/rootfs/`, `provisioning/`) must agree on,
+/// in one place. GuestContractTests reads the scripts and fails when one of them says another
+/// value, so changing a side alone breaks the build's tests, not a user's boot.
+public enum GuestContract {
+    /// Virtio serial numbers of the disks: the guest finds its data disk and seed by them
+    /// (boot.d/40-data-disk.sh, boot.d/50-seed.sh).
+    public static let dataDiskSerial = "machine-data"
+    public static let seedDiskSerial = "machine-seed"
+
+    /// Console lines: the host pins the key the guest prints, and waits for the boot steps the
+    /// guest logs as "[UPTIME] machine: STEP" (lib.sh's log, boot.d/60-ssh-host-keys.sh, sshd-run).
+    public static let hostKeyMarker = "machine-host-key:"
+    public static let hostKeyFingerprintMarker = "machine-host-key-fingerprint:"
+    public static let sshReadyStep = "sshd ready"
+
+    /// The agent's split session (ssh-port-run, ssh-port-session): the virtio-serial port the
+    /// guest's sshd writes, the guest TCP port it reads, and the handshake's two lines.
+    public static let sshPortName = "org.machine.ssh"
+    public static let agentInputGuestPort = 61022
+    public static let syncLine = "machine-sync"
+    public static let readyLine = "machine-ready"
+
+    /// Where the engine lives on the data disk (lib.sh's ENGINE_HOME, the bundle's RPATH), and
+    /// the words its `service reconfigure` answers with.
+    public static let engineHome = "/var/lib/machine/engine"
+    public static let settingsChanged = "changed"
+    public static let settingsUnchanged = "unchanged"
+}

@@ -1,0 +1,74 @@
+import Foundation
+import Virt
+
+/// What `status`, `ls` and `inspect` show about a machine: read from its config and from
+/// libvirt, with libvirt's reason and QEMU's last words when a state is one nobody asked for.
+extension Machines {
+    /// Everything `inspect` and `ls` show about one machine.
+    public struct Info: Codable, Sendable {
+        public struct SSH: Codable, Sendable {
+            public let host: String
+            public let port: Int
+            public let user: String
+            public let identityFile: String
+            public let knownHostsFile: String
+        }
+        public struct SharedFolderInfo: Codable, Sendable {
+            public let hostPath: String
+            public let guestPath: String
+            public let readOnly: Bool
+            /// virtiofs or 9p, as this connection serves it.
+            public let type: String
+        }
+        public let name: String
+        public let state: String
+        /// libvirt's reason for the state ("unknown" for a QEMU that stopped its own CPUs).
+        public let stateReason: String
+        /// QEMU's last error line, when the machine is not running and QEMU left one.
+        public let qemuError: String?
+        /// libvirt's log of the machine's QEMU.
+        public let qemuLog: String?
+        public let domain: String
+        public let config: MachineConfig
+        public let folder: String
+        public let consoleLog: String
+        public let dataDisk: String
+        public let ssh: SSH
+        public let shares: [SharedFolderInfo]
+    }
+
+    /// Whether a state is one a user should read the reason of: anything but running, and a
+    /// stop nobody asked for.
+    public static func isNotable(_ status: Domain.Status) -> Bool {
+        switch status.state {
+        case .running: return false
+        case .stopped: return ["crashed", "failed to start", "killed by libvirtd"].contains(status.reason)
+        default: return true
+        }
+    }
+
+    public func info(_ name: String) throws(MachineError) -> Info {
+        let config = try store.config(name)
+        let files = store.files(name)
+        let status = try hypervisor.status(name)
+        let qemuLog = hypervisor.qemuLog(name)
+        return Info(
+            name: name, state: status.state.rawValue, stateReason: status.reason,
+            qemuError: status.state == .running || !Self.isNotable(status) ? nil : QEMULog.lastError(at: qemuLog),
+            qemuLog: qemuLog?.path, domain: (try hypervisor.domain(name))?.name ?? hypervisor.domainName(name), config: config,
+            folder: files.folder.path, consoleLog: files.consoleLog.path, dataDisk: files.dataDisk.path,
+            ssh: .init(host: "127.0.0.1", port: config.sshPort, user: "root", identityFile: files.privateKey.path,
+                       knownHostsFile: files.knownHosts.path),
+            shares: ((try? Shares.devices(config.mounts, type: config.mountType, systemDaemon: hypervisor.isSystemDaemon)) ?? []).map {
+                .init(hostPath: $0.share.hostPath, guestPath: $0.share.guestPath, readOnly: $0.share.readOnly, type: $0.typeName)
+            })
+    }
+}
+
+extension Machines.Info {
+    /// The state as `status` and `ls` show it: with libvirt's reason when nobody asked for it.
+    public var stateLine: String {
+        guard let state = Domain.State(rawValue: state) else { return state }
+        return Machines.isNotable(Domain.Status(state: state, reason: stateReason)) ? "\(self.state) (\(stateReason))" : self.state
+    }
+}

@@ -1,0 +1,45 @@
+import Foundation
+import MachineCore
+import Testing
+
+/// Holds GuestContract against the guest's scripts: each value must appear in the script that
+/// uses it, in the form it is used there. A script that changes one fails here.
+@Suite struct GuestContractTests {
+    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    func script(_ path: String) throws -> String {
+        try String(contentsOf: Self.repo.appendingPathComponent(path), encoding: .utf8)
+    }
+
+    static let guest = "iso/rootfs/usr/lib/machine/"
+
+    @Test(arguments: [
+        (guest + "boot.d/40-data-disk.sh", "disk_by_serial \(GuestContract.dataDiskSerial)"),
+        (guest + "boot.d/50-seed.sh", "disk_by_serial \(GuestContract.seedDiskSerial)"),
+        (guest + "boot.d/60-ssh-host-keys.sh", "echo \"\(GuestContract.hostKeyMarker) "),
+        (guest + "boot.d/60-ssh-host-keys.sh", "echo \"\(GuestContract.hostKeyFingerprintMarker) "),
+        (guest + "sshd-run", "log \"\(GuestContract.sshReadyStep)\""),
+        (guest + "lib.sh", "machine: "),
+        (guest + "ssh-port-run", "name=\(GuestContract.sshPortName)\n"),
+        (guest + "ssh-port-run", "nc -l -p \(GuestContract.agentInputGuestPort) "),
+        (guest + "ssh-port-session", "\"\(GuestContract.syncLine) \"*)"),
+        (guest + "ssh-port-session", "printf '\(GuestContract.readyLine) %s\\n'"),
+        (guest + "lib.sh", "ENGINE_HOME=\(GuestContract.engineHome)\n"),
+        ("provisioning/build-bundle.sh", "--set-rpath \(GuestContract.engineHome)/current/lib"),
+        ("provisioning/guest/service", "echo \(GuestContract.settingsChanged)\n"),
+        ("provisioning/guest/service", "echo \(GuestContract.settingsUnchanged)\n"),
+    ])
+    func theScriptSaysTheSame(path: String, expected: String) throws {
+        #expect(try script(path).contains(expected), "\(path) no longer has \(expected.debugDescription)")
+    }
+
+    @Test func theDomainDefinitionUsesTheContract() {
+        let xml = DomainDefinition(
+            name: "m", memoryMiB: 512, cpus: 1, accelerator: .tcg, boot: .iso("/x.iso"), dataDisk: "/d", seed: "/s",
+            consoleLog: "/c", sshPort: 1, agentLink: .init(socket: "/p", inputPort: 2)).xml()
+        #expect(xml.contains("<serial>\(GuestContract.dataDiskSerial)</serial>"))
+        #expect(xml.contains("<serial>\(GuestContract.seedDiskSerial)</serial>"))
+        #expect(xml.contains("name='\(GuestContract.sshPortName)'"))
+        #expect(xml.contains("-:\(GuestContract.agentInputGuestPort)"))
+    }
+}

@@ -1,0 +1,200 @@
+"""Faults a machine meets in the field, each ending with a working engine and the data written
+before the fault still there: QEMU killed, the domain paused during boot (by a user, or by a
+KVM that cannot run the guest), `machine up` killed during its engine wait, many stop/start
+cycles. Each test has a machine of its own, so none depends on another's order."""
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import Up, machine_binary
+from qemu_guest import busybox_image_tar
+
+
+def virsh(*args, check=True):
+    return subprocess.run(["virsh", "-c", "qemu:///system", *args], capture_output=True, text=True, check=check, timeout=60)
+
+
+def domain_state(domain):
+    result = virsh("domstate", "--reason", domain, check=False)
+    return result.stdout.strip() if result.returncode == 0 else "absent"
+
+
+def wait_for_domain(domain, state="running", timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if domain_state(domain).startswith(state):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{domain} never reached {state}: {domain_state(domain)}")
+
+
+def wait_for_inspect(m, timeout=120):
+    """`machine inspect` once the machine exists (while another command boots it)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        inspected = m.machine("inspect", check=False)
+        if inspected.returncode == 0:
+            return json.loads(inspected.stdout)
+        time.sleep(0.05)
+    raise AssertionError(f"machine inspect never answered: {inspected.stderr!r}")
+
+
+def qemu_pid(domain):
+    out = subprocess.run(["pgrep", "-f", f"guest={domain},"], capture_output=True, text=True).stdout.split()
+    assert len(out) == 1, out
+    return int(out[0])
+
+
+@pytest.fixture
+def machine(tmp_path, cache_dir, built):
+    """A machine up in a home of this test's own, with a named volume written and synced."""
+    m = Up(tmp_path / "home", cache_dir, tmp_path / "work")
+    m.work.mkdir()
+    m.env["DOCKER_HOST"] = f"unix://{m.socket}"
+    m.machine("up", "--no-context", "--no-mounts")
+    m.domain = json.loads(m.machine("inspect").stdout)["domain"]
+    m.docker("import", str(busybox_image_tar(m.work / "busybox")), "busybox:latest")
+    m.docker("run", "--rm", "-v", "kept:/data", "busybox", "sh", "-c", "echo before the fault > /data/f && sync")
+    yield m
+    m.machine("rm", "--force", "default", check=False, timeout=180)
+
+
+def assert_engine_and_data(m):
+    out = m.docker("run", "--rm", "-v", "kept:/data", "busybox", "cat", "/data/f").stdout
+    assert out == "before the fault\n"
+
+
+def test_qemu_killed_then_up_boots_again_with_a_new_agent(machine):
+    old_agent = machine.agent_pid()
+    os.kill(qemu_pid(machine.domain), signal.SIGKILL)
+    wait_for_domain(machine.domain, "shut off")
+    status = machine.machine("status").stdout.decode()
+    assert status.startswith("stopped (crashed)"), status
+    assert "QEMU:" in status, status
+    started = time.time()
+    up = machine.machine("up", "--no-context")
+    err = up.stderr.decode()
+    assert "stopped the host agent of default's earlier boot" in err, err
+    assert machine.agent_pid() != old_agent
+    # The engine answers as soon as the new boot's is ready, not after the old agent gives up.
+    assert time.time() - started < 150
+    assert_engine_and_data(machine)
+
+
+def test_paused_during_boot_is_named_then_up_resumes_it_and_rm_force_removes_it(machine):
+    machine.machine("stop")
+    booting = subprocess.Popen([str(machine_binary()), "up", "--no-context"], env=machine.env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for_domain(machine.domain)
+    virsh("suspend", machine.domain)
+    out, err = booting.communicate(timeout=120)
+    assert booting.returncode == 1, out + err
+    assert "default did not boot: the guest was paused (user)" in err, err
+    assert "`machine start default` resumes it" in err, err
+    assert machine.machine("status").stdout.decode().strip() == "paused (user)"
+    up = machine.machine("up", "--no-context")
+    assert "default was paused; resuming it" in up.stderr.decode()
+    assert_engine_and_data(machine)
+    # The guest's clock stopped while it was paused; up set it again.
+    guest = int(machine.machine("ssh", "--", "date +%s").stdout.decode())
+    assert abs(guest - time.time()) < 3
+    # A paused machine is refused by a plain rm, and removed by rm --force.
+    virsh("suspend", machine.domain)
+    refused = machine.machine("rm", "default", check=False)
+    assert refused.returncode == 1
+    assert "default was paused (user) and still has a QEMU" in refused.stderr.decode()
+    machine.machine("rm", "--force", "default")
+    assert domain_state(machine.domain) == "absent"
+    assert not machine.folder.exists()
+
+
+def test_stop_of_a_machine_qemu_paused_by_itself_then_up_killed_during_its_engine_wait(machine):
+    # What a KVM internal error does: QEMU stops the CPUs and libvirt knows no reason.
+    virsh("qemu-monitor-command", "--hmp", machine.domain, "stop")
+    status = machine.machine("status").stdout.decode()
+    assert status.startswith("paused (unknown)"), status
+    stopped = machine.machine("stop", "--timeout", "5")
+    assert stopped.stdout.decode().strip() == "default stopped (hard stop)"
+    # `up` killed (kill -9) while it waits for the engine leaves nothing the next `up` trips on.
+    booting = subprocess.Popen([str(machine_binary()), "up", "--no-context"], env=machine.env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 180
+    seen = ""
+    for line in booting.stderr:
+        seen += line
+        if "waiting for the engine" in line or time.time() > deadline:
+            break
+    booting.kill()
+    booting.wait()
+    assert "waiting for the engine" in seen, seen
+    machine.machine("up", "--no-context")
+    assert_engine_and_data(machine)
+
+
+def guest_clock_offset(m):
+    before = time.time()
+    guest = int(m.machine("ssh", "--", "date +%s").stdout.decode())
+    return guest - (before + time.time()) / 2
+
+
+def test_after_a_host_sleep_the_agent_sets_the_guest_clock(machine):
+    # A host asleep stops the guest's CPUs and its clock with them; pausing the domain does the same.
+    assert abs(guest_clock_offset(machine)) < 2
+    virsh("suspend", machine.domain)
+    time.sleep(60)
+    virsh("resume", machine.domain)
+    resumed = time.time()
+    offset = None
+    while time.time() - resumed < 5:
+        offset = guest_clock_offset(machine)
+        if abs(offset) < 2:
+            break
+        time.sleep(0.2)
+    assert abs(offset) < 2, f"the guest clock is still {offset:.1f} s off, {time.time() - resumed:.1f} s after the resume"
+    assert "set the clock of default after" in (machine.folder / "agent.log").read_text()
+    assert_engine_and_data(machine)
+
+
+def test_ten_stop_start_cycles(machine):
+    for cycle in range(10):
+        stopped = machine.machine("stop")
+        assert stopped.stdout.decode().strip() == "default stopped", f"cycle {cycle}: {stopped.stdout!r}"
+        machine.machine("start")
+        assert machine.docker("version", "--format", "{{.Server.Os}}").stdout.strip() == "linux", f"cycle {cycle}"
+    assert_engine_and_data(machine)
+
+
+def test_a_guest_that_kvm_stops_at_boot_is_booted_again_under_tcg(tmp_path, cache_dir, built):
+    # A host whose KVM runs a test firmware but stops the real kernel ("KVM internal error",
+    # domain paused): the probe is forced to say yes, and the test stops the guest's CPUs
+    # through QEMU's monitor as soon as it runs, which libvirt sees as a pause without a reason.
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    for folder in ("images", "engine"):
+        (cache / folder).symlink_to(cache_dir / folder)
+    m = Up(tmp_path / "home", cache, tmp_path / "work")
+    m.env["MACHINE_TEST_PRETEND_KVM"] = "1"
+    m.env["DOCKER_HOST"] = f"unix://{m.socket}"
+    try:
+        booting = subprocess.Popen([str(machine_binary()), "up", "--no-context", "--no-mounts"], env=m.env,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        domain = wait_for_inspect(m)["domain"]
+        wait_for_domain(domain)
+        virsh("qemu-monitor-command", "--hmp", domain, "stop")
+        out, err = booting.communicate(timeout=300)
+        assert booting.returncode == 0, out + err
+        assert "starting default (kvm," in err, err
+        assert "KVM could not run default: the guest was paused (unknown)" in err, err
+        assert "starting default (tcg," in err, err
+        assert m.docker("version", "--format", "{{.Server.Os}}").stdout.strip() == "linux"
+        # Remembered for this host boot: the next start goes straight to TCG.
+        assert (cache / "kvm-failed").exists()
+        m.machine("stop")
+        again = m.machine("start").stderr.decode()
+        assert "starting default (tcg," in again and "KVM could not run" not in again, again
+    finally:
+        m.machine("rm", "--force", "default", check=False, timeout=180)
