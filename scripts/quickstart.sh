@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# The README's first command: set up the host, build machine and the guest image and engine
-# bundle, `machine up` the default machine, then use its engine from the host's own docker CLI.
+# The README's first command: set up the host, build machine and install it for every user
+# (/usr/local/bin, with shell completion), build the guest image and engine bundle, `machine up`
+# the default machine, then use its engine from the host's own docker CLI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/host-setup.sh
-echo "==> swift build"
-swift build -c release 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\]' || true
-machine=$PWD/.build/release/machine
+scripts/install.sh
+machine=/usr/local/bin/machine
 echo "==> machine image build"
 "$machine" image build
 # Now that the guest kernel is built, KVM is judged by whether it boots that kernel; host setup
@@ -21,4 +21,4 @@ tar=$(python3 scripts/qemu_guest.py busybox-tar "${TMPDIR:-/tmp}/machine-quickst
 docker import "$tar" busybox:latest >/dev/null
 docker run --rm busybox echo "hello from a container in the machine"
 echo
-echo "machine is at $machine; try \`$machine ssh\`, \`$machine ls\`, \`$machine stop\`."
+echo "machine is installed for every user; try \`machine ssh\`, \`machine ls\`, \`machine stop\`."

@@ -64,6 +64,16 @@ public struct Builder: Sendable {
         return process.terminationStatus == 0 && hash.count == 16 && hash.allSatisfy(\.isHexDigit) ? hash : nil
     }
 
+    /// The recipes run system tools (depmod, mkfs) that Debian keeps in the sbin folders, which
+    /// are not on an ordinary user's PATH: they are added after whatever the user has.
+    static func environmentWithSystemTools(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> [String: String] {
+        var environment = environment
+        var path = (environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin").split(separator: ":").map(String.init)
+        for folder in ["/usr/local/sbin", "/usr/sbin", "/sbin"] where !path.contains(folder) { path.append(folder) }
+        environment["PATH"] = path.joined(separator: ":")
+        return environment
+    }
+
     public func engineBundle(quiet: Bool = false) throws(MachineError) -> EngineBundle {
         try EngineBundle(folder: run(recipes.engineBuildScript, quiet: quiet, what: "engine bundle"))
     }
@@ -72,6 +82,7 @@ public struct Builder: Sendable {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/bash")
         process.arguments = [script.path, "--cache", paths.cache.path] + (quiet ? ["--quiet"] : [])
+        process.environment = Self.environmentWithSystemTools()
         let output = Pipe()
         process.standardOutput = output
         // The recipe's progress and its error + hint lines go straight to the user.

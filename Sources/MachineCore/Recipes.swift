@@ -16,7 +16,8 @@ public struct Recipes: Sendable {
         if let explicit = environment["MACHINE_RECIPES"] {
             candidates.append(URL(fileURLWithPath: explicit))
         }
-        let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        // The running binary itself (argv[0] is only "machine" when it was found on PATH).
+        let executable = URL(fileURLWithPath: AgentProcess.currentExecutable()).resolvingSymlinksInPath()
         candidates.append(executable.deletingLastPathComponent().appendingPathComponent("../share/machine").standardized)
         // #filePath is Sources/MachineCore/Recipes.swift in the checkout that built us.
         candidates.append(URL(fileURLWithPath: #filePath).deletingLastPathComponent()

@@ -42,7 +42,8 @@ extension Machine {
                 let machines = try global.machines()
                 let name = target.name
                 let machineHome = machines.paths.home.path
-                if !machines.store.exists(name) {
+                let created = !machines.store.exists(name)
+                if created {
                     var config = try shape.config(name: name, engine: try engine.settings())
                     try shares.apply(to: &config, home: machineHome)
                     try machines.create(config)
@@ -70,7 +71,15 @@ extension Machine {
                         try machines.updateEngineSettings(name, try engine.settings(over: config.engine))
                     }
                 }
-                let started = try machines.start(name)
+                let started: Machines.Started
+                do throws(MachineError) {
+                    started = try machines.start(name)
+                } catch {
+                    if created {
+                        machines.progress("note: \(name) was created but is not up; once the error below is dealt with, `machine up\(name == MachineName.default ? "" : " " + name)` completes it (`machine rm \(name)` removes it)")
+                    }
+                    throw error
+                }
                 let socket = URL(fileURLWithPath: started.dockerSocket)
                 if started.alreadyRunning && started.installedEngine == nil && !started.settingsChanged {
                     print("\(name) is already up")

@@ -1,0 +1,96 @@
+"""The README's path for a developer's own account, from scratch: root installs machine once
+(scripts/install.sh), then a fresh ordinary account, with its default login environment and an
+empty home (no image shared from root), runs `machine up`, uses docker with a bind mount under
+its home and a published port, and removes the machine, leaving nothing running."""
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, machine_binary
+from qemu_guest import busybox_image_tar
+
+USER = "machine-dev"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def developer(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("making a test user needs root")
+    subprocess.run(["pkill", "-u", USER], capture_output=True)
+    subprocess.run(["userdel", "-r", USER], capture_output=True)
+    subprocess.run(["useradd", "-m", "-s", "/bin/bash", USER], check=True)
+    prefix = Path("/opt") / f"{USER}-prefix"
+    shutil.rmtree(prefix, ignore_errors=True)
+    install = subprocess.run(["scripts/install.sh"], cwd=REPO, capture_output=True, text=True,
+                             env=dict(os.environ, PREFIX=str(prefix), MACHINE_BINARY=str(machine_binary())))
+    assert install.returncode == 0, install.stdout + install.stderr
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    tar = busybox_image_tar(shared / "busybox")
+    subprocess.run(["chmod", "-R", "a+rX", str(tmp_path)], check=True)
+    os.chmod(tmp_path.parent, 0o755)
+
+    def run(command, check=True, timeout=900):
+        # `su -`: a login shell, so PATH is the account's default one (no /usr/sbin on Debian).
+        result = subprocess.run(["su", "-", USER, "-c", command], capture_output=True, text=True, timeout=timeout)
+        if check:
+            assert result.returncode == 0, f"{command}: {result.stdout}{result.stderr}"
+        return result
+
+    run.home = Path(pwd.getpwnam(USER).pw_dir)
+    run.machine = prefix / "bin" / "machine"
+    run.tar = tar
+    run.prefix = prefix
+    yield run
+    run(f"{run.machine} rm --force default", check=False)
+    subprocess.run(["pkill", "-u", USER], capture_output=True)
+    subprocess.run(["userdel", "-r", USER], capture_output=True)
+    shutil.rmtree(prefix, ignore_errors=True)
+
+
+def user_processes(name):
+    return subprocess.run(["pgrep", "-u", USER, "-f", name], capture_output=True, text=True).stdout.split()
+
+
+def test_a_fresh_account_goes_from_up_to_rm_with_its_default_login_environment(developer):
+    assert "/usr/sbin" not in developer("echo $PATH").stdout.split(":")
+    for shell, path in [("bash", "share/bash-completion/completions/machine"), ("zsh", "share/zsh/site-functions/_machine"),
+                        ("fish", "share/fish/vendor_completions.d/machine.fish")]:
+        assert "host-check" in (developer.prefix / path).read_text(), shell
+    up = developer(f"{developer.machine} up")
+    assert "default is up" in up.stdout, up.stdout + up.stderr
+    # The account built its own image: nothing came from root's cache.
+    assert (developer.home / ".machine" / "cache" / "images" / "latest").exists()
+    developer(f"docker import {developer.tar} busybox:latest")
+    developer("mkdir -p ~/proj && echo from-the-host > ~/proj/in")
+    out = developer("docker run --rm -v ~/proj:/src busybox sh -c 'cat /src/in; echo from-a-container > /src/out'").stdout
+    assert out == "from-the-host\n"
+    written = developer.home / "proj" / "out"
+    assert written.read_text() == "from-a-container\n"
+    assert written.stat().st_uid == pwd.getpwnam(USER).pw_uid
+    port = free_port()
+    developer(f"docker run -d -p {port}:80 busybox sh -c 'mkdir /w && echo hi > /w/index.html && exec httpd -f -p 80 -h /w'")
+    deadline = time.time() + 20
+    while True:
+        try:
+            assert urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).read() == b"hi\n"
+            break
+        except OSError:
+            assert time.time() < deadline, "the published port never answered"
+            time.sleep(0.2)
+    developer(f"{developer.machine} rm --force default")
+    assert not (developer.home / ".machine" / "machines" / "default").exists()
+    assert user_processes("qemu-system") == [] and user_processes("machine agent") == []
