@@ -42,7 +42,9 @@ extension Machine {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
                 encoder.dateEncodingStrategy = .iso8601
-                let data = (try? encoder.encode(try global.machines().info(target.name))) ?? Data()
+                // The error of info() must reach the user: inside `try?` it printed an empty line and exit 0.
+                let info = try global.machines().info(target.name)
+                let data = (try? encoder.encode(info)) ?? Data()
                 print(String(decoding: data, as: UTF8.self))
             }
         }
