@@ -1,0 +1,23 @@
+import ArgumentParser
+import Foundation
+import MachineCore
+
+extension Machine {
+    struct Restart: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Stop a machine cleanly, then start it again.",
+            discussion: "EXAMPLES:\n  machine restart\n  machine restart dev")
+
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var target: NameArgument
+
+        func run() throws {
+            try perform { () throws(MachineError) in
+                let machines = try global.machines()
+                try machines.stop(target.name, force: false)
+                let started = try machines.start(target.name)
+                print(String(format: "%@ restarted (sshd ready at %.1f s of guest uptime)", target.name, started.sshReadyUptime ?? 0))
+            }
+        }
+    }
+}
