@@ -2,6 +2,7 @@
 before the fault still there: QEMU killed, the domain paused during boot (by a user, or by a
 KVM that cannot run the guest), `machine up` killed during its engine wait, many stop/start
 cycles. Each test has a machine of its own, so none depends on another's order."""
+import contextlib
 import json
 import os
 import signal
@@ -43,6 +44,20 @@ def wait_for_inspect(m, timeout=120):
     raise AssertionError(f"machine inspect never answered: {inspected.stderr!r}")
 
 
+@contextlib.contextmanager
+def background_up(m, *args):
+    """`machine up` running while the test acts on the machine; killed if the test fails first,
+    since an `up` left running holds the machine's lock and the teardown's rm could not run."""
+    booting = subprocess.Popen([str(machine_binary()), "up", "--no-context", *args], env=m.env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        yield booting
+    finally:
+        if booting.poll() is None:
+            booting.kill()
+            booting.wait()
+
+
 def qemu_pid(domain):
     out = subprocess.run(["pgrep", "-f", f"guest={domain},"], capture_output=True, text=True).stdout.split()
     assert len(out) == 1, out
@@ -55,12 +70,15 @@ def machine(tmp_path, cache_dir, built):
     m = Up(tmp_path / "home", cache_dir, tmp_path / "work")
     m.work.mkdir()
     m.env["DOCKER_HOST"] = f"unix://{m.socket}"
-    m.machine("up", "--no-context", "--no-mounts")
-    m.domain = json.loads(m.machine("inspect").stdout)["domain"]
-    m.docker("import", str(busybox_image_tar(m.work / "busybox")), "busybox:latest")
-    m.docker("run", "--rm", "-v", "kept:/data", "busybox", "sh", "-c", "echo before the fault > /data/f && sync")
-    yield m
-    m.machine("rm", "--force", "default", check=False, timeout=180)
+    try:
+        m.machine("up", "--no-context", "--no-mounts")
+        m.domain = json.loads(m.machine("inspect").stdout)["domain"]
+        m.docker("import", str(busybox_image_tar(m.work / "busybox")), "busybox:latest")
+        m.docker("run", "--rm", "-v", "kept:/data", "busybox", "sh", "-c", "echo before the fault > /data/f && sync")
+        yield m
+    finally:
+        # Also when the set-up failed half-way: a guest left running would slow every later test.
+        m.machine("rm", "--force", "default", check=False, timeout=180)
 
 
 def assert_engine_and_data(m):
@@ -87,11 +105,10 @@ def test_qemu_killed_then_up_boots_again_with_a_new_agent(machine):
 
 def test_paused_during_boot_is_named_then_up_resumes_it_and_rm_force_removes_it(machine):
     machine.machine("stop")
-    booting = subprocess.Popen([str(machine_binary()), "up", "--no-context"], env=machine.env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    wait_for_domain(machine.domain)
-    virsh("suspend", machine.domain)
-    out, err = booting.communicate(timeout=120)
+    with background_up(machine) as booting:
+        wait_for_domain(machine.domain)
+        virsh("suspend", machine.domain)
+        out, err = booting.communicate(timeout=120)
     assert booting.returncode == 1, out + err
     assert "default did not boot: the guest was paused (user)" in err, err
     assert "`machine start default` resumes it" in err, err
@@ -120,16 +137,13 @@ def test_stop_of_a_machine_qemu_paused_by_itself_then_up_killed_during_its_engin
     stopped = machine.machine("stop", "--timeout", "5")
     assert stopped.stdout.decode().strip() == "default stopped (hard stop)"
     # `up` killed (kill -9) while it waits for the engine leaves nothing the next `up` trips on.
-    booting = subprocess.Popen([str(machine_binary()), "up", "--no-context"], env=machine.env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 180
-    seen = ""
-    for line in booting.stderr:
-        seen += line
-        if "waiting for the engine" in line or time.time() > deadline:
-            break
-    booting.kill()
-    booting.wait()
+    with background_up(machine) as booting:
+        deadline = time.time() + 180
+        seen = ""
+        for line in booting.stderr:
+            seen += line
+            if "waiting for the engine" in line or time.time() > deadline:
+                break
     assert "waiting for the engine" in seen, seen
     machine.machine("up", "--no-context")
     assert_engine_and_data(machine)
@@ -180,12 +194,11 @@ def test_a_guest_that_kvm_stops_at_boot_is_booted_again_under_tcg(tmp_path, cach
     m.env["MACHINE_TEST_PRETEND_KVM"] = "1"
     m.env["DOCKER_HOST"] = f"unix://{m.socket}"
     try:
-        booting = subprocess.Popen([str(machine_binary()), "up", "--no-context", "--no-mounts"], env=m.env,
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        domain = wait_for_inspect(m)["domain"]
-        wait_for_domain(domain)
-        virsh("qemu-monitor-command", "--hmp", domain, "stop")
-        out, err = booting.communicate(timeout=300)
+        with background_up(m, "--no-mounts") as booting:
+            domain = wait_for_inspect(m)["domain"]
+            wait_for_domain(domain)
+            virsh("qemu-monitor-command", "--hmp", domain, "stop")
+            out, err = booting.communicate(timeout=300)
         assert booting.returncode == 0, out + err
         assert "starting default (kvm," in err, err
         assert "KVM could not run default: the guest was paused (unknown)" in err, err

@@ -27,10 +27,13 @@ from qemu_guest import busybox_image_tar
 def up(tmp_path_factory, cache_dir, built):
     home = tmp_path_factory.mktemp("up-home")
     machine = Up(home, cache_dir, tmp_path_factory.mktemp("up-work"))
-    result = machine.machine("up")
-    machine.up_output = result.stdout.decode() + result.stderr.decode()
-    yield machine
-    machine.machine("rm", "--force", "default", check=False, timeout=180)
+    try:
+        result = machine.machine("up")
+        machine.up_output = result.stdout.decode() + result.stderr.decode()
+        yield machine
+    finally:
+        # Also when `up` failed: a guest left running would slow every later test.
+        machine.machine("rm", "--force", "default", check=False, timeout=180)
 
 
 @pytest.fixture(scope="module")
