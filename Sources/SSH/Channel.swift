@@ -239,3 +239,15 @@ extension Data {
         append(bytes)
     }
 }
+
+extension Session {
+    /// Runs one command on a channel of its own; returns its exit status and what it wrote to
+    /// stdout and stderr.
+    public func run(_ command: String) throws(SSHError) -> (status: Int32, output: Data, errors: Data) {
+        let channel = try Channel(session: self)
+        try channel.exec(command)
+        let output = try channel.readAll(stream: 0)
+        let errors = try channel.readAll(stream: SSH_EXTENDED_DATA_STDERR)
+        return (try channel.close(), output, errors)
+    }
+}

@@ -294,13 +294,4 @@ public final class Session {
             raw, user, UInt32(user.utf8.count), nil, privateKeyPath, nil)
         guard rc == 0 else { throw SSHError.last(raw, rc, "logging in as \(user) with \(privateKeyPath)") }
     }
-
-    /// Runs one command; returns its exit status and what it wrote to stdout and stderr.
-    public func run(_ command: String) throws(SSHError) -> (status: Int32, output: Data, errors: Data) {
-        let channel = try Channel(session: self)
-        try channel.exec(command)
-        let output = try channel.readAll(stream: 0)
-        let errors = try channel.readAll(stream: SSH_EXTENDED_DATA_STDERR)
-        return (try channel.close(), output, errors)
-    }
 }
