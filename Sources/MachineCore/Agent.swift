@@ -79,6 +79,10 @@ public final class Agent {
         let client: Int32
         let listener: Listener
         let accepted = Date()
+        /// When this connection's channel open went to the guest (nil until then, and again
+        /// after the session drops): its timeout counts from here, not from `accepted`, so
+        /// neither a queue of opens ahead of it nor a reconnect counts against the guest.
+        var openingSince: Date?
         var channel: Channel?
         let toGuest = Buffer()
         let toClient = Buffer()

@@ -59,6 +59,7 @@ extension Agent {
                 continue
             }
             let channel: Channel?
+            if connection.openingSince == nil { connection.openingSince = Date() }
             do {
                 channel = try openChannel(session, to: connection.listener.target)
             } catch where error.affectsOnlyTheChannel {
@@ -72,7 +73,7 @@ extension Agent {
                 continue
             }
             guard let channel else {
-                if Date().timeIntervalSince(connection.accepted) > Self.channelOpenTimeout {
+                if let since = connection.openingSince, Date().timeIntervalSince(since) > Self.channelOpenTimeout {
                     throw SSHError(kind: .library, code: -9, message: "no answer to a channel open for \(Int(Self.channelOpenTimeout)) s",
                                    operation: "opening a channel to \(connection.listener.target)")
                 }

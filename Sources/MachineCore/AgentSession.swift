@@ -77,6 +77,8 @@ extension Agent {
         connections.removeAll()
         closing.removeAll()
         forgetSpares()
+        // An open in flight died with the session; the next session starts it afresh.
+        waiting.forEach { $0.openingSince = nil }
         session = nil
         nextConnectAttempt = Date()
         reconnectDelay = 0.25
