@@ -37,11 +37,12 @@ def developer(tmp_path):
     install = subprocess.run(["scripts/install.sh"], cwd=REPO, capture_output=True, text=True,
                              env=dict(os.environ, PREFIX=str(prefix), MACHINE_BINARY=str(machine_binary())))
     assert install.returncode == 0, install.stdout + install.stderr
-    shared = tmp_path / "shared"
-    shared.mkdir()
+    # The busybox image's tar, where the account can read it (pytest's folders are root's own).
+    shared = Path("/tmp") / f"{USER}-shared"
+    shutil.rmtree(shared, ignore_errors=True)
+    shared.mkdir(mode=0o755)
     tar = busybox_image_tar(shared / "busybox")
-    subprocess.run(["chmod", "-R", "a+rX", str(tmp_path)], check=True)
-    os.chmod(tmp_path.parent, 0o755)
+    subprocess.run(["chmod", "-R", "a+rX", str(shared)], check=True)
 
     def run(command, check=True, timeout=900):
         # `su -`: a login shell, so PATH is the account's default one (no /usr/sbin on Debian).
@@ -59,6 +60,7 @@ def developer(tmp_path):
     subprocess.run(["pkill", "-u", USER], capture_output=True)
     subprocess.run(["userdel", "-r", USER], capture_output=True)
     shutil.rmtree(prefix, ignore_errors=True)
+    shutil.rmtree(shared, ignore_errors=True)
 
 
 def user_processes(name):
