@@ -43,9 +43,8 @@ extension Agent {
     /// Sets the guest's clock when it speaks again after a stall: within a second or two of a
     /// resume, where a timer (Lima pushes the time every 10 s) would wait up to its period.
     func watchGuestClock() {
-        guard let session else { return }
+        guard let session, session.bytesReceived != lastReceived else { return }
         let now = Date()
-        guard session.bytesReceived != lastReceived else { return }
         let silence = now.timeIntervalSince(lastHeard)
         lastReceived = session.bytesReceived
         lastHeard = now

@@ -29,8 +29,9 @@ public struct HostCheck: Sendable {
     }
 
     /// libvirt decides whether KVM is usable by opening /dev/kvm as QEMU's user (libvirt-qemu),
-    /// in the daemon's own mount namespace: host setup masks it there with a file nobody may
-    /// open. (A mask with /dev/null is worse than none: libvirt finds it openable, QEMU finds no
+    /// in the daemon's own mount namespace: host setup masks it there with a device node nobody
+    /// may open (scripts/host-setup.sh's libvirtd_sees_kvm is this check in shell, for before
+    /// machine is built). (A mask with /dev/null is worse than none: libvirt finds it openable, QEMU finds no
     /// KVM in it, and the two disagree at every definition.)
     public static func systemLibvirtdSeesKVM() -> Bool? {
         guard getuid() == 0, let pid = pidOf("libvirtd") else { return nil }

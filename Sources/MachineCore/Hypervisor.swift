@@ -78,7 +78,12 @@ public final class Hypervisor {
     /// The state with libvirt's reason ("paused", "unknown"); stopped, "not defined" when
     /// libvirt has no domain for it.
     public func status(_ name: String) throws(MachineError) -> Domain.Status {
-        guard let domain = try domain(name) else { return Domain.Status(state: .stopped, reason: "not defined") }
+        try status(of: domain(name), name: name)
+    }
+
+    /// The state of a domain `domain(name)` already found (stopped, "not defined" for none).
+    public func status(of domain: Domain?, name: String) throws(MachineError) -> Domain.Status {
+        guard let domain else { return Domain.Status(state: .stopped, reason: "not defined") }
         do {
             return try domain.status()
         } catch {
@@ -88,7 +93,11 @@ public final class Hypervisor {
 
     /// libvirt's log of the machine's QEMU (nil for a remote daemon).
     public func qemuLog(_ name: String) -> URL? {
-        QEMULog.path(domain: (try? domain(name))?.name ?? domainName(name), uri: connection.uri)
+        qemuLog(domainNamed: (try? domain(name))?.name ?? domainName(name))
+    }
+
+    public func qemuLog(domainNamed domain: String) -> URL? {
+        QEMULog.path(domain: domain, uri: connection.uri)
     }
 
     /// Whether this connection is libvirt's system daemon (which can run virtiofsd).

@@ -50,12 +50,15 @@ extension Machines {
     public func info(_ name: String) throws(MachineError) -> Info {
         let config = try store.config(name)
         let files = store.files(name)
-        let status = try hypervisor.status(name)
-        let qemuLog = hypervisor.qemuLog(name)
+        // One lookup (name, owner check, adoption) serves the state, the name and the log.
+        let domain = try hypervisor.domain(name)
+        let status = try hypervisor.status(of: domain, name: name)
+        let domainName = domain?.name ?? hypervisor.domainName(name)
+        let qemuLog = hypervisor.qemuLog(domainNamed: domainName)
         return Info(
             name: name, state: status.state.rawValue, stateReason: status.reason,
             qemuError: status.state == .running || !Self.isNotable(status) ? nil : QEMULog.lastError(at: qemuLog),
-            qemuLog: qemuLog?.path, domain: (try hypervisor.domain(name))?.name ?? hypervisor.domainName(name), config: config,
+            qemuLog: qemuLog?.path, domain: domainName, config: config,
             folder: files.folder.path, consoleLog: files.consoleLog.path, dataDisk: files.dataDisk.path,
             ssh: .init(host: "127.0.0.1", port: config.sshPort, user: "root", identityFile: files.privateKey.path,
                        knownHostsFile: files.knownHosts.path),
