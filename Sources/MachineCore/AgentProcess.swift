@@ -33,7 +33,7 @@ public struct AgentProcess: Sendable {
 
     /// Starts `machine agent NAME` detached, unless one runs; waits until it serves the socket.
     @discardableResult
-    public func start(executable: String = AgentProcess.currentExecutable()) throws(MachineError) -> pid_t {
+    public func start(uri: String, executable: String = AgentProcess.currentExecutable()) throws(MachineError) -> pid_t {
         if let pid = runningPid() { return pid }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
@@ -60,7 +60,8 @@ public struct AgentProcess: Sendable {
         sigemptyset(&defaults)
         for sig in [SIGTERM, SIGINT, SIGHUP, SIGPIPE] { sigaddset(&defaults, sig) }
         posix_spawnattr_setsigdefault(&attributes, &defaults)
-        let argv = [executable, "agent", name]
+        // The agent checks the config it reloads against libvirt's copy, on the same daemon.
+        let argv = [executable, "agent", "--connect", uri, name]
         var cArgs = argv.map { strdup($0) } + [nil]
         defer { cArgs.forEach { free($0) } }
         var pid: pid_t = 0
@@ -107,7 +108,8 @@ public struct AgentProcess: Sendable {
 
     /// The body of `machine agent NAME`: takes the agent lock (exits quietly if another agent
     /// holds it), serves the engine socket, runs until stopped.
-    public func serve(port: Int, store: MachineStore) throws(MachineError) {
+    /// `loadConfig` reads the machine's config whenever the manual forwards are reloaded.
+    public func serve(port: Int, loadConfig: @escaping () throws(MachineError) -> MachineConfig) throws(MachineError) {
         Agent.installSignalHandlers()
         let lockFD = open(files.agentLock.path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard lockFD >= 0 else { throw MachineError("cannot open \(files.agentLock.path): \(String(cString: strerror(errno)))") }
@@ -120,7 +122,14 @@ public struct AgentProcess: Sendable {
         let agent = Agent(guest: GuestSSH(name: name, port: port, files: files), log: Self.log)
         try agent.listen(unixSocket: files.dockerSocket.path, name: "docker.sock", target: .unixSocket(Self.guestDockerSocket))
         let name = self.name
-        agent.enablePortForwarding(statusFile: files.portsStatus) { try? store.config(name) }
+        agent.enablePortForwarding(statusFile: files.portsStatus) {
+            do throws(MachineError) {
+                return try loadConfig()
+            } catch {
+                Self.log("kept the forwards as they were: \(error.description)")
+                return nil
+            }
+        }
         agent.run()
         unlink(files.agentPid.path)
         Self.log("agent \(getpid()) stopped")

@@ -19,6 +19,9 @@ public enum GuestContract {
     public static let agentInputGuestPort = 61022
     public static let syncLine = "machine-sync"
     public static let readyLine = "machine-ready"
+    /// The seed file naming the host's end of that TCP forward, which ssh-port-guard keeps
+    /// containers from reaching through QEMU's gateway.
+    public static let agentInputPortSeedFile = "agent-input-port"
 
     /// Where the engine lives on the data disk (lib.sh's ENGINE_HOME, the bundle's RPATH), and
     /// the words its `service reconfigure` answers with.

@@ -37,9 +37,9 @@ public final class Hypervisor {
         MachineName.domainName(name, homeID: store.paths.homeID)
     }
 
-    /// Who this home's machine `name` is in the domain's metadata.
-    func owner(_ name: String) -> DomainDefinition.Owner {
-        DomainDefinition.Owner(home: store.paths.home.standardizedFileURL.path, machine: name)
+    /// Who this home's machine `name` is in the domain's metadata, with the config to keep there.
+    func owner(_ name: String, config: MachineConfig? = nil) -> DomainDefinition.Owner {
+        DomainDefinition.Owner(home: store.paths.home.standardizedFileURL.path, machine: name, config: config?.encoded())
     }
 
     /// The machine's domain, if libvirt has one that is this home's: by its name, checked
@@ -50,7 +50,7 @@ public final class Hypervisor {
         do {
             if let domain = try connection.domain(named: domainName(name)) {
                 let found = try domain.metadata(namespace: DomainDefinition.Owner.namespace).flatMap(DomainDefinition.Owner.init(xml:))
-                guard found == owner(name) else {
+                guard let found, found.isSameMachine(as: owner(name)) else {
                     throw MachineError(
                         "the libvirt domain \(domainName(name)) is not this home's \(name): it belongs to "
                             + (found.map { "the machine \($0.machine) of MACHINE_HOME=\($0.home)" } ?? "nobody machine knows (it has no owner in its metadata)"),
@@ -67,6 +67,30 @@ public final class Hypervisor {
             throw error
         } catch {
             throw MachineError("cannot ask libvirt about \(name): \(error)")
+        }
+    }
+
+    /// The config machine last wrote for `name`, as kept in its domain's metadata; nil when
+    /// libvirt has no domain for it, or one made before machine kept a copy there.
+    public func recordedConfig(_ name: String) throws(MachineError) -> Data? {
+        guard let domain = try domain(name) else { return nil }
+        do {
+            return try domain.metadata(namespace: DomainDefinition.Owner.namespace, persistent: true)
+                .flatMap(DomainDefinition.Owner.init(xml:))?.config
+        } catch {
+            throw MachineError("cannot read the metadata of \(domain.name): \(error.message)")
+        }
+    }
+
+    /// Keeps `config` as the one machine last wrote, in the machine's domain if it has one
+    /// (one without a domain gets it kept when its domain is defined at the next boot).
+    public func record(config: MachineConfig) throws(MachineError) {
+        guard let domain = try domain(config.name) else { return }
+        do {
+            try domain.setMetadata(owner(config.name, config: config).elementForSetMetadata, key: DomainDefinition.Owner.key,
+                                   namespace: DomainDefinition.Owner.namespace)
+        } catch {
+            throw MachineError("cannot keep the config of \(config.name) in its domain \(domain.name): \(error.message)")
         }
     }
 
@@ -122,7 +146,7 @@ public final class Hypervisor {
             accelerator: AcceleratorProbe.pretendsKVM ? .tcg : accelerator, boot: boot, dataDisk: files.dataDisk.path, seed: files.seed.path,
             consoleLog: files.consoleLog.path, sshPort: config.sshPort, processOwner: processOwner, shares: shares,
             agentLink: agentInputPort.map { .init(socket: files.guestSSHSocket.path, inputPort: $0) },
-            owner: owner(config.name))
+            owner: owner(config.name, config: config))
     }
 
     /// Defines (again) and boots the machine; returns once libvirt has started QEMU. Whatever

@@ -78,6 +78,35 @@ public struct MachineConfig: Codable, Sendable, Equatable {
         (try? Self.encoder.encode(self)) ?? Data()
     }
 
+    /// What differs from `old`, one phrase per setting in config.json's own words: for a
+    /// list, the entries added and removed; for anything else, the old and the new value.
+    public func changes(from old: MachineConfig) -> [String] {
+        func object(_ config: MachineConfig) -> [String: Any] {
+            ((try? JSONSerialization.jsonObject(with: config.encoded())) as? [String: Any]) ?? [:]
+        }
+        func text(_ value: Any) -> String {
+            (try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .fragmentsAllowed, .withoutEscapingSlashes]))
+                .flatMap { String(data: $0, encoding: .utf8) } ?? "\(value)"
+        }
+        let before = object(old), after = object(self)
+        return Set(before.keys).union(after.keys).sorted().compactMap { key in
+            let was = before[key].map(text) ?? "nothing", now = after[key].map(text) ?? "nothing"
+            guard was != now else { return nil }
+            guard let wasList = before[key] as? [Any], let nowList = after[key] as? [Any] else {
+                return "\(key) \(was) -> \(now)"
+            }
+            let wasItems = wasList.map(text), nowItems = nowList.map(text)
+            let added = nowItems.filter { !wasItems.contains($0) }, removed = wasItems.filter { !nowItems.contains($0) }
+            let parts = (added.isEmpty ? [] : ["added " + added.joined(separator: ", ")])
+                + (removed.isEmpty ? [] : ["removed " + removed.joined(separator: ", ")])
+            return "\(key) " + (parts.isEmpty ? "reordered" : parts.joined(separator: "; "))
+        }
+    }
+
+    public static func decode(_ data: Data) throws -> MachineConfig {
+        try decoder.decode(MachineConfig.self, from: data)
+    }
+
     public static func load(_ url: URL) throws(MachineError) -> MachineConfig {
         let data: Data
         do {

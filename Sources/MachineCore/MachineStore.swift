@@ -91,9 +91,11 @@ public struct MachineStore: Sendable {
     }
 
     /// The seed (config drive) the guest reads at boot: who may log in, its hostname, the
-    /// shares to mount and the paths inside them to cover. Written at create and before
-    /// every boot; the image is only remade when its content changed.
-    public func writeSeed(_ config: MachineConfig, files: MachineFiles, shares: [SharedFolder] = [], hidden: [String] = []) throws(MachineError) {
+    /// shares to mount and the paths inside them to cover, and the host port of the agent's
+    /// session (which the guest keeps its containers from reaching). Written at create and
+    /// before every boot; the image is only remade when its content changed.
+    public func writeSeed(_ config: MachineConfig, files: MachineFiles, shares: [SharedFolder] = [], hidden: [String] = [],
+                          agentInputPort: Int? = nil) throws(MachineError) {
         let publicKey: Data
         do {
             publicKey = try Data(contentsOf: files.publicKey)
@@ -105,7 +107,7 @@ public struct MachineStore: Sendable {
             ("hostname", Data((config.name + "\n").utf8)),
             ("mounts", Data(Shares.seedMounts(shares).utf8)),
             ("hidden", Data(hidden.map { $0 + "\n" }.joined().utf8)),
-        ]
+        ] + (agentInputPort.map { [(GuestContract.agentInputPortSeedFile, Data("\($0)\n".utf8))] } ?? [])
         let fm = FileManager.default
         let unchanged = fm.fileExists(atPath: files.seed.path) && content.allSatisfy { name, data in
             (try? Data(contentsOf: files.seedFolder.appendingPathComponent(name))) == data

@@ -9,6 +9,17 @@ public final class Machines {
     public let paths: Paths
     /// Where progress lines go (stderr for the CLI).
     public var progress: (String) -> Void = { _ in }
+    /// What to do with a config.json that is not what machine last wrote (`trustedConfig`).
+    public var foreignConfigChange: ForeignConfigChange = .refuse
+
+    public enum ForeignConfigChange: Sendable {
+        /// Stop with an error that says what changed and how to go on.
+        case refuse
+        /// Take the file as it is (`--accept-config`).
+        case accept
+        /// Put back what machine last wrote (`--restore-config`).
+        case restore
+    }
 
     public init(paths: Paths, uri: String) throws(MachineError) {
         self.paths = paths
@@ -39,9 +50,10 @@ public final class Machines {
     /// nothing.
     public func start(_ name: String, quietBuild: Bool = false, engineTimeout: Double = 180) throws(MachineError) -> Started {
         let files = store.files(name)
-        let config = try store.config(name)
+        _ = try store.config(name)  // a machine that does not exist says so before any lock file is made
         let lock = try MachineLock(files: files, name: name)
         defer { withExtendedLifetime(lock) {} }
+        let config = try trustedConfig(name)
         var uptime: Double?
         let status = try hypervisor.status(name)
         let alreadyRunning = status.state == .running
@@ -74,12 +86,50 @@ public final class Machines {
                 progress("set the clock of \(name), which was \(abs(offset)) s \(offset > 0 ? "behind" : "ahead")")
             }
             outcome = try Provisioner(session: session, guest: guest, progress: progress).provision(bundle: bundle, settings: config.engine)
-            try agent.start()
+            try agent.start(uri: hypervisor.connection.uri)
             try waitForEngine(name, files: files, timeout: engineTimeout)
         }
         return Started(alreadyRunning: alreadyRunning, sshReadyUptime: uptime,
                        installedEngine: outcome?.installed == true ? outcome?.installedVersion : nil,
                        settingsChanged: outcome?.settingsChanged ?? false, dockerSocket: files.dockerSocket.path)
+    }
+
+    /// The machine's config, as far as machine wrote it. A guest with a read-write share of
+    /// the folder config.json is in could rewrite it (add a share of `/`, publish ports on
+    /// every address) for the host to obey at the next boot; so machine keeps a copy of what
+    /// it last wrote in the domain's metadata, in libvirt's own store, and a config.json that
+    /// differs from it is refused, taken or put back as `foreignConfigChange` says. A machine
+    /// with no copy yet (never booted, or made by an older machine) is taken as it is.
+    public func trustedConfig(_ name: String) throws(MachineError) -> MachineConfig {
+        let files = store.files(name)
+        let config = try store.config(name)
+        guard let recordedData = try hypervisor.recordedConfig(name) else { return config }
+        let recorded: MachineConfig
+        do {
+            recorded = try MachineConfig.decode(recordedData)
+        } catch {
+            throw MachineError("the copy of \(name)'s config kept in its libvirt domain cannot be read (\(error))",
+                               hint: "`machine start --accept-config \(name)` takes \(files.config.path) as it is")
+        }
+        guard recorded != config else { return config }
+        let changes = config.changes(from: recorded)
+        switch foreignConfigChange {
+        case .refuse:
+            let command = name == MachineName.default ? "" : " " + name
+            throw MachineError(
+                "\(files.config.path) was changed, and not by machine: " + changes.joined(separator: "; "),
+                hint: "anything that can write there can: a guest with a read-write share of that folder, or an edit by hand."
+                    + " If you made this change, `machine start --accept-config\(command)` takes it;"
+                    + " `machine start --restore-config\(command)` puts back what machine last wrote")
+        case .accept:
+            try hypervisor.record(config: config)
+            progress("took the config of \(name) as it is now: " + changes.joined(separator: "; "))
+            return config
+        case .restore:
+            try AtomicFile.write(recorded.encoded(), to: files.config, mode: 0o600)
+            progress("put back the config of \(name) that machine last wrote, undoing: " + changes.joined(separator: "; "))
+            return recorded
+        }
     }
 
     /// Reads the machine's state for the boot watcher, with QEMU's last error line.
@@ -102,7 +152,18 @@ public final class Machines {
         try store.checkDataDisk(files)
         try Shares.verifyBeforeBoot(config.mounts, machine: name)
         let shares = try Shares.devices(config.mounts, type: config.mountType, systemDaemon: hypervisor.isSystemDaemon)
-        try store.writeSeed(config, files: files, shares: shares, hidden: Shares.hiddenGuestPaths(config.mounts, machineHome: paths.home.path))
+        // The agent's split session is made anew at each boot (QEMU makes the port's socket, the
+        // input port is chosen now); stale ones would send the agent where nobody serves.
+        try? FileManager.default.removeItem(at: files.guestSSHSocket)
+        try? FileManager.default.removeItem(at: files.guestSSHInputPort)
+        var agentInputPort: Int?
+        if image?.servesSSHPort == true {
+            let port = try MachineStore.freeLoopbackPort()
+            try AtomicFile.write(Data("\(port)\n".utf8), to: files.guestSSHInputPort, mode: 0o600)
+            agentInputPort = port
+        }
+        try store.writeSeed(config, files: files, shares: shares, hidden: Shares.hiddenGuestPaths(config.mounts, machineHome: paths.home.path),
+                            agentInputPort: agentInputPort)
         let (accelerator, notice) = try AcceleratorProbe.choose(config.accel, verdictFile: paths.kvmFailedVerdict, kernel: image?.kernel)
         if let notice {
             progress(notice)
@@ -111,12 +172,12 @@ public final class Machines {
             }
         }
         do {
-            return try bootOnce(config, files: files, image: image, shares: shares, accelerator: accelerator)
+            return try bootOnce(config, files: files, image: image, shares: shares, agentInputPort: agentInputPort, accelerator: accelerator)
         } catch let failure where accelerator == .kvm && config.accel == "auto" && failure.isGuestFailure {
             progress("KVM could not run \(name): \(failure.reason); booting it again with QEMU's TCG emulation (slower), which this host uses from now on")
             AcceleratorProbe.rememberFailure(in: paths.kvmFailedVerdict)
             do {
-                return try bootOnce(config, files: files, image: image, shares: shares, accelerator: .tcg)
+                return try bootOnce(config, files: files, image: image, shares: shares, agentInputPort: agentInputPort, accelerator: .tcg)
             } catch {
                 throw error.machineError
             }
@@ -126,21 +187,11 @@ public final class Machines {
     }
 
     private func bootOnce(_ config: MachineConfig, files: MachineFiles, image: GuestImage?, shares: [SharedFolder],
-                          accelerator: Accelerator) throws(BootWatcher.Failure) -> Double {
+                          agentInputPort: Int?, accelerator: Accelerator) throws(BootWatcher.Failure) -> Double {
         let name = config.name
         do {
             // The console log of this boot only, so the waits below never read an old boot.
             try? FileManager.default.removeItem(at: files.consoleLog)
-            // The agent's split session is made anew at each boot (QEMU makes the port's socket, the
-            // input port is chosen now); stale ones would send the agent where nobody serves.
-            try? FileManager.default.removeItem(at: files.guestSSHSocket)
-            try? FileManager.default.removeItem(at: files.guestSSHInputPort)
-            var agentInputPort: Int?
-            if image?.servesSSHPort == true {
-                let port = try MachineStore.freeLoopbackPort()
-                try AtomicFile.write(Data("\(port)\n".utf8), to: files.guestSSHInputPort, mode: 0o600)
-                agentInputPort = port
-            }
             progress("starting \(name) (\(accelerator.rawValue), \(config.cpus) CPUs, \(config.memoryMiB) MiB)")
             try hypervisor.start(hypervisor.definition(config: config, files: files, image: image, accelerator: accelerator, shares: shares,
                                                        agentInputPort: agentInputPort), name: name)
@@ -182,11 +233,12 @@ public final class Machines {
         _ = try store.config(name)  // a machine that does not exist says so before any lock file is made
         let lock = try MachineLock(files: files, name: name)
         defer { withExtendedLifetime(lock) {} }
-        var config = try store.config(name)
+        var config = try trustedConfig(name)
         let before = config
         try change(&config)
         guard config != before else { return false }
         try AtomicFile.write(config.encoded(), to: files.config, mode: 0o600)
+        try hypervisor.record(config: config)
         return true
     }
 

@@ -121,15 +121,28 @@ public final class Domain {
         }
     }
 
-    /// Our element in the domain's `<metadata>` under `namespace`, nil if it has none.
-    public func metadata(namespace: String) throws(LibvirtError) -> String? {
-        guard let text = virDomainGetMetadata(handle, Int32(VIR_DOMAIN_METADATA_ELEMENT.rawValue), namespace, 0) else {
+    /// Our element in the domain's `<metadata>` under `namespace`, nil if it has none. From
+    /// the persistent definition (what the next boot will use) if `persistent`, else from the
+    /// running one where it runs.
+    public func metadata(namespace: String, persistent: Bool = false) throws(LibvirtError) -> String? {
+        let flags = persistent ? UInt32(VIR_DOMAIN_AFFECT_CONFIG.rawValue) : 0
+        guard let text = virDomainGetMetadata(handle, Int32(VIR_DOMAIN_METADATA_ELEMENT.rawValue), namespace, flags) else {
             let error = LibvirtError.last("reading the metadata of \(name)")
             if error.code == Int32(VIR_ERR_NO_DOMAIN_METADATA.rawValue) { return nil }
             throw error
         }
         defer { free(text) }
         return String(cString: text)
+    }
+
+    /// Replaces our element under `namespace` (its prefix `key`) in the persistent definition,
+    /// and in the running one if the domain runs.
+    public func setMetadata(_ xml: String, key: String, namespace: String) throws(LibvirtError) {
+        var flags = UInt32(VIR_DOMAIN_AFFECT_CONFIG.rawValue)
+        if try isActive() { flags |= UInt32(VIR_DOMAIN_AFFECT_LIVE.rawValue) }
+        guard virDomainSetMetadata(handle, Int32(VIR_DOMAIN_METADATA_ELEMENT.rawValue), xml, key, namespace, flags) == 0 else {
+            throw LibvirtError.last("writing the metadata of \(name)")
+        }
     }
 
     /// The domain's XML as libvirt stores it.

@@ -13,13 +13,17 @@ extension Machine {
                 """,
             shouldDisplay: false)
 
+        @OptionGroup var global: GlobalOptions
         @OptionGroup var target: NameArgument
 
         func run() throws {
             try perform { () throws(MachineError) in
-                let store = MachineStore(paths: Paths())
-                let config = try store.config(target.name)
-                try AgentProcess(name: target.name, files: store.files(target.name)).serve(port: config.sshPort, store: store)
+                let name = target.name, global = self.global
+                // The forwards it opens come from the config as machine wrote it, never from
+                // one a guest rewrote through a share (see Machines.trustedConfig).
+                let loadConfig = { () throws(MachineError) -> MachineConfig in try global.machines().trustedConfig(name) }
+                let machines = try global.machines()
+                try AgentProcess(name: name, files: machines.store.files(name)).serve(port: try loadConfig().sshPort, loadConfig: loadConfig)
             }
         }
     }

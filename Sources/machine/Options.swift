@@ -16,6 +16,21 @@ struct GlobalOptions: ParsableArguments {
     }
 }
 
+/// What to do when the machine's config.json is not what machine last wrote (a guest with a
+/// read-write share of its folder, or an edit by hand): taken by the commands that boot.
+struct ConfigTrustOptions: ParsableArguments {
+    @Flag(help: "Take a config.json that was changed outside machine, as it is now.") var acceptConfig = false
+    @Flag(help: "Put back the config.json machine last wrote, undoing changes made outside machine.") var restoreConfig = false
+
+    func validate() throws {
+        if acceptConfig && restoreConfig { throw ValidationError("--accept-config and --restore-config exclude each other") }
+    }
+
+    func apply(to machines: Machines) {
+        machines.foreignConfigChange = acceptConfig ? .accept : restoreConfig ? .restore : .refuse
+    }
+}
+
 /// The machine a command acts on: NAME, or `default`.
 struct NameArgument: ParsableArguments {
     @Argument(help: "The machine's name (default: default).")

@@ -10,10 +10,12 @@ extension Machine {
 
         @OptionGroup var global: GlobalOptions
         @OptionGroup var target: NameArgument
+        @OptionGroup var configTrust: ConfigTrustOptions
 
         func run() throws {
             try perform { () throws(MachineError) in
                 let machines = try global.machines()
+                configTrust.apply(to: machines)
                 try machines.stop(target.name, force: false)
                 let started = try machines.start(target.name)
                 print(String(format: "%@ restarted (sshd ready at %.1f s of guest uptime)", target.name, started.sshReadyUptime ?? 0))

@@ -21,10 +21,13 @@ extension Machine {
 
         @OptionGroup var global: GlobalOptions
         @OptionGroup var target: NameArgument
+        @OptionGroup var configTrust: ConfigTrustOptions
 
         func run() throws {
             try perform { () throws(MachineError) in
-                let started = try global.machines().start(target.name)
+                let machines = try global.machines()
+                configTrust.apply(to: machines)
+                let started = try machines.start(target.name)
                 if started.alreadyRunning {
                     print("\(target.name) is already running")
                 } else {

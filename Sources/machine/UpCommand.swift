@@ -32,6 +32,7 @@ extension Machine {
 
         @OptionGroup var global: GlobalOptions
         @OptionGroup var target: NameArgument
+        @OptionGroup var configTrust: ConfigTrustOptions
         @OptionGroup var shape: MachineShapeOptions
         @OptionGroup var engine: EngineOptions
         @OptionGroup var shares: ShareOptions
@@ -40,6 +41,7 @@ extension Machine {
         func run() throws {
             try perform { () throws(MachineError) in
                 let machines = try global.machines()
+                configTrust.apply(to: machines)
                 let name = target.name
                 let machineHome = machines.paths.home.path
                 let created = !machines.store.exists(name)

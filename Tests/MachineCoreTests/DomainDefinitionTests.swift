@@ -46,6 +46,39 @@ import Virt
         #expect(owner == DomainDefinition.Owner(home: folder, machine: "test"))
     }
 
+    @Test func theConfigCopyInTheMetadataIsReadBackAndReplaced() throws {
+        let connection = try Connection(uri: "test:///default")
+        var wanted = definition(folder: "/m")
+        let first = MachineConfig(name: "test", sshPort: 42022, created: Date(timeIntervalSince1970: 1_800_000_000), mounts: [Share(hostPath: "/home/o'brien", guestPath: "/home/o'brien")])
+        wanted.owner = .init(home: "/m", machine: "test", config: first.encoded())
+        let domain = try connection.define(xml: wanted.xml())
+        defer { try? domain.undefine() }
+        func kept() throws -> DomainDefinition.Owner? {
+            try domain.metadata(namespace: DomainDefinition.Owner.namespace, persistent: true).flatMap(DomainDefinition.Owner.init(xml:))
+        }
+        #expect(try kept()?.config.map(MachineConfig.decode) == first)
+        // Replaced in place: still this machine, with the new copy.
+        var second = first
+        second.publishAddress = "0.0.0.0"
+        try domain.setMetadata(DomainDefinition.Owner(home: "/m", machine: "test", config: second.encoded()).elementForSetMetadata,
+                               key: DomainDefinition.Owner.key, namespace: DomainDefinition.Owner.namespace)
+        let owner = try #require(try kept())
+        #expect(owner.isSameMachine(as: .init(home: "/m", machine: "test")))
+        #expect(try owner.config.map(MachineConfig.decode) == second)
+    }
+
+    @Test func configChangesAreNamedInConfigJSONsWords() {
+        let before = MachineConfig(name: "dev", sshPort: 42022, mounts: [Share(hostPath: "/home/u", guestPath: "/home/u")])
+        var after = before
+        after.mounts.append(Share(hostPath: "/", guestPath: "/host"))
+        after.publishAddress = "0.0.0.0"
+        #expect(after.changes(from: before) == [
+            #"mounts added {"guestPath":"/host","hostPath":"/","readOnly":false}"#,
+            #"publishAddress "127.0.0.1" -> "0.0.0.0""#,
+        ])
+        #expect(before.changes(from: before).isEmpty)
+    }
+
     @Test func isoBootAddsACdrom() throws {
         let xml = definition(folder: "/m", boot: .iso("/isos/boot2docker's.iso")).xml()
         let document = try XMLDocument(xmlString: xml)

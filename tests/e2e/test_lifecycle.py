@@ -114,10 +114,17 @@ def test_ls_survives_a_broken_machine_and_names_it(machine):
 
 
 def test_bad_names_and_sizes_are_refused_with_a_hint(machine):
-    for name in ["Bad", "a_b", "a/b", "x" * 64]:
+    before = sorted(p.name for p in (machine.home / "machines").iterdir()) if (machine.home / "machines").exists() else []
+    for name in ["Bad", "a_b", "a/b", "x" * 64, "../../etc", "a b", "$(id)", "x;rm -rf ~", "é", "default\n"]:
         result = machine("create", name, check=False)
         assert result.returncode == 64, name
         assert "lowercase letters" in result.stderr
+        # Also where a name is part of a path argument: `cp NAME:PATH`.
+        result = machine("cp", f"{name}:/etc/passwd", str(machine.home / "copied"), check=False)
+        assert result.returncode == 64, name
+    assert not (machine.home / "copied").exists()
+    after = sorted(p.name for p in (machine.home / "machines").iterdir()) if (machine.home / "machines").exists() else []
+    assert after == before
     result = machine("create", "ok", "--memory", "lots", check=False)
     assert result.returncode == 64 and "2G" in result.stderr
     assert not (machine.home / "machines" / "ok").exists()

@@ -118,6 +118,28 @@ def test_machine_state_inside_a_share_is_hidden_from_the_guest(shared):
     assert shared.machine("ssh", "shares", "--", f"ls -A {shlex.quote(str(shared.home))}").stdout == b""
 
 
+def test_a_config_rewritten_from_inside_the_guest_is_refused_until_accepted_or_restored(shared):
+    # Guest root can uncover the machine's folder in the share and rewrite its config, say to
+    # share the host's / at the next boot. The host notices before it obeys.
+    config = shared.folder / "config.json"
+    before = config.read_text()
+    shared.machine("ssh", "shares", "--",
+                   f"umount {shlex.quote(str(shared.home))} && sed -i"
+                   """ 's#"mounts" : \\[#"mounts" : [ { "guestPath" : "/host", "hostPath" : "/", "readOnly" : false },#'"""
+                   f" {shlex.quote(str(config))}")
+    assert '"hostPath" : "/"' in config.read_text()
+    for verb in (["start", "shares"], ["port", "add", "shares", "18123:80"]):
+        refused = shared.machine(*verb, check=False)
+        assert refused.returncode == 1, verb
+        message = refused.stderr.decode()
+        assert 'was changed, and not by machine: mounts added {"guestPath":"/host","hostPath":"/","readOnly":false}' in message
+        assert "--accept-config" in message and "--restore-config" in message
+    restored = shared.machine("start", "shares", "--restore-config")
+    assert b"put back the config of shares" in restored.stderr
+    assert json.loads(config.read_text()) == json.loads(before)
+    assert shared.machine("start", "shares").returncode == 0
+
+
 def test_restart_always_container_gets_its_mount_back_and_new_shares_apply_at_restart(shared):
     extra = shared.work / "added later"
     extra.mkdir()

@@ -478,27 +478,32 @@ def test_an_agent_killed_mid_transfer_leaves_nothing_that_spoils_the_next_sessio
     up.docker("rm", "-f", *names, check=False)
 
 
-def test_a_container_cannot_take_the_agents_way_into_the_guest(up, busybox):
-    # The guest port the agent's sshd reads (61022) is reachable from containers too; one that
-    # keeps connecting while the agent is away must be turned away, not served, or the agent
-    # could not get its session back.
-    name = f"intruder-{os.getpid()}"
-    up.docker("run", "-d", "--name", name, busybox, "sh", "-c",
-              "gateway=$(busybox ip route | busybox awk '/default/ { print $3 }');"
-              " while :; do echo 'machine-sync intruder' | busybox nc $gateway 61022; busybox usleep 50000; done")
-    try:
-        os.kill(up.agent_pid(), signal.SIGKILL)
-        time.sleep(3)  # the intruder's loop finds the port free again
-        started = time.monotonic()
-        up.machine("up")
-        assert up.docker("run", "--rm", busybox, "echo", "in").stdout.strip() == "in"
-        assert time.monotonic() - started < 60
-        connected = [line for line in (up.folder / "agent.log").read_text().splitlines() if "connected to default" in line]
-        assert "out over its virtio-serial port" in connected[-1], connected
-        # It did get in, and was sent away.
-        assert up.machine("ssh", "--", "cat /run/ssh-port-turned-away").stdout.strip()
-    finally:
-        up.docker("rm", "-f", name, check=False)
+def test_no_container_can_reach_or_take_the_agents_way_into_the_guest(up, busybox):
+    # The agent's sshd reads guest port 61022, forwarded from a host loopback port chosen at
+    # each boot. A container that reached it, bound it or published it could keep the agent
+    # out; one that reached the host's end through QEMU's gateway would come in as the host.
+    host_end = int((up.folder / "ssh-port.input").read_text())
+    probe = ("for target in {targets}; do"
+             " if echo machine-sync intruder | busybox nc -w 3 ${{target% *}} ${{target#* }} >/dev/null 2>&1;"
+             " then echo reached $target; else echo blocked $target; fi; done")
+    bridge = up.docker("run", "--rm", busybox, "sh", "-c",
+                       "gateway=$(busybox ip route | busybox awk '/default/ { print $3 }'); "
+                       + probe.format(targets=f"'$gateway 61022' '10.0.2.15 61022' '10.0.2.2 {host_end}'")).stdout
+    assert bridge.count("blocked") == 3, bridge
+    host_network = up.docker("run", "--rm", "--network", "host", busybox, "sh", "-c",
+                             "busybox timeout 3 busybox nc -l -p 61022 2>&1 | busybox head -n 1; "
+                             + probe.format(targets=f"'127.0.0.1 61022' '10.0.2.15 61022' '10.0.2.2 {host_end}'")).stdout
+    assert "Address already in use" in host_network and host_network.count("blocked") == 3, host_network
+    published = up.docker("run", "-d", "--name", "publishes-61022", "-p", "61022:80", busybox, "sleep", "600", check=False)
+    assert published.returncode != 0 and "address already in use" in published.stderr, published
+    up.docker("rm", "-f", "publishes-61022", check=False)
+    # Nothing got through, and the agent still gets its session back over its own port.
+    assert up.machine("ssh", "--", "cat /run/ssh-port-turned-away 2>/dev/null; true").stdout == b""
+    os.kill(up.agent_pid(), signal.SIGKILL)
+    up.machine("up")
+    assert up.docker("run", "--rm", busybox, "echo", "in").stdout.strip() == "in"
+    connected = [line for line in (up.folder / "agent.log").read_text().splitlines() if "connected to default" in line]
+    assert "out over its virtio-serial port" in connected[-1], connected
 
 
 def test_the_agent_reconnects_when_the_guest_drops_its_session(up):

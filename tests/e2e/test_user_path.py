@@ -2,7 +2,6 @@
 (scripts/install.sh), then a fresh ordinary account, with its default login environment and an
 empty home (no image shared from root), runs `machine up`, uses docker with a bind mount under
 its home and a published port, and removes the machine, leaving nothing running."""
-import os
 import pwd
 import shutil
 import socket
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, machine_binary
+from accounts import Account
 from qemu_guest import busybox_image_tar
 
 USER = "machine-dev"
@@ -27,44 +26,16 @@ def free_port():
 
 @pytest.fixture
 def developer(tmp_path):
-    if os.geteuid() != 0:
-        pytest.skip("making a test user needs root")
-    subprocess.run(["pkill", "-u", USER], capture_output=True)
-    subprocess.run(["userdel", "-r", USER], capture_output=True)
-    subprocess.run(["useradd", "-m", "-s", "/bin/bash", USER], check=True)
-    prefix = Path("/opt") / f"{USER}-prefix"
-    shutil.rmtree(prefix, ignore_errors=True)
-    install = subprocess.run(["scripts/install.sh"], cwd=REPO, capture_output=True, text=True,
-                             env=dict(os.environ, PREFIX=str(prefix), MACHINE_BINARY=str(machine_binary())))
-    assert install.returncode == 0, install.stdout + install.stderr
+    account = Account(USER).create()
     # The busybox image's tar, where the account can read it (pytest's folders are root's own).
     shared = Path("/tmp") / f"{USER}-shared"
     shutil.rmtree(shared, ignore_errors=True)
     shared.mkdir(mode=0o755)
-    tar = busybox_image_tar(shared / "busybox")
+    account.tar = busybox_image_tar(shared / "busybox")
     subprocess.run(["chmod", "-R", "a+rX", str(shared)], check=True)
-
-    def run(command, check=True, timeout=900):
-        # `su -`: a login shell, so PATH is the account's default one (no /usr/sbin on Debian).
-        result = subprocess.run(["su", "-", USER, "-c", command], capture_output=True, text=True, timeout=timeout)
-        if check:
-            assert result.returncode == 0, f"{command}: {result.stdout}{result.stderr}"
-        return result
-
-    run.home = Path(pwd.getpwnam(USER).pw_dir)
-    run.machine = prefix / "bin" / "machine"
-    run.tar = tar
-    run.prefix = prefix
-    yield run
-    run(f"{run.machine} rm --force default", check=False)
-    subprocess.run(["pkill", "-u", USER], capture_output=True)
-    subprocess.run(["userdel", "-r", USER], capture_output=True)
-    shutil.rmtree(prefix, ignore_errors=True)
+    yield account
+    account.remove()
     shutil.rmtree(shared, ignore_errors=True)
-
-
-def user_processes(name):
-    return subprocess.run(["pgrep", "-u", USER, "-f", name], capture_output=True, text=True).stdout.split()
 
 
 def test_a_fresh_account_goes_from_up_to_rm_with_its_default_login_environment(developer):
@@ -95,4 +66,4 @@ def test_a_fresh_account_goes_from_up_to_rm_with_its_default_login_environment(d
             time.sleep(0.2)
     developer(f"{developer.machine} rm --force default")
     assert not (developer.home / ".machine" / "machines" / "default").exists()
-    assert user_processes("qemu-system") == [] and user_processes("machine agent") == []
+    assert developer.processes("qemu-system") == [] and developer.processes("machine agent") == []

@@ -1,0 +1,59 @@
+"""Ordinary accounts for end-to-end tests: made fresh, with machine installed for them by
+scripts/install.sh (as root would install it), each command run through `su -` so it meets the
+account's default login environment, and removed afterwards with everything it ran."""
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, machine_binary
+
+
+class Account:
+    def __init__(self, name):
+        self.name = name
+        self.prefix = Path("/opt") / f"{name}-prefix"
+        self.home = Path("/home") / name
+        self.machine = self.prefix / "bin" / "machine"
+
+    def create(self):
+        if os.geteuid() != 0:
+            pytest.skip("making a test user needs root")
+        self.remove()
+        subprocess.run(["useradd", "-m", "-d", str(self.home), "-s", "/bin/bash", self.name], check=True)
+        install = subprocess.run(["scripts/install.sh"], cwd=REPO, capture_output=True, text=True,
+                                 env=dict(os.environ, PREFIX=str(self.prefix), MACHINE_BINARY=str(machine_binary())))
+        assert install.returncode == 0, install.stdout + install.stderr
+        return self
+
+    def __call__(self, command, check=True, timeout=900):
+        # `su -`: a login shell, so PATH is the account's default one (no /usr/sbin on Debian).
+        result = subprocess.run(["su", "-", self.name, "-c", command], capture_output=True, text=True, timeout=timeout)
+        if check:
+            assert result.returncode == 0, f"{self.name}: {command}: {result.stdout}{result.stderr}"
+        return result
+
+    def background(self, command):
+        return subprocess.Popen(["su", "-", self.name, "-c", command], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def processes(self, pattern):
+        return subprocess.run(["pgrep", "-u", self.name, "-f", pattern], capture_output=True, text=True).stdout.split()
+
+    def give_cache(self, cache_dir):
+        """A copy of the built image and engine bundle, so the account does not build its own."""
+        cache = self.home / ".machine" / "cache"
+        latest = (cache_dir / "images" / "latest").resolve()
+        (cache / "images").mkdir(parents=True)
+        shutil.copytree(latest, cache / "images" / latest.name)
+        (cache / "images" / "latest").symlink_to(latest.name)
+        shutil.copytree(cache_dir / "engine", cache / "engine")
+        subprocess.run(["chown", "-R", f"{self.name}:{self.name}", str(self.home / ".machine")], check=True)
+
+    def remove(self):
+        if self.machine.exists() and self.home.exists():
+            self(f"{self.machine} rm --force default", check=False, timeout=180)
+        subprocess.run(["pkill", "-u", self.name], capture_output=True)
+        subprocess.run(["userdel", "-r", self.name], capture_output=True)
+        shutil.rmtree(self.prefix, ignore_errors=True)
