@@ -1,6 +1,6 @@
 // swift-tools-version:6.0
 // machine: a container engine in a tiny libvirt/QEMU VM, reached from the host's docker CLI.
-// Module arrows point one way: C system libraries <- Swift wrappers <- MachineCore <- machine.
+// Module arrows point one way: C system libraries <- Virt, SSH, HostOS <- MachineCore <- HostAgent <- machine.
 import PackageDescription
 
 let package = Package(
@@ -19,16 +19,27 @@ let package = Package(
         // Swift wrappers: one class per C handle, typed errors, no raw pointers leave them.
         .target(name: "Virt", dependencies: ["CLibvirt"]),
         .target(name: "SSH", dependencies: ["CLibSSH2"]),
-        // Machines, image, provisioning, forwarding: everything but the command line.
-        .target(name: "MachineCore", dependencies: ["Virt", "SSH"]),
+        // The host's own system calls: atomic files, child processes, local sockets, terminal
+        // and signals. Errors carry the operation and errno, never a hint for users.
+        .target(name: "HostOS"),
+        // Machines: their store (Store/), the VM (VM/), the guest (Guest/), and the verbs that
+        // tie them together (Lifecycle/). Hints for users are added here.
+        .target(name: "MachineCore", dependencies: ["Virt", "SSH", "HostOS"]),
+        // The host agent: one SSH session, the engine socket and port forwards. Run by
+        // `machine agent`; MachineCore only starts and stops its process.
+        .target(name: "HostAgent", dependencies: ["MachineCore", "SSH", "HostOS"]),
         // The command-line executable: one file per command.
         .executableTarget(name: "machine", dependencies: [
-            "MachineCore",
+            "MachineCore", "HostAgent",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "VirtTests", dependencies: ["Virt"]),
-        .testTarget(name: "SSHTests", dependencies: ["SSH"]),
-        .testTarget(name: "MachineCoreTests", dependencies: ["MachineCore"]),
+        // A real local OpenSSH sshd, for the tests of the libssh2 wrapper.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "SSHTests", dependencies: ["SSH", "TestSupport"]),
+        .testTarget(name: "HostOSTests", dependencies: ["HostOS"]),
+        .testTarget(name: "HostAgentTests", dependencies: ["HostAgent", "MachineCore"]),
+        .testTarget(name: "MachineCoreTests", dependencies: ["MachineCore", "HostOS"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,4 +1,5 @@
 import ArgumentParser
+import HostAgent
 import MachineCore
 
 extension Machine {
@@ -23,7 +24,7 @@ extension Machine {
                 // one a guest rewrote through a share (see Machines.trustedConfig).
                 let loadConfig = { () throws(MachineError) -> MachineConfig in try global.machines().trustedConfig(name) }
                 let machines = try global.machines()
-                try AgentProcess(name: name, files: machines.store.files(name)).serve(port: try loadConfig().sshPort, loadConfig: loadConfig)
+                try AgentMain.serve(AgentProcess(name: name, files: machines.files(name)), port: try loadConfig().sshPort, loadConfig: loadConfig)
             }
         }
     }

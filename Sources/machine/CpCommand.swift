@@ -27,8 +27,7 @@ extension Machine {
                 let to = GuestCopy.Location(destination)
                 let machines = try global.machines()
                 func copier(_ name: String) throws(MachineError) -> GuestCopy {
-                    let config = try machines.store.config(name)
-                    let guest = GuestSSH(name: name, port: config.sshPort, files: machines.store.files(name))
+                    let guest = try machines.guest(name)
                     return try GuestCopy(session: try guest.connect(), guest: guest, walker: machines.sharesWalker())
                 }
                 switch (from, to) {

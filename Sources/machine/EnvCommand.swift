@@ -26,8 +26,8 @@ extension Machine {
             try perform { () throws(MachineError) in
                 let kind = shell ?? ShellKind(rawValue: URL(fileURLWithPath: ProcessInfo.processInfo.environment["SHELL"] ?? "sh").lastPathComponent) ?? .sh
                 let machines = try global.machines()
-                let files = machines.store.files(target.name)
-                _ = try machines.store.config(target.name)
+                let files = machines.files(target.name)
+                _ = try machines.config(target.name)
                 let host = DockerContext.dockerHost(socket: files.dockerSocket)
                 switch (kind, unset) {
                 case (.fish, false):

@@ -25,7 +25,7 @@ extension Machine {
                 let machines = try global.machines()
                 var infos: [Machines.Info] = []
                 var broken: [(String, MachineError)] = []
-                for (name, config) in machines.store.all() {
+                for (name, config) in machines.all() {
                     switch config {
                     case .success:
                         do throws(MachineError) { infos.append(try machines.info(name)) } catch { broken.append((name, error)) }

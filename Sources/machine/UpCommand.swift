@@ -44,44 +44,18 @@ extension Machine {
                 configTrust.apply(to: machines)
                 let name = target.name
                 let machineHome = machines.paths.home.path
-                let created = !machines.store.exists(name)
-                if created {
-                    var config = try shape.config(name: name, engine: try engine.settings())
-                    try shares.apply(to: &config, home: machineHome)
-                    try machines.create(config)
-                    machines.progress("created \(name)")
-                } else {
-                    if !shares.isEmpty, try machines.updateShares(name, { (config: inout MachineConfig) throws(MachineError) in try shares.apply(to: &config, home: machineHome) }),
-                       try machines.hypervisor.state(name) != .stopped {
-                        machines.progress("note: the new shares of \(name) take effect at its next boot: `machine restart\(name == MachineName.default ? "" : " " + name)`")
-                    }
-                    if shape.disk != nil || shape.iso != nil {
-                        machines.progress("note: \(name) exists; --disk and --iso apply only when a machine is created (`machine rm \(name)` removes it, data disk included)")
-                    }
-                    if try machines.updateShape(name, accel: shape.accel, cpus: shape.cpus, memoryMiB: try shape.memoryMiB()) {
-                        let status = try machines.hypervisor.status(name)
-                        if status.state == .running {
-                            machines.progress("note: the new --accel, --cpus or --memory of \(name) apply at its next boot: `machine restart\(name == MachineName.default ? "" : " " + name)`")
-                        }
-                    }
-                    if let address = shape.publishAddress {
-                        try PortForwards.validateAddress(address)
-                        try machines.updateForwarding(name) { $0.publishAddress = address }
-                    }
-                    if !engine.isEmpty {
-                        let config = try machines.store.config(name)
-                        try machines.updateEngineSettings(name, try engine.settings(over: config.engine))
-                    }
-                }
-                let started: Machines.Started
-                do throws(MachineError) {
-                    started = try machines.start(name)
-                } catch {
-                    if created {
-                        machines.progress("note: \(name) was created but is not up; once the error below is dealt with, `machine up\(name == MachineName.default ? "" : " " + name)` completes it (`machine rm \(name)` removes it)")
-                    }
-                    throw error
-                }
+                let (shape, engine, shares) = (self.shape, self.engine, self.shares)
+                let request = Machines.UpRequest(
+                    newConfig: { () throws(MachineError) -> MachineConfig in
+                        var config = try shape.config(name: name, engine: try engine.settings())
+                        try shares.apply(to: &config, home: machineHome)
+                        return config
+                    },
+                    changeShares: shares.isEmpty ? nil : { (config: inout MachineConfig) throws(MachineError) in try shares.apply(to: &config, home: machineHome) },
+                    accel: shape.accel, cpus: shape.cpus, memoryMiB: try shape.memoryMiB(), publishAddress: shape.publishAddress,
+                    changeEngine: engine.isEmpty ? nil : { (current: EngineSettings) throws(MachineError) -> EngineSettings in try engine.settings(over: current) },
+                    createOnlyOptions: [shape.disk.map { _ in "--disk" }, shape.iso.map { _ in "--iso" }].compactMap { $0 })
+                let started = try machines.up(name, request).started
                 let socket = URL(fileURLWithPath: started.dockerSocket)
                 if started.alreadyRunning && started.installedEngine == nil && !started.settingsChanged {
                     print("\(name) is already up")

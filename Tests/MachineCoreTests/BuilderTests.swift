@@ -54,3 +54,13 @@ import Testing
         #expect(image.manifest.recipe == "00000000000000aa")
     }
 }
+
+@Suite struct RecipesTests {
+    @Test func aBinaryBuiltFromThisCheckoutFindsItsRecipes() throws {
+        // No MACHINE_RECIPES and no installed share/machine: the source tree that built us.
+        let recipes = try Recipes.locate(environment: [:])
+        let checkout = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        #expect(recipes.root.standardizedFileURL.path == checkout.standardizedFileURL.path)
+        #expect(FileManager.default.isExecutableFile(atPath: recipes.engineBuildScript.path))
+    }
+}

@@ -1,0 +1,205 @@
+import Foundation
+import MachineCore
+import HostOS
+import SSH
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The host agent: one process per running machine, holding one SSH session to the guest and
+/// serving host sockets through it. Each accepted connection becomes one channel
+/// (`direct-streamlocal@openssh.com` for the engine socket), copied both ways with half-close
+/// carried both ways. Single-threaded: libssh2 sessions must not be shared between threads,
+/// so everything runs in one poll loop with the session in non-blocking mode. When the
+/// session drops, connections waiting for a channel are kept while it is made again. The
+/// engine's socket keeps one channel open ahead of its next client (see `Listener.spare`).
+/// Its state and loop are here; the rest by concern: AgentSession (the session, the guest's
+/// clock), AgentPoll (what the loop waits on), AgentRelay (channels and bytes), AgentForwarding
+/// (published and manual ports), AgentMailbox (what other threads hand the loop).
+public final class Agent {
+    /// Where a listener's connections go in the guest.
+    public enum Target: Sendable, CustomStringConvertible {
+        case unixSocket(String)
+        case tcp(host: String, port: Int)
+
+        public var description: String {
+            switch self {
+            case .unixSocket(let path): return path
+            case .tcp(let host, let port): return "\(host):\(port)"
+            }
+        }
+    }
+
+    final class Listener {
+        private(set) var fd: Int32
+        let name: String
+        let target: Target
+        /// Keep one channel open ahead of the next client (`spare`), so a connection does
+        /// not wait a round trip through the emulated guest's sshd for its channel. Only for
+        /// targets whose protocol has the client speak first (the engine's HTTP API): an
+        /// idle connection opened early is then indistinguishable from a slow client.
+        let keepsSpare: Bool
+        var spare: Channel?
+        /// False after the guest refused a spare (engine not up yet): no new one is tried
+        /// until a client's own channel opens.
+        var spareWanted = true
+        init(fd: Int32, name: String, target: Target, keepsSpare: Bool = false) {
+            self.fd = fd
+            self.name = name
+            self.target = target
+            self.keepsSpare = keepsSpare
+        }
+        /// Stops listening now, even while connections it accepted go on.
+        func close() {
+            if fd >= 0 { Glibc.close(fd) }
+            fd = -1
+        }
+        deinit { close() }
+    }
+
+    /// Bytes read from one side, not yet written to the other.
+    final class Buffer {
+        static let capacity = 128 * 1024
+        let storage = UnsafeMutableRawBufferPointer.allocate(byteCount: capacity, alignment: 16)
+        var start = 0
+        var end = 0
+        var isEmpty: Bool { start == end }
+        var pending: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: storage[start..<end]) }
+        func consumed(_ count: Int) {
+            start += count
+            if start == end { start = 0; end = 0 }
+        }
+        deinit { storage.deallocate() }
+    }
+
+    final class Connection {
+        let client: Int32
+        let listener: Listener
+        let accepted = Date()
+        /// When this connection's channel open went to the guest (nil until then, and again
+        /// after the session drops): its timeout counts from here, not from `accepted`, so
+        /// neither a queue of opens ahead of it nor a reconnect counts against the guest.
+        var openingSince: Date?
+        var channel: Channel?
+        let toGuest = Buffer()
+        let toClient = Buffer()
+        var clientSentEOF = false
+        var eofSentToGuest = false
+        var guestSentEOF = false
+        var clientShutDown = false
+        var finished = false
+
+        init(client: Int32, listener: Listener) {
+            self.client = client
+            self.listener = listener
+        }
+        deinit { Glibc.close(client) }
+
+        var done: Bool { eofSentToGuest && guestSentEOF && toClient.isEmpty && clientShutDown }
+    }
+
+    let guest: GuestSSH
+    let log: (String) -> Void
+    var listeners: [Listener] = []
+    var session: Session?
+    var connections: [Connection] = []
+    /// Accepted, waiting for a channel (libssh2 opens one channel at a time).
+    var waiting: [Connection] = []
+    /// Closed by us, channel close/free still in progress (non-blocking).
+    var closing: [Channel] = []
+    /// The listener whose spare channel is being opened, and since when. libssh2 has one
+    /// channel open in progress per session, so nothing else opens until it is done.
+    var spareOpening: (listener: Listener, since: Date)?
+    var nextConnectAttempt = Date.distantPast
+    var reconnectDelay = 0.25
+    var lastConnectError = ""
+    var everConnected = false
+    var refusing = false
+
+    // Port forwarding (enabled by `enablePortForwarding`).
+    var forwarding: (statusFile: URL, loadConfig: () -> MachineConfig?)?
+    var forwardListeners: [String: (listener: Listener, forward: PortForward)] = [:]
+    var manualForwards: [PortForward] = []
+    var publishAddress = "127.0.0.1"
+    var sshPort = 0
+    var statuses: [ForwardStatus] = []
+    var lastReconcile = Date.distantPast
+    var loggedFailures = Set<String>()
+    /// Filled by the watcher thread, emptied by the loop.
+    var mailbox: Mailbox?
+    var automaticForwards: [PortForward] = []
+    var wakePipe: [Int32] = [-1, -1]
+    var lastHeard = Date()
+    var lastReceived: UInt64 = 0
+    let clockSetting = OneAtATime()
+
+    /// A connection waits this long for the session to come back before it is dropped.
+    static let waitForSession: TimeInterval = 60
+    /// A channel open that takes longer means the session is dead (host slept, guest froze).
+    static let channelOpenTimeout: TimeInterval = 10
+
+    public init(guest: GuestSSH, log: @escaping (String) -> Void) {
+        self.guest = guest
+        self.log = log
+    }
+
+    /// Serves `path` on the host, forwarding each connection to `target` in the guest.
+    public func listen(unixSocket path: String, name: String, target: Target) throws(MachineError) {
+        let fd = try LocalSocket.listen(unixSocket: path)
+        listeners.append(Listener(fd: fd, name: name, target: target, keepsSpare: true))
+        log("serving \(path) -> guest \(target)")
+    }
+
+    /// Forwards the published ports of running containers (followed through the engine's
+    /// events) and the config's manual forwards; writes how each stands to `statusFile`.
+    public func enablePortForwarding(statusFile: URL, loadConfig: @escaping () -> MachineConfig?) {
+        forwarding = (statusFile, loadConfig)
+    }
+
+    /// SIGTERM, SIGINT and SIGHUP stop the loop (it sees them within a second and shuts
+    /// down cleanly); SIGUSR1 (`machine port add/rm`) reloads the manual forwards. Called once,
+    /// first thing in the agent process, so an early signal cannot kill it.
+    public static func installSignalHandlers() {
+        SignalFlags.catchTermination()
+        SignalFlags.catchReload()
+    }
+
+    /// Runs until SIGTERM or SIGINT.
+    public func run() {
+        if forwarding != nil { startForwarding() }
+        var busy = true
+        while SignalFlags.terminationRequested == 0 {
+            if session == nil && Date() >= nextConnectAttempt { connectSession() }
+            if forwarding != nil { updateForwards() }
+            var fds = pollSet()
+            // After a round that moved data or read from the session's socket, look again at
+            // once: libssh2 may hold data for channels that it already read from the socket.
+            let timeout: Int32 = busy ? 0 : (session == nil || !waiting.isEmpty ? 100 : 1000)
+            let ready = poll(&fds, nfds_t(fds.count), timeout)
+            if ready < 0 && errno != EINTR {
+                log("poll failed: \(String(cString: strerror(errno)))")
+                usleep(100_000)
+            }
+            // accept() only where poll saw a client: the kernel builds and frees a socket for
+            // every accept() that finds none, which was a quarter of the agent's CPU in bulk copies.
+            let readable = Set(fds.filter { $0.revents & Int16(POLLIN) != 0 }.map(\.fd))
+            busy = acceptClients(on: readable)
+            busy = serveRound() || busy
+            watchGuestClock()
+        }
+        log("stopping: \(connections.count) open connections closed")
+        connections.removeAll()
+        waiting.removeAll()
+        closing.removeAll()
+        forgetSpares()
+        forwardListeners.values.forEach { $0.listener.close() }
+        forwardListeners.removeAll()
+        if let forwarding { try? FileManager.default.removeItem(at: forwarding.statusFile) }
+        for listener in listeners {
+            let path = socketPath(of: listener)
+            if !path.isEmpty { unlink(path) }
+        }
+        listeners.removeAll()
+        session = nil
+    }
+}

@@ -1,0 +1,104 @@
+import Foundation
+import MachineCore
+import HostOS
+import SSH
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Published container ports and manual forwards: listeners opened and closed to match.
+extension Agent {
+    func startForwarding() {
+        guard pipe(&wakePipe) == 0 else { return }
+        _ = fcntl(wakePipe[0], F_SETFL, O_NONBLOCK)
+        _ = fcntl(wakePipe[1], F_SETFL, O_NONBLOCK)
+        reloadConfig()
+        guard let socket = listeners.first(where: { if case .unixSocket = $0.target { return true } else { return false } }) else { return }
+        let path = socketPath(of: socket)
+        let mailbox = Mailbox(wakeFD: wakePipe[1])
+        self.mailbox = mailbox
+        EngineWatcher(socketPath: path, report: { mailbox.put($0) }).start()
+    }
+
+    func reloadConfig() {
+        guard let config = forwarding?.loadConfig() else { return }
+        publishAddress = config.publishAddress
+        sshPort = config.sshPort
+        manualForwards = config.ports.map {
+            PortForward(kind: .manual, hostAddress: config.publishAddress, hostPort: $0.hostPort, guestPort: $0.guestPort)
+        }
+    }
+
+    /// Takes what the watcher reported and what SIGUSR1 asked for; reconciles the listeners
+    /// when anything changed, and every few seconds while some forward could not open.
+    func updateForwards() {
+        var changed = false
+        if SignalFlags.takeReload() {
+            reloadConfig()
+            log("manual forwards reloaded: \(manualForwards.map { "\($0.hostPort):\($0.guestPort)" }.joined(separator: ", "))")
+            changed = true
+        }
+        if wakePipe[0] >= 0 {
+            var drain = [UInt8](repeating: 0, count: 64)
+            while read(wakePipe[0], &drain, drain.count) > 0 {}
+        }
+        if let containers = mailbox?.take() {
+            automaticForwards = PortForwards.automatic(containersJSON: containers, publishAddress: publishAddress, sshPort: sshPort)
+            changed = true
+        }
+        let retry = statuses.contains { $0.state.hasPrefix("error") } && Date().timeIntervalSince(lastReconcile) > 3
+        if changed || retry { reconcile() }
+    }
+
+    func reconcile() {
+        lastReconcile = Date()
+        let plan = ForwardingPlan(manual: manualForwards, automatic: automaticForwards, sshPort: sshPort)
+        let wanted = plan.wanted
+        var next = plan.refused
+        for (key, entry) in forwardListeners where wanted[key] != entry.forward {
+            entry.listener.close()
+            forwardListeners[key] = nil
+            log("forward \(entry.forward.hostAddress):\(entry.forward.hostPort) closed")
+        }
+        for forward in plan.open {
+            if forwardListeners[forward.hostKey] != nil {
+                next.append(ForwardStatus(forward: forward, state: "forwarding"))
+                continue
+            }
+            switch LocalSocket.listenTCP(address: forward.hostAddress, port: forward.hostPort) {
+            case .success(let fd):
+                let listener = Listener(fd: fd, name: "\(forward.hostAddress):\(forward.hostPort)",
+                                        target: .tcp(host: forward.guestAddress, port: forward.guestPort))
+                forwardListeners[forward.hostKey] = (listener, forward)
+                loggedFailures.remove(forward.hostKey)
+                log("forward \(forward.hostAddress):\(forward.hostPort) -> guest \(forward.guestAddress):\(forward.guestPort)"
+                    + (forward.container.map { " (container \($0))" } ?? " (manual)"))
+                next.append(ForwardStatus(forward: forward, state: "forwarding"))
+            case .failure(let error):
+                var reason = String(cString: strerror(error.code.rawValue))
+                if error.code == .EADDRINUSE {
+                    reason = "\(forward.hostAddress):\(forward.hostPort) is already in use"
+                        + (LocalSocket.holder(ofTCPPort: forward.hostPort).map { " by \($0)" } ?? " on the host")
+                }
+                if loggedFailures.insert(forward.hostKey).inserted {
+                    log("cannot forward \(forward.hostAddress):\(forward.hostPort): \(reason)")
+                }
+                next.append(ForwardStatus(forward: forward, state: "error: \(reason)"))
+            }
+        }
+        next.sort { ($0.forward.hostPort, $0.forward.proto) < ($1.forward.hostPort, $1.forward.proto) }
+        if next != statuses, let forwarding {
+            PortForwards.writeStatus(next, to: forwarding.statusFile)
+        }
+        statuses = next
+    }
+
+    func socketPath(of listener: Listener) -> String {
+        var address = sockaddr_un()
+        var length = socklen_t(MemoryLayout<sockaddr_un>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener.fd, $0, &length) }
+        }
+        return withUnsafeBytes(of: &address.sun_path) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+    }
+}

@@ -1,0 +1,53 @@
+import Foundation
+import MachineCore
+import SSH
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The latest container list from the watcher thread, and the pipe that wakes the loop.
+final class Mailbox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var latest: Data?
+    private let wakeFD: Int32
+
+    init(wakeFD: Int32) {
+        self.wakeFD = wakeFD
+    }
+
+    func put(_ data: Data) {
+        lock.lock()
+        latest = data
+        lock.unlock()
+        var byte: UInt8 = 1
+        _ = write(wakeFD, &byte, 1)
+    }
+
+    func take() -> Data? {
+        lock.lock()
+        defer { lock.unlock() }
+        let data = latest
+        latest = nil
+        return data
+    }
+}
+
+/// A job that runs on one thread at a time; a second start while it runs is refused.
+final class OneAtATime: @unchecked Sendable {
+    private let lock = NSLock()
+    private var running = false
+
+    func tryStart() -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        if running { return false }
+        running = true
+        return true
+    }
+
+    func finish() {
+        lock.lock()
+        running = false
+        lock.unlock()
+    }
+}

@@ -1,0 +1,229 @@
+import Foundation
+import MachineCore
+import SSH
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One round of the loop: channels opened (and one kept spare), bytes pumped both ways.
+extension Agent {
+    /// One pass over everything; true if anything moved.
+    func serveRound() -> Bool {
+        var progress = false
+        // Connections nobody can serve in time are dropped: the client sees the socket close.
+        waiting.removeAll { connection in
+            if Date().timeIntervalSince(connection.accepted) > Self.waitForSession {
+                log("dropped a connection to \(connection.listener.name): no SSH session to \(guest.name) for \(Int(Self.waitForSession)) s")
+                return true
+            }
+            return false
+        }
+        guard let session else { return false }
+        let receivedBefore = session.bytesReceived
+        do {
+            progress = try openChannels(session) || progress
+            for connection in connections {
+                progress = try pump(connection) || progress
+            }
+            connections.removeAll { connection in
+                guard connection.finished || connection.done else { return false }
+                if let channel = connection.channel, !channel.finish() { closing.append(channel) }
+                return true
+            }
+            closing.removeAll { $0.finish() }
+            // After the clients' data went out, so a spare's open never delays a request.
+            try checkSpares()
+            try openSpare(session)
+            _ = try session.sendKeepalive()
+        } catch {
+            dropSession(error)
+            return true
+        }
+        // What a call read may be queued for a channel pumped earlier in this round.
+        if session.bytesReceived != receivedBefore { progress = true }
+        return progress
+    }
+
+    func openChannels(_ session: Session) throws(SSHError) -> Bool {
+        var progress = false
+        if spareOpening != nil {
+            try openSpare(session)
+            if spareOpening != nil { return false }
+        }
+        while let connection = waiting.first {
+            if let spare = connection.listener.spare {
+                connection.listener.spare = nil
+                connection.channel = spare
+                connections.append(connection)
+                waiting.removeFirst()
+                progress = true
+                continue
+            }
+            let channel: Channel?
+            if connection.openingSince == nil { connection.openingSince = Date() }
+            do {
+                channel = try openChannel(session, to: connection.listener.target)
+            } catch where error.affectsOnlyTheChannel {
+                // Logged once per run of refusals: while the engine starts, clients retry a lot.
+                if !refusing {
+                    log("the guest refused a connection to \(connection.listener.target): \(error.message) (not logged again until one works)")
+                    refusing = true
+                }
+                waiting.removeFirst()
+                progress = true
+                continue
+            }
+            guard let channel else {
+                if let since = connection.openingSince, Date().timeIntervalSince(since) > Self.channelOpenTimeout {
+                    throw SSHError(kind: .library, code: -9, message: "no answer to a channel open for \(Int(Self.channelOpenTimeout)) s",
+                                   operation: "opening a channel to \(connection.listener.target)")
+                }
+                return progress
+            }
+            connection.channel = channel
+            refusing = false
+            connection.listener.spareWanted = true
+            connections.append(connection)
+            waiting.removeFirst()
+            progress = true
+        }
+        return progress
+    }
+
+    /// Nil while the open is in progress (call again with the same target).
+    func openChannel(_ session: Session, to target: Target) throws(SSHError) -> Channel? {
+        switch target {
+        case .unixSocket(let path): return try Channel.openStreamLocal(session, path: path)
+        case .tcp(let host, let port): return try Channel.openDirectTCPIP(session, host: host, port: port)
+        }
+    }
+
+    /// Starts or goes on opening a spare channel for the first listener that wants one, when
+    /// no client waits for a channel.
+    func openSpare(_ session: Session) throws(SSHError) {
+        if spareOpening == nil {
+            guard waiting.isEmpty,
+                  let listener = listeners.first(where: { $0.keepsSpare && $0.spareWanted && $0.spare == nil && $0.fd >= 0 })
+            else { return }
+            spareOpening = (listener, Date())
+        }
+        guard let (listener, since) = spareOpening else { return }
+        let channel: Channel?
+        do {
+            channel = try openChannel(session, to: listener.target)
+        } catch where error.affectsOnlyTheChannel {
+            spareOpening = nil
+            listener.spareWanted = false
+            return
+        }
+        guard let channel else {
+            if Date().timeIntervalSince(since) > Self.channelOpenTimeout {
+                throw SSHError(kind: .library, code: -9, message: "no answer to a channel open for \(Int(Self.channelOpenTimeout)) s",
+                               operation: "opening a channel to \(listener.target)")
+            }
+            return
+        }
+        spareOpening = nil
+        listener.spare = channel
+    }
+
+    /// A spare the guest closed (the engine restarted) or that carries data nobody asked
+    /// for is never handed to a client: it is closed, and the next one opened.
+    func checkSpares() throws(SSHError) {
+        var scratch: UInt8 = 0
+        for listener in listeners {
+            guard let spare = listener.spare else { continue }
+            // Reading also lets libssh2 take in whatever the session received (keepalive
+            // replies, the spare's own EOF) while no connection is open.
+            let read = withUnsafeMutableBytes(of: &scratch) { byte in
+                Result { () throws(SSHError) -> ChannelIO in try spare.read(into: byte) }
+            }
+            let result: ChannelIO
+            do {
+                result = try read.get()
+            } catch where error.affectsOnlyTheChannel {
+                result = .eof
+            }
+            guard result != .wouldBlock else { continue }
+            listener.spare = nil
+            if !spare.finish() { closing.append(spare) }
+        }
+    }
+
+    func forgetSpares() {
+        spareOpening = nil
+        for listener in listeners { listener.spare = nil }
+    }
+
+    /// Moves what can move on one connection without blocking. A failure of the client
+    /// socket or of this channel ends the connection; a session failure is thrown.
+    func pump(_ connection: Connection) throws(SSHError) -> Bool {
+        guard let channel = connection.channel, !connection.finished else { return false }
+        var progress = false
+        do {
+            // Client -> guest.
+            while true {
+                let buffer = connection.toGuest
+                if buffer.isEmpty && !connection.clientSentEOF {
+                    let count = recv(connection.client, buffer.storage.baseAddress, Buffer.capacity, 0)
+                    if count > 0 {
+                        buffer.end = count
+                    } else if count == 0 {
+                        connection.clientSentEOF = true
+                    } else if errno == EAGAIN || errno == EINTR {
+                        break
+                    } else {
+                        connection.finished = true
+                        return true
+                    }
+                }
+                if !buffer.isEmpty {
+                    guard case .bytes(let count) = try channel.write(buffer.pending) else { break }
+                    buffer.consumed(count)
+                    progress = true
+                    continue
+                }
+                if connection.clientSentEOF && !connection.eofSentToGuest {
+                    guard try channel.sendEOF() else { break }
+                    connection.eofSentToGuest = true
+                    progress = true
+                }
+                break
+            }
+            // Guest -> client.
+            while true {
+                let buffer = connection.toClient
+                if buffer.isEmpty && !connection.guestSentEOF {
+                    switch try channel.read(into: buffer.storage) {
+                    case .bytes(let count): buffer.end = count
+                    case .eof: connection.guestSentEOF = true
+                    case .wouldBlock: break
+                    }
+                }
+                if !buffer.isEmpty {
+                    let count = send(connection.client, buffer.pending.baseAddress, buffer.pending.count, Int32(MSG_NOSIGNAL))
+                    if count > 0 {
+                        buffer.consumed(count)
+                        progress = true
+                        continue
+                    }
+                    if count < 0 && errno != EAGAIN && errno != EINTR {
+                        connection.finished = true  // the client went away
+                        return true
+                    }
+                    break
+                }
+                if connection.guestSentEOF && !connection.clientShutDown {
+                    shutdown(connection.client, Int32(SHUT_WR))
+                    connection.clientShutDown = true
+                    progress = true
+                }
+                break
+            }
+        } catch where error.affectsOnlyTheChannel {
+            connection.finished = true
+            return true
+        }
+        return progress
+    }
+}

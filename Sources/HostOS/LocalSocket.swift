@@ -1,0 +1,130 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Host-side sockets the agent listens on and the CLI connects to.
+public enum LocalSocket {
+    /// A TCP port on 127.0.0.1 that nobody listens on now (the kernel picks it).
+    public static func freeLoopbackPort() throws(SystemError) -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let ok = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0
+            }
+        }
+        guard ok else { throw SystemError.last("find a free port on 127.0.0.1") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    /// Listens on a unix socket at `path`, readable and writable by its owner only. A stale
+    /// socket left by a dead agent is removed first; anything else at the path is refused.
+    public static func listenUnix(_ path: String) throws(SystemError) -> Int32 {
+        var info = stat()
+        if lstat(path, &info) == 0 {
+            guard (info.st_mode & S_IFMT) == S_IFSOCK else {
+                throw SystemError("listen on \(path)", code: EEXIST, detail: "it exists and is not a socket; not replacing it")
+            }
+            unlink(path)
+        }
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        guard fd >= 0 else { throw SystemError.last("make a socket") }
+        // The socket file is made with these bits: never readable by others, not even briefly.
+        let oldMask = umask(0o177)
+        defer { umask(oldMask) }
+        let bound = withUnixAddress(path) { address, length in bind(fd, address, length) == 0 }
+        guard bound, listen(fd, 128) == 0 else {
+            let error = SystemError.last("listen on \(path)")
+            close(fd)
+            throw error
+        }
+        return fd
+    }
+
+    /// Listens on a TCP address (IPv4 or IPv6 literal) and port; the descriptor, or the errno.
+    public static func listenTCP(address: String, port: Int) -> Result<Int32, POSIXError> {
+        var v4 = sockaddr_in()
+        var v6 = sockaddr_in6()
+        let isV6 = address.contains(":")
+        if isV6 {
+            v6.sin6_family = sa_family_t(AF_INET6)
+            v6.sin6_port = in_port_t(UInt16(port).bigEndian)
+            guard inet_pton(AF_INET6, address, &v6.sin6_addr) == 1 else { return .failure(POSIXError(.EINVAL)) }
+        } else {
+            v4.sin_family = sa_family_t(AF_INET)
+            v4.sin_port = in_port_t(UInt16(port).bigEndian)
+            guard inet_pton(AF_INET, address, &v4.sin_addr) == 1 else { return .failure(POSIXError(.EINVAL)) }
+        }
+        let fd = socket(isV6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        guard fd >= 0 else { return .failure(POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO)) }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        let bound = isV6
+            ? withUnsafePointer(to: &v6) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) } }
+            : withUnsafePointer(to: &v4) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard bound == 0, listen(fd, 128) == 0 else {
+            let code = POSIXErrorCode(rawValue: errno) ?? .EIO
+            close(fd)
+            return .failure(POSIXError(code))
+        }
+        return .success(fd)
+    }
+
+    /// Who listens on a local TCP port, as "pid 123 (nginx)", if this user may see it: the
+    /// socket's inode from /proc/net/tcp{,6}, then the process holding it under /proc/*/fd.
+    public static func holder(ofTCPPort port: Int) -> String? {
+        var inodes = Set<String>()
+        for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+            guard let text = try? String(contentsOfFile: table, encoding: .utf8) else { continue }
+            for line in text.split(separator: "\n").dropFirst() {
+                let fields = line.split(separator: " ")
+                // local_address is HEXIP:HEXPORT; state 0A is LISTEN; inode is field 9.
+                guard fields.count > 9, fields[3] == "0A", let colon = fields[1].lastIndex(of: ":"),
+                      Int(fields[1][fields[1].index(after: colon)...], radix: 16) == port else { continue }
+                inodes.insert(String(fields[9]))
+            }
+        }
+        guard !inodes.isEmpty else { return nil }
+        let processes = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        for pid in processes where Int(pid) != nil {
+            let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []
+            for fd in fds {
+                guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\(fd)"),
+                      target.hasPrefix("socket:["), inodes.contains(String(target.dropFirst(8).dropLast())) else { continue }
+                let name = (try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8))?
+                    .trimmingCharacters(in: .whitespacesAndNewlines) ?? "?"
+                return "pid \(pid) (\(name))"
+            }
+        }
+        return nil
+    }
+
+    /// Connects to a unix socket; the descriptor, or nil with errno set.
+    public static func connectUnix(_ path: String) -> Int32? {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return nil }
+        if withUnixAddress(path, { address, length in connect(fd, address, length) == 0 }) { return fd }
+        let saved = errno
+        close(fd)
+        errno = saved
+        return nil
+    }
+
+    static func withUnixAddress<T>(_ path: String, _ body: (UnsafePointer<sockaddr>, socklen_t) -> T) -> T {
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8.prefix(MemoryLayout.size(ofValue: address.sun_path) - 1))
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+    }
+}

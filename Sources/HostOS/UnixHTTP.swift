@@ -1,0 +1,68 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The smallest HTTP/1.0 client over a unix socket: enough for the engine's API (`/_ping`,
+/// `/containers/json`, the `/events` stream). HTTP/1.0, so the server closes the connection
+/// at the end of a body and no chunked encoding comes back.
+public enum UnixHTTP {
+    /// A response whose head has been read: its status, the body bytes that came with the head,
+    /// and the connection to read the rest from (the caller closes it).
+    public struct Response {
+        public let fd: Int32
+        public let status: Int
+        public let bodyStart: Data
+    }
+
+    /// Sends `GET target` on a new connection; nil if it could not connect or the head was bad.
+    /// `timeout` bounds each send and receive.
+    public static func open(socket path: String, target: String, timeout: Double? = nil) -> Response? {
+        guard let fd = LocalSocket.connectUnix(path) else { return nil }
+        if let timeout {
+            var time = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - timeout.rounded(.down)) * 1e6))
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &time, socklen_t(MemoryLayout<timeval>.size))
+            setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &time, socklen_t(MemoryLayout<timeval>.size))
+        }
+        let request = Array("GET \(target) HTTP/1.0\r\nHost: docker\r\n\r\n".utf8)
+        guard send(fd, request, request.count, Int32(MSG_NOSIGNAL)) == request.count, let (status, rest) = readHead(fd) else {
+            close(fd)
+            return nil
+        }
+        return Response(fd: fd, status: status, bodyStart: rest)
+    }
+
+    /// `GET target` and its whole body (at most `limit` bytes); nil if anything failed.
+    public static func get(socket path: String, target: String, timeout: Double? = nil, limit: Int = 64 << 20) -> (status: Int, body: Data)? {
+        guard let response = open(socket: path, target: target, timeout: timeout) else { return nil }
+        defer { close(response.fd) }
+        var body = response.bodyStart
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while body.count <= limit {
+            let count = recv(response.fd, &buffer, buffer.count, 0)
+            if count < 0 { return nil }
+            if count == 0 { return (response.status, body) }
+            body.append(contentsOf: buffer[0..<count])
+        }
+        return nil
+    }
+
+    /// Reads the response head; its status code and whatever body bytes came with it.
+    private static func readHead(_ fd: Int32) -> (Int, Data)? {
+        var data = Data()
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let separator = Data("\r\n\r\n".utf8)
+        while data.count < 65536 {
+            let count = recv(fd, &buffer, buffer.count, 0)
+            if count <= 0 { return nil }
+            data.append(contentsOf: buffer[0..<count])
+            if let range = data.range(of: separator) {
+                let head = String(decoding: data[..<range.lowerBound], as: UTF8.self)
+                let fields = head.split(separator: " ", maxSplits: 2)
+                guard fields.count >= 2, let status = Int(fields[1]) else { return nil }
+                return (status, Data(data[range.upperBound...]))
+            }
+        }
+        return nil
+    }
+}

@@ -1,0 +1,104 @@
+import Foundation
+import HostOS
+import Virt
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Booting a machine's domain: the image, the seed, the accelerator (with the fall back from
+/// KVM to TCG), and the waits for sshd and the engine.
+extension Machines {
+    /// Reads the machine's state for the boot watcher, with QEMU's last error line.
+    func statusReader(_ name: String) -> () -> (Domain.Status, qemuError: String?) {
+        let hypervisor = self.hypervisor
+        return {
+            let status = (try? hypervisor.status(name)) ?? Domain.Status(state: .unknown, reason: "libvirt did not answer")
+            return (status, status.state == .running ? nil : QEMULog.lastError(at: hypervisor.qemuLog(name)))
+        }
+    }
+
+    /// Defines and boots the domain, waits for sshd and pins the host key. A guest that KVM
+    /// (chosen by `auto`) stops, crashes or leaves silent is booted again under TCG, and TCG is
+    /// remembered for this host boot.
+    func boot(_ config: MachineConfig, files: MachineFiles, quietBuild: Bool) throws(MachineError) -> Double {
+        let name = config.name
+        let image = config.iso == nil
+            ? try Builder(recipes: try Recipes.locate(), paths: paths).latestImage(quiet: quietBuild)
+            : nil
+        try store.checkDataDisk(files)
+        try Shares.verifyBeforeBoot(config.mounts, machine: name)
+        let shares = try Shares.devices(config.mounts, type: config.mountType, systemDaemon: hypervisor.isSystemDaemon)
+        // The agent's split session is made anew at each boot (QEMU makes the port's socket, the
+        // input port is chosen now); stale ones would send the agent where nobody serves.
+        try? FileManager.default.removeItem(at: files.guestSSHSocket)
+        try? FileManager.default.removeItem(at: files.guestSSHInputPort)
+        var agentInputPort: Int?
+        if image?.servesSSHPort == true {
+            let port = try MachineStore.freeLoopbackPort()
+            try AtomicFile.save(Data("\(port)\n".utf8), to: files.guestSSHInputPort, mode: 0o600)
+            agentInputPort = port
+        }
+        try store.writeSeed(config, files: files, shares: shares, hidden: Shares.hiddenGuestPaths(config.mounts, machineHome: paths.home.path),
+                            agentInputPort: agentInputPort)
+        let (accelerator, notice) = try AcceleratorProbe.choose(config.accel, verdictFile: paths.kvmFailedVerdict, kernel: image?.kernel)
+        if let notice {
+            progress(notice)
+            if accelerator == .tcg && hypervisor.isSystemDaemon && HostCheck.systemLibvirtdSeesKVM() == true {
+                progress("note: libvirtd can open /dev/kvm, which does not run guests here, so it re-probes QEMU at every start (tens of seconds); `scripts/host-setup.sh` restarts it without /dev/kvm")
+            }
+        }
+        do {
+            return try bootOnce(config, files: files, image: image, shares: shares, agentInputPort: agentInputPort, accelerator: accelerator)
+        } catch let failure where accelerator == .kvm && config.accel == "auto" && failure.isGuestFailure {
+            progress("KVM could not run \(name): \(failure.reason); booting it again with QEMU's TCG emulation (slower), which this host uses from now on")
+            AcceleratorProbe.rememberFailure(in: paths.kvmFailedVerdict)
+            do {
+                return try bootOnce(config, files: files, image: image, shares: shares, agentInputPort: agentInputPort, accelerator: .tcg)
+            } catch {
+                throw error.machineError
+            }
+        } catch {
+            throw error.machineError
+        }
+    }
+
+    func bootOnce(_ config: MachineConfig, files: MachineFiles, image: GuestImage?, shares: [SharedFolder],
+                          agentInputPort: Int?, accelerator: Accelerator) throws(BootWatcher.Failure) -> Double {
+        let name = config.name
+        do {
+            // The console log of this boot only, so the waits below never read an old boot.
+            try? FileManager.default.removeItem(at: files.consoleLog)
+            progress("starting \(name) (\(accelerator.rawValue), \(config.cpus) CPUs, \(config.memoryMiB) MiB)")
+            try hypervisor.start(hypervisor.definition(config: config, files: files, image: image, accelerator: accelerator, shares: shares,
+                                                       agentInputPort: agentInputPort), name: name)
+        } catch {
+            throw .other(error)
+        }
+        let uptime = try BootWatcher.waitForSSH(files: files, name: name, silentLimit: accelerator == .kvm ? 15 : nil,
+                                                status: statusReader(name))
+        do {
+            _ = try BootWatcher.pinHostKey(files: files, config: config)
+        } catch {
+            throw .other(error)
+        }
+        return uptime
+    }
+
+    func waitForEngine(_ name: String, files: MachineFiles, timeout: Double) throws(MachineError) {
+        let started = Date()
+        var nextReport = 5.0
+        progress("waiting for the engine")
+        while !EngineAPI.ping(socket: files.dockerSocket.path) {
+            let waited = Date().timeIntervalSince(started)
+            if waited > timeout {
+                throw MachineError("the engine in \(name) did not answer within \(Int(timeout)) s",
+                                   hint: "see `machine ssh \(name) -- tail /var/log/docker.log` and \(files.agentLog.path)")
+            }
+            if waited >= nextReport {
+                progress("still waiting for the engine (\(Int(waited)) s)")
+                nextReport += 5
+            }
+            usleep(100_000)
+        }
+    }
+}

@@ -1,0 +1,92 @@
+import Foundation
+import HostOS
+import Virt
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A machine's config: read as far as machine wrote it, and changed under the machine's lock.
+extension Machines {
+    /// The machine's config, as far as machine wrote it. A guest with a read-write share of
+    /// the folder config.json is in could rewrite it (add a share of `/`, publish ports on
+    /// every address) for the host to obey at the next boot; so machine keeps a copy of what
+    /// it last wrote in the domain's metadata, in libvirt's own store, and a config.json that
+    /// differs from it is refused, taken or put back as `foreignConfigChange` says. A machine
+    /// with no copy yet (never booted, or made by an older machine) is taken as it is.
+    public func trustedConfig(_ name: String) throws(MachineError) -> MachineConfig {
+        let files = store.files(name)
+        let config = try store.config(name)
+        guard let recordedData = try hypervisor.recordedConfig(name) else { return config }
+        let recorded: MachineConfig
+        do {
+            recorded = try MachineConfig.decode(recordedData)
+        } catch {
+            throw MachineError("the copy of \(name)'s config kept in its libvirt domain cannot be read (\(error))",
+                               hint: "`machine start --accept-config \(name)` takes \(files.config.path) as it is")
+        }
+        guard recorded != config else { return config }
+        let changes = config.changes(from: recorded)
+        switch foreignConfigChange {
+        case .refuse:
+            let command = name == MachineName.default ? "" : " " + name
+            throw MachineError(
+                "\(files.config.path) was changed, and not by machine: " + changes.joined(separator: "; "),
+                hint: "anything that can write there can: a guest with a read-write share of that folder, or an edit by hand."
+                    + " If you made this change, `machine start --accept-config\(command)` takes it;"
+                    + " `machine start --restore-config\(command)` puts back what machine last wrote",
+                kind: .configChanged)
+        case .accept:
+            try hypervisor.record(config: config)
+            progress("took the config of \(name) as it is now: " + changes.joined(separator: "; "))
+            return config
+        case .restore:
+            try AtomicFile.save(recorded.encoded(), to: files.config, mode: 0o600)
+            progress("put back the config of \(name) that machine last wrote, undoing: " + changes.joined(separator: "; "))
+            return recorded
+        }
+    }
+
+    /// Changes a machine's config under its lock; returns true if anything changed.
+    @discardableResult
+    func changeConfig(_ name: String, _ change: (inout MachineConfig) throws(MachineError) -> Void) throws(MachineError) -> Bool {
+        let files = store.files(name)
+        _ = try store.config(name)  // a machine that does not exist says so before any lock file is made
+        let lock = try MachineLock(files: files, name: name)
+        defer { withExtendedLifetime(lock) {} }
+        var config = try trustedConfig(name)
+        let before = config
+        try change(&config)
+        guard config != before else { return false }
+        try AtomicFile.save(config.encoded(), to: files.config, mode: 0o600)
+        try hypervisor.record(config: config)
+        return true
+    }
+
+    /// Changes the machine's shares, kept in its config; they take effect at its next boot.
+    /// Returns true if anything changed.
+    @discardableResult
+    public func updateShares(_ name: String, _ change: (inout MachineConfig) throws(MachineError) -> Void) throws(MachineError) -> Bool {
+        let systemDaemon = hypervisor.isSystemDaemon
+        return try changeConfig(name) { (config: inout MachineConfig) throws(MachineError) in
+            try change(&config)
+            _ = try Shares.devices(config.mounts, type: config.mountType, systemDaemon: systemDaemon)
+        }
+    }
+
+    /// Changes the machine's config under its lock, then tells a running agent to reload it.
+    public func updateForwarding(_ name: String, _ change: (inout MachineConfig) throws(MachineError) -> Void) throws(MachineError) {
+        try changeConfig(name, change)
+        AgentProcess(name: name, files: store.files(name)).reload()
+    }
+
+    /// Changes how a machine is run (accelerator, CPUs, memory): kept in its config, applied at
+    /// its next boot (the domain is defined anew at every boot). Returns true if anything changed.
+    @discardableResult
+    public func updateShape(_ name: String, accel: String?, cpus: Int?, memoryMiB: Int?) throws(MachineError) -> Bool {
+        try changeConfig(name) { config in
+            if let accel { config.accel = accel }
+            if let cpus { config.cpus = cpus }
+            if let memoryMiB { config.memoryMiB = memoryMiB }
+        }
+    }
+}

@@ -1,0 +1,132 @@
+import Foundation
+import HostOS
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A manual forward kept in the machine's config: `machine port add HOSTPORT:GUESTPORT`.
+public struct ManualForward: Codable, Sendable, Equatable, Hashable {
+    public var hostPort: Int
+    public var guestPort: Int
+
+    public init(hostPort: Int, guestPort: Int) {
+        self.hostPort = hostPort
+        self.guestPort = guestPort
+    }
+
+    /// "8080:80", or "8080" for the same port on both sides.
+    public init(parsing text: String) throws(MachineError) {
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+        guard (1...2).contains(parts.count), let host = Int(parts[0]), let guest = Int(parts.last!),
+              (1...65535).contains(host), (1...65535).contains(guest)
+        else {
+            throw MachineError("invalid forward \"\(text)\"", hint: "write HOSTPORT:GUESTPORT, e.g. 8080:80 (ports 1-65535)", exitCode: 64)
+        }
+        self.init(hostPort: host, guestPort: guest)
+    }
+
+    public var description: String { "\(hostPort):\(guestPort)" }
+}
+
+/// One forward the agent should have open: a host address and port to a port in the guest.
+public struct PortForward: Codable, Sendable, Equatable, Hashable {
+    public enum Kind: String, Codable, Sendable { case automatic, manual }
+    public var kind: Kind
+    public var proto: String
+    public var hostAddress: String
+    public var hostPort: Int
+    public var guestAddress: String
+    public var guestPort: Int
+    /// The container that published it (automatic forwards).
+    public var container: String?
+
+    public init(kind: Kind, proto: String = "tcp", hostAddress: String, hostPort: Int, guestAddress: String = "127.0.0.1",
+                guestPort: Int, container: String? = nil) {
+        self.kind = kind
+        self.proto = proto
+        self.hostAddress = hostAddress
+        self.hostPort = hostPort
+        self.guestAddress = guestAddress
+        self.guestPort = guestPort
+        self.container = container
+    }
+
+    /// Identity on the host: two forwards cannot share a host address, port and protocol.
+    public var hostKey: String { "\(proto)/\(hostAddress):\(hostPort)" }
+}
+
+/// What `machine port ls` shows: each forward and how it stands, written by the agent.
+public struct ForwardStatus: Codable, Sendable, Equatable {
+    public var forward: PortForward
+    /// "forwarding", or why not ("not forwarded: ...", "error: ...").
+    public var state: String
+
+    public init(forward: PortForward, state: String) {
+        self.forward = forward
+        self.state = state
+    }
+
+    public var isForwarding: Bool { state == "forwarding" }
+}
+
+public enum PortForwards {
+    /// A host address to publish on: an IPv4 or IPv6 literal.
+    public static func validateAddress(_ address: String) throws(MachineError) {
+        var v4 = in_addr()
+        var v6 = in6_addr()
+        guard inet_pton(AF_INET, address, &v4) == 1 || inet_pton(AF_INET6, address, &v6) == 1 else {
+            throw MachineError("invalid --publish-address \"\(address)\"", hint: "give an IP address of this host, e.g. 127.0.0.1 (the default) or 0.0.0.0 for every interface", exitCode: 64)
+        }
+    }
+
+    /// The forwards that running containers ask for, from the engine's `GET /containers/json`.
+    /// A port published on any address (0.0.0.0, ::, empty) or on the guest's loopback is
+    /// forwarded from `publishAddress` on the host (127.0.0.1 unless the user chose another);
+    /// never wider than that. UDP is listed but cannot be forwarded over SSH.
+    public static func automatic(containersJSON: Data, publishAddress: String, sshPort: Int) -> [PortForward] {
+        struct Container: Decodable {
+            struct Port: Decodable {
+                let IP: String?
+                let PrivatePort: Int
+                let PublicPort: Int?
+                let `Type`: String
+            }
+            let Names: [String]?
+            let Id: String
+            let Ports: [Port]?
+        }
+        guard let containers = try? JSONDecoder().decode([Container].self, from: containersJSON) else { return [] }
+        var seen = Set<String>()
+        var forwards: [PortForward] = []
+        for container in containers {
+            let name = container.Names?.first.map { $0.hasPrefix("/") ? String($0.dropFirst()) : $0 } ?? String(container.Id.prefix(12))
+            for port in container.Ports ?? [] {
+                guard let published = port.PublicPort, published > 0 else { continue }
+                let ip = port.IP ?? ""
+                // The guest side: docker-proxy listens on the published address in the guest.
+                let guestAddress = ["", "0.0.0.0", "::", "127.0.0.1"].contains(ip) || ip.contains(":") ? "127.0.0.1" : ip
+                let forward = PortForward(kind: .automatic, proto: port.Type, hostAddress: publishAddress, hostPort: published,
+                                          guestAddress: guestAddress, guestPort: published, container: name)
+                // Docker lists a port once per address family; one host listener serves both.
+                guard seen.insert(forward.hostKey).inserted else { continue }
+                if published == sshPort { continue }
+                forwards.append(forward)
+            }
+        }
+        return forwards.sorted { ($0.hostPort, $0.proto) < ($1.hostPort, $1.proto) }
+    }
+
+    /// The status file the agent writes and `port ls` reads.
+    public static func readStatus(_ url: URL) -> [ForwardStatus]? {
+        guard let data = try? Data(contentsOf: url) else { return nil }
+        return try? JSONDecoder().decode([ForwardStatus].self, from: data)
+    }
+
+    public static func writeStatus(_ statuses: [ForwardStatus], to url: URL) {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        if let data = try? encoder.encode(statuses) {
+            try? AtomicFile.write(data, to: url, mode: 0o600)
+        }
+    }
+}

@@ -1,0 +1,252 @@
+import Foundation
+
+/// How QEMU executes the guest.
+public enum Accelerator: String, Sendable, Codable, CaseIterable {
+    case kvm, tcg
+}
+
+/// Everything libvirt needs to run one machine, as typed values. `xml()` renders it; every
+/// value that comes from a user (names, paths) is escaped there, so a path with quotes, `<`,
+/// `$()` or unicode can neither break the XML nor add elements to it.
+public struct DomainDefinition: Sendable, Equatable {
+    public enum Boot: Sendable, Equatable {
+        /// Direct kernel boot of the cached image (the fast path: PVH, no firmware menu).
+        case kernel(kernel: String, initrd: String, commandLine: String)
+        /// A bootable ISO as a CD-ROM, like boot2docker.iso.
+        case iso(String)
+    }
+
+    public var name: String
+    public var memoryMiB: Int
+    public var cpus: Int
+    public var accelerator: Accelerator
+    public var boot: Boot
+    public var dataDisk: String
+    public var seed: String
+    public var consoleLog: String
+    /// Host port on 127.0.0.1 forwarded to the guest's sshd: the machine's only opening.
+    public var sshPort: Int
+    /// Run QEMU as this uid:gid (for the system daemon, so QEMU can reach files in the
+    /// user's home); nil lets libvirt choose (the session daemon runs it as the user).
+    public var processOwner: (uid: UInt32, gid: UInt32)?
+    /// Host folders the guest mounts, by tag.
+    public var shares: [SharedFolder]
+    /// The host agent's split SSH session, for images that serve one (nil: the agent uses
+    /// `sshPort` like everyone else).
+    public var agentLink: AgentLink?
+    /// Whose domain this is: kept in libvirt's `<metadata>`, so no other home's machine ever
+    /// takes it for its own.
+    public var owner: Owner?
+
+    /// The virtio-serial port's name in the guest (/sys/class/virtio-ports/*/name).
+    public static let sshPortName = GuestContract.sshPortName
+    /// The guest's TCP port whose connection the split session's sshd reads (ssh-port-run).
+    public static let agentInputGuestPort = GuestContract.agentInputGuestPort
+
+    /// The two ends of the agent's session: the guest's sshd reads a TCP connection forwarded
+    /// from `inputPort` on 127.0.0.1 and writes the virtio-serial port QEMU serves at `socket`.
+    public struct AgentLink: Sendable, Equatable {
+        public var socket: String
+        public var inputPort: Int
+
+        public init(socket: String, inputPort: Int) {
+            self.socket = socket
+            self.inputPort = inputPort
+        }
+    }
+
+    public init(name: String, memoryMiB: Int, cpus: Int, accelerator: Accelerator, boot: Boot,
+                dataDisk: String, seed: String, consoleLog: String, sshPort: Int,
+                processOwner: (uid: UInt32, gid: UInt32)? = nil, shares: [SharedFolder] = [], agentLink: AgentLink? = nil,
+                owner: Owner? = nil) {
+        self.name = name
+        self.memoryMiB = memoryMiB
+        self.cpus = cpus
+        self.accelerator = accelerator
+        self.boot = boot
+        self.dataDisk = dataDisk
+        self.seed = seed
+        self.consoleLog = consoleLog
+        self.sshPort = sshPort
+        self.processOwner = processOwner
+        self.shares = shares
+        self.agentLink = agentLink
+        self.owner = owner
+    }
+
+    public static func == (a: DomainDefinition, b: DomainDefinition) -> Bool {
+        a.xml() == b.xml()
+    }
+
+    public func xml() -> String {
+        let e = Self.escape
+        var os = "    <type arch='x86_64' machine='q35'>hvm</type>\n"
+        var cdrom = ""
+        switch boot {
+        case let .kernel(kernel, initrd, commandLine):
+            os += "    <kernel>\(e(kernel))</kernel>\n    <initrd>\(e(initrd))</initrd>\n    <cmdline>\(e(commandLine))</cmdline>\n"
+        case let .iso(path):
+            os += "    <boot dev='cdrom'/>\n"
+            cdrom = """
+                    <disk type='file' device='cdrom'>
+                      <driver name='qemu' type='raw'/>
+                      <source file='\(e(path))'/>
+                      <target dev='sda' bus='sata'/>
+                      <readonly/>
+                    </disk>
+
+                """
+        }
+        // KVM takes the host's CPU; TCG emulates the most capable CPU it can.
+        let cpu = accelerator == .kvm ? "<cpu mode='host-passthrough'/>" : "<cpu mode='maximum'/>"
+        let owner = processOwner.map {
+            "  <seclabel type='static' model='dac' relabel='no'><label>+\($0.uid):+\($0.gid)</label></seclabel>\n"
+        } ?? ""
+        // virtiofsd reads and writes the guest's buffers directly, so guest memory must be
+        // shareable with it.
+        let sharedMemory = shares.contains { $0.typeName == "virtiofs" }
+            ? "  <memoryBacking>\n    <source type='memfd'/>\n    <access mode='shared'/>\n  </memoryBacking>\n"
+            : ""
+        // What the agent's session sends out of the guest crosses a virtio-serial port rather than
+        // QEMU's user-mode network: no 1460-byte TCP segments to build and acknowledge, which under
+        // TCG cost the guest's sshd more than its crypto (README, "Port forwarding").
+        let sshPortChannel = agentLink.map(\.socket).map {
+            """
+                <controller type='virtio-serial' index='0'>
+            \(Self.slot(Self.serialSlot))    </controller>
+                <channel type='unix'>
+                  <source mode='bind' path='\(e($0))'/>
+                  <target type='virtio' name='\(Self.sshPortName)'/>
+                </channel>
+
+            """
+        } ?? ""
+        let agentInput = agentLink.map {
+            ",hostfwd=tcp:127.0.0.1:\($0.inputPort)-:\(Self.agentInputGuestPort)"
+        } ?? ""
+        let filesystems = shares.enumerated().map { index, folder in
+            Self.filesystemXML(folder, address: index < Self.shareSlots.count ? Self.slot(Self.shareSlots[index]) : "")
+        }.joined()
+        return """
+            <domain type='\(accelerator == .kvm ? "kvm" : "qemu")' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
+              <name>\(e(name))</name>
+            \(self.owner.map { "  <metadata>\($0.xml)</metadata>\n" } ?? "")
+              <memory unit='MiB'>\(memoryMiB)</memory>
+              <vcpu>\(cpus)</vcpu>
+            \(sharedMemory)  <os>
+            \(os)  </os>
+              <features><acpi/></features>
+              \(cpu)
+              <clock offset='utc'/>
+              <on_poweroff>destroy</on_poweroff>
+              <on_reboot>restart</on_reboot>
+              <on_crash>destroy</on_crash>
+              <devices>
+                <disk type='file' device='disk'>
+                  <driver name='qemu' type='qcow2' discard='unmap'/>
+                  <source file='\(e(dataDisk))'/>
+                  <target dev='vda' bus='virtio'/>
+                  <serial>\(GuestContract.dataDiskSerial)</serial>
+            \(Self.slot(Self.dataDiskSlot))    </disk>
+                <disk type='file' device='disk'>
+                  <driver name='qemu' type='raw'/>
+                  <source file='\(e(seed))'/>
+                  <target dev='vdb' bus='virtio'/>
+                  <serial>\(GuestContract.seedDiskSerial)</serial>
+                  <readonly/>
+            \(Self.slot(Self.seedSlot))    </disk>
+            \(cdrom)\(filesystems)    <serial type='file'>
+                  <source path='\(e(consoleLog))'/>
+                  <target port='0'/>
+                </serial>
+            \(sshPortChannel)    <rng model='virtio'>
+                  <backend model='random'>/dev/urandom</backend>
+            \(Self.slot(Self.rngSlot))    </rng>
+                <memballoon model='none'/>
+                <controller type='usb' model='none'/>
+              </devices>
+            \(owner)  <qemu:commandline>
+                <qemu:arg value='-netdev'/>
+                <qemu:arg value='user,id=machinenet,hostfwd=tcp:127.0.0.1:\(sshPort)-:22\(agentInput)'/>
+                <qemu:arg value='-device'/>
+                <qemu:arg value='virtio-net-pci,netdev=machinenet,bus=pcie.0,addr=\(String(format: "0x%02x", Self.networkSlot))'/>
+              </qemu:commandline>
+            </domain>
+
+            """
+    }
+
+    // Devices sit directly on the q35 root bus, as in a bare `qemu-system-x86_64` boot.
+    // Left to itself libvirt puts each behind its own PCIe root port and adds a USB
+    // controller; under TCG the guest kernel spends boot time setting up every port and the
+    // USB host, for devices that are never hot-plugged. Slot 0 is the host bridge, 0x1f the
+    // chipset's LPC/SATA functions.
+    static let dataDiskSlot = 0x02
+    static let seedSlot = 0x03
+    static let rngSlot = 0x04
+    static let networkSlot = 0x10
+    static let serialSlot = 0x1e
+    /// Shares beyond these get no address: libvirt then places them behind root ports.
+    static let shareSlots = Array(0x05...0x0f) + Array(0x11...0x1d)
+    public static var shareSlotCount: Int { shareSlots.count }
+
+    static func slot(_ number: Int) -> String {
+        "      <address type='pci' domain='0x0000' bus='0x00' slot='\(String(format: "0x%02x", number))' function='0x0'/>\n"
+    }
+
+    /// One `<filesystem>`. 9p uses accessmode squash: files the guest creates belong to the
+    /// user QEMU runs as (the user who runs machine), and a failing chown is not an error.
+    static func filesystemXML(_ folder: SharedFolder, address: String = "") -> String {
+        let e = Self.escape
+        let driver: String
+        switch folder.transport {
+        case let .virtiofs(binary):
+            driver = """
+                      <driver type='virtiofs' queue='1024'/>
+                      <binary path='\(e(binary))'/>
+
+                """
+        case .ninep:
+            driver = "          <driver type='path'/>\n"
+        }
+        return """
+                <filesystem type='mount' accessmode='\(folder.typeName == "virtiofs" ? "passthrough" : "squash")'>
+            \(driver)          <source dir='\(e(folder.share.hostPath))'/>
+                  <target dir='\(e(folder.tag))'/>
+            \(folder.share.readOnly ? "          <readonly/>\n" : "")    \(address)    </filesystem>
+
+            """
+    }
+
+    /// XML text and attribute escaping. Control characters cannot appear in XML 1.0 at all,
+    /// so callers reject them before (see MachineName and the path checks).
+    /// The reverse of `escape`, for text libvirt hands back (it may use &#39; or &quot;).
+    static func unescape(_ text: String) -> String {
+        var out = text
+        for (entity, plain) in [("&lt;", "<"), ("&gt;", ">"), ("&apos;", "'"), ("&#39;", "'"), ("&quot;", "\""), ("&#34;", "\"")] {
+            out = out.replacingOccurrences(of: entity, with: plain)
+        }
+        return out.replacingOccurrences(of: "&amp;", with: "&")
+    }
+
+    static func escape(_ text: String) -> String {
+        var out = ""
+        out.reserveCapacity(text.count)
+        for ch in text.unicodeScalars {
+            switch ch {
+            case "&": out += "&amp;"
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "'": out += "&apos;"
+            case "\"": out += "&quot;"
+            default: out.unicodeScalars.append(ch)
+            }
+        }
+        return out
+    }
+
+    /// True if the path can be written into a domain definition at all.
+    public static func isRepresentable(path: String) -> Bool {
+        path.hasPrefix("/") && !path.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7f }
+    }
+}

@@ -1,0 +1,55 @@
+import Foundation
+
+extension DomainDefinition {
+    /// The machine a domain belongs to (its home, $MACHINE_HOME, and its name there), and
+    /// its config as machine last wrote it. That copy lives in libvirt's own store, out of
+    /// the guest's reach, so a config.json rewritten through a share is noticed.
+    public struct Owner: Sendable, Equatable {
+        public var home: String
+        public var machine: String
+        /// config.json's content as machine wrote it; nil in domains made before machine kept it.
+        public var config: Data?
+
+        public init(home: String, machine: String, config: Data? = nil) {
+            self.home = home
+            self.machine = machine
+            self.config = config
+        }
+
+        /// The namespace of our element in libvirt's `<metadata>`, and its prefix.
+        public static let namespace = "https://machine.invalid/xmlns/domain/1"
+        public static let key = "machine"
+
+        /// Whether both name the same machine of the same home (whatever their configs).
+        public func isSameMachine(as other: Owner) -> Bool {
+            home == other.home && machine == other.machine
+        }
+
+        /// The element as it goes in a domain's XML, in our namespace.
+        public var xml: String {
+            "<machine:owner xmlns:machine='\(Self.namespace)'>" + children(prefix: "machine:") + "</machine:owner>"
+        }
+
+        /// The element as virDomainSetMetadata takes it: without a namespace, which libvirt adds.
+        public var elementForSetMetadata: String {
+            "<owner>" + children(prefix: "") + "</owner>"
+        }
+
+        private func children(prefix p: String) -> String {
+            "<\(p)home>\(DomainDefinition.escape(home))</\(p)home><\(p)name>\(DomainDefinition.escape(machine))</\(p)name>"
+                + (config.map { "<\(p)config>\($0.base64EncodedString())</\(p)config>" } ?? "")
+        }
+
+        /// Reads what `xml` wrote (libvirt hands the element back with its own prefix and quotes).
+        public init?(xml: String) {
+            func value(_ tag: String) -> String? {
+                guard let open = xml.range(of: "<[A-Za-z0-9_]*:?\(tag)>", options: .regularExpression),
+                      let close = xml.range(of: "</[A-Za-z0-9_]*:?\(tag)>", options: .regularExpression, range: open.upperBound..<xml.endIndex)
+                else { return nil }
+                return DomainDefinition.unescape(String(xml[open.upperBound..<close.lowerBound]))
+            }
+            guard let home = value("home"), let machine = value("name") else { return nil }
+            self.init(home: home, machine: machine, config: value("config").flatMap { Data(base64Encoded: $0) })
+        }
+    }
+}
