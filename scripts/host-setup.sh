@@ -9,7 +9,7 @@ packages=(
 	libvirt-daemon-system libvirt-clients libvirt-dev   # libvirt daemon, virsh, C API headers
 	libssh2-1-dev                       # libssh2 C API headers
 	xorriso                             # bootable ISO and seed (config drive) images
-	apt dpkg binutils cpio lz4 xz-utils kmod patchelf    # image and engine bundle recipes
+	apt dpkg binutils cpio lz4 xz-utils kmod patchelf e2fsprogs  # image and engine bundle recipes (mke2fs: the engine disk)
 	openssh-client openssh-server       # ssh/scp for tests, a local sshd for the SSH wrapper's tests
 	curl ca-certificates                # tests and benchmarks
 	python3 python3-pytest              # end-to-end tests

@@ -11,7 +11,7 @@ import Virt
         DomainDefinition(
             name: "machine-test-\(UUID().uuidString.prefix(8).lowercased())", memoryMiB: 1024, cpus: 2, accelerator: .tcg,
             boot: boot ?? .kernel(kernel: "\(folder)/vmlinux", initrd: "\(folder)/initramfs.img", commandLine: "console=ttyS0 quiet"),
-            dataDisk: "\(folder)/data.qcow2", seed: "\(folder)/seed.iso", consoleLog: "\(folder)/console.log", sshPort: 42022,
+            dataDisk: "\(folder)/data.qcow2", seed: "\(folder)/seed.iso", engineDisk: "\(folder)/engine.img", consoleLog: "\(folder)/console.log", sshPort: 42022,
             agentLink: .init(socket: "\(folder)/ssh-port.sock", inputPort: 42023),
             owner: .init(home: folder, machine: "test"))
     }
@@ -36,9 +36,9 @@ import Virt
         // libvirt read back exactly our paths: nothing was cut, nothing was added.
         let document = try XMLDocument(xmlString: stored)
         let sources = try document.nodes(forXPath: "//disk/source/@file").compactMap(\.stringValue)
-        #expect(sources == ["\(folder)/data.qcow2", "\(folder)/seed.iso"])
+        #expect(sources == ["\(folder)/data.qcow2", "\(folder)/seed.iso", "\(folder)/engine.img"])
         #expect(try document.nodes(forXPath: "//os/kernel").first?.stringValue == "\(folder)/vmlinux")
-        #expect(try document.nodes(forXPath: "//disk").count == 2)
+        #expect(try document.nodes(forXPath: "//disk").count == 3)
         #expect(try document.nodes(forXPath: "//channel/source/@path").compactMap(\.stringValue) == ["\(folder)/ssh-port.sock"])
         #expect(domain.name == wanted.name)
         // The owner in libvirt's metadata reads back as written, hostile home and all.
@@ -110,7 +110,8 @@ import Virt
         // No USB controller; given addresses are all on bus 0 and all different.
         #expect(try document.nodes(forXPath: "//controller[@type='usb']/@model").compactMap(\.stringValue) == ["none"])
         let slots = try document.nodes(forXPath: "//devices/*/address[@type='pci'][@bus='0x00']/@slot").compactMap(\.stringValue)
-        #expect(slots.count == 4 + DomainDefinition.shareSlotCount)
+        // The data disk, seed, engine disk, RNG and serial controller, then as many shares as fit.
+        #expect(slots.count == 5 + DomainDefinition.shareSlotCount)
         #expect(Set(slots).count == slots.count)
         #expect(!slots.contains("0x10"))  // the network device's slot (given on QEMU's command line)
     }

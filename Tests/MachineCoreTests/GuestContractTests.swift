@@ -16,6 +16,9 @@ import Testing
     @Test(arguments: [
         (guest + "boot.d/40-data-disk.sh", "disk_by_serial \(GuestContract.dataDiskSerial)"),
         (guest + "boot.d/50-seed.sh", "disk_by_serial \(GuestContract.seedDiskSerial)"),
+        (guest + "boot.d/45-engine-disk.sh", "disk_by_serial \(GuestContract.engineDiskSerial)"),
+        (guest + "boot.d/55-engine-settings.sh", "for f in \(GuestContract.engineDaemonSeedFile) \(GuestContract.engineEnvironmentSeedFile); do"),
+        ("provisioning/guest/service", "for f in \(GuestContract.engineDaemonSeedFile) \(GuestContract.engineEnvironmentSeedFile); do"),
         (guest + "boot.d/60-ssh-host-keys.sh", "echo \"\(GuestContract.hostKeyMarker) "),
         (guest + "boot.d/60-ssh-host-keys.sh", "echo \"\(GuestContract.hostKeyFingerprintMarker) "),
         (guest + "sshd-run", "log \"\(GuestContract.sshReadyStep)\""),
@@ -38,9 +41,10 @@ import Testing
     @Test func theDomainDefinitionUsesTheContract() {
         let xml = DomainDefinition(
             name: "m", memoryMiB: 512, cpus: 1, accelerator: .tcg, boot: .iso("/x.iso"), dataDisk: "/d", seed: "/s",
-            consoleLog: "/c", sshPort: 1, agentLink: .init(socket: "/p", inputPort: 2)).xml()
+            engineDisk: "/e", consoleLog: "/c", sshPort: 1, agentLink: .init(socket: "/p", inputPort: 2)).xml()
         #expect(xml.contains("<serial>\(GuestContract.dataDiskSerial)</serial>"))
         #expect(xml.contains("<serial>\(GuestContract.seedDiskSerial)</serial>"))
+        #expect(xml.contains("<serial>\(GuestContract.engineDiskSerial)</serial>"))
         #expect(xml.contains("name='\(GuestContract.sshPortName)'"))
         #expect(xml.contains("-:\(GuestContract.agentInputGuestPort)"))
     }

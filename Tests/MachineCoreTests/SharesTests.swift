@@ -94,6 +94,6 @@ import Virt
         #expect(try document.nodes(forXPath: "//filesystem/driver/@type").compactMap(\.stringValue) == ["virtiofs", "path"])
         // virtiofsd shares guest memory; 9p alone does not need it.
         #expect(try document.nodes(forXPath: "//memoryBacking/access/@mode").first?.stringValue == "shared")
-        #expect(try document.nodes(forXPath: "//disk").count == 2)
+        #expect(try document.nodes(forXPath: "//disk").count == 3)  // data, seed, engine
     }
 }

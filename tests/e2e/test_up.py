@@ -46,7 +46,11 @@ def busybox(up):
 def test_up_prints_how_to_use_the_engine_and_docker_reaches_it(up):
     assert "default is up" in up.up_output
     assert f"unix://{up.socket}" in up.up_output
-    assert "uploading the engine" in up.up_output  # progress was shown
+    assert "starting default" in up.up_output and "waiting for the engine" in up.up_output  # progress was shown
+    # The engine came on its own read-only disk: nothing was uploaded or unpacked in the guest.
+    assert "uploading the engine" not in up.up_output
+    engine = up.machine("ssh", "--", "readlink /var/lib/machine/engine/current; grep ' /run/machine/engine ' /proc/mounts").stdout.decode()
+    assert engine.splitlines()[0] == "/run/machine/engine" and " ro," in engine, engine
     # Through the context `up` made and switched to: no DOCKER_HOST needed.
     assert up.docker("context", "show").stdout.strip() == "machine-default"
     version = json.loads(up.docker("version", "--format", "{{json .}}").stdout)

@@ -69,6 +69,12 @@ public struct EngineBundle: Sendable {
     }
 
     public var archive: URL { folder.appendingPathComponent("engine.tar.xz") }
+    /// The engine as a read-only ext4 disk a machine mounts at boot; nil in bundles made
+    /// before there was one (those are uploaded and unpacked in the guest).
+    public var disk: URL? {
+        let disk = folder.appendingPathComponent("engine.img")
+        return manifest.artefacts["engine.img"] != nil && FileManager.default.fileExists(atPath: disk.path) ? disk : nil
+    }
     public var installScript: URL { folder.appendingPathComponent("install.sh") }
 }
 

@@ -3,9 +3,11 @@
 /// value, so changing a side alone breaks the build's tests, not a user's boot.
 public enum GuestContract {
     /// Virtio serial numbers of the disks: the guest finds its data disk and seed by them
-    /// (boot.d/40-data-disk.sh, boot.d/50-seed.sh).
+    /// (boot.d/40-data-disk.sh, boot.d/50-seed.sh, boot.d/45-engine-disk.sh).
     public static let dataDiskSerial = "machine-data"
     public static let seedDiskSerial = "machine-seed"
+    /// The engine's own read-only disk (boot.d/45-engine-disk.sh).
+    public static let engineDiskSerial = "machine-engine"
 
     /// Console lines: the host pins the key the guest prints, and waits for the boot steps the
     /// guest logs as "[UPTIME] machine: STEP" (lib.sh's log, boot.d/60-ssh-host-keys.sh, sshd-run).
@@ -22,6 +24,10 @@ public enum GuestContract {
     /// The seed file naming the host's end of that TCP forward, which ssh-port-guard keeps
     /// containers from reaching through QEMU's gateway.
     public static let agentInputPortSeedFile = "agent-input-port"
+    /// Seed files with the engine's settings, put in place at boot before the engine starts
+    /// (boot.d/55-engine-settings.sh), so a first boot does not start it twice.
+    public static let engineDaemonSeedFile = "daemon.json"
+    public static let engineEnvironmentSeedFile = "engine.env"
 
     /// Where the engine lives on the data disk (lib.sh's ENGINE_HOME, the bundle's RPATH), and
     /// the words its `service reconfigure` answers with.

@@ -20,11 +20,13 @@ extension Machines {
     /// Defines and boots the domain, waits for sshd and pins the host key. A guest that KVM
     /// (chosen by `auto`) stops, crashes or leaves silent is booted again under TCG, and TCG is
     /// remembered for this host boot.
-    func boot(_ config: MachineConfig, files: MachineFiles, quietBuild: Bool) throws(MachineError) -> Double {
+    func boot(_ config: MachineConfig, files: MachineFiles, quietBuild: Bool, engine: EngineBundle) throws(MachineError) -> Double {
         let name = config.name
         let image = config.iso == nil
             ? try Builder(recipes: try Recipes.locate(), paths: paths).latestImage(quiet: quietBuild)
             : nil
+        // The built image mounts the engine's own disk; an ISO of the user's gets none.
+        let engineDisk = image == nil ? nil : engine.disk
         try store.checkDataDisk(files)
         try Shares.verifyBeforeBoot(config.mounts, machine: name)
         let shares = try Shares.devices(config.mounts, type: config.mountType, systemDaemon: hypervisor.isSystemDaemon)
@@ -40,6 +42,7 @@ extension Machines {
         }
         try store.writeSeed(config, files: files, shares: shares, hidden: Shares.hiddenGuestPaths(config.mounts, machineHome: paths.home.path),
                             agentInputPort: agentInputPort)
+        let plan = BootPlan(image: image, shares: shares, agentInputPort: agentInputPort, engineDisk: engineDisk?.path)
         let (accelerator, notice) = try AcceleratorProbe.choose(config.accel, verdictFile: paths.kvmFailedVerdict, kernel: image?.kernel)
         if let notice {
             progress(notice)
@@ -48,12 +51,12 @@ extension Machines {
             }
         }
         do {
-            return try bootOnce(config, files: files, image: image, shares: shares, agentInputPort: agentInputPort, accelerator: accelerator)
+            return try bootOnce(config, files: files, plan: plan, accelerator: accelerator)
         } catch let failure where accelerator == .kvm && config.accel == "auto" && failure.isGuestFailure {
             progress("KVM could not run \(name): \(failure.reason); booting it again with QEMU's TCG emulation (slower), which this host uses from now on")
             AcceleratorProbe.rememberFailure(in: paths.kvmFailedVerdict)
             do {
-                return try bootOnce(config, files: files, image: image, shares: shares, agentInputPort: agentInputPort, accelerator: .tcg)
+                return try bootOnce(config, files: files, plan: plan, accelerator: .tcg)
             } catch {
                 throw error.machineError
             }
@@ -62,15 +65,23 @@ extension Machines {
         }
     }
 
-    func bootOnce(_ config: MachineConfig, files: MachineFiles, image: GuestImage?, shares: [SharedFolder],
-                          agentInputPort: Int?, accelerator: Accelerator) throws(BootWatcher.Failure) -> Double {
+    /// What a boot attaches, decided once for both tries (KVM, then TCG).
+    struct BootPlan {
+        let image: GuestImage?
+        let shares: [SharedFolder]
+        let agentInputPort: Int?
+        let engineDisk: String?
+    }
+
+    func bootOnce(_ config: MachineConfig, files: MachineFiles, plan: BootPlan, accelerator: Accelerator) throws(BootWatcher.Failure) -> Double {
         let name = config.name
         do {
             // The console log of this boot only, so the waits below never read an old boot.
             try? FileManager.default.removeItem(at: files.consoleLog)
             progress("starting \(name) (\(accelerator.rawValue), \(config.cpus) CPUs, \(config.memoryMiB) MiB)")
-            try hypervisor.start(hypervisor.definition(config: config, files: files, image: image, accelerator: accelerator, shares: shares,
-                                                       agentInputPort: agentInputPort), name: name)
+            try hypervisor.start(hypervisor.definition(config: config, files: files, image: plan.image, accelerator: accelerator,
+                                                       shares: plan.shares, agentInputPort: plan.agentInputPort,
+                                                       engineDisk: plan.engineDisk), name: name)
         } catch {
             throw .other(error)
         }

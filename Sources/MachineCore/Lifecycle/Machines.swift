@@ -80,6 +80,13 @@ public final class Machines {
         defer { withExtendedLifetime(lock) {} }
         let config = try trustedConfig(name)
         var uptime: Double?
+        var bundle: EngineBundle?
+        func engineBundle() throws(MachineError) -> EngineBundle {
+            if let bundle { return bundle }
+            let built = try Builder(recipes: try Recipes.locate(), paths: paths).latestEngineBundle(quiet: quietBuild)
+            bundle = built
+            return built
+        }
         let status = try hypervisor.status(name)
         let alreadyRunning = status.state == .running
         let agent = AgentProcess(name: name, files: files)
@@ -99,12 +106,12 @@ public final class Machines {
             // An agent serves one boot: one left from an earlier boot (QEMU killed or crashed,
             // the host asleep) would keep reaching for that boot's ports.
             if agent.stop() { progress("stopped the host agent of \(name)'s earlier boot") }
-            uptime = try boot(config, files: files, quietBuild: quietBuild)
+            uptime = try boot(config, files: files, quietBuild: quietBuild, engine: try engineBundle())
         }
         let guest = GuestSSH(name: name, port: config.sshPort, files: files)
         var outcome: Provisioner.Outcome?
         if !alreadyRunning || agent.runningPid() == nil || !EngineAPI.ping(socket: files.dockerSocket.path, timeout: 2) {
-            let bundle = try Builder(recipes: try Recipes.locate(), paths: paths).latestEngineBundle(quiet: quietBuild)
+            let bundle = try engineBundle()
             let session = try guest.connect()
             // A guest that was paused (or a host that slept) has a clock that stopped with it.
             if let offset = try GuestClock.set(over: session, guest: guest) {

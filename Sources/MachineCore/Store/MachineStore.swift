@@ -92,7 +92,7 @@ public struct MachineStore: Sendable {
     }
 
     /// The seed (config drive) the guest reads at boot: who may log in, its hostname, the
-    /// shares to mount and the paths inside them to cover, and the host port of the agent's
+    /// shares to mount and the paths inside them to cover, the engine's settings, and the host port of the agent's
     /// session (which the guest keeps its containers from reaching). Written at create and
     /// before every boot; the image is only remade when its content changed.
     public func writeSeed(_ config: MachineConfig, files: MachineFiles, shares: [SharedFolder] = [], hidden: [String] = [],
@@ -108,6 +108,8 @@ public struct MachineStore: Sendable {
             ("hostname", Data((config.name + "\n").utf8)),
             ("mounts", Data(Shares.seedMounts(shares).utf8)),
             ("hidden", Data(hidden.map { $0 + "\n" }.joined().utf8)),
+            (GuestContract.engineDaemonSeedFile, config.engine.daemonJSON()),
+            (GuestContract.engineEnvironmentSeedFile, config.engine.environmentFile()),
         ] + (agentInputPort.map { [(GuestContract.agentInputPortSeedFile, Data("\($0)\n".utf8))] } ?? [])
         let fm = FileManager.default
         let unchanged = fm.fileExists(atPath: files.seed.path) && content.allSatisfy { name, data in

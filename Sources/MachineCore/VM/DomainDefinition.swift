@@ -23,6 +23,8 @@ public struct DomainDefinition: Sendable, Equatable {
     public var boot: Boot
     public var dataDisk: String
     public var seed: String
+    /// The engine's read-only disk (nil: the engine is uploaded and unpacked instead).
+    public var engineDisk: String?
     public var consoleLog: String
     /// Host port on 127.0.0.1 forwarded to the guest's sshd: the machine's only opening.
     public var sshPort: Int
@@ -56,7 +58,7 @@ public struct DomainDefinition: Sendable, Equatable {
     }
 
     public init(name: String, memoryMiB: Int, cpus: Int, accelerator: Accelerator, boot: Boot,
-                dataDisk: String, seed: String, consoleLog: String, sshPort: Int,
+                dataDisk: String, seed: String, engineDisk: String? = nil, consoleLog: String, sshPort: Int,
                 processOwner: (uid: UInt32, gid: UInt32)? = nil, shares: [SharedFolder] = [], agentLink: AgentLink? = nil,
                 owner: Owner? = nil) {
         self.name = name
@@ -66,6 +68,7 @@ public struct DomainDefinition: Sendable, Equatable {
         self.boot = boot
         self.dataDisk = dataDisk
         self.seed = seed
+        self.engineDisk = engineDisk
         self.consoleLog = consoleLog
         self.sshPort = sshPort
         self.processOwner = processOwner
@@ -124,6 +127,18 @@ public struct DomainDefinition: Sendable, Equatable {
         let agentInput = agentLink.map {
             ",hostfwd=tcp:127.0.0.1:\($0.inputPort)-:\(Self.agentInputGuestPort)"
         } ?? ""
+        let engine = engineDisk.map {
+            """
+                <disk type='file' device='disk'>
+                  <driver name='qemu' type='raw'/>
+                  <source file='\(e($0))'/>
+                  <target dev='vdc' bus='virtio'/>
+                  <serial>\(GuestContract.engineDiskSerial)</serial>
+                  <readonly/>
+            \(Self.slot(Self.engineDiskSlot))    </disk>
+
+            """
+        } ?? ""
         let filesystems = shares.enumerated().map { index, folder in
             Self.filesystemXML(folder, address: index < Self.shareSlots.count ? Self.slot(Self.shareSlots[index]) : "")
         }.joined()
@@ -155,7 +170,7 @@ public struct DomainDefinition: Sendable, Equatable {
                   <serial>\(GuestContract.seedDiskSerial)</serial>
                   <readonly/>
             \(Self.slot(Self.seedSlot))    </disk>
-            \(cdrom)\(filesystems)    <serial type='file'>
+            \(engine)\(cdrom)\(filesystems)    <serial type='file'>
                   <source path='\(e(consoleLog))'/>
                   <target port='0'/>
                 </serial>
@@ -186,8 +201,9 @@ public struct DomainDefinition: Sendable, Equatable {
     static let rngSlot = 0x04
     static let networkSlot = 0x10
     static let serialSlot = 0x1e
+    static let engineDiskSlot = 0x1d
     /// Shares beyond these get no address: libvirt then places them behind root ports.
-    static let shareSlots = Array(0x05...0x0f) + Array(0x11...0x1d)
+    static let shareSlots = Array(0x05...0x0f) + Array(0x11...0x1c)
     public static var shareSlotCount: Int { shareSlots.count }
 
     static func slot(_ number: Int) -> String {

@@ -129,7 +129,7 @@ public final class Hypervisor {
     public var isSystemDaemon: Bool { connection.uri.hasSuffix("/system") }
 
     public func definition(config: MachineConfig, files: MachineFiles, image: GuestImage?, accelerator: Accelerator,
-                           shares: [SharedFolder] = [], agentInputPort: Int? = nil) -> DomainDefinition {
+                           shares: [SharedFolder] = [], agentInputPort: Int? = nil, engineDisk: String? = nil) -> DomainDefinition {
         let boot: DomainDefinition.Boot
         if let iso = config.iso {
             boot = .iso(iso)
@@ -144,7 +144,7 @@ public final class Hypervisor {
         return DomainDefinition(
             name: domainName(config.name), memoryMiB: config.memoryMiB, cpus: config.cpus,
             // A test that pretends KVM still needs a domain this host can run.
-            accelerator: AcceleratorProbe.pretendsKVM ? .tcg : accelerator, boot: boot, dataDisk: files.dataDisk.path, seed: files.seed.path,
+            accelerator: AcceleratorProbe.pretendsKVM ? .tcg : accelerator, boot: boot, dataDisk: files.dataDisk.path, seed: files.seed.path, engineDisk: engineDisk,
             consoleLog: files.consoleLog.path, sshPort: config.sshPort, processOwner: processOwner, shares: shares,
             agentLink: agentInputPort.map { .init(socket: files.guestSSHSocket.path, inputPort: $0) },
             owner: owner(config.name, config: config))

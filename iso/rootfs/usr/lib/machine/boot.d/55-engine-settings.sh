@@ -1,0 +1,8 @@
+# The engine's settings (daemon.json, its environment) as the host wrote them in the seed, in
+# place before the engine first starts: otherwise provisioning would change them under a
+# running engine and restart it.
+mkdir -p "$ENGINE_HOME"
+for f in daemon.json engine.env; do
+	[ -f "$SEED/$f" ] || continue
+	cmp -s "$SEED/$f" "$ENGINE_HOME/$f" || cp "$SEED/$f" "$ENGINE_HOME/$f"
+done
