@@ -88,6 +88,24 @@ public final class Domain {
         return active == 1
     }
 
+    /// Saves the running guest's memory and devices to a file libvirt keeps, and stops its
+    /// QEMU; the next `start` restores it (libvirt's "managed save").
+    public func managedSave() throws(LibvirtError) {
+        guard virDomainManagedSave(handle, 0) == 0 else { throw LibvirtError.last("saving \(name)") }
+    }
+
+    /// Whether a managed save waits to be restored by the next `start`.
+    public func hasManagedSave() throws(LibvirtError) -> Bool {
+        let has = virDomainHasManagedSaveImage(handle, 0)
+        guard has >= 0 else { throw LibvirtError.last("asking whether \(name) has a saved state") }
+        return has == 1
+    }
+
+    /// Throws a managed save away: the next `start` boots afresh.
+    public func removeManagedSave() throws(LibvirtError) {
+        guard virDomainManagedSaveRemove(handle, 0) == 0 else { throw LibvirtError.last("removing the saved state of \(name)") }
+    }
+
     /// Stops the domain's CPUs, keeping its QEMU (libvirt's reason: "user").
     public func suspend() throws(LibvirtError) {
         guard virDomainSuspend(handle) == 0 else { throw LibvirtError.last("pausing \(name)") }

@@ -12,7 +12,8 @@ extension Machine {
                 host key the guest prints on its console at first boot is pinned; a
                 different key later is refused. The engine is installed or updated when the
                 machine has another version than the last built bundle. `machine up` does
-                this and also creates the machine and a docker context.
+                this and also creates the machine and a docker context. A machine saved by
+                `machine suspend` is resumed as it was (`machine resume` says the same).
 
                 EXAMPLES:
                   machine start
@@ -30,6 +31,8 @@ extension Machine {
                 let started = try machines.start(target.name)
                 if started.alreadyRunning {
                     print("\(target.name) is already running")
+                } else if started.resumed {
+                    print("\(target.name) resumed")
                 } else {
                     print(String(format: "%@ is running (sshd ready at %.1f s of guest uptime)", target.name, started.sshReadyUptime ?? 0))
                 }

@@ -28,13 +28,13 @@ if [ -f "$ENGINE_HOME/$version/VERSION" ]; then
 	echo "engine $version already installed"
 else
 	sync
-	mv "$incoming/$version" "$ENGINE_HOME/$version"
+	mv -f "$incoming/$version" "$ENGINE_HOME/$version"
 	echo "engine $version unpacked"
 fi
 current=$(readlink "$ENGINE_HOME/current" 2>/dev/null || true)
 if [ "$current" != "$version" ]; then
 	ln -sfn "$version" "$ENGINE_HOME/.current.new"
-	mv -T "$ENGINE_HOME/.current.new" "$ENGINE_HOME/current"
+	mv -f -T "$ENGINE_HOME/.current.new" "$ENGINE_HOME/current"
 	sync
 	log "engine $version installed"
 	# A running older engine is stopped; init then starts the new one through engine-run.

@@ -6,8 +6,10 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
+import urllib.request
 
 import pytest
 
@@ -170,6 +172,55 @@ def test_after_a_host_sleep_the_agent_sets_the_guest_clock(machine):
         time.sleep(0.2)
     assert abs(offset) < 2, f"the guest clock is still {offset:.1f} s off, {time.time() - resumed:.1f} s after the resume"
     assert "set the clock of default after" in (machine.folder / "agent.log").read_text()
+    assert_engine_and_data(machine)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def answer(port):
+    try:
+        return urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).read()
+    except OSError:
+        return None
+
+
+def test_suspend_and_resume_keep_containers_their_ports_and_the_clock(machine):
+    port = free_port()
+    machine.docker("run", "-d", "--name", "web", "-p", f"{port}:80", "busybox", "sh", "-c",
+                   "mkdir /w && echo hi > /w/index.html && exec httpd -f -p 80 -h /w")
+    deadline = time.time() + 20
+    while answer(port) != b"hi\n":
+        assert time.time() < deadline, "the published port never answered"
+        time.sleep(0.2)
+    started_at = machine.docker("inspect", "-f", "{{.State.StartedAt}}", "web").stdout
+    uptime = float(machine.machine("ssh", "--", "cat /proc/uptime").stdout.split()[0])
+    assert machine.machine("suspend").stdout.decode().startswith("default suspended")
+    assert machine.machine("status").stdout.decode().strip() == "suspended"
+    assert not machine.socket.exists() and answer(port) is None
+    time.sleep(5)  # the host's clock moves on; the saved guest's does not
+    resumed = machine.machine("resume")
+    assert resumed.stdout.decode().strip() == "default resumed", resumed
+    assert b"resuming default from its saved state" in resumed.stderr
+    # The same container, never restarted, in a guest that did not boot again.
+    assert machine.docker("inspect", "-f", "{{.State.StartedAt}}", "web").stdout == started_at
+    assert float(machine.machine("ssh", "--", "cat /proc/uptime").stdout.split()[0]) > uptime
+    assert answer(port) == b"hi\n"
+    assert abs(guest_clock_offset(machine)) < 2
+    assert_engine_and_data(machine)
+    # `stop` of a suspended machine is still a clean shutdown.
+    machine.machine("suspend")
+    assert machine.machine("stop").stdout.decode().strip() == "default stopped"
+    machine.machine("start")
+    assert_engine_and_data(machine)
+    # A saved state from another shape is thrown away, and the machine boots afresh.
+    machine.machine("suspend")
+    changed = machine.machine("up", "--no-context", "--memory", "1200M")
+    assert b"booting it afresh" in changed.stderr, changed.stderr
+    assert json.loads(machine.machine("inspect").stdout)["config"]["memoryMiB"] == 1200
     assert_engine_and_data(machine)
 
 

@@ -56,7 +56,9 @@ extension Machines {
         let domainName = domain?.name ?? hypervisor.domainName(name)
         let qemuLog = hypervisor.qemuLog(domainNamed: domainName)
         return Info(
-            name: name, state: status.state.rawValue, stateReason: status.reason,
+            // A machine saved by `machine suspend` is stopped to libvirt, suspended to its user.
+            name: name, state: status.state == .stopped && status.reason == "saved" ? "suspended" : status.state.rawValue,
+            stateReason: status.reason,
             qemuError: status.state == .running || !Self.isNotable(status) ? nil : QEMULog.lastError(at: qemuLog),
             qemuLog: qemuLog?.path, domain: domainName, config: config,
             folder: files.folder.path, consoleLog: files.consoleLog.path, dataDisk: files.dataDisk.path,
@@ -71,6 +73,7 @@ extension Machines {
 extension Machines.Info {
     /// The state as `status` and `ls` show it: with libvirt's reason when nobody asked for it.
     public var stateLine: String {
+        if state == "suspended" && stateReason == "saved" { return state }  // by `machine suspend`
         guard let state = Domain.State(rawValue: state) else { return state }
         return Machines.isNotable(Domain.Status(state: state, reason: stateReason)) ? "\(self.state) (\(stateReason))" : self.state
     }

@@ -43,6 +43,9 @@ extension Machines {
         try store.writeSeed(config, files: files, shares: shares, hidden: Shares.hiddenGuestPaths(config.mounts, machineHome: paths.home.path),
                             agentInputPort: agentInputPort)
         let plan = BootPlan(image: image, shares: shares, agentInputPort: agentInputPort, engineDisk: engineDisk?.path)
+        if let data = try? JSONEncoder().encode(record(config, image: image, engineDisk: engineDisk)) {
+            try AtomicFile.save(data, to: files.bootRecord, mode: 0o600)
+        }
         let (accelerator, notice) = try AcceleratorProbe.choose(config.accel, verdictFile: paths.kvmFailedVerdict, kernel: image?.kernel)
         if let notice {
             progress(notice)

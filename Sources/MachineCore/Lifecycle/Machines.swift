@@ -60,6 +60,8 @@ public final class Machines {
 
     public struct Started: Sendable {
         public let alreadyRunning: Bool
+        /// It came back from a saved state (`machine suspend`) rather than booting.
+        public let resumed: Bool
         public let sshReadyUptime: Double?
         /// The engine version installed by this start, if it installed one.
         public let installedEngine: String?
@@ -80,6 +82,7 @@ public final class Machines {
         defer { withExtendedLifetime(lock) {} }
         let config = try trustedConfig(name)
         var uptime: Double?
+        var resumed = false
         var bundle: EngineBundle?
         func engineBundle() throws(MachineError) -> EngineBundle {
             if let bundle { return bundle }
@@ -99,6 +102,13 @@ public final class Machines {
                 throw error.machineError
             }
             _ = try BootWatcher.pinHostKey(files: files, config: config)
+        } else if !alreadyRunning, try restorableSavedState(config, files: files, quietBuild: quietBuild, engine: engineBundle) {
+            progress("resuming \(name) from its saved state")
+            resumed = true
+            if agent.stop() { progress("stopped the host agent of \(name)'s earlier boot") }
+            try hypervisor.restore(name)
+            // Its sshd runs on where it was; the key pinned at its first boot is checked at login.
+            try waitForRestoredSSH(GuestSSH(name: name, port: config.sshPort, files: files))
         } else if !alreadyRunning {
             if status.state != .stopped {
                 progress("\(name) was \(BootWatcher.describe(status)); stopping what is left of it and booting it again")
@@ -121,7 +131,7 @@ public final class Machines {
             try agent.start(uri: hypervisor.connection.uri)
             try waitForEngine(name, files: files, timeout: engineTimeout)
         }
-        return Started(alreadyRunning: alreadyRunning, sshReadyUptime: uptime,
+        return Started(alreadyRunning: alreadyRunning, resumed: resumed, sshReadyUptime: uptime,
                        installedEngine: outcome?.installed == true ? outcome?.installedVersion : nil,
                        settingsChanged: outcome?.settingsChanged ?? false, dockerSocket: files.dockerSocket.path)
     }
@@ -158,6 +168,15 @@ public final class Machines {
         defer { withExtendedLifetime(lock) {} }
         // The agent first, so it does not try to reconnect to a guest going away.
         AgentProcess(name: name, files: store.files(name)).stop()
+        if try hypervisor.hasSavedState(name) {
+            if force {
+                try hypervisor.discardSavedState(name)
+                return false
+            }
+            // Its memory holds writes the data disk has not seen: a clean stop runs it first.
+            progress("restoring \(name) from its saved state to shut it down cleanly")
+            try hypervisor.restore(name)
+        }
         return try hypervisor.stop(name, force: force, timeout: timeout)
     }
 

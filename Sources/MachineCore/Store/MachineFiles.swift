@@ -19,6 +19,9 @@ public struct MachineFiles: Sendable {
     public var seed: URL { folder.appendingPathComponent("seed.iso") }
     public var seedFolder: URL { folder.appendingPathComponent("seed") }
     public var consoleLog: URL { folder.appendingPathComponent("console.log") }
+    /// What the running boot was made of (image, engine, shape): a saved state is restored
+    /// only while a boot now would be made of the same.
+    public var bootRecord: URL { folder.appendingPathComponent("boot.json") }
     /// The forwarded engine socket the host's docker CLI talks to (DOCKER_HOST).
     public var dockerSocket: URL { folder.appendingPathComponent("docker.sock") }
     /// Held (flock) by the running host agent for its whole life: one agent per machine.

@@ -171,7 +171,7 @@ public struct DomainDefinition: Sendable, Equatable {
                   <readonly/>
             \(Self.slot(Self.seedSlot))    </disk>
             \(engine)\(cdrom)\(filesystems)    <serial type='file'>
-                  <source path='\(e(consoleLog))'/>
+                  <source path='\(e(consoleLog))' append='on'/>
                   <target port='0'/>
                 </serial>
             \(sshPortChannel)    <rng model='virtio'>

@@ -176,6 +176,49 @@ public final class Hypervisor {
         }
     }
 
+    /// Saves the running machine's memory and devices to disk (libvirt's managed save) and
+    /// stops its QEMU; `restore` brings it back as it was.
+    public func save(_ name: String) throws(MachineError) {
+        guard let domain = try domain(name) else { throw MachineError("\(name) is not running", hint: "`machine up \(name)` starts it") }
+        do {
+            try domain.managedSave()
+        } catch {
+            throw MachineError("cannot save \(name): \(error.message)",
+                               hint: "check the free space where libvirt keeps saved states (/var/lib/libvirt/qemu/save for root, ~/.config/libvirt/qemu/save otherwise)")
+        }
+    }
+
+    /// Whether the machine has a saved state waiting to be restored.
+    public func hasSavedState(_ name: String) throws(MachineError) -> Bool {
+        guard let domain = try domain(name) else { return false }
+        do {
+            return try domain.hasManagedSave()
+        } catch {
+            throw MachineError("cannot ask libvirt about \(name)'s saved state: \(error.message)")
+        }
+    }
+
+    /// Runs the machine again from its saved state.
+    public func restore(_ name: String) throws(MachineError) {
+        guard let domain = try domain(name) else { return }
+        do {
+            try domain.start()
+        } catch {
+            throw MachineError("cannot restore \(name) from its saved state: \(error.message)",
+                               hint: "`machine rm --force \(name)` if it keeps failing; `machine logs --qemu \(name)` has QEMU's words")
+        }
+    }
+
+    /// Throws the saved state away, so the next start boots afresh.
+    public func discardSavedState(_ name: String) throws(MachineError) {
+        guard let domain = try domain(name) else { return }
+        do {
+            try domain.removeManagedSave()
+        } catch {
+            throw MachineError("cannot remove the saved state of \(name): \(error.message)")
+        }
+    }
+
     /// Lets a paused machine run again.
     public func resume(_ name: String) throws(MachineError) {
         guard let domain = try domain(name) else { return }

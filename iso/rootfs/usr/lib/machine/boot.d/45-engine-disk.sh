@@ -7,7 +7,7 @@ if [ -n "$engine_dev" ]; then
 	mkdir -p /run/machine/engine "$ENGINE_HOME"
 	if mount -t ext4 -o ro,noatime "$engine_dev" /run/machine/engine && [ -f /run/machine/engine/VERSION ]; then
 		ln -sfn /run/machine/engine "$ENGINE_HOME/.current.new"
-		mv -T "$ENGINE_HOME/.current.new" "$ENGINE_HOME/current"
+		mv -f -T "$ENGINE_HOME/.current.new" "$ENGINE_HOME/current"
 		# Versions an earlier boot unpacked are no longer used.
 		for d in "$ENGINE_HOME"/*; do
 			[ -L "$d" ] || [ ! -d "$d" ] || rm -rf "$d"

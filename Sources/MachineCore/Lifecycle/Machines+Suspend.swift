@@ -1,0 +1,66 @@
+import Foundation
+import HostOS
+
+/// `machine suspend` and resuming: the guest's memory saved to disk by libvirt (managed save)
+/// and restored by the next start, with its engine, containers and their ports as they were.
+extension Machines {
+    /// What a boot is made of. A saved state holds the devices and memory of the boot that
+    /// made it, so it is restored only while a boot now would be made of the same.
+    struct BootRecord: Codable, Equatable {
+        var image: String?
+        var engine: String?
+        var cpus: Int
+        var memoryMiB: Int
+        var mounts: [Share]
+        var mountType: ShareType
+    }
+
+    func record(_ config: MachineConfig, image: GuestImage?, engineDisk: URL?) -> BootRecord {
+        BootRecord(image: image?.folder.path, engine: engineDisk?.path, cpus: config.cpus, memoryMiB: config.memoryMiB,
+                   mounts: config.mounts, mountType: config.mountType)
+    }
+
+    /// Saves the running machine to disk and stops it; `start` (or `resume`) brings it back.
+    public func suspend(_ name: String) throws(MachineError) {
+        _ = try store.config(name)
+        let lock = try MachineLock(files: store.files(name), name: name)
+        defer { withExtendedLifetime(lock) {} }
+        let status = try hypervisor.status(name)
+        guard status.state == .running || status.state == .paused else {
+            throw MachineError("\(name) is not running (\(status.state.rawValue))", hint: "`machine up \(name)` starts it")
+        }
+        // The agent first: its session ends with the guest, and the next start makes a new one.
+        AgentProcess(name: name, files: store.files(name)).stop()
+        progress("saving \(name)'s memory to disk")
+        try hypervisor.save(name)
+    }
+
+    /// Whether a saved state can be restored: it exists, and the boot it came from was made of
+    /// the image, engine and shape a boot would use now. One that cannot is thrown away, with
+    /// a line saying why.
+    func restorableSavedState(_ config: MachineConfig, files: MachineFiles, quietBuild: Bool,
+                              engine: () throws(MachineError) -> EngineBundle) throws(MachineError) -> Bool {
+        guard try hypervisor.hasSavedState(config.name) else { return false }
+        let image = config.iso == nil ? try Builder(recipes: try Recipes.locate(), paths: paths).latestImage(quiet: quietBuild) : nil
+        let now = record(config, image: image, engineDisk: image == nil ? nil : try engine().disk)
+        let saved = try? JSONDecoder().decode(BootRecord.self, from: Data(contentsOf: files.bootRecord))
+        if saved == now { return true }
+        progress("the saved state of \(config.name) was made with another image, engine or shape; booting it afresh (its containers were not shut down cleanly)")
+        try hypervisor.discardSavedState(config.name)
+        return false
+    }
+
+    /// A restored guest runs at once, but its network takes a moment to answer again.
+    func waitForRestoredSSH(_ guest: GuestSSH, timeout: Double = 30) throws(MachineError) {
+        let deadline = Date().addingTimeInterval(timeout)
+        while true {
+            do {
+                _ = try guest.connect(timeout: 5)
+                return
+            } catch {
+                if Date() > deadline { throw error }
+                usleep(200_000)
+            }
+        }
+    }
+}
