@@ -14,15 +14,18 @@ public struct LibvirtError: Error, CustomStringConvertible, Sendable {
 
     public var description: String { "\(operation): \(message)" }
 
-    /// Copies the calling thread's last libvirt error and resets it.
-    static func last(_ operation: String) -> LibvirtError {
+    /// Copies the calling thread's last libvirt error and resets it. `operation` is worked out
+    /// only after the copy: words like "saving \(domain.name)" call libvirt, and every libvirt
+    /// call clears the last error first, which left "unknown libvirt error" in its place.
+    static func last(_ operation: @autoclosure () -> String) -> LibvirtError {
         var raw = virError()
         guard virCopyLastError(&raw) >= 0 else {
-            return LibvirtError(code: 0, domain: 0, message: "unknown libvirt error", operation: operation)
+            return LibvirtError(code: 0, domain: 0, message: "unknown libvirt error", operation: operation())
         }
         defer { virResetError(&raw) }
         let text = raw.message.map { String(cString: $0) } ?? "unknown libvirt error"
-        return LibvirtError(code: raw.code, domain: raw.domain, message: text, operation: operation)
+        let code = raw.code, domain = raw.domain
+        return LibvirtError(code: code, domain: domain, message: text, operation: operation())
     }
 
     public var isConnectionFailure: Bool {

@@ -29,6 +29,21 @@ import Virt
         try domain.undefine()
     }
 
+    @Test func noMetadataIsNilAndLibvirtsOwnWordsReachTheError() throws {
+        let (_, domain) = try started()
+        // libvirt answers "no such metadata" with an error; read right, it means nil. (An error
+        // message that called libvirt, for the domain's name, once wiped that error first.)
+        #expect(try domain.metadata(namespace: "https://machine.invalid/xmlns/domain/1") == nil)
+        #expect(try domain.metadata(namespace: "https://machine.invalid/xmlns/domain/1", persistent: true) == nil)
+        do {
+            try domain.start()
+            Issue.record("a running domain started again")
+        } catch {
+            #expect(error.code != 0 && !error.message.contains("unknown libvirt error"), "\(error)")
+            #expect(error.operation == "starting m")
+        }
+    }
+
     @Test func aRunningDomainUndefinedBecomesTransientAndGoesAwayWhenDestroyed() throws {
         let (connection, domain) = try started()
         try domain.undefine()
