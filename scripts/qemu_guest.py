@@ -37,7 +37,8 @@ class GuestError(Exception):
 class Guest:
     """One VM: a folder with its data disk, seed, SSH key, console log and QEMU pid."""
 
-    def __init__(self, image, folder, *, boot_iso=False, memory_mb=1024, cpus=2, data_disk=None, hostname="machine-test"):
+    def __init__(self, image, folder, *, boot_iso=False, memory_mb=1024, cpus=2, data_disk=None, hostname="machine-test",
+                 engine_disk=None, cpu="max"):
         self.image = Path(image)
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -46,6 +47,10 @@ class Guest:
         self.cpus = cpus
         self.data_disk = Path(data_disk) if data_disk else self.folder / "data.qcow2"
         self.hostname = hostname
+        # The engine's read-only disk (engine.img), attached as `machine` attaches it; without
+        # it the engine is installed from its archive over SSH (install_engine).
+        self.engine_disk = Path(engine_disk) if engine_disk else None
+        self.cpu = cpu
         self.console = self.folder / "console.log"
         self.pidfile = self.folder / "qemu.pid"
         self.key = self.folder / "id_ed25519"
@@ -71,7 +76,7 @@ class Guest:
         return "qcow2" if '"format": "qcow2"' in out else "raw"
 
     def command(self):
-        cmd = ["qemu-system-x86_64", "-machine", "q35,accel=tcg", "-cpu", "max", "-smp", str(self.cpus),
+        cmd = ["qemu-system-x86_64", "-machine", "q35,accel=tcg", "-cpu", self.cpu, "-smp", str(self.cpus),
                "-m", str(self.memory_mb), "-nodefaults", "-display", "none",
                "-serial", f"file:{self.console}",
                "-drive", f"file={self.data_disk},if=none,id=data,format={self._disk_format()}",
@@ -82,6 +87,9 @@ class Guest:
                "-device", "virtio-net-pci,netdev=net0",
                "-device", "virtio-rng-pci",
                "-pidfile", str(self.pidfile), "-daemonize"]
+        if self.engine_disk:
+            cmd += ["-drive", f"file={self.engine_disk},if=none,id=engine,format=raw,readonly=on",
+                    "-device", "virtio-blk-pci,drive=engine,serial=machine-engine"]
         if self.boot_iso:
             cmd += ["-cdrom", str(self.image / "machine.iso"), "-boot", "d"]
         else:

@@ -10,7 +10,7 @@ public enum GuestContract {
     public static let engineDiskSerial = "machine-engine"
 
     /// Console lines: the host pins the key the guest prints, and waits for the boot steps the
-    /// guest logs as "[UPTIME] machine: STEP" (lib.sh's log, boot.d/60-ssh-host-keys.sh, sshd-run).
+    /// guest logs as "[UPTIME] machine: STEP" (lib.sh's log, ssh-host-key, sshd-run).
     public static let hostKeyMarker = "machine-host-key:"
     public static let hostKeyFingerprintMarker = "machine-host-key-fingerprint:"
     public static let sshReadyStep = "sshd ready"
