@@ -33,7 +33,7 @@ extension Machine {
 
         func run() throws {
             try perform { () throws(MachineError) in
-                var config = try shape.config(name: target.name, engine: try engine.settings())
+                var config = try shape.shape().newConfig(name: target.name, engine: try engine.settings())
                 try shares.apply(to: &config, home: Paths().home.path)
                 try global.machines().create(config)
                 print("created \(target.name); start it with `machine up\(target.name == MachineName.default ? "" : " " + target.name)`")

@@ -80,14 +80,10 @@ struct MachineShapeOptions: ParsableArguments {
         return memoryMiB
     }
 
-    func config(name: String, engine: EngineSettings) throws(MachineError) -> MachineConfig {
-        let memoryMiB = try self.memoryMiB() ?? 1024
-        let diskGiB = max(1, try Size.mebibytes(disk ?? "20G") / 1024)
-        let isoPath = iso.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
-        if let publishAddress { try PortForwards.validateAddress(publishAddress) }
-        return MachineConfig(name: name, cpus: cpus ?? 2, memoryMiB: memoryMiB, diskGiB: diskGiB, iso: isoPath,
-                             sshPort: try MachineStore.freeLoopbackPort(), accel: accel ?? "auto", engine: engine,
-                             publishAddress: publishAddress ?? "127.0.0.1", mounts: (try? Shares.defaults()) ?? [])
+    /// The shape these options describe; MachineCore fills in the rest of a new machine.
+    func shape() throws(MachineError) -> MachineShape {
+        MachineShape(cpus: cpus, memoryMiB: try memoryMiB(), diskGiB: try disk.map { d throws(MachineError) in max(1, try Size.mebibytes(d) / 1024) },
+                     iso: iso, accel: accel, publishAddress: publishAddress)
     }
 }
 

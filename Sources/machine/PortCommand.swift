@@ -56,15 +56,7 @@ extension Machine {
                     let (name, spec) = try nameAndSpec(words)
                     let forward = try ManualForward(parsing: spec)
                     let machines = try global.machines()
-                    try machines.updateForwarding(name) { (config) throws(MachineError) in
-                        guard forward.hostPort != config.sshPort else {
-                            throw MachineError("host port \(forward.hostPort) is \(name)'s own SSH port", hint: "pick another host port", exitCode: 64)
-                        }
-                        guard !config.ports.contains(where: { $0.hostPort == forward.hostPort }) else {
-                            throw MachineError("host port \(forward.hostPort) is already forwarded", hint: "see `machine port ls \(name)`; remove it with `machine port rm \(name) \(forward.hostPort)`", exitCode: 1)
-                        }
-                        config.ports.append(forward)
-                    }
+                    try machines.addForward(name, forward)
                     print("forwarding host port \(forward.hostPort) to \(name):\(forward.guestPort)" + (machines.agentPid(name) == nil ? " once \(name) is up" : ""))
                 }
             }
@@ -82,12 +74,7 @@ extension Machine {
                 try perform { () throws(MachineError) in
                     let (name, spec) = try nameAndSpec(words)
                     let hostPort = try ManualForward(parsing: spec).hostPort
-                    try global.machines().updateForwarding(name) { (config) throws(MachineError) in
-                        guard config.ports.contains(where: { $0.hostPort == hostPort }) else {
-                            throw MachineError("no manual forward from host port \(hostPort)", hint: "see `machine port ls \(name)`")
-                        }
-                        config.ports.removeAll { $0.hostPort == hostPort }
-                    }
+                    try global.machines().removeForward(name, hostPort: hostPort)
                     print("removed the forward from host port \(hostPort)")
                 }
             }

@@ -47,7 +47,7 @@ extension Machine {
                 let (shape, engine, shares) = (self.shape, self.engine, self.shares)
                 let request = Machines.UpRequest(
                     newConfig: { () throws(MachineError) -> MachineConfig in
-                        var config = try shape.config(name: name, engine: try engine.settings())
+                        var config = try shape.shape().newConfig(name: name, engine: try engine.settings())
                         try shares.apply(to: &config, home: machineHome)
                         return config
                     },

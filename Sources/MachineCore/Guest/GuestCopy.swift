@@ -1,4 +1,5 @@
 import Foundation
+import HostOS
 import SSH
 #if canImport(Glibc)
 import Glibc
@@ -46,7 +47,7 @@ public struct GuestCopy {
     /// Host file -> guest path (a folder gets the file's name inside it). A symlink inside a
     /// shared folder is never read through: the guest may have planted it.
     public func upload(_ hostPath: String, to guestPath: String) throws(MachineError) {
-        let entry = try walker.locate(hostPath)
+        let entry = try locate(hostPath)
         switch entry.kind {
         case .missing:
             throw MachineError("\(hostPath) does not exist", exitCode: 1)
@@ -89,9 +90,9 @@ public struct GuestCopy {
         guard remote.isRegularFile else {
             throw MachineError("\(guest.name):\(guestPath) is not a regular file", hint: "machine cp copies one file; for a folder use `machine ssh NAME -- tar -C DIR -c . | tar -x`")
         }
-        var entry = try walker.locate(hostPath)
+        var entry = try locate(hostPath)
         if entry.kind == .directory {
-            entry = try walker.locate(HostPathWalker.join(entry.path, URL(fileURLWithPath: guestPath).lastPathComponent))
+            entry = try locate(HostPathWalker.join(entry.path, URL(fileURLWithPath: guestPath).lastPathComponent))
         }
         switch entry.kind {
         case .missing, .regularFile, .sharedSymlink:
@@ -129,5 +130,10 @@ public struct GuestCopy {
         } catch {
             throw MachineError("cannot look at \(guest.name):\(path): \(error)")
         }
+    }
+
+    /// The host path, walked without following a symlink inside a share.
+    private func locate(_ path: String) throws(MachineError) -> HostPathWalker.Entry {
+        try onHost { () throws(SystemError) in try walker.locate(path) }
     }
 }

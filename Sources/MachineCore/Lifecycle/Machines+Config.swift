@@ -79,6 +79,31 @@ extension Machines {
         AgentProcess(name: name, files: store.files(name)).reload()
     }
 
+    /// Adds a manual forward (`machine port add`): not over the machine's own SSH port, nor a
+    /// host port already forwarded.
+    public func addForward(_ name: String, _ forward: ManualForward) throws(MachineError) {
+        try updateForwarding(name) { (config) throws(MachineError) in
+            guard forward.hostPort != config.sshPort else {
+                throw MachineError("host port \(forward.hostPort) is \(name)'s own SSH port", hint: "pick another host port", exitCode: 64)
+            }
+            guard !config.ports.contains(where: { $0.hostPort == forward.hostPort }) else {
+                throw MachineError("host port \(forward.hostPort) is already forwarded",
+                                   hint: "see `machine port ls \(name)`; remove it with `machine port rm \(name) \(forward.hostPort)`", exitCode: 1)
+            }
+            config.ports.append(forward)
+        }
+    }
+
+    /// Removes the manual forward from `hostPort` (`machine port rm`).
+    public func removeForward(_ name: String, hostPort: Int) throws(MachineError) {
+        try updateForwarding(name) { (config) throws(MachineError) in
+            guard config.ports.contains(where: { $0.hostPort == hostPort }) else {
+                throw MachineError("no manual forward from host port \(hostPort)", hint: "see `machine port ls \(name)`")
+            }
+            config.ports.removeAll { $0.hostPort == hostPort }
+        }
+    }
+
     /// Changes how a machine is run (accelerator, CPUs, memory): kept in its config, applied at
     /// its next boot (the domain is defined anew at every boot). Returns true if anything changed.
     @discardableResult

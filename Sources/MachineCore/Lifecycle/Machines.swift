@@ -49,9 +49,6 @@ public final class Machines {
         GuestSSH(name: name, port: try store.config(name).sshPort, files: store.files(name))
     }
 
-    /// The libvirt URI machines of this home are run on.
-    public var uri: String { hypervisor.connection.uri }
-
     public func create(_ config: MachineConfig) throws(MachineError) {
         // A share type this host or connection cannot serve is refused now, not at boot.
         _ = try Shares.devices(config.mounts, type: config.mountType, systemDaemon: hypervisor.isSystemDaemon)

@@ -44,6 +44,7 @@ public struct MachineError: Error, CustomStringConvertible, Sendable {
         case ENOSPC: "the disk is full: free some space and try again"
         case ENOENT where error.operation.hasPrefix("run "): "install it (scripts/host-setup.sh lists the host packages)"
         case EEXIST: "move it away"
+        case ELOOP: "give the real path instead"
         default: nil
         }
         self.init(error.description, hint: hint, kind: .host, cause: error)

@@ -191,7 +191,7 @@ public struct MachineStore: Sendable {
     }
 
     /// A free TCP port on 127.0.0.1 for the machine's SSH forward.
-    public static func freeLoopbackPort() throws(MachineError) -> Int {
+    static func freeLoopbackPort() throws(MachineError) -> Int {
         try onHost { () throws(SystemError) in try LocalSocket.freeLoopbackPort() }
     }
 }

@@ -127,18 +127,7 @@ public struct DomainDefinition: Sendable, Equatable {
         let agentInput = agentLink.map {
             ",hostfwd=tcp:127.0.0.1:\($0.inputPort)-:\(Self.agentInputGuestPort)"
         } ?? ""
-        let engine = engineDisk.map {
-            """
-                <disk type='file' device='disk'>
-                  <driver name='qemu' type='raw'/>
-                  <source file='\(e($0))'/>
-                  <target dev='vdc' bus='virtio'/>
-                  <serial>\(GuestContract.engineDiskSerial)</serial>
-                  <readonly/>
-            \(Self.slot(Self.engineDiskSlot))    </disk>
-
-            """
-        } ?? ""
+        let engine = engineDisk.map { Self.readOnlyDiskXML($0, dev: "vdc", serial: GuestContract.engineDiskSerial, slot: Self.engineDiskSlot) } ?? ""
         let filesystems = shares.enumerated().map { index, folder in
             Self.filesystemXML(folder, address: index < Self.shareSlots.count ? Self.slot(Self.shareSlots[index]) : "")
         }.joined()
@@ -163,14 +152,7 @@ public struct DomainDefinition: Sendable, Equatable {
                   <target dev='vda' bus='virtio'/>
                   <serial>\(GuestContract.dataDiskSerial)</serial>
             \(Self.slot(Self.dataDiskSlot))    </disk>
-                <disk type='file' device='disk'>
-                  <driver name='qemu' type='raw'/>
-                  <source file='\(e(seed))'/>
-                  <target dev='vdb' bus='virtio'/>
-                  <serial>\(GuestContract.seedDiskSerial)</serial>
-                  <readonly/>
-            \(Self.slot(Self.seedSlot))    </disk>
-            \(engine)\(cdrom)\(filesystems)    <serial type='file'>
+            \(Self.readOnlyDiskXML(seed, dev: "vdb", serial: GuestContract.seedDiskSerial, slot: Self.seedSlot))\(engine)\(cdrom)\(filesystems)    <serial type='file'>
                   <source path='\(e(consoleLog))' append='on'/>
                   <target port='0'/>
                 </serial>
@@ -212,6 +194,20 @@ public struct DomainDefinition: Sendable, Equatable {
 
     /// One `<filesystem>`. 9p uses accessmode squash: files the guest creates belong to the
     /// user QEMU runs as (the user who runs machine), and a failing chown is not an error.
+    /// A raw, read-only virtio disk the guest finds by its serial (the seed, the engine).
+    static func readOnlyDiskXML(_ path: String, dev: String, serial: String, slot: Int) -> String {
+        """
+            <disk type='file' device='disk'>
+              <driver name='qemu' type='raw'/>
+              <source file='\(escape(path))'/>
+              <target dev='\(dev)' bus='virtio'/>
+              <serial>\(serial)</serial>
+              <readonly/>
+        \(Self.slot(slot))    </disk>
+
+        """
+    }
+
     static func filesystemXML(_ folder: SharedFolder, address: String = "") -> String {
         let e = Self.escape
         let driver: String

@@ -190,42 +190,42 @@ public final class Hypervisor {
 
     /// Whether the machine has a saved state waiting to be restored.
     public func hasSavedState(_ name: String) throws(MachineError) -> Bool {
-        guard let domain = try domain(name) else { return false }
-        do {
-            return try domain.hasManagedSave()
-        } catch {
-            throw MachineError("cannot ask libvirt about \(name)'s saved state: \(error.message)")
+        try onDomain(name, otherwise: false, failure: "cannot ask libvirt about \(name)'s saved state") { domain throws(LibvirtError) in
+            try domain.hasManagedSave()
         }
     }
 
     /// Runs the machine again from its saved state.
     public func restore(_ name: String) throws(MachineError) {
-        guard let domain = try domain(name) else { return }
-        do {
+        try onDomain(name, otherwise: (), failure: "cannot restore \(name) from its saved state",
+                     hint: "`machine rm --force \(name)` if it keeps failing; `machine logs --qemu \(name)` has QEMU's words") { domain throws(LibvirtError) in
             try domain.start()
-        } catch {
-            throw MachineError("cannot restore \(name) from its saved state: \(error.message)",
-                               hint: "`machine rm --force \(name)` if it keeps failing; `machine logs --qemu \(name)` has QEMU's words")
         }
     }
 
     /// Throws the saved state away, so the next start boots afresh.
     public func discardSavedState(_ name: String) throws(MachineError) {
-        guard let domain = try domain(name) else { return }
-        do {
+        try onDomain(name, otherwise: (), failure: "cannot remove the saved state of \(name)") { domain throws(LibvirtError) in
             try domain.removeManagedSave()
-        } catch {
-            throw MachineError("cannot remove the saved state of \(name): \(error.message)")
         }
     }
 
     /// Lets a paused machine run again.
     public func resume(_ name: String) throws(MachineError) {
-        guard let domain = try domain(name) else { return }
-        do {
+        try onDomain(name, otherwise: (), failure: "cannot resume \(name)", hint: "`machine restart \(name)` boots it again") { domain throws(LibvirtError) in
             try domain.resume()
+        }
+    }
+
+    /// `call` on the machine's domain (`otherwise` if it has none), libvirt's error told after
+    /// `failure`.
+    private func onDomain<T>(_ name: String, otherwise: T, failure: @autoclosure () -> String, hint: String? = nil,
+                             _ call: (Domain) throws(LibvirtError) -> T) throws(MachineError) -> T {
+        guard let domain = try domain(name) else { return otherwise }
+        do {
+            return try call(domain)
         } catch {
-            throw MachineError("cannot resume \(name): \(error.message)", hint: "`machine restart \(name)` boots it again")
+            throw MachineError("\(failure()): \(error.message)", hint: hint)
         }
     }
 

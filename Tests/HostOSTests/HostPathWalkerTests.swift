@@ -1,5 +1,5 @@
 import Foundation
-import MachineCore
+import HostOS
 import Testing
 
 @Suite struct HostPathWalkerTests {
@@ -35,8 +35,8 @@ import Testing
 
     @Test func aPathThroughASymlinkInsideAShareIsRefused() throws {
         let t = try Tree()
-        #expect(throws: MachineError.self) { try t.walker.locate(t.share + "/evildir/secret") }
-        #expect(throws: MachineError.self) { try t.walker.locate(t.share + "/evildir/newfile") }
+        #expect(throws: SystemError.self) { try t.walker.locate(t.share + "/evildir/secret") }
+        #expect(throws: SystemError.self) { try t.walker.locate(t.share + "/evildir/newfile") }
     }
 
     @Test func theUsersOwnSymlinksOutsideSharesAreFollowed() throws {
@@ -56,8 +56,8 @@ import Testing
         #expect(missing.kind == .missing)
         #expect(missing.path == t.share + "/sub/new")
         #expect(try t.walker.locate("/").kind == .directory)
-        #expect(throws: MachineError.self) { try t.walker.locate(t.share + "/nothing/new") }
-        #expect(throws: MachineError.self) { try t.walker.locate(t.share + "/sub/file/x") }
+        #expect(throws: SystemError.self) { try t.walker.locate(t.share + "/nothing/new") }
+        #expect(throws: SystemError.self) { try t.walker.locate(t.share + "/sub/file/x") }
         // Without shares nothing is special: the same link is followed.
         #expect(try HostPathWalker(shares: []).locate(t.share + "/evil").kind == .regularFile)
     }

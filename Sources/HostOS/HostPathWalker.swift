@@ -55,23 +55,25 @@ public struct HostPathWalker {
     }
 
     /// Walks `path` (absolute, or relative to the current folder).
-    public func locate(_ path: String, currentDirectory: String = FileManager.default.currentDirectoryPath) throws(MachineError) -> Entry {
+    public func locate(_ path: String, currentDirectory: String = FileManager.default.currentDirectoryPath) throws(SystemError) -> Entry {
         let absolute = path.hasPrefix("/") ? path : currentDirectory + "/" + path
         var pending = Array(Self.components(absolute).reversed())
         var folder = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC)
         var folderPath = "/"
         var links = 0
-        func fail(_ message: String, hint: String? = nil) -> MachineError {
+        /// The error of the call that just failed (errno read first), or one with `code`.
+        func fail(_ operation: String, code: Int32? = nil, detail: String? = nil) -> SystemError {
+            let error = SystemError(operation, code: code ?? errno, detail: detail)
             close(folder)
-            return MachineError(message, hint: hint, exitCode: 1)
+            return error
         }
-        guard folder >= 0 else { throw MachineError("cannot open /: \(String(cString: strerror(errno)))") }
+        guard folder >= 0 else { throw SystemError.last("open /") }
         if pending.isEmpty { return Entry(folder: folder, folderPath: "/", name: ".", kind: .directory) }
         while let name = pending.popLast() {
             let isLast = pending.isEmpty
             if name == ".." {
                 let parent = openat(folder, "..", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-                guard parent >= 0 else { throw fail("cannot open the folder above \(folderPath): \(String(cString: strerror(errno)))") }
+                guard parent >= 0 else { throw fail("open the folder above \(folderPath)") }
                 close(folder)
                 folder = parent
                 if folderPath != "/" { folderPath = String(folderPath[..<folderPath.lastIndex(of: "/")!]) }
@@ -83,21 +85,21 @@ public struct HostPathWalker {
             guard fstatat(folder, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else {
                 let reason = errno
                 if reason == ENOENT && isLast { return Entry(folder: folder, folderPath: folderPath, name: name, kind: .missing) }
-                throw fail("cannot reach \(Self.join(folderPath, name)): \(String(cString: strerror(reason)))")
+                throw fail("reach \(Self.join(folderPath, name))", code: reason)
             }
             let here = Self.join(folderPath, name)
             switch info.st_mode & S_IFMT {
             case S_IFLNK:
                 if isInsideShare(here) {
                     if isLast { return Entry(folder: folder, folderPath: folderPath, name: name, kind: .sharedSymlink) }
-                    throw fail("not following the symlink \(here): it is inside a folder shared with a machine, which may have put it there",
-                               hint: "give the real path instead")
+                    throw fail("follow the symlink \(here)", code: ELOOP,
+                               detail: "it is inside a folder shared with a machine, which may have put it there")
                 }
                 links += 1
-                guard links <= 40 else { throw fail("too many levels of symlinks in \(path)") }
+                guard links <= 40 else { throw fail("resolve \(path)", code: ELOOP) }
                 var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
                 let length = readlinkat(folder, name, &buffer, buffer.count - 1)
-                guard length >= 0 else { throw fail("cannot read the symlink \(here): \(String(cString: strerror(errno)))") }
+                guard length >= 0 else { throw fail("read the symlink \(here)") }
                 let target = String(decoding: buffer[..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
                 if target.hasPrefix("/") {
                     let root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC)
@@ -110,15 +112,15 @@ public struct HostPathWalker {
             case S_IFDIR:
                 if isLast { return Entry(folder: folder, folderPath: folderPath, name: name, kind: .directory) }
                 let next = openat(folder, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-                guard next >= 0 else { throw fail("cannot open \(here): \(String(cString: strerror(errno)))") }
+                guard next >= 0 else { throw fail("open \(here)") }
                 close(folder)
                 folder = next
                 folderPath = here
             case S_IFREG:
-                guard isLast else { throw fail("\(here) is not a folder") }
+                guard isLast else { throw fail("reach \(Self.join(here, pending.last!))", code: ENOTDIR) }
                 return Entry(folder: folder, folderPath: folderPath, name: name, kind: .regularFile)
             default:
-                guard isLast else { throw fail("\(here) is not a folder") }
+                guard isLast else { throw fail("reach \(Self.join(here, pending.last!))", code: ENOTDIR) }
                 return Entry(folder: folder, folderPath: folderPath, name: name, kind: .other)
             }
         }
@@ -126,11 +128,11 @@ public struct HostPathWalker {
         return Entry(folder: folder, folderPath: folderPath, name: ".", kind: .directory)
     }
 
-    static func components(_ path: String) -> [String] {
+    public static func components(_ path: String) -> [String] {
         path.split(separator: "/").map(String.init).filter { $0 != "." }
     }
 
-    static func join(_ folder: String, _ name: String) -> String {
+    public static func join(_ folder: String, _ name: String) -> String {
         folder == "/" ? "/" + name : folder + "/" + name
     }
 }

@@ -1,0 +1,35 @@
+import Foundation
+
+/// What a user may say about a new machine's shape (each nil takes the default), and the
+/// making of its first config: the defaults, a free loopback port for its SSH forward and
+/// the default share of the user's home. `create` and `up` of a new machine both start here.
+public struct MachineShape: Sendable {
+    public var cpus: Int?
+    public var memoryMiB: Int?
+    /// The data disk's size (it grows as used).
+    public var diskGiB: Int?
+    /// An ISO to boot instead of the built image.
+    public var iso: String?
+    /// auto, kvm or tcg.
+    public var accel: String?
+    /// The host address published container ports are forwarded from.
+    public var publishAddress: String?
+
+    public init(cpus: Int? = nil, memoryMiB: Int? = nil, diskGiB: Int? = nil, iso: String? = nil,
+                accel: String? = nil, publishAddress: String? = nil) {
+        self.cpus = cpus
+        self.memoryMiB = memoryMiB
+        self.diskGiB = diskGiB
+        self.iso = iso
+        self.accel = accel
+        self.publishAddress = publishAddress
+    }
+
+    public func newConfig(name: String, engine: EngineSettings) throws(MachineError) -> MachineConfig {
+        if let publishAddress { try PortForwards.validateAddress(publishAddress) }
+        return MachineConfig(name: name, cpus: cpus ?? 2, memoryMiB: memoryMiB ?? 1024, diskGiB: diskGiB ?? 20,
+                             iso: iso.map { URL(fileURLWithPath: $0).standardizedFileURL.path },
+                             sshPort: try MachineStore.freeLoopbackPort(), accel: accel ?? "auto", engine: engine,
+                             publishAddress: publishAddress ?? "127.0.0.1", mounts: (try? Shares.defaults()) ?? [])
+    }
+}
