@@ -164,11 +164,11 @@ public final class Agent {
         SignalFlags.catchReload()
     }
 
-    /// Runs until SIGTERM or SIGINT.
-    public func run() {
+    /// Runs until SIGTERM or SIGINT (or until `stop` says so: tests).
+    public func run(until stop: () -> Bool = { SignalFlags.terminationRequested != 0 }) {
         if forwarding != nil { startForwarding() }
         var busy = true
-        while SignalFlags.terminationRequested == 0 {
+        while !stop() {
             if session == nil && Date() >= nextConnectAttempt { connectSession() }
             if forwarding != nil { updateForwards() }
             var fds = pollSet()
