@@ -13,6 +13,7 @@ packages=(
 	openssh-client openssh-server       # ssh/scp for tests, a local sshd for the SSH wrapper's tests
 	curl ca-certificates                # tests and benchmarks
 	python3 python3-pytest              # end-to-end tests
+	zsh fish tcsh                       # tests of `machine env` in each shell
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -11,43 +11,32 @@ extension Machine {
                   eval "$(machine env)"
                   machine env dev --shell fish | source
                   eval "$(machine env --unset)"
+                  eval `machine env --shell tcsh`
+                  & machine env --shell powershell | Invoke-Expression
                 """)
-
-        enum ShellKind: String, ExpressibleByArgument, CaseIterable {
-            case sh, bash, zsh, fish
-        }
 
         @OptionGroup var global: GlobalOptions
         @OptionGroup var target: NameArgument
-        @Option(help: "The shell to print for: sh, bash, zsh or fish (default: from $SHELL).") var shell: ShellKind?
+        @Option(help: "The shell to print for: sh, bash, zsh, fish, tcsh, powershell or cmd (default: from $SHELL).") var shell: ShellEnvironment.Shell?
         @Flag(help: "Print the commands that undo it.") var unset = false
 
         func run() throws {
             try perform { () throws(MachineError) in
-                let kind = shell ?? ShellKind(rawValue: URL(fileURLWithPath: ProcessInfo.processInfo.environment["SHELL"] ?? "sh").lastPathComponent) ?? .sh
+                let kind = shell ?? ShellEnvironment.Shell(path: ProcessInfo.processInfo.environment["SHELL"] ?? "sh") ?? .sh
                 let machines = try global.machines()
                 let files = machines.files(target.name)
                 _ = try machines.config(target.name)
-                let host = DockerContext.dockerHost(socket: files.dockerSocket)
-                switch (kind, unset) {
-                case (.fish, false):
-                    print("set -gx DOCKER_HOST \(Self.quote(host));")
-                case (.fish, true):
-                    print("set -e DOCKER_HOST;")
-                case (_, false):
-                    print("export DOCKER_HOST=\(Self.quote(host))")
-                case (_, true):
-                    print("unset DOCKER_HOST")
+                if unset {
+                    print(ShellEnvironment.unset("DOCKER_HOST", shell: kind))
+                    return
                 }
-                if !unset {
-                    print("# Run this command to configure your shell:\n# eval \"$(machine env\(target.name == MachineName.default ? "" : " " + target.name))\"")
-                }
+                print(ShellEnvironment.set("DOCKER_HOST", DockerContext.dockerHost(socket: files.dockerSocket), shell: kind))
+                let command = "machine env" + (target.name == MachineName.default ? "" : " " + target.name)
+                    + (shell.map { " --shell \($0.rawValue)" } ?? "")
+                print(ShellEnvironment.usage(of: command, shell: kind))
             }
-        }
-
-        /// Single quotes for sh and fish alike: a path with spaces or quotes stays one word.
-        static func quote(_ text: String) -> String {
-            "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'"
         }
     }
 }
+
+extension ShellEnvironment.Shell: ExpressibleByArgument {}

@@ -75,6 +75,17 @@ def test_env_prints_a_docker_host_that_works(up):
     out = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "linux"
+    # So does each other shell's own way of applying it (host setup installs them).
+    version = f"{DOCKER} version --format '{{{{.Server.Os}}}}'"
+    for shell, script in [("zsh", f'eval "$({machine_binary()} env --shell zsh)" && {version}'),
+                          ("fish", f"{machine_binary()} env --shell fish | source; and {version}"),
+                          ("tcsh", f"eval `{machine_binary()} env --shell tcsh` && {version}")]:
+        out = subprocess.run([shell, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+        assert (out.returncode, out.stdout.strip()) == (0, "linux"), (shell, out.stderr)
+    # PowerShell and cmd are not in Debian: their text is checked.
+    assert f"$Env:DOCKER_HOST = 'unix://{up.socket}'" in up.machine("env", "--shell", "powershell").stdout.decode()
+    assert f"SET DOCKER_HOST=unix://{up.socket}" in up.machine("env", "--shell", "cmd").stdout.decode()
+    assert up.machine("env", "--shell", "cmd", "--unset").stdout.decode().strip() == "SET DOCKER_HOST="
 
 
 def test_up_again_is_quick_and_changes_nothing(up):
