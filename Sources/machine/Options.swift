@@ -59,7 +59,7 @@ func perform(_ body: () throws(MachineError) -> Void) throws {
 struct MachineShapeOptions: ParsableArguments {
     @Option(help: "Virtual CPUs (default: 2).") var cpus: Int?
     @Option(help: "Memory, e.g. 2G or 2048 (MiB) (default: 1G).") var memory: String?
-    @Option(help: "Data disk size (grows as used), e.g. 20G (default: 20G).") var disk: String?
+    @Option(help: "Data disk size (grows as used), e.g. 20G (default: 20G); an existing machine's only grows.") var disk: String?
     @Option(help: "Boot this ISO instead of the built image.") var iso: String?
     @Option(help: "Acceleration: auto (KVM when it really works, else TCG), kvm or tcg (default: auto).") var accel: String?
     @Option(help: ArgumentHelp("Host address that published container ports are forwarded from (default: 127.0.0.1).", valueName: "address"))
@@ -73,16 +73,23 @@ struct MachineShapeOptions: ParsableArguments {
     }
 
     /// --memory in MiB, if given.
-    func memoryMiB() throws(MachineError) -> Int? {
+    func memoryMiB() throws(MachineError) -> Int? { try Self.mebibytes(memory: memory) }
+
+    static func mebibytes(memory: String?) throws(MachineError) -> Int? {
         guard let memory else { return nil }
         let memoryMiB = try Size.mebibytes(memory)
         guard memoryMiB >= 256 else { throw MachineError("--memory must be at least 256M", exitCode: 64) }
         return memoryMiB
     }
 
+    static func gibibytes(disk: String?) throws(MachineError) -> Int? {
+        guard let disk else { return nil }
+        return max(1, try Size.mebibytes(disk) / 1024)
+    }
+
     /// The shape these options describe; MachineCore fills in the rest of a new machine.
     func shape() throws(MachineError) -> MachineShape {
-        MachineShape(cpus: cpus, memoryMiB: try memoryMiB(), diskGiB: try disk.map { d throws(MachineError) in max(1, try Size.mebibytes(d) / 1024) },
+        MachineShape(cpus: cpus, memoryMiB: try memoryMiB(), diskGiB: try Self.gibibytes(disk: disk),
                      iso: iso, accel: accel, publishAddress: publishAddress)
     }
 }

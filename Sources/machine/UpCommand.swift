@@ -52,9 +52,10 @@ extension Machine {
                         return config
                     },
                     changeShares: shares.isEmpty ? nil : { (config: inout MachineConfig) throws(MachineError) in try shares.apply(to: &config, home: machineHome) },
-                    accel: shape.accel, cpus: shape.cpus, memoryMiB: try shape.memoryMiB(), publishAddress: shape.publishAddress,
+                    accel: shape.accel, cpus: shape.cpus, memoryMiB: try shape.memoryMiB(), diskGiB: try shape.shape().diskGiB,
+                    publishAddress: shape.publishAddress,
                     changeEngine: engine.isEmpty ? nil : { (current: EngineSettings) throws(MachineError) -> EngineSettings in try engine.settings(over: current) },
-                    createOnlyOptions: [shape.disk.map { _ in "--disk" }, shape.iso.map { _ in "--iso" }].compactMap { $0 })
+                    createOnlyOptions: shape.iso == nil ? [] : ["--iso"])
                 let started = try machines.up(name, request).started
                 let socket = URL(fileURLWithPath: started.dockerSocket)
                 if started.alreadyRunning && started.installedEngine == nil && !started.settingsChanged {

@@ -69,9 +69,20 @@ def test_create_start_stop_start_restart_rm(machine):
 
     machine("start", "life")
     assert ssh(machine, "life", "cat /var/lib/machine/marker").stdout == "kept\n"
+    # A new shape is kept and applied at the next boot: more memory, a bigger disk whose
+    # filesystem grows with it, and the data on it kept. A disk never shrinks.
+    changed = machine("set", "life", "--memory", "1536M", "--disk", "5G")
+    assert "memory 1024 -> 1536 MiB, data disk 4 -> 5 GiB; applied at its next boot: `machine restart life`" in changed.stdout
+    shrink = machine("set", "life", "--disk", "3G", check=False)
+    assert shrink.returncode == 64 and "only grows" in shrink.stderr
     restarted = machine("restart", "life")
     assert "life restarted" in restarted.stdout
+    assert "growing the data disk of life to 5 GiB" in restarted.stderr
     assert ssh(machine, "life", "cat /var/lib/machine/marker").stdout == "kept\n"
+    sizes = ssh(machine, "life", "grep MemTotal /proc/meminfo; df -k /mnt/data | tail -1").stdout.split()
+    assert int(sizes[1]) > 1300 * 1024, sizes  # MemTotal in KiB, less the kernel's own
+    assert int(sizes[-5]) > 4.5 * 1024 * 1024, sizes  # the filesystem's size in KiB
+    assert "machine: data disk /dev/vda grown to 5 GiB" in machine("logs", "life").stdout
 
     refused = machine("rm", "life", check=False)
     assert refused.returncode == 1 and "machine rm --force life" in refused.stderr

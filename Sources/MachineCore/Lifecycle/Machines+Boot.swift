@@ -27,7 +27,11 @@ extension Machines {
             : nil
         // The built image mounts the engine's own disk; an ISO of the user's gets none.
         let engineDisk = image == nil ? nil : engine.disk
-        try store.checkDataDisk(files)
+        let diskBytes = try store.checkDataDisk(files)
+        if diskBytes < Int64(config.diskGiB) << 30 {
+            progress("growing the data disk of \(name) to \(config.diskGiB) GiB")
+            try store.growDataDisk(files, to: config.diskGiB)
+        }
         try Shares.verifyBeforeBoot(config.mounts, machine: name)
         let shares = try Shares.devices(config.mounts, type: config.mountType, systemDaemon: hypervisor.isSystemDaemon)
         // The agent's split session is made anew at each boot (QEMU makes the port's socket, the

@@ -104,14 +104,21 @@ extension Machines {
         }
     }
 
-    /// Changes how a machine is run (accelerator, CPUs, memory): kept in its config, applied at
-    /// its next boot (the domain is defined anew at every boot). Returns true if anything changed.
+    /// Changes how a machine is run (accelerator, CPUs, memory, data disk size): kept in its
+    /// config, applied at its next boot (the domain is defined anew at every boot, and the
+    /// disk grown before it). A disk only grows. Returns true if anything changed.
     @discardableResult
-    public func updateShape(_ name: String, accel: String?, cpus: Int?, memoryMiB: Int?) throws(MachineError) -> Bool {
-        try changeConfig(name) { config in
+    public func updateShape(_ name: String, accel: String? = nil, cpus: Int? = nil, memoryMiB: Int? = nil,
+                            diskGiB: Int? = nil) throws(MachineError) -> Bool {
+        try changeConfig(name) { (config) throws(MachineError) in
+            if let diskGiB, diskGiB < config.diskGiB {
+                throw MachineError("the data disk of \(name) is \(config.diskGiB) GiB and a disk only grows: \(diskGiB) GiB would lose what is on it",
+                                   hint: "give --disk \(config.diskGiB)G or more; for a smaller disk, `machine rm \(name)` and create it again", exitCode: 64)
+            }
             if let accel { config.accel = accel }
             if let cpus { config.cpus = cpus }
             if let memoryMiB { config.memoryMiB = memoryMiB }
+            if let diskGiB { config.diskGiB = diskGiB }
         }
     }
 }

@@ -11,20 +11,23 @@ extension Machines {
         public var accel: String?
         public var cpus: Int?
         public var memoryMiB: Int?
+        /// A bigger data disk (it only grows).
+        public var diskGiB: Int?
         public var publishAddress: String?
         public var changeEngine: ((EngineSettings) throws(MachineError) -> EngineSettings)?
-        /// Options given that apply only when a machine is created (e.g. "--disk").
+        /// Options given that apply only when a machine is created (e.g. "--iso").
         public var createOnlyOptions: [String]
 
         public init(newConfig: @escaping () throws(MachineError) -> MachineConfig,
                     changeShares: ((inout MachineConfig) throws(MachineError) -> Void)? = nil,
-                    accel: String? = nil, cpus: Int? = nil, memoryMiB: Int? = nil, publishAddress: String? = nil,
+                    accel: String? = nil, cpus: Int? = nil, memoryMiB: Int? = nil, diskGiB: Int? = nil, publishAddress: String? = nil,
                     changeEngine: ((EngineSettings) throws(MachineError) -> EngineSettings)? = nil, createOnlyOptions: [String] = []) {
             self.newConfig = newConfig
             self.changeShares = changeShares
             self.accel = accel
             self.cpus = cpus
             self.memoryMiB = memoryMiB
+            self.diskGiB = diskGiB
             self.publishAddress = publishAddress
             self.changeEngine = changeEngine
             self.createOnlyOptions = createOnlyOptions
@@ -51,9 +54,9 @@ extension Machines {
             if !request.createOnlyOptions.isEmpty {
                 progress("note: \(name) exists; \(request.createOnlyOptions.joined(separator: " and ")) apply only when a machine is created (`machine rm \(name)` removes it, data disk included)")
             }
-            if try updateShape(name, accel: request.accel, cpus: request.cpus, memoryMiB: request.memoryMiB),
+            if try updateShape(name, accel: request.accel, cpus: request.cpus, memoryMiB: request.memoryMiB, diskGiB: request.diskGiB),
                try hypervisor.state(name) == .running {
-                progress("note: the new --accel, --cpus or --memory of \(name) apply at its next boot: \(restart)")
+                progress("note: the new --accel, --cpus, --memory or --disk of \(name) apply at its next boot: \(restart)")
             }
             if let address = request.publishAddress {
                 try PortForwards.validateAddress(address)

@@ -152,17 +152,21 @@ public struct MachineStore: Sendable {
 
     /// Refuses a data disk that points at other files: a qcow2 with a backing file or an
     /// external data file would make QEMU open host files the user never handed to the VM.
-    public func checkDataDisk(_ files: MachineFiles) throws(MachineError) {
+    /// Returns the disk's size as the guest sees it, in bytes.
+    @discardableResult
+    public func checkDataDisk(_ files: MachineFiles) throws(MachineError) -> Int64 {
         let result = try Subprocess.outcome(of: ["qemu-img", "info", "--output=json", "-U", files.dataDisk.path], timeout: 30)
         guard result.status == 0 else {
             throw MachineError("cannot read the data disk \(files.dataDisk.path): \(result.output.trimmingCharacters(in: .whitespacesAndNewlines))")
         }
         struct Info: Decodable {
             let format: String
+            let virtualSize: Int64
             let backingFilename: String?
             let formatSpecific: Specific?
             enum CodingKeys: String, CodingKey {
                 case format
+                case virtualSize = "virtual-size"
                 case backingFilename = "backing-filename"
                 case formatSpecific = "format-specific"
             }
@@ -188,6 +192,14 @@ public struct MachineStore: Sendable {
             throw MachineError("the data disk \(files.dataDisk.path) keeps its data in an external file (\(dataFile)); refusing to boot it",
                                hint: "a machine's disk must stand alone: flatten it with `qemu-img convert -O qcow2` or recreate the machine")
         }
+        return info.virtualSize
+    }
+
+    /// Grows the (stopped) machine's data disk to `gibibytes`; the guest grows its filesystem
+    /// at the next boot. Never shrinks.
+    public func growDataDisk(_ files: MachineFiles, to gibibytes: Int) throws(MachineError) {
+        try Subprocess.output(of: ["qemu-img", "resize", "-q", files.dataDisk.path, "\(gibibytes)G"], timeout: 60,
+                              what: "growing the data disk \(files.dataDisk.path)")
     }
 
     /// A free TCP port on 127.0.0.1 for the machine's SSH forward.

@@ -1,5 +1,23 @@
 # The data disk keeps everything that must survive a reboot: the engine and its data,
 # SSH host keys, /home. A blank disk is formatted; a disk with anything on it never is.
+# A disk the host grew (`machine set --disk`) is bigger than its filesystem, which is grown
+# to fill it, mounted (ext4 grows online). The sizes come from the superblock (block count at
+# byte 1028, log2 of the block size over 1 KiB at 1048) with busybox alone, so a boot with
+# nothing to grow runs no e2fsprogs.
+grow_filesystem() {
+	local dev=$1 blocks shift fs_bytes dev_bytes
+	blocks=$(od -A n -t u4 -j 1028 -N 4 "$dev" | tr -d ' ')
+	shift=$(od -A n -t u4 -j 1048 -N 4 "$dev" | tr -d ' ')
+	fs_bytes=$((blocks * (1024 << shift)))
+	dev_bytes=$(($(cat "/sys/class/block/${dev##*/}/size") * 512))
+	[ $((dev_bytes - fs_bytes)) -ge 16777216 ] || return 0
+	if resize2fs "$dev" >/run/machine/resize2fs.log 2>&1; then
+		log "data disk $dev grown to $((dev_bytes >> 30)) GiB"
+	else
+		log "warning: the data disk's filesystem could not be grown to fill $dev (see /run/machine/resize2fs.log)"
+	fi
+}
+
 data_dev=$(disk_by_serial machine-data) || data_dev=""
 mkdir -p "$DATA"
 if [ -z "$data_dev" ]; then
@@ -10,6 +28,7 @@ elif is_blank "$data_dev"; then
 		mount -t ext4 -o noatime "$data_dev" "$DATA" && log "data disk $data_dev formatted and mounted"
 elif mount -t ext4 -o noatime "$data_dev" "$DATA"; then
 	log "data disk $data_dev mounted"
+	grow_filesystem "$data_dev"
 else
 	data_dev=""
 	log "error: the data disk carries data that is not an ext4 filesystem; it was left untouched and nothing will persist"

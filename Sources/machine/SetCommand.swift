@@ -1,0 +1,61 @@
+import ArgumentParser
+import Foundation
+import MachineCore
+
+extension Machine {
+    struct Set: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Change a machine's CPUs, memory or data disk size (applied at its next boot).",
+            discussion: """
+                The change is kept in the machine's config and applied when it next boots: a
+                running machine keeps its shape until `machine restart`. A data disk only grows;
+                the guest grows its filesystem to fill it, keeping what is on it. `machine up`
+                with the same options does the same and starts the machine.
+
+                EXAMPLES:
+                  machine set --cpus 4 --memory 4G && machine restart
+                  machine set dev --disk 60G
+                """)
+
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var target: NameArgument
+        @Option(help: "Virtual CPUs.") var cpus: Int?
+        @Option(help: "Memory, e.g. 2G or 2048 (MiB).") var memory: String?
+        @Option(help: "Data disk size, e.g. 40G; it only grows.") var disk: String?
+        @Option(help: "Acceleration: auto, kvm or tcg.") var accel: String?
+
+        func validate() throws {
+            if cpus == nil && memory == nil && disk == nil && accel == nil {
+                throw ValidationError("nothing to change: give --cpus, --memory, --disk or --accel")
+            }
+            if let cpus, !(1...64).contains(cpus) { throw ValidationError("--cpus must be between 1 and 64") }
+            if let accel, !["auto", "kvm", "tcg"].contains(accel) { throw ValidationError("--accel must be auto, kvm or tcg") }
+        }
+
+        func run() throws {
+            try perform { () throws(MachineError) in
+                let shape = MachineShape(cpus: cpus, memoryMiB: try MachineShapeOptions.mebibytes(memory: memory),
+                                         diskGiB: try MachineShapeOptions.gibibytes(disk: disk), accel: accel)
+                let machines = try global.machines()
+                let name = target.name
+                let before = try machines.config(name)
+                guard try machines.updateShape(name, accel: shape.accel, cpus: shape.cpus, memoryMiB: shape.memoryMiB, diskGiB: shape.diskGiB) else {
+                    print("\(name) already has that shape")
+                    return
+                }
+                let after = try machines.config(name)
+                var changes: [String] = []
+                if before.cpus != after.cpus { changes.append("CPUs \(before.cpus) -> \(after.cpus)") }
+                if before.memoryMiB != after.memoryMiB { changes.append("memory \(before.memoryMiB) -> \(after.memoryMiB) MiB") }
+                if before.diskGiB != after.diskGiB { changes.append("data disk \(before.diskGiB) -> \(after.diskGiB) GiB") }
+                if before.accel != after.accel { changes.append("acceleration \(before.accel) -> \(after.accel)") }
+                let when = try machines.info(name).state == "stopped"
+                    ? "at its next start (`machine start\(Self.suffix(name))`)"
+                    : "at its next boot: `machine restart\(Self.suffix(name))`"
+                print("\(name): \(changes.joined(separator: ", ")); applied \(when)")
+            }
+        }
+
+        static func suffix(_ name: String) -> String { name == MachineName.default ? "" : " " + name }
+    }
+}
