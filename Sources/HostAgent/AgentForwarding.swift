@@ -27,6 +27,11 @@ extension Agent {
         manualForwards = config.ports.map {
             PortForward(kind: .manual, hostAddress: config.publishAddress, hostPort: $0.hostPort, guestPort: $0.guestPort)
         }
+        // The engine's TLS endpoint (`--tls`): dockerd listens on the guest's loopback.
+        if let tlsPort = config.tlsPort {
+            manualForwards.append(PortForward(kind: .manual, hostAddress: config.publishAddress, hostPort: tlsPort,
+                                              guestPort: GuestContract.engineTLSPort))
+        }
     }
 
     /// Takes what the watcher reported and what SIGUSR1 asked for; reconciles the listeners

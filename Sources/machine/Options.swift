@@ -65,7 +65,9 @@ struct MachineShapeOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Host address that published container ports are forwarded from (default: 127.0.0.1).", valueName: "address"))
     var publishAddress: String?
 
-    var isEmpty: Bool { cpus == nil && memory == nil && disk == nil && iso == nil && accel == nil }
+    @Flag(help: "Also serve the engine on a TLS endpoint on 127.0.0.1 (see `machine env --tls`).") var tls = false
+
+    var isEmpty: Bool { cpus == nil && memory == nil && disk == nil && iso == nil && accel == nil && !tls }
 
     func validate() throws {
         if let cpus, !(1...64).contains(cpus) { throw ValidationError("--cpus must be between 1 and 64") }
@@ -90,7 +92,7 @@ struct MachineShapeOptions: ParsableArguments {
     /// The shape these options describe; MachineCore fills in the rest of a new machine.
     func shape() throws(MachineError) -> MachineShape {
         MachineShape(cpus: cpus, memoryMiB: try memoryMiB(), diskGiB: try Self.gibibytes(disk: disk),
-                     iso: iso, accel: accel, publishAddress: publishAddress)
+                     iso: iso, accel: accel, publishAddress: publishAddress, tls: tls)
     }
 }
 

@@ -52,7 +52,7 @@ extension Machine {
                         return config
                     },
                     changeShares: shares.isEmpty ? nil : { (config: inout MachineConfig) throws(MachineError) in try shares.apply(to: &config, home: machineHome) },
-                    accel: shape.accel, cpus: shape.cpus, memoryMiB: try shape.memoryMiB(), diskGiB: try shape.shape().diskGiB,
+                    accel: shape.accel, cpus: shape.cpus, memoryMiB: try shape.memoryMiB(), diskGiB: try shape.shape().diskGiB, tls: shape.tls,
                     publishAddress: shape.publishAddress,
                     changeEngine: engine.isEmpty ? nil : { (current: EngineSettings) throws(MachineError) -> EngineSettings in try engine.settings(over: current) },
                     createOnlyOptions: shape.iso == nil ? [] : ["--iso"])

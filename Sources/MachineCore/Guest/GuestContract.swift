@@ -28,6 +28,11 @@ public enum GuestContract {
     /// (boot.d/55-engine-settings.sh), so a first boot does not start it twice.
     public static let engineDaemonSeedFile = "daemon.json"
     public static let engineEnvironmentSeedFile = "engine.env"
+    /// The engine's TLS endpoint, when the machine has one: these files (in the seed, and
+    /// uploaded by provisioning) in the engine's home, and dockerd listening with --tlsverify
+    /// on the guest's loopback at this port, which the agent forwards.
+    public static let engineTLSFiles = ["tls-ca.pem", "tls-cert.pem", "tls-key.pem"]
+    public static let engineTLSPort = 2376
 
     /// Where the engine lives on the data disk (lib.sh's ENGINE_HOME, the bundle's RPATH), and
     /// the words its `service reconfigure` answers with.

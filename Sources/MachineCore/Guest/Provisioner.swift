@@ -29,7 +29,8 @@ public struct Provisioner {
         public let settingsChanged: Bool
     }
 
-    public func provision(bundle: EngineBundle, settings: EngineSettings) throws(MachineError) -> Outcome {
+    /// `tls`: the engine's TLS files (name in the engine home, file here), when it has the endpoint.
+    public func provision(bundle: EngineBundle, settings: EngineSettings, tls: [(String, URL)] = []) throws(MachineError) -> Outcome {
         let version = bundle.manifest.version
         let current = try run("cat \(Self.engineHome)/current/VERSION 2>/dev/null || true", what: "reading the installed engine version")
             .trimmingCharacters(in: .whitespacesAndNewlines)
@@ -42,6 +43,9 @@ public struct Provisioner {
         let sftp = try sftpSession()
         try upload(data: settings.daemonJSON(), to: "\(Self.engineHome)/daemon.json.new", sftp: sftp)
         try upload(data: settings.environmentFile(), to: "\(Self.engineHome)/engine.env.new", sftp: sftp)
+        for (name, file) in tls {
+            try upload(file: file, to: "\(Self.engineHome)/\(name).new", sftp: sftp, announce: false)
+        }
         let answer = try run("\(Self.engineHome)/current/service reconfigure && \(Self.engineHome)/current/service start",
                              what: "applying the engine settings")
         return Outcome(installedVersion: version, installed: installed, settingsChanged: answer.contains(GuestContract.settingsChanged) && !answer.contains(GuestContract.settingsUnchanged))

@@ -14,22 +14,27 @@ public struct MachineShape: Sendable {
     public var accel: String?
     /// The host address published container ports are forwarded from.
     public var publishAddress: String?
+    /// Also serve the engine on a TLS endpoint (docker-machine's DOCKER_TLS_VERIFY style).
+    public var tls: Bool
 
     public init(cpus: Int? = nil, memoryMiB: Int? = nil, diskGiB: Int? = nil, iso: String? = nil,
-                accel: String? = nil, publishAddress: String? = nil) {
+                accel: String? = nil, publishAddress: String? = nil, tls: Bool = false) {
         self.cpus = cpus
         self.memoryMiB = memoryMiB
         self.diskGiB = diskGiB
         self.iso = iso
         self.accel = accel
         self.publishAddress = publishAddress
+        self.tls = tls
     }
 
     public func newConfig(name: String, engine: EngineSettings) throws(MachineError) -> MachineConfig {
         if let publishAddress { try PortForwards.validateAddress(publishAddress) }
-        return MachineConfig(name: name, cpus: cpus ?? 2, memoryMiB: memoryMiB ?? 1024, diskGiB: diskGiB ?? 20,
+        var config = MachineConfig(name: name, cpus: cpus ?? 2, memoryMiB: memoryMiB ?? 1024, diskGiB: diskGiB ?? 20,
                              iso: iso.map { URL(fileURLWithPath: $0).standardizedFileURL.path },
                              sshPort: try MachineStore.freeLoopbackPort(), accel: accel ?? "auto", engine: engine,
                              publishAddress: publishAddress ?? "127.0.0.1", mounts: (try? Shares.defaults()) ?? [])
+        if tls { config.tlsPort = try MachineStore.freeLoopbackPort() }
+        return config
     }
 }

@@ -13,6 +13,8 @@ extension Machines {
         public var memoryMiB: Int?
         /// A bigger data disk (it only grows).
         public var diskGiB: Int?
+        /// Add the engine's TLS endpoint if it has none.
+        public var tls: Bool
         public var publishAddress: String?
         public var changeEngine: ((EngineSettings) throws(MachineError) -> EngineSettings)?
         /// Options given that apply only when a machine is created (e.g. "--iso").
@@ -20,7 +22,7 @@ extension Machines {
 
         public init(newConfig: @escaping () throws(MachineError) -> MachineConfig,
                     changeShares: ((inout MachineConfig) throws(MachineError) -> Void)? = nil,
-                    accel: String? = nil, cpus: Int? = nil, memoryMiB: Int? = nil, diskGiB: Int? = nil, publishAddress: String? = nil,
+                    accel: String? = nil, cpus: Int? = nil, memoryMiB: Int? = nil, diskGiB: Int? = nil, tls: Bool = false, publishAddress: String? = nil,
                     changeEngine: ((EngineSettings) throws(MachineError) -> EngineSettings)? = nil, createOnlyOptions: [String] = []) {
             self.newConfig = newConfig
             self.changeShares = changeShares
@@ -28,6 +30,7 @@ extension Machines {
             self.cpus = cpus
             self.memoryMiB = memoryMiB
             self.diskGiB = diskGiB
+            self.tls = tls
             self.publishAddress = publishAddress
             self.changeEngine = changeEngine
             self.createOnlyOptions = createOnlyOptions
@@ -61,6 +64,9 @@ extension Machines {
             if let address = request.publishAddress {
                 try PortForwards.validateAddress(address)
                 try updateForwarding(name) { $0.publishAddress = address }
+            }
+            if request.tls, try enableTLS(name) {
+                progress("\(name) has a TLS endpoint now: `machine env --tls\(name == MachineName.default ? "" : " " + name)`")
             }
             if let changeEngine = request.changeEngine {
                 try changeConfig(name) { (config: inout MachineConfig) throws(MachineError) in config.engine = try changeEngine(config.engine) }

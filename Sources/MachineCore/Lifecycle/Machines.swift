@@ -53,6 +53,7 @@ public final class Machines {
         // A share type this host or connection cannot serve is refused now, not at boot.
         _ = try Shares.devices(config.mounts, type: config.mountType, systemDaemon: hypervisor.isSystemDaemon)
         _ = try store.create(config)
+        if config.tlsPort != nil { try EngineTLS.make(store.files(config.name), name: config.name) }
     }
 
     public struct Started: Sendable {
@@ -124,7 +125,8 @@ public final class Machines {
             if let offset = try GuestClock.set(over: session, guest: guest) {
                 progress("set the clock of \(name), which was \(abs(offset)) s \(offset > 0 ? "behind" : "ahead")")
             }
-            outcome = try Provisioner(session: session, guest: guest, progress: progress).provision(bundle: bundle, settings: config.engine)
+            outcome = try Provisioner(session: session, guest: guest, progress: progress)
+                .provision(bundle: bundle, settings: config.engine, tls: config.tlsPort == nil ? [] : EngineTLS.serverFiles(files))
             try agent.start(uri: hypervisor.connection.uri)
             try waitForEngine(name, files: files, timeout: engineTimeout)
         }

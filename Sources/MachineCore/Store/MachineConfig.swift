@@ -10,6 +10,8 @@ public struct MachineConfig: Codable, Sendable, Equatable {
     public var iso: String?
     /// 127.0.0.1 port forwarded to the guest's sshd, chosen free at create.
     public var sshPort: Int
+    /// The host port of the engine's TLS endpoint (`--tls`), nil without one.
+    public var tlsPort: Int?
     /// auto, kvm or tcg.
     public var accel: String
     public var created: Date
@@ -52,6 +54,7 @@ public struct MachineConfig: Codable, Sendable, Equatable {
         diskGiB = try c.decode(Int.self, forKey: .diskGiB)
         iso = try c.decodeIfPresent(String.self, forKey: .iso)
         sshPort = try c.decode(Int.self, forKey: .sshPort)
+        tlsPort = try c.decodeIfPresent(Int.self, forKey: .tlsPort)
         accel = try c.decode(String.self, forKey: .accel)
         created = try c.decode(Date.self, forKey: .created)
         engine = try c.decodeIfPresent(EngineSettings.self, forKey: .engine) ?? .init()

@@ -34,6 +34,10 @@ public struct MachineFiles: Sendable {
     /// The host port on 127.0.0.1 that this boot forwards to the input of the agent's sshd
     /// (written at boot, for images that serve the split session).
     public var guestSSHInputPort: URL { folder.appendingPathComponent("ssh-port.input") }
+    /// The engine's TLS material (`--tls`): the client's ca.pem, cert.pem and key.pem
+    /// (DOCKER_CERT_PATH) beside the server's server.pem and server-key.pem, which the guest
+    /// gets through the seed and provisioning. The CA's key is not kept.
+    public var tls: URL { folder.appendingPathComponent("tls") }
     /// Every forward the running agent has, and how each stands (written by the agent).
     public var portsStatus: URL { folder.appendingPathComponent("ports.json") }
 }

@@ -111,6 +111,7 @@ public struct MachineStore: Sendable {
             (GuestContract.engineDaemonSeedFile, config.engine.daemonJSON()),
             (GuestContract.engineEnvironmentSeedFile, config.engine.environmentFile()),
         ] + (agentInputPort.map { [(GuestContract.agentInputPortSeedFile, Data("\($0)\n".utf8))] } ?? [])
+            + (try engineTLSSeed(config, files: files))
         let fm = FileManager.default
         let unchanged = fm.fileExists(atPath: files.seed.path) && content.allSatisfy { name, data in
             (try? Data(contentsOf: files.seedFolder.appendingPathComponent(name))) == data
@@ -131,6 +132,19 @@ public struct MachineStore: Sendable {
         guard rename(temp.path, files.seed.path) == 0 else {
             throw MachineError("cannot move the seed into place: \(String(cString: strerror(errno)))")
         }
+    }
+
+    /// The engine's TLS files for the seed, when the machine has the endpoint.
+    func engineTLSSeed(_ config: MachineConfig, files: MachineFiles) throws(MachineError) -> [(String, Data)] {
+        guard config.tlsPort != nil else { return [] }
+        var content: [(String, Data)] = []
+        for (name, url) in EngineTLS.serverFiles(files) {
+            guard let data = try? Data(contentsOf: url) else {
+                throw MachineError("the engine's TLS file \(url.path) is missing", hint: "`machine regenerate-certs \(config.name)` makes new ones")
+            }
+            content.append((name, data))
+        }
+        return content
     }
 
     /// Deletes the machine's own folder and nothing else: the folder is found by name under

@@ -1,0 +1,54 @@
+import Foundation
+
+/// The engine's TLS endpoint (`--tls`, `machine env --tls`, `machine regenerate-certs`).
+extension Machines {
+    /// Gives the machine a TLS endpoint if it has none: a host port and new certificates. A
+    /// running machine gets them at once (dockerd restarts); returns true if anything changed.
+    @discardableResult
+    public func enableTLS(_ name: String) throws(MachineError) -> Bool {
+        guard try store.config(name).tlsPort == nil else { return false }
+        let port = try MachineStore.freeLoopbackPort()
+        try EngineTLS.make(store.files(name), name: name)
+        try changeConfig(name) { $0.tlsPort = port }
+        try pushTLS(name)
+        return true
+    }
+
+    /// New certificates in place of the old (a new CA, so the old client certificate is
+    /// refused from now on); a running machine's engine restarts with them.
+    public func regenerateCertificates(_ name: String) throws(MachineError) {
+        guard try trustedConfig(name).tlsPort != nil else {
+            throw MachineError("\(name) has no TLS endpoint", hint: "`machine up --tls\(name == MachineName.default ? "" : " " + name)` adds one", exitCode: 1)
+        }
+        let files = store.files(name)
+        let lock = try MachineLock(files: files, name: name)
+        defer { withExtendedLifetime(lock) {} }
+        try EngineTLS.make(files, name: name)
+        try pushTLS(name)
+    }
+
+    /// DOCKER_HOST, DOCKER_CERT_PATH and DOCKER_TLS_VERIFY for the machine's TLS endpoint.
+    public func tlsEnvironment(_ name: String) throws(MachineError) -> [(String, String)] {
+        let config = try store.config(name)
+        guard let port = config.tlsPort else {
+            throw MachineError("\(name) has no TLS endpoint", hint: "`machine up --tls\(name == MachineName.default ? "" : " " + name)` adds one", exitCode: 1)
+        }
+        return [("DOCKER_HOST", "tcp://127.0.0.1:\(port)"), ("DOCKER_CERT_PATH", store.files(name).tls.path), ("DOCKER_TLS_VERIFY", "1")]
+    }
+
+    /// Uploads the TLS files to a running machine (restarting dockerd if they changed) and
+    /// has its agent forward the endpoint. A stopped machine gets them through the seed.
+    func pushTLS(_ name: String) throws(MachineError) {
+        guard try hypervisor.state(name) == .running else { return }
+        let config = try store.config(name)
+        let files = store.files(name)
+        let guest = GuestSSH(name: name, port: config.sshPort, files: files)
+        let bundle = try Builder(recipes: try Recipes.locate(), paths: paths).latestEngineBundle(quiet: true)
+        let session = try guest.connect()
+        progress("restarting the engine of \(name) with its TLS certificates")
+        _ = try Provisioner(session: session, guest: guest, progress: progress)
+            .provision(bundle: bundle, settings: config.engine, tls: EngineTLS.serverFiles(files))
+        AgentProcess(name: name, files: files).reload()
+        try waitForEngine(name, files: files, timeout: 180)
+    }
+}
