@@ -8,9 +8,9 @@ extension Machine {
             commandName: "regenerate-certs",
             abstract: "Make new TLS certificates for a machine's engine endpoint; the old ones are refused.",
             discussion: """
-                A new CA signs a new server and client certificate (its key is not kept). A
-                running machine's engine restarts with them; clients pick them up from
-                DOCKER_CERT_PATH, which stays the same.
+                A new CA signs a new server and client certificate (its key is
+                not kept). A running machine's engine restarts with them; clients
+                find them in DOCKER_CERT_PATH, which stays the same.
 
                 EXAMPLES:
                   machine regenerate-certs

@@ -7,10 +7,11 @@ extension Machine {
         static let configuration = CommandConfiguration(
             abstract: "Change a machine's CPUs, memory or data disk size (applied at its next boot).",
             discussion: """
-                The change is kept in the machine's config and applied when it next boots: a
-                running machine keeps its shape until `machine restart`. A data disk only grows;
-                the guest grows its filesystem to fill it, keeping what is on it. `machine up`
-                with the same options does the same and starts the machine.
+                The change is kept in the machine's config and applied when it
+                next boots: a running machine keeps its shape until `machine
+                restart`. A data disk only grows; the guest grows its filesystem
+                to fill it, keeping what is on it. `machine up` with the same
+                options does the same and starts the machine.
 
                 EXAMPLES:
                   machine set --cpus 4 --memory 4G && machine restart

@@ -1,6 +1,7 @@
 """`machine up` end to end: the real VM, the real engine, and the host's real docker CLI
 (/usr/local/bin/docker) talking to the socket the host agent forwards over SSH. One machine
-serves the whole module; the tests run in file order, the disruptive ones last."""
+serves the whole module; each test finds it up (the `up` fixture brings it back after a test
+that stopped or removed it), so the tests do not depend on their order."""
 import hashlib
 import json
 import os
@@ -24,7 +25,7 @@ from conftest import DOCKER, Up, machine_binary
 from qemu_guest import busybox_image_tar
 
 @pytest.fixture(scope="module")
-def up(tmp_path_factory, cache_dir, built):
+def machine_up(tmp_path_factory, cache_dir, built):
     home = tmp_path_factory.mktemp("up-home")
     machine = Up(home, cache_dir, tmp_path_factory.mktemp("up-work"))
     try:
@@ -36,10 +37,34 @@ def up(tmp_path_factory, cache_dir, built):
         machine.machine("rm", "--force", "default", check=False, timeout=180)
 
 
-@pytest.fixture(scope="module")
+def engine_answers(socket_path):
+    """Whether the engine answers /_ping on the forwarded socket within 5 s."""
+    try:
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(5)
+            s.connect(str(socket_path))
+            s.sendall(b"GET /_ping HTTP/1.0\r\n\r\n")
+            return s.recv(4096).split(b"\r\n", 1)[0].endswith(b" 200 OK")
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def up(machine_up):
+    """The module's machine, up: the tests share one (booting one takes a minute), and a test
+    that stopped, broke or removed it leaves the next to bring it back, so none depends on
+    the order they run in."""
+    if not engine_answers(machine_up.socket):
+        machine_up.machine("up")
+    return machine_up
+
+
+@pytest.fixture
 def busybox(up):
-    tar = busybox_image_tar(up.work / "busybox")
-    up.docker("import", str(tar), "busybox:latest")
+    """busybox:latest in the engine (imported again after a test removed the machine)."""
+    if up.docker("image", "inspect", "busybox:latest", check=False).returncode != 0:
+        tar = busybox_image_tar(up.work / "busybox")
+        up.docker("import", str(tar), "busybox:latest")
     return "busybox:latest"
 
 
@@ -85,7 +110,8 @@ def test_env_prints_a_docker_host_that_works(up):
     # PowerShell and cmd are not in Debian: their text is checked.
     assert f"$Env:DOCKER_HOST = 'unix://{up.socket}'" in up.machine("env", "--shell", "powershell").stdout.decode()
     assert f"SET DOCKER_HOST=unix://{up.socket}" in up.machine("env", "--shell", "cmd").stdout.decode()
-    assert up.machine("env", "--shell", "cmd", "--unset").stdout.decode().strip() == "SET DOCKER_HOST="
+    # --unset clears the TLS variables too, whichever way the shell was set up.
+    assert up.machine("env", "--shell", "cmd", "--unset").stdout.decode().split() == ["SET", "DOCKER_HOST=", "SET", "DOCKER_CERT_PATH=", "SET", "DOCKER_TLS_VERIFY="]
 
 
 def test_up_again_is_quick_and_changes_nothing(up):
