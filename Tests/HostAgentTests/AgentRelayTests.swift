@@ -32,55 +32,10 @@ import Glibc
         return GuestSSH(name: "relay-test", port: server.port, files: files)
     }
 
-    /// Reads its one client to EOF, then answers "got N bytes" and closes.
-    static func countingServer(listening fd: Int32) -> Thread {
-        let thread = Thread {
-            let client = accept(fd, nil, nil)
-            var total = 0
-            var buffer = [UInt8](repeating: 0, count: 65536)
-            while true {
-                let count = recv(client, &buffer, buffer.count, 0)
-                if count <= 0 { break }
-                total += count
-            }
-            let reply = Array("got \(total) bytes".utf8)
-            _ = send(client, reply, reply.count, 0)
-            close(client)
-            close(fd)
-        }
-        thread.start()
-        return thread
-    }
-
-    static func unixListener(_ path: String) throws -> Int32 {
-        unlink(path)
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8) + [0]) }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        try #require(bound == 0 && listen(fd, 4) == 0)
-        return fd
-    }
-
-    static func connectUnix(_ path: String) throws -> Int32 {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8) + [0]) }
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        try #require(connected == 0)
-        return fd
-    }
-
     /// Sends `payload` on a new connection to the agent's socket, half-closes, and returns all
     /// it reads until EOF.
     static func exchange(agentSocket: String, payload: [UInt8]) throws -> String {
-        let client = try connectUnix(agentSocket)
+        let client = try TestSockets.connectUnix(agentSocket)
         defer { close(client) }
         var sent = 0
         while sent < payload.count {
@@ -135,10 +90,10 @@ import Glibc
         let agentSocket = server.folder.appendingPathComponent("agent.sock").path
         let payload = (0..<(3 << 20)).map { UInt8($0 & 0xff) }
         try Self.withAgent(server, agentSocket: agentSocket, target: .unixSocket(far)) {
-            _ = Self.countingServer(listening: try Self.unixListener(far))
+            TestSockets.countingServer(listening: try TestSockets.unixListener(far))
             #expect(try Self.exchange(agentSocket: agentSocket, payload: payload) == "got \(3 << 20) bytes")
             // A client that says nothing: its EOF alone still reaches the far end.
-            _ = Self.countingServer(listening: try Self.unixListener(far))
+            TestSockets.countingServer(listening: try TestSockets.unixListener(far))
             #expect(try Self.exchange(agentSocket: agentSocket, payload: []) == "got 0 bytes")
         }
     }
@@ -161,7 +116,7 @@ import Glibc
         try #require(bound == 0 && listen(fd, 4) == 0)
         let port = Int(UInt16(bigEndian: address.sin_port))
         try Self.withAgent(server, agentSocket: agentSocket, target: .tcp(host: "127.0.0.1", port: port)) {
-            _ = Self.countingServer(listening: fd)
+            TestSockets.countingServer(listening: fd)
             let reply = try Self.exchange(agentSocket: agentSocket, payload: [UInt8](repeating: 7, count: 100_000))
             #expect(reply == "got 100000 bytes")
         }

@@ -15,40 +15,10 @@ import Glibc
         return session
     }
 
-    /// A unix socket server that reads to EOF, then answers with the byte count and closes:
-    /// it only answers if our half-close reached it.
-    func countingServer(at path: String) throws -> Thread {
-        unlink(path)
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8) + [0]) }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        try #require(bound == 0 && listen(fd, 4) == 0)
-        let thread = Thread {
-            let client = accept(fd, nil, nil)
-            var total = 0
-            var buffer = [UInt8](repeating: 0, count: 65536)
-            while true {
-                let count = recv(client, &buffer, buffer.count, 0)
-                if count <= 0 { break }
-                total += count
-            }
-            let reply = Array("got \(total) bytes".utf8)
-            _ = send(client, reply, reply.count, 0)
-            close(client)
-            close(fd)
-        }
-        thread.start()
-        return thread
-    }
-
     @Test func streamLocalChannelCarriesHalfCloseBothWays() throws {
         let server = try LocalSSHD()
         let path = server.folder.appendingPathComponent("echo.sock").path
-        _ = try countingServer(at: path)
+        TestSockets.countingServer(listening: try TestSockets.unixListener(path))
         let session = try login(server)
         let channel = try #require(try Channel.openStreamLocal(session, path: path))
         let payload = Data((0..<(1 << 20)).map { UInt8($0 & 0xff) })
