@@ -44,18 +44,19 @@ extension Machine {
                 configTrust.apply(to: machines)
                 let name = target.name
                 let machineHome = machines.paths.home.path
-                let (shape, engine, shares) = (self.shape, self.engine, self.shares)
+                let (engine, shares) = (self.engine, self.shares)
+                let requested = try shape.shape()
                 let request = Machines.UpRequest(
                     newConfig: { () throws(MachineError) -> MachineConfig in
-                        var config = try shape.shape().newConfig(name: name, engine: try engine.settings())
+                        var config = try requested.newConfig(name: name, engine: try engine.settings())
                         try shares.apply(to: &config, home: machineHome)
                         return config
                     },
                     changeShares: shares.isEmpty ? nil : { (config: inout MachineConfig) throws(MachineError) in try shares.apply(to: &config, home: machineHome) },
-                    accel: shape.accel, cpus: shape.cpus, memoryMiB: try shape.memoryMiB(), diskGiB: try shape.shape().diskGiB, tls: shape.tls,
-                    publishAddress: shape.publishAddress,
+                    accel: requested.accel, cpus: requested.cpus, memoryMiB: requested.memoryMiB, diskGiB: requested.diskGiB, tls: requested.tls,
+                    publishAddress: requested.publishAddress,
                     changeEngine: engine.isEmpty ? nil : { (current: EngineSettings) throws(MachineError) -> EngineSettings in try engine.settings(over: current) },
-                    createOnlyOptions: shape.iso == nil ? [] : ["--iso"])
+                    createOnlyOptions: requested.iso == nil ? [] : ["--iso"])
                 let started = try machines.up(name, request).started
                 let socket = URL(fileURLWithPath: started.dockerSocket)
                 if started.alreadyRunning && started.installedEngine == nil && !started.settingsChanged {
