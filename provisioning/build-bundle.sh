@@ -99,7 +99,10 @@ printf '%s\n' "$version" >"$bundle/VERSION"
 
 step "compressing the bundle"
 mkdir -p "$out"
-tar -C "$work/bundle" --owner=0 --group=0 --numeric-owner --sort=name -cf - "$version" | xz -T0 -6 >"$out/engine.tar.xz"
+# Level 1: 9 s here for 43 MB, against 53 s for 36 MB at the default 6. The archive is only
+# uploaded to a machine that is running when its engine changes (the disk below serves every
+# boot), and 7 MB more over the agent costs well under a second.
+tar -C "$work/bundle" --owner=0 --group=0 --numeric-owner --sort=name -cf - "$version" | xz -T0 -1 >"$out/engine.tar.xz"
 # The same files as a read-only ext4 disk, which a machine booted from now on gets as a disk
 # of its own and mounts: nothing to upload or unpack in the guest, where unpacking the xz
 # archive took most of a first `up` under TCG. The archive stays for a machine that is

@@ -20,6 +20,28 @@ extension Machines {
             /// virtiofs or 9p, as this connection serves it.
             public let type: String
         }
+        /// The builds a machine's last boot was made of.
+        public struct BuildsInfo: Codable, Sendable {
+            public struct Image: Codable, Sendable {
+                public let folder: String
+                public let kernel: String
+            }
+            public struct Engine: Codable, Sendable {
+                public let folder: String
+                /// The installed version: Debian's docker.io version and the bundle's key.
+                public let version: String
+                public let docker: String
+            }
+            public let image: Image?
+            public let engine: Engine
+            /// Kept on these builds after a failed upgrade (`machine upgrade` tries again).
+            public let held: Bool
+        }
+        public struct TLSInfo: Codable, Sendable {
+            public let host: String
+            /// DOCKER_CERT_PATH: ca.pem, cert.pem and key.pem.
+            public let certPath: String
+        }
         public let name: String
         public let state: String
         /// libvirt's reason for the state ("unknown" for a QEMU that stopped its own CPUs).
@@ -35,6 +57,9 @@ extension Machines {
         public let dataDisk: String
         public let ssh: SSH
         public let shares: [SharedFolderInfo]
+        /// Nil before the first boot, or when the cache no longer has its builds.
+        public let builds: BuildsInfo?
+        public let tls: TLSInfo?
     }
 
     /// Whether a state is one a user should read the reason of: anything but running, and a
@@ -66,7 +91,13 @@ extension Machines {
                        knownHostsFile: files.knownHosts.path),
             shares: ((try? Shares.devices(config.mounts, type: config.mountType, systemDaemon: hypervisor.isSystemDaemon)) ?? []).map {
                 .init(hostPath: $0.share.hostPath, guestPath: $0.share.guestPath, readOnly: $0.share.readOnly, type: $0.typeName)
-            })
+            },
+            builds: lastBootBuilds(name).map {
+                .init(image: $0.image.map { .init(folder: $0.folder.path, kernel: $0.manifest.kernel) },
+                      engine: .init(folder: $0.engine.folder.path, version: $0.engine.manifest.version, docker: $0.engine.manifest.docker),
+                      held: config.held != nil)
+            },
+            tls: config.tlsPort.map { .init(host: "tcp://127.0.0.1:\($0)", certPath: files.tls.path) })
     }
 }
 

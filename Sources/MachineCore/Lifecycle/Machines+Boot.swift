@@ -22,9 +22,7 @@ extension Machines {
     /// remembered for this host boot.
     func boot(_ config: MachineConfig, files: MachineFiles, quietBuild: Bool, engine: EngineBundle) throws(MachineError) -> Double {
         let name = config.name
-        let image = config.iso == nil
-            ? try Builder(recipes: try Recipes.locate(), paths: paths).latestImage(quiet: quietBuild)
-            : nil
+        let image = try guestImage(for: config, quiet: quietBuild)
         // The built image mounts the engine's own disk; an ISO of the user's gets none.
         let engineDisk = image == nil ? nil : engine.disk
         let diskBytes = try store.checkDataDisk(files)
@@ -47,7 +45,7 @@ extension Machines {
         try store.writeSeed(config, files: files, shares: shares, hidden: Shares.hiddenGuestPaths(config.mounts, machineHome: paths.home.path),
                             agentInputPort: agentInputPort)
         let plan = BootPlan(image: image, shares: shares, agentInputPort: agentInputPort, engineDisk: engineDisk?.path)
-        if let data = try? JSONEncoder().encode(record(config, image: image, engineDisk: engineDisk)) {
+        if let data = try? JSONEncoder().encode(record(config, image: image, engine: engine)) {
             try AtomicFile.save(data, to: files.bootRecord, mode: 0o600)
         }
         let (accelerator, notice) = try AcceleratorProbe.choose(config.accel, verdictFile: paths.kvmFailedVerdict, kernel: image?.kernel)

@@ -8,16 +8,19 @@ extension Machines {
     /// made it, so it is restored only while a boot now would be made of the same.
     struct BootRecord: Codable, Equatable {
         var image: String?
+        /// The engine's disk; none for a machine that boots an ISO (its engine is installed).
         var engine: String?
+        /// The engine bundle's folder, for every machine (absent in records of older machines).
+        var bundle: String?
         var cpus: Int
         var memoryMiB: Int
         var mounts: [Share]
         var mountType: ShareType
     }
 
-    func record(_ config: MachineConfig, image: GuestImage?, engineDisk: URL?) -> BootRecord {
-        BootRecord(image: image?.folder.path, engine: engineDisk?.path, cpus: config.cpus, memoryMiB: config.memoryMiB,
-                   mounts: config.mounts, mountType: config.mountType)
+    func record(_ config: MachineConfig, image: GuestImage?, engine: EngineBundle) -> BootRecord {
+        BootRecord(image: image?.folder.path, engine: image == nil ? nil : engine.disk?.path, bundle: engine.folder.path,
+                   cpus: config.cpus, memoryMiB: config.memoryMiB, mounts: config.mounts, mountType: config.mountType)
     }
 
     /// Saves the running machine to disk and stops it; `start` (or `resume`) brings it back.
@@ -41,8 +44,7 @@ extension Machines {
     func restorableSavedState(_ config: MachineConfig, files: MachineFiles, quietBuild: Bool,
                               engine: () throws(MachineError) -> EngineBundle) throws(MachineError) -> Bool {
         guard try hypervisor.hasSavedState(config.name) else { return false }
-        let image = config.iso == nil ? try Builder(recipes: try Recipes.locate(), paths: paths).latestImage(quiet: quietBuild) : nil
-        let now = record(config, image: image, engineDisk: image == nil ? nil : try engine().disk)
+        let now = record(config, image: try guestImage(for: config, quiet: quietBuild), engine: try engine())
         let saved = try? JSONDecoder().decode(BootRecord.self, from: Data(contentsOf: files.bootRecord))
         if saved == now { return true }
         progress("the saved state of \(config.name) was made with another image, engine or shape; booting it afresh (its containers were not shut down cleanly)")

@@ -43,7 +43,9 @@ extension Machines {
         let config = try store.config(name)
         let files = store.files(name)
         let guest = GuestSSH(name: name, port: config.sshPort, files: files)
-        let bundle = try Builder(recipes: try Recipes.locate(), paths: paths).latestEngineBundle(quiet: true)
+        // The engine it runs: pushing certificates is no time to change engines.
+        let bundle: EngineBundle
+        if let running = lastBootBuilds(name)?.engine { bundle = running } else { bundle = try engineBundle(for: config, quiet: true) }
         let session = try guest.connect()
         progress("restarting the engine of \(name) with its TLS certificates")
         _ = try Provisioner(session: session, guest: guest, progress: progress)

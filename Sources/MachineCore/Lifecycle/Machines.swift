@@ -84,7 +84,7 @@ public final class Machines {
         var bundle: EngineBundle?
         func engineBundle() throws(MachineError) -> EngineBundle {
             if let bundle { return bundle }
-            let built = try Builder(recipes: try Recipes.locate(), paths: paths).latestEngineBundle(quiet: quietBuild)
+            let built = try self.engineBundle(for: config, quiet: quietBuild)
             bundle = built
             return built
         }

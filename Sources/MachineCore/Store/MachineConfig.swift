@@ -25,6 +25,9 @@ public struct MachineConfig: Codable, Sendable, Equatable {
     public var mounts: [Share]
     /// How they are served (`--mount-type`).
     public var mountType: ShareType
+    /// The image and engine the machine went back to when an upgrade's engine did not come
+    /// up; it boots those instead of the latest builds until `machine upgrade` succeeds.
+    public var held: HeldBuilds?
 
     public init(name: String, cpus: Int = 2, memoryMiB: Int = 1024, diskGiB: Int = 20, iso: String? = nil,
                 sshPort: Int, accel: String = "auto", created: Date = Date(), engine: EngineSettings = .init(),
@@ -62,6 +65,7 @@ public struct MachineConfig: Codable, Sendable, Equatable {
         ports = try c.decodeIfPresent([ManualForward].self, forKey: .ports) ?? []
         mounts = try c.decodeIfPresent([Share].self, forKey: .mounts) ?? []
         mountType = try c.decodeIfPresent(ShareType.self, forKey: .mountType) ?? .auto
+        held = try c.decodeIfPresent(HeldBuilds.self, forKey: .held)
     }
 
     static let encoder: JSONEncoder = {
@@ -123,6 +127,18 @@ public struct MachineConfig: Codable, Sendable, Equatable {
             throw MachineError("\(url.path) is damaged (\(error))",
                                hint: "fix the file by hand, or remove the machine with `machine rm --force \(url.deletingLastPathComponent().lastPathComponent)`")
         }
+    }
+}
+
+/// Builds in the cache a machine is held on, by their folder names (cache keys): the image's
+/// in `images/`, the engine bundle's in `engine/`. No image for a machine that boots an ISO.
+public struct HeldBuilds: Codable, Sendable, Equatable {
+    public var image: String?
+    public var engine: String
+
+    public init(image: String?, engine: String) {
+        self.image = image
+        self.engine = engine
     }
 }
 

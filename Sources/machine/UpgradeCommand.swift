@@ -1,0 +1,88 @@
+import ArgumentParser
+import Foundation
+import MachineCore
+
+extension Machine {
+    struct Upgrade: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Bring a machine's Debian packages and engine up to date, going back if the new engine fails.",
+            discussion: """
+                Refreshes apt's package lists (as root; `--no-refresh` skips it), builds
+                the guest image and the engine bundle from the packages apt knows now,
+                shows the old and new versions, then restarts the machine onto them. The
+                data disk stays as it is: images, containers, volumes and restart
+                policies carry over. When the new engine does not answer within
+                --engine-timeout, the machine is booted again on the image and engine it
+                ran before and kept on them (`machine inspect` shows "held") until an
+                upgrade succeeds. The machine is running afterwards, unless it was up to
+                date: then it is left as it is.
+
+                EXAMPLES:
+                  machine upgrade
+                  machine upgrade dev --no-refresh
+                  machine inspect dev | python3 -c 'import json,sys; print(json.load(sys.stdin)["builds"])'
+                """)
+
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var target: NameArgument
+        @OptionGroup var configTrust: ConfigTrustOptions
+        @Flag(inversion: .prefixedNo, help: "Run `apt-get update` first (root only; others are told how old apt's lists are).")
+        var refresh = true
+        @Option(help: "Seconds to wait for the new engine before going back to the old one.")
+        var engineTimeout: Double = 180
+
+        func validate() throws {
+            guard engineTimeout > 0 else { throw ValidationError("--engine-timeout must be more than 0") }
+        }
+
+        func run() throws {
+            try perform { () throws(MachineError) in
+                let machines = try global.machines()
+                configTrust.apply(to: machines)
+                let name = target.name
+                let plan = try machines.planUpgrade(name, refreshPackageLists: refresh)
+                if plan.upToDate {
+                    if try machines.config(name).held != nil {
+                        // The latest builds are again the ones it went back to: nothing to hold.
+                        try machines.releaseHold(name)
+                    }
+                    print("\(name) is up to date: \(Self.describe(plan.new))")
+                    return
+                }
+                if let current = plan.current {
+                    print("\(name):")
+                    for line in Self.changes(from: current, to: plan.new) { print("  " + line) }
+                    if plan.packageChanges.isEmpty {
+                        print("the same Debian packages, built by another recipe (machine itself was upgraded)")
+                    } else {
+                        print("Debian packages that change:")
+                        for change in plan.packageChanges { print("  " + change) }
+                    }
+                } else {
+                    print("\(name) will run \(Self.describe(plan.new))")
+                }
+                let started = try machines.applyUpgrade(plan, engineTimeout: engineTimeout)
+                print("\(name) upgraded: engine \(plan.new.engine.manifest.version) answers at \(DockerContext.dockerHost(socket: URL(fileURLWithPath: started.dockerSocket)))")
+            }
+        }
+
+        /// One line for the image and one for the engine: old -> new, or unchanged.
+        static func changes(from old: Machines.Builds, to new: Machines.Builds) -> [String] {
+            func image(_ image: GuestImage) -> String { "\(image.folder.lastPathComponent) (kernel \(image.manifest.kernel))" }
+            func engine(_ engine: EngineBundle) -> String { "Docker \(engine.manifest.docker) (bundle \(engine.folder.lastPathComponent))" }
+            func line(_ what: String, _ was: String?, _ now: String?) -> String? {
+                guard let now else { return nil }
+                guard let was, was != now else { return "\(what) \(now), unchanged" }
+                return "\(what) \(was) -> \(now)"
+            }
+            return [line("image ", old.image.map(image), new.image.map(image)),
+                    line("engine", engine(old.engine), engine(new.engine))].compactMap { $0 }
+        }
+
+        static func describe(_ builds: Machines.Builds) -> String {
+            let engine = "engine Docker \(builds.engine.manifest.docker) (bundle \(builds.engine.folder.lastPathComponent))"
+            guard let image = builds.image else { return engine }
+            return "image with kernel \(image.manifest.kernel) (\(image.folder.lastPathComponent)), \(engine)"
+        }
+    }
+}
