@@ -14,4 +14,4 @@ echo "==> guest image and engine bundle (cached after the first build)"
 # restarts libvirtd without /dev/kvm if it does not.
 MACHINE_BIN=.build/debug/machine scripts/host-setup.sh
 echo "==> end-to-end tests (pytest, real VMs under QEMU)"
-exec python3 -m pytest tests/e2e -v -rs "$@"
+exec python3 -m pytest tests/e2e -v -rs --durations=40 "$@"

@@ -27,9 +27,11 @@ extension Agent {
         manualForwards = config.ports.map {
             PortForward(kind: .manual, hostAddress: config.publishAddress, hostPort: $0.hostPort, guestPort: $0.guestPort)
         }
-        // The engine's TLS endpoint (`--tls`): dockerd listens on the guest's loopback.
+        // The engine's TLS endpoint (`--tls`): dockerd listens on the guest's loopback, and the
+        // host end stays on loopback too, whatever `--publish-address` says for containers
+        // (`machine env --tls` names 127.0.0.1).
         if let tlsPort = config.tlsPort {
-            manualForwards.append(PortForward(kind: .manual, hostAddress: config.publishAddress, hostPort: tlsPort,
+            manualForwards.append(PortForward(kind: .engineTLS, hostAddress: "127.0.0.1", hostPort: tlsPort,
                                               guestPort: GuestContract.engineTLSPort))
         }
     }

@@ -36,7 +36,7 @@ extension Machine {
                 var config = try shape.shape().newConfig(name: target.name, engine: try engine.settings())
                 try shares.apply(to: &config, home: Paths().home.path)
                 try global.machines().create(config)
-                print("created \(target.name); start it with `machine up\(target.name == MachineName.default ? "" : " " + target.name)`")
+                print("created \(target.name); start it with `machine up\(MachineName.commandSuffix(target.name))`")
             }
         }
     }

@@ -43,7 +43,7 @@ extension Machine {
                     print("note: \(bundle) is set; Python's docker SDK (requests) then trusts it instead of DOCKER_CERT_PATH's ca.pem: unset REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE for it",
                           to: &standardError)
                 }
-                let command = "machine env" + (tls ? " --tls" : "") + (target.name == MachineName.default ? "" : " " + target.name)
+                let command = "machine env" + (tls ? " --tls" : "") + MachineName.commandSuffix(target.name)
                     + (shell.map { " --shell \($0.rawValue)" } ?? "")
                 print(ShellEnvironment.usage(of: command, shell: kind))
             }

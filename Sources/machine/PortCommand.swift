@@ -36,9 +36,18 @@ extension Machine {
                     let rows = forwards.map { status in
                         let f = status.forward
                         return ["\(f.hostAddress):\(f.hostPort)", "\(f.guestAddress):\(f.guestPort)", f.proto,
-                                f.kind == .manual ? "manual" : (f.container ?? "-"), status.state]
+                                Self.origin(f), status.state]
                     }
                     printTable(header: ["HOST", "GUEST", "PROTO", "CONTAINER", "STATE"], rows: rows)
+                }
+            }
+
+            /// Who asked for the forward: the container, `port add`, or `--tls`.
+            static func origin(_ forward: PortForward) -> String {
+                switch forward.kind {
+                case .automatic: forward.container ?? "-"
+                case .manual: "manual"
+                case .engineTLS: "engine TLS"
                 }
             }
         }

@@ -51,12 +51,10 @@ extension Machine {
                 if before.diskGiB != after.diskGiB { changes.append("data disk \(before.diskGiB) -> \(after.diskGiB) GiB") }
                 if before.accel != after.accel { changes.append("acceleration \(before.accel) -> \(after.accel)") }
                 let when = try machines.info(name).state == "stopped"
-                    ? "at its next start (`machine start\(Self.suffix(name))`)"
-                    : "at its next boot: `machine restart\(Self.suffix(name))`"
+                    ? "at its next start (`machine start\(MachineName.commandSuffix(name))`)"
+                    : "at its next boot: `machine restart\(MachineName.commandSuffix(name))`"
                 print("\(name): \(changes.joined(separator: ", ")); applied \(when)")
             }
         }
-
-        static func suffix(_ name: String) -> String { name == MachineName.default ? "" : " " + name }
     }
 }

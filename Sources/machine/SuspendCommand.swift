@@ -25,7 +25,7 @@ extension Machine {
         func run() throws {
             try perform { () throws(MachineError) in
                 try global.machines().suspend(target.name)
-                print("\(target.name) suspended (`machine resume\(target.name == MachineName.default ? "" : " " + target.name)` brings it back)")
+                print("\(target.name) suspended (`machine resume\(MachineName.commandSuffix(target.name))` brings it back)")
             }
         }
     }

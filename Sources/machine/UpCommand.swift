@@ -47,16 +47,14 @@ extension Machine {
                 let (engine, shares) = (self.engine, self.shares)
                 let requested = try shape.shape()
                 let request = Machines.UpRequest(
+                    shape: requested,
                     newConfig: { () throws(MachineError) -> MachineConfig in
                         var config = try requested.newConfig(name: name, engine: try engine.settings())
                         try shares.apply(to: &config, home: machineHome)
                         return config
                     },
                     changeShares: shares.isEmpty ? nil : { (config: inout MachineConfig) throws(MachineError) in try shares.apply(to: &config, home: machineHome) },
-                    accel: requested.accel, cpus: requested.cpus, memoryMiB: requested.memoryMiB, diskGiB: requested.diskGiB, tls: requested.tls,
-                    publishAddress: requested.publishAddress,
-                    changeEngine: engine.isEmpty ? nil : { (current: EngineSettings) throws(MachineError) -> EngineSettings in try engine.settings(over: current) },
-                    createOnlyOptions: requested.iso == nil ? [] : ["--iso"])
+                    changeEngine: engine.isEmpty ? nil : { (current: EngineSettings) throws(MachineError) -> EngineSettings in try engine.settings(over: current) })
                 let started = try machines.up(name, request).started
                 let socket = URL(fileURLWithPath: started.dockerSocket)
                 if started.alreadyRunning && started.installedEngine == nil && !started.settingsChanged {
@@ -78,7 +76,7 @@ extension Machine {
                 }
                 print("""
                     engine socket: \(DockerContext.dockerHost(socket: socket))
-                    \(contextLine ?? "to use it: eval \"$(machine env\(name == MachineName.default ? "" : " " + name))\"")
+                    \(contextLine ?? "to use it: eval \"$(machine env\(MachineName.commandSuffix(name)))\"")
                     try: docker version
                     """)
             }

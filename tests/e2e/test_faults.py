@@ -224,12 +224,31 @@ def test_suspend_and_resume_keep_containers_their_ports_and_the_clock(machine):
     assert_engine_and_data(machine)
 
 
-def test_ten_stop_start_cycles(machine):
-    for cycle in range(10):
+def agents_of(machine, name="default"):
+    """Pids of this home's `machine agent ... NAME` processes."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        try:
+            args = [a for a in open(f"/proc/{entry}/cmdline", "rb").read().split(b"\0") if a]
+            environ = open(f"/proc/{entry}/environ", "rb").read().split(b"\0")
+        except OSError:
+            continue
+        if args[1:2] == [b"agent"] and args[-1] == name.encode() and f"MACHINE_HOME={machine.home}".encode() in environ:
+            pids.append(int(entry))
+    return pids
+
+
+def test_five_stop_start_cycles_leave_one_agent_and_one_qemu(machine):
+    # Each cycle is a full TCG boot (about 35 s): five show that nothing piles up.
+    for cycle in range(5):
         stopped = machine.machine("stop")
         assert stopped.stdout.decode().strip() == "default stopped", f"cycle {cycle}: {stopped.stdout!r}"
         machine.machine("start")
         assert machine.docker("version", "--format", "{{.Server.Os}}").stdout.strip() == "linux", f"cycle {cycle}"
+    assert agents_of(machine) == [machine.agent_pid()]
+    domain = json.loads(machine.machine("inspect").stdout)["domain"]
+    qemus = subprocess.run(["pgrep", "-f", f"guest={domain},"], capture_output=True, text=True).stdout.split()
+    assert len(qemus) == 1, qemus
     assert_engine_and_data(machine)
 
 

@@ -56,6 +56,7 @@ def stranger_certificates(folder):
 
 def test_tls_added_to_a_running_machine_serves_the_cli_the_sdk_and_curl_and_no_one_else(tls):
     without = tls.machine("env", "--tls", "tls", check=False)
+    assert tls.machine("regenerate-certs", "tls", check=False).returncode == 1
     assert without.returncode == 1 and b"machine up --tls tls" in without.stderr
     added = tls.machine("up", "--tls", "tls", "--no-context")
     assert b"tls has a TLS endpoint now" in added.stderr
@@ -64,6 +65,8 @@ def test_tls_added_to_a_running_machine_serves_the_cli_the_sdk_and_curl_and_no_o
     certs = env["DOCKER_CERT_PATH"]
     assert os.stat(certs).st_mode & 0o777 == 0o700 and os.stat(f"{certs}/key.pem").st_mode & 0o777 == 0o600
     port = int(env["DOCKER_HOST"].rsplit(":", 1)[1])
+    listing = tls.machine("port", "ls", "tls").stdout.decode()
+    assert re.search(rf"127\.0\.0\.1:{port}\s+127\.0\.0\.1:2376\s+tcp\s+engine TLS\s+forwarding", listing), listing
     # The docker CLI, through the printed commands, with no context of its own.
     script = f'eval "$({machine_binary()} env --tls tls)" && {DOCKER} version --format "{{{{.Server.Os}}}}"'
     clean = dict(tls.env, DOCKER_CONFIG=str(tls.work / "empty-docker-config"))

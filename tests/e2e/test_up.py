@@ -604,6 +604,19 @@ def test_restart_keeps_restart_always_containers_and_manual_forwards(up, busybox
     up.docker("rm", "-f", container)
 
 
+def test_engine_settings_given_to_up_reach_the_engine_that_runs_now(up):
+    result = up.machine("up", "--engine-env", "HTTP_PROXY=http://proxy.invalid:3128",
+                        "--registry-mirror", "https://mirror.example.com", "--insecure-registry", "registry.local:5000")
+    assert b"engine settings applied" in result.stderr, result.stderr
+    info = json.loads(up.docker("info", "--format", "{{json .}}").stdout)
+    assert info["HTTPProxy"] == "http://proxy.invalid:3128"
+    assert info["RegistryConfig"]["Mirrors"] == ["https://mirror.example.com/"]
+    assert info["RegistryConfig"]["IndexConfigs"]["registry.local:5000"]["Secure"] is False
+    # Kept in the config: the same `up` again changes nothing.
+    assert up.machine("up").stdout.decode().startswith("default is already up")
+    assert up.config()["engine"]["environment"] == ["HTTP_PROXY=http://proxy.invalid:3128"]
+
+
 def test_another_host_key_on_the_machines_port_is_refused(up, tmp_path):
     up.machine("stop")
     port = up.config()["sshPort"]

@@ -28,7 +28,7 @@ extension Machines {
         let changes = config.changes(from: recorded)
         switch foreignConfigChange {
         case .refuse:
-            let command = name == MachineName.default ? "" : " " + name
+            let command = MachineName.commandSuffix(name)
             throw MachineError(
                 "\(files.config.path) was changed, and not by machine: " + changes.joined(separator: "; "),
                 hint: "anything that can write there can: a guest with a read-write share of that folder, or an edit by hand."
@@ -57,9 +57,14 @@ extension Machines {
         let before = config
         try change(&config)
         guard config != before else { return false }
-        try AtomicFile.save(config.encoded(), to: files.config, mode: 0o600)
-        try hypervisor.record(config: config)
+        try saveConfig(config)
         return true
+    }
+
+    /// Writes config.json and machine's copy of it in the domain; the caller holds the lock.
+    func saveConfig(_ config: MachineConfig) throws(MachineError) {
+        try AtomicFile.save(config.encoded(), to: store.files(config.name).config, mode: 0o600)
+        try hypervisor.record(config: config)
     }
 
     /// Changes the machine's shares, kept in its config; they take effect at its next boot.

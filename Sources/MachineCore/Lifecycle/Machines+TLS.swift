@@ -6,10 +6,15 @@ extension Machines {
     /// running machine gets them at once (dockerd restarts); returns true if anything changed.
     @discardableResult
     public func enableTLS(_ name: String) throws(MachineError) -> Bool {
-        guard try store.config(name).tlsPort == nil else { return false }
-        let port = try MachineStore.freeLoopbackPort()
-        try EngineTLS.make(store.files(name), name: name)
-        try changeConfig(name) { $0.tlsPort = port }
+        let files = store.files(name)
+        _ = try store.config(name)  // a machine that does not exist says so before any lock file is made
+        let lock = try MachineLock(files: files, name: name)
+        defer { withExtendedLifetime(lock) {} }
+        var config = try trustedConfig(name)
+        guard config.tlsPort == nil else { return false }
+        try EngineTLS.make(files, name: name)
+        config.tlsPort = try MachineStore.freeLoopbackPort()
+        try saveConfig(config)
         try pushTLS(name)
         return true
     }
@@ -17,11 +22,10 @@ extension Machines {
     /// New certificates in place of the old (a new CA, so the old client certificate is
     /// refused from now on); a running machine's engine restarts with them.
     public func regenerateCertificates(_ name: String) throws(MachineError) {
-        guard try trustedConfig(name).tlsPort != nil else {
-            throw MachineError("\(name) has no TLS endpoint", hint: "`machine up --tls\(name == MachineName.default ? "" : " " + name)` adds one", exitCode: 1)
-        }
         let files = store.files(name)
+        _ = try store.config(name)
         let lock = try MachineLock(files: files, name: name)
+        guard try trustedConfig(name).tlsPort != nil else { throw Self.noTLSEndpoint(name) }
         defer { withExtendedLifetime(lock) {} }
         try EngineTLS.make(files, name: name)
         try pushTLS(name)
@@ -30,10 +34,16 @@ extension Machines {
     /// DOCKER_HOST, DOCKER_CERT_PATH and DOCKER_TLS_VERIFY for the machine's TLS endpoint.
     public func tlsEnvironment(_ name: String) throws(MachineError) -> [(String, String)] {
         let config = try store.config(name)
-        guard let port = config.tlsPort else {
-            throw MachineError("\(name) has no TLS endpoint", hint: "`machine up --tls\(name == MachineName.default ? "" : " " + name)` adds one", exitCode: 1)
+        guard let port = config.tlsPort else { throw Self.noTLSEndpoint(name) }
+        guard EngineTLS.exists(store.files(name)) else {
+            throw MachineError("the TLS certificates of \(name) are missing from \(store.files(name).tls.path)",
+                               hint: "`machine regenerate-certs\(MachineName.commandSuffix(name))` makes new ones")
         }
         return [("DOCKER_HOST", "tcp://127.0.0.1:\(port)"), ("DOCKER_CERT_PATH", store.files(name).tls.path), ("DOCKER_TLS_VERIFY", "1")]
+    }
+
+    static func noTLSEndpoint(_ name: String) -> MachineError {
+        MachineError("\(name) has no TLS endpoint", hint: "`machine up --tls\(MachineName.commandSuffix(name))` adds one")
     }
 
     /// Uploads the TLS files to a running machine (restarting dockerd if they changed) and

@@ -117,7 +117,7 @@ extension Machines {
         throw MachineError(
             "the upgrade of \(name) failed: \(failure.message)\(engineSaid)\n"
                 + "\(name) runs its previous engine \(previous.engine.manifest.version) again, and keeps it until an upgrade succeeds",
-            hint: "`machine upgrade\(name == MachineName.default ? "" : " " + name)` tries again (after `apt-get update` as root, when Debian has a fix)")
+            hint: "`machine upgrade\(MachineName.commandSuffix(name))` tries again (after `apt-get update` as root, when Debian has a fix)")
     }
 
     /// Lets a machine held after a failed upgrade follow the latest builds again.

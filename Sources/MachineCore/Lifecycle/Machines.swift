@@ -72,8 +72,8 @@ public final class Machines {
     /// engine (installing the bundle only when the guest has another version, applying the
     /// engine settings), starts the host agent and waits until the engine answers `/_ping`
     /// through the forwarded socket. On a machine that is already up this checks and changes
-    /// nothing.
-    public func start(_ name: String, quietBuild: Bool = false, engineTimeout: Double = 180) throws(MachineError) -> Started {
+    /// nothing, unless `provision` asks for the engine's settings to be applied again.
+    public func start(_ name: String, quietBuild: Bool = false, engineTimeout: Double = 180, provision: Bool = false) throws(MachineError) -> Started {
         let files = store.files(name)
         _ = try store.config(name)  // a machine that does not exist says so before any lock file is made
         let lock = try MachineLock(files: files, name: name)
@@ -118,7 +118,7 @@ public final class Machines {
         }
         let guest = GuestSSH(name: name, port: config.sshPort, files: files)
         var outcome: Provisioner.Outcome?
-        if !alreadyRunning || agent.runningPid() == nil || !EngineAPI.ping(socket: files.dockerSocket.path, timeout: 2) {
+        if provision || !alreadyRunning || agent.runningPid() == nil || !EngineAPI.ping(socket: files.dockerSocket.path, timeout: 2) {
             let bundle = try engineBundle()
             let session = try guest.connect()
             // A guest that was paused (or a host that slept) has a clock that stopped with it.

@@ -30,7 +30,14 @@ public struct ManualForward: Codable, Sendable, Equatable, Hashable {
 
 /// One forward the agent should have open: a host address and port to a port in the guest.
 public struct PortForward: Codable, Sendable, Equatable, Hashable {
-    public enum Kind: String, Codable, Sendable { case automatic, manual }
+    public enum Kind: String, Codable, Sendable {
+        /// Published by a container (`docker run -p`).
+        case automatic
+        /// Added with `machine port add`.
+        case manual
+        /// The engine's TLS endpoint (`--tls`).
+        case engineTLS
+    }
     public var kind: Kind
     public var proto: String
     public var hostAddress: String

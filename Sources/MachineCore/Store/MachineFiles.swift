@@ -46,6 +46,12 @@ public struct MachineFiles: Sendable {
 public enum MachineName {
     public static let `default` = "default"
 
+    /// The name as the last word of a command a message suggests: nothing for the default
+    /// machine (`machine start`), " NAME" for any other (`machine start dev`).
+    public static func commandSuffix(_ name: String) -> String {
+        name == MachineName.default ? "" : " " + name
+    }
+
     public static func validate(_ name: String) throws(MachineError) {
         let scalars = Array(name.unicodeScalars)
         let ok = !scalars.isEmpty && scalars.count <= 63

@@ -5,10 +5,10 @@
 # byte 1028, log2 of the block size over 1 KiB at 1048) with busybox alone, so a boot with
 # nothing to grow runs no e2fsprogs.
 grow_filesystem() {
-	local dev=$1 blocks shift fs_bytes dev_bytes
+	local dev=$1 blocks log_block fs_bytes dev_bytes
 	blocks=$(od -A n -t u4 -j 1028 -N 4 "$dev" | tr -d ' ')
-	shift=$(od -A n -t u4 -j 1048 -N 4 "$dev" | tr -d ' ')
-	fs_bytes=$((blocks * (1024 << shift)))
+	log_block=$(od -A n -t u4 -j 1048 -N 4 "$dev" | tr -d ' ')
+	fs_bytes=$((blocks * (1024 << log_block)))
 	dev_bytes=$(($(cat "/sys/class/block/${dev##*/}/size") * 512))
 	[ $((dev_bytes - fs_bytes)) -ge 16777216 ] || return 0
 	if resize2fs "$dev" >/run/machine/resize2fs.log 2>&1; then
