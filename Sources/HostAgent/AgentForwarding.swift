@@ -13,6 +13,9 @@ extension Agent {
         _ = fcntl(wakePipe[0], F_SETFL, O_NONBLOCK)
         _ = fcntl(wakePipe[1], F_SETFL, O_NONBLOCK)
         reloadConfig()
+        // Manual forwards and the TLS endpoint need no word from the engine: they open now, so
+        // they are there when `machine start` returns (connections wait for the session).
+        reconcile()
         guard let socket = listeners.first(where: { if case .unixSocket = $0.target { return true } else { return false } }) else { return }
         let path = socketPath(of: socket)
         let mailbox = Mailbox(wakeFD: wakePipe[1])
@@ -79,7 +82,7 @@ extension Agent {
                 forwardListeners[forward.hostKey] = (listener, forward)
                 loggedFailures.remove(forward.hostKey)
                 log("forward \(forward.hostAddress):\(forward.hostPort) -> guest \(forward.guestAddress):\(forward.guestPort)"
-                    + (forward.container.map { " (container \($0))" } ?? " (manual)"))
+                    + (forward.container.map { " (container \($0))" } ?? (forward.kind == .engineTLS ? " (engine TLS)" : " (manual)")))
                 next.append(ForwardStatus(forward: forward, state: "forwarding"))
             case .failure(let error):
                 var reason = String(cString: strerror(error.code.rawValue))

@@ -26,8 +26,9 @@ final class EngineWatcher: @unchecked Sendable {
             var failures = 0
             while true {
                 if follow() { failures = 0 } else { failures += 1 }
-                // Quick retries first (the engine restarting), then a calmer pace.
-                usleep(failures < 10 ? 300_000 : 2_000_000)
+                // Quick retries for the first 30 s (an engine starting with its guest, or
+                // restarting), so published ports follow within a moment; then a calmer pace.
+                usleep(failures < 100 ? 300_000 : 2_000_000)
             }
         }
     }

@@ -90,6 +90,18 @@ def test_tls_added_to_a_running_machine_serves_the_cli_the_sdk_and_curl_and_no_o
     assert plain.stdout != "OK"
 
 
+def test_a_machine_created_with_tls_has_its_certificates_and_environment_at_once(tls):
+    # No boot needed: the certificates are made at create, for the seed of its first boot.
+    tls.machine("create", "born-tls", "--tls", "--no-mounts")
+    try:
+        env = dict(re.findall(r"^export (\w+)='([^']*)'$", tls.machine("env", "--tls", "born-tls").stdout.decode(), re.M))
+        assert env["DOCKER_TLS_VERIFY"] == "1" and env["DOCKER_HOST"].startswith("tcp://127.0.0.1:")
+        for name in ("ca.pem", "cert.pem", "key.pem", "server.pem", "server-key.pem"):
+            assert (tls.home / "machines" / "born-tls" / "tls" / name).is_file(), name
+    finally:
+        tls.machine("rm", "--force", "born-tls", check=False)
+
+
 def test_regenerated_certificates_work_and_the_old_client_certificate_is_refused(tls):
     certs = tls.folder / "tls"
     old = tls.work / "old-certs"

@@ -609,7 +609,7 @@ def test_engine_settings_given_to_up_reach_the_engine_that_runs_now(up):
                         "--registry-mirror", "https://mirror.example.com", "--insecure-registry", "registry.local:5000")
     assert b"engine settings applied" in result.stderr, result.stderr
     info = json.loads(up.docker("info", "--format", "{{json .}}").stdout)
-    assert info["HTTPProxy"] == "http://proxy.invalid:3128"
+    assert info["HttpProxy"] == "http://proxy.invalid:3128"
     assert info["RegistryConfig"]["Mirrors"] == ["https://mirror.example.com/"]
     assert info["RegistryConfig"]["IndexConfigs"]["registry.local:5000"]["Secure"] is False
     # Kept in the config: the same `up` again changes nothing.

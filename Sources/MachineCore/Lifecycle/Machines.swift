@@ -53,7 +53,6 @@ public final class Machines {
         // A share type this host or connection cannot serve is refused now, not at boot.
         _ = try Shares.devices(config.mounts, type: config.mountType, systemDaemon: hypervisor.isSystemDaemon)
         _ = try store.create(config)
-        if config.tlsPort != nil { try EngineTLS.make(store.files(config.name), name: config.name) }
     }
 
     public struct Started: Sendable {

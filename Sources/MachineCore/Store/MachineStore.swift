@@ -81,6 +81,8 @@ public struct MachineStore: Sendable {
             chmod(files.publicKey.path, 0o600)
             try Subprocess.output(of: ["qemu-img", "create", "-q", "-f", "qcow2", files.dataDisk.path, "\(config.diskGiB)G"],
                                  what: "creating the data disk")
+            // The seed carries the engine's TLS files: they are made first.
+            if config.tlsPort != nil { try EngineTLS.make(files, name: config.name) }
             try writeSeed(config, files: files)
             try AtomicFile.save(config.encoded(), to: files.config, mode: 0o600)
             _ = lock
