@@ -169,7 +169,8 @@ begin_build() {
 	local cache=$1 kind=$2
 	work=$(mktemp -d "$cache/tmp/$kind.XXXXXX") || die "cannot create a work folder in $cache/tmp" "check free space and permissions of $cache"
 	trap 'rm -rf "$work"' EXIT
-	trap '_explain_full_disk "$cache"' ERR
+	# Expanded now: the trap runs after this function's locals are gone (and under set -u).
+	trap "_explain_full_disk $(printf %q "$cache")" ERR
 }
 
 _explain_full_disk() {

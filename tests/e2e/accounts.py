@@ -44,11 +44,11 @@ class Account:
     def give_cache(self, cache_dir):
         """A copy of the built image and engine bundle, so the account does not build its own."""
         cache = self.home / ".machine" / "cache"
-        latest = (cache_dir / "images" / "latest").resolve()
-        (cache / "images").mkdir(parents=True)
-        shutil.copytree(latest, cache / "images" / latest.name)
-        (cache / "images" / "latest").symlink_to(latest.name)
-        shutil.copytree(cache_dir / "engine", cache / "engine")
+        for kind in ("images", "engine"):
+            latest = (cache_dir / kind / "latest").resolve()
+            (cache / kind).mkdir(parents=True)
+            shutil.copytree(latest, cache / kind / latest.name)
+            (cache / kind / "latest").symlink_to(latest.name)
         subprocess.run(["chown", "-R", f"{self.name}:{self.name}", str(self.home / ".machine")], check=True)
 
     def remove(self):

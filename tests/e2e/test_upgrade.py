@@ -42,6 +42,9 @@ def machine(tmp_path_factory, cache_dir, built):
         yield machine
     finally:
         machine.machine("rm", "--force", "upg", check=False, timeout=180)
+        # The shared cache's latest builds back to the ones of this checkout's recipes, which
+        # the later tests (and the accounts given a copy of the cache) start from.
+        machine.machine("image", "build", "--quiet", check=False)
 
 
 def test_an_upgrade_keeps_volumes_and_restarts_containers_with_restart_always(machine, tmp_path):
@@ -69,7 +72,7 @@ def test_an_upgrade_keeps_volumes_and_restarts_containers_with_restart_always(ma
     assert state.split() == ["true", "always"]
 
 
-def test_an_engine_that_does_not_come_up_is_rolled_back_and_held(machine, tmp_path):
+def test_an_engine_that_does_not_come_up_is_rolled_back_and_held(machine, tmp_path, cache_dir):
     working, _ = engine_of(machine)
     # dockerd of this bundle exits at once, as a broken build would.
     broken = recipe_copy(tmp_path / "recipes", "a broken engine", service_edit=lambda text: text.replace(
@@ -85,6 +88,8 @@ def test_an_engine_that_does_not_come_up_is_rolled_back_and_held(machine, tmp_pa
         # the working one (a later start reads the same hold).
         assert engine_of(machine) == (working, True)
         assert machine.config()["held"]["engine"] == working.split("-")[-1]
+        # Other machines start on the latest builds: those point at the working ones again.
+        assert (cache_dir / "engine" / "latest").resolve().name == working.split("-")[-1]
     finally:
         del machine.env["MACHINE_RECIPES"]
     assert machine.docker("run", "--rm", "-v", "kept:/data", "busybox", "cat", "/data/note").stdout == "before-upgrade\n"

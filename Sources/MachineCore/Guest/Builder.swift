@@ -1,4 +1,8 @@
 import Foundation
+import HostOS
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Builds guest images and engine bundles by running the recipes in `iso/` and
 /// `provisioning/`. The recipes do the work (and their own caching); this runs them with
@@ -38,6 +42,20 @@ public struct Builder: Sendable {
             if isCurrent(bundle.manifest.recipe, script: recipes.engineBuildScript, what: "engine bundle", quiet: quiet) { return bundle }
         }
         return try engineBundle(quiet: quiet)
+    }
+
+    /// Points `latest` of the build's kind (`images/` or `engine/`) at `folder`, a build in the
+    /// same cache folder, replacing the link in one rename as the recipes' point_latest does.
+    public static func pointLatest(at folder: URL) throws(MachineError) {
+        let parent = folder.deletingLastPathComponent()
+        let temporary = parent.appendingPathComponent(".latest.\(getpid())")
+        unlink(temporary.path)
+        guard symlink(folder.lastPathComponent, temporary.path) == 0,
+              rename(temporary.path, parent.appendingPathComponent("latest").path) == 0 else {
+            let error = SystemError.last("point \(parent.path)/latest at \(folder.lastPathComponent)")
+            unlink(temporary.path)
+            throw MachineError(error)
+        }
     }
 
     /// Whether a cached build's recipe hash is the current recipe's. A recipe that cannot say

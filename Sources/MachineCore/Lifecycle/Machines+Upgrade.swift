@@ -108,6 +108,11 @@ extension Machines {
                  + (previous.image.map { " and image \($0.folder.lastPathComponent)" } ?? ""))
         try stop(name, force: true)
         try hold(name, on: previous.held)
+        // Every machine that is not held starts on the cache's latest builds: those go back
+        // too, so no other machine starts on an engine just seen failing.
+        for folder in [previous.image?.folder, previous.engine.folder].compactMap({ $0 }) {
+            try Builder.pointLatest(at: folder)
+        }
         do {
             _ = try start(name)
         } catch {
@@ -116,7 +121,8 @@ extension Machines {
         }
         throw MachineError(
             "the upgrade of \(name) failed: \(failure.message)\(engineSaid)\n"
-                + "\(name) runs its previous engine \(previous.engine.manifest.version) again, and keeps it until an upgrade succeeds",
+                + "\(name) runs its previous engine \(previous.engine.manifest.version) again, and keeps it until an upgrade succeeds;"
+                + " other machines start on it too until `machine image build` or an upgrade builds again",
             hint: "`machine upgrade\(MachineName.commandSuffix(name))` tries again (after `apt-get update` as root, when Debian has a fix)")
     }
 
