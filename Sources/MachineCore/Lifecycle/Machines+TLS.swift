@@ -25,8 +25,8 @@ extension Machines {
         let files = store.files(name)
         _ = try store.config(name)
         let lock = try MachineLock(files: files, name: name)
-        guard try trustedConfig(name).tlsPort != nil else { throw Self.noTLSEndpoint(name) }
         defer { withExtendedLifetime(lock) {} }
+        guard try trustedConfig(name).tlsPort != nil else { throw Self.noTLSEndpoint(name) }
         try EngineTLS.make(files, name: name)
         try pushTLS(name)
     }
