@@ -82,7 +82,7 @@ extension Agent {
                 forwardListeners[forward.hostKey] = (listener, forward)
                 loggedFailures.remove(forward.hostKey)
                 log("forward \(forward.hostAddress):\(forward.hostPort) -> guest \(forward.guestAddress):\(forward.guestPort)"
-                    + (forward.container.map { " (container \($0))" } ?? (forward.kind == .engineTLS ? " (engine TLS)" : " (manual)")))
+                    + " (\(forward.kind == .automatic ? "container " : "")\(forward.origin))")
                 next.append(ForwardStatus(forward: forward, state: "forwarding"))
             case .failure(let error):
                 var reason = String(cString: strerror(error.code.rawValue))

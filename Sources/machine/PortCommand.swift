@@ -36,18 +36,9 @@ extension Machine {
                     let rows = forwards.map { status in
                         let f = status.forward
                         return ["\(f.hostAddress):\(f.hostPort)", "\(f.guestAddress):\(f.guestPort)", f.proto,
-                                Self.origin(f), status.state]
+                                f.origin, status.state]
                     }
                     printTable(header: ["HOST", "GUEST", "PROTO", "CONTAINER", "STATE"], rows: rows)
-                }
-            }
-
-            /// Who asked for the forward: the container, `port add`, or `--tls`.
-            static func origin(_ forward: PortForward) -> String {
-                switch forward.kind {
-                case .automatic: forward.container ?? "-"
-                case .manual: "manual"
-                case .engineTLS: "engine TLS"
                 }
             }
         }

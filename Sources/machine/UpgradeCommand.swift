@@ -69,18 +69,21 @@ extension Machine {
         /// One line for the image and one for the engine: old -> new, or unchanged.
         static func changes(from old: Machines.Builds, to new: Machines.Builds) -> [String] {
             func image(_ image: GuestImage) -> String { "\(image.folder.lastPathComponent) (kernel \(image.manifest.kernel))" }
-            func engine(_ engine: EngineBundle) -> String { "Docker \(engine.manifest.docker) (bundle \(engine.folder.lastPathComponent))" }
             func line(_ what: String, _ was: String?, _ now: String?) -> String? {
                 guard let now else { return nil }
                 guard let was, was != now else { return "\(what) \(now), unchanged" }
                 return "\(what) \(was) -> \(now)"
             }
             return [line("image ", old.image.map(image), new.image.map(image)),
-                    line("engine", engine(old.engine), engine(new.engine))].compactMap { $0 }
+                    line("engine", engineText(old.engine), engineText(new.engine))].compactMap { $0 }
+        }
+
+        static func engineText(_ engine: EngineBundle) -> String {
+            "Docker \(engine.manifest.docker) (bundle \(engine.folder.lastPathComponent))"
         }
 
         static func describe(_ builds: Machines.Builds) -> String {
-            let engine = "engine Docker \(builds.engine.manifest.docker) (bundle \(builds.engine.folder.lastPathComponent))"
+            let engine = "engine " + engineText(builds.engine)
             guard let image = builds.image else { return engine }
             return "image with kernel \(image.manifest.kernel) (\(image.folder.lastPathComponent)), \(engine)"
         }

@@ -23,6 +23,12 @@ extension Machines {
                    cpus: config.cpus, memoryMiB: config.memoryMiB, mounts: config.mounts, mountType: config.mountType)
     }
 
+    /// What the machine's last boot was made of, as `boot` wrote it.
+    func lastBootRecord(_ files: MachineFiles) -> BootRecord? {
+        guard let data = try? Data(contentsOf: files.bootRecord) else { return nil }
+        return try? JSONDecoder().decode(BootRecord.self, from: data)
+    }
+
     /// Saves the running machine to disk and stops it; `start` (or `resume`) brings it back.
     public func suspend(_ name: String) throws(MachineError) {
         _ = try store.config(name)
@@ -45,7 +51,7 @@ extension Machines {
                               engine: () throws(MachineError) -> EngineBundle) throws(MachineError) -> Bool {
         guard try hypervisor.hasSavedState(config.name) else { return false }
         let now = record(config, image: try guestImage(for: config, quiet: quietBuild), engine: try engine())
-        let saved = try? JSONDecoder().decode(BootRecord.self, from: Data(contentsOf: files.bootRecord))
+        let saved = lastBootRecord(files)
         if saved == now { return true }
         progress("the saved state of \(config.name) was made with another image, engine or shape; booting it afresh (its containers were not shut down cleanly)")
         try hypervisor.discardSavedState(config.name)

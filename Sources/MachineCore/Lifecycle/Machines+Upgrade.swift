@@ -56,8 +56,7 @@ extension Machines {
 
     /// The builds the machine's last boot was made of, while the cache still has them.
     public func lastBootBuilds(_ name: String) -> Builds? {
-        guard let data = try? Data(contentsOf: store.files(name).bootRecord),
-              let record = try? JSONDecoder().decode(BootRecord.self, from: data),
+        guard let record = lastBootRecord(store.files(name)),
               let bundle = record.bundle ?? record.engine.map({ URL(fileURLWithPath: $0).deletingLastPathComponent().path }),
               let engine = try? EngineBundle(folder: URL(fileURLWithPath: bundle))
         else { return nil }

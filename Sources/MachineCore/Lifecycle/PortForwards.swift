@@ -47,6 +47,15 @@ public struct PortForward: Codable, Sendable, Equatable, Hashable {
     /// The container that published it (automatic forwards).
     public var container: String?
 
+    /// Who asked for it: the container, `port add` ("manual") or `--tls` ("engine TLS").
+    public var origin: String {
+        switch kind {
+        case .automatic: container ?? "-"
+        case .manual: "manual"
+        case .engineTLS: "engine TLS"
+        }
+    }
+
     public init(kind: Kind, proto: String = "tcp", hostAddress: String, hostPort: Int, guestAddress: String = "127.0.0.1",
                 guestPort: Int, container: String? = nil) {
         self.kind = kind
