@@ -9,6 +9,7 @@ packages=(
 	libvirt-daemon-system libvirt-clients libvirt-dev   # libvirt daemon, virsh, C API headers
 	libssh2-1-dev                       # libssh2 C API headers
 	xorriso                             # bootable ISO and seed (config drive) images
+	uidmap                              # newuidmap/newgidmap: virtiofs for ordinary users' machines
 	apt dpkg binutils cpio lz4 xz-utils kmod patchelf e2fsprogs  # image and engine bundle recipes (mke2fs: the engine disk)
 	openssh-client openssh-server       # ssh/scp for tests, a local sshd for the SSH wrapper's tests
 	curl ca-certificates                # tests and benchmarks
@@ -35,6 +36,16 @@ else
 	if [ -z "$(ls /var/lib/apt/lists/ 2>/dev/null | grep -v -e lock -e partial)" ]; then
 		apt-get update -qq
 	fi
+fi
+
+# Ordinary users' machines get virtiofs through a user namespace with the user's subordinate ids
+# (UserVirtiofsd). useradd gives new accounts a range only where these files exist.
+for file in /etc/subuid /etc/subgid; do
+	[ -e "$file" ] || install -m 0644 /dev/null "$file"
+done
+if [ -n "${SUDO_USER:-}" ] && [ "$SUDO_USER" != root ] && ! grep -q "^$SUDO_USER:" /etc/subuid; then
+	echo "note: $SUDO_USER has no subordinate ids, so their machines share folders with 9p, not virtiofs;" \
+		"give them a free range: usermod --add-subuids START-END --add-subgids START-END $SUDO_USER" >&2
 fi
 
 # Which accelerator machines get here, as `machine host-check` decides it (KVM only if it boots

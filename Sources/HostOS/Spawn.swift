@@ -18,6 +18,11 @@ public enum Spawn {
         public var newSession = false
         /// Look argv[0] up in PATH.
         public var searchPath = true
+        /// The child's stdin (default /dev/null); the caller keeps and closes its own copy.
+        public var input: Int32?
+        /// Descriptors the child inherits at the same numbers (the caller clears their
+        /// close-on-exec flag; all others are closed in the child).
+        public var keep: [Int32] = []
 
         public init(output: String, append: Bool = false, newSession: Bool = false, searchPath: Bool = true) {
             self.output = output
@@ -32,14 +37,18 @@ public enum Spawn {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        if let input = options.input {
+            posix_spawn_file_actions_adddup2(&actions, input, 0)
+        } else {
+            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        }
         posix_spawn_file_actions_addopen(&actions, 1, options.output, O_WRONLY | O_CREAT | (options.append ? O_APPEND : O_TRUNC), 0o600)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
         // Nothing else from this process: an inherited descriptor (an SSH session, a pipe of
         // the caller's shell) would stay open for the child's whole life.
         // (Swift's Glibc does not import posix_spawn_file_actions_addclosefrom_np.)
         let inherited = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []).compactMap { Int32($0) }
-        for fd in inherited where fd > 2 { posix_spawn_file_actions_addclose(&actions, fd) }
+        for fd in inherited where fd > 2 && !options.keep.contains(fd) { posix_spawn_file_actions_addclose(&actions, fd) }
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }

@@ -42,6 +42,23 @@ extension Machine {
             case false?:
                 print("libvirtd: runs without /dev/kvm")
             }
+            printShares()
+        }
+
+        /// What `--mount-type auto` gives this user's machines, and what would give virtiofs.
+        func printShares() {
+            guard Shares.findVirtiofsd() != nil else {
+                print("shares: 9p (no virtiofsd; apt-get install qemu-system-common gives virtiofs)")
+                return
+            }
+            if getuid() == 0 {
+                print("shares: virtiofs, run by libvirt's system daemon")
+            } else if let problem = Shares.userNamespaceProblem() {
+                print("shares: 9p (\(problem.message))")
+                if let hint = problem.hint { print("hint: \(hint)") }
+            } else {
+                print("shares: virtiofs, run by machine as you in a user namespace")
+            }
         }
     }
 }

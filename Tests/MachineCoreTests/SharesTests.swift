@@ -56,24 +56,47 @@ import Virt
         #expect(hidden == [home.guestPath + "/with space"])
     }
 
+    static let folder = URL(fileURLWithPath: "/m")
+
+    @Test func subordinateIdsAreReadByNameOrUid() {
+        let text = "other:100000:65536\n1002:165536:65536\nbob:231072:0\nbob:296608:1000\n"
+        #expect(UserVirtiofsd.subordinateRange(in: text, user: "alice", id: 1002) == .init(start: 165536, count: 65536))
+        #expect(UserVirtiofsd.subordinateRange(in: text, user: "bob", id: 7) == .init(start: 296608, count: 1000))
+        #expect(UserVirtiofsd.subordinateRange(in: text, user: "carol", id: 8) == nil)
+        // The range a message suggests for carol lies after everyone's.
+        #expect(UserVirtiofsd.freeStart(in: text) == 297608)
+        #expect(UserVirtiofsd.freeStart(in: "") == 100000)
+    }
+
     @Test func autoPicksVirtiofsOnlyWhereItServesTheUserRight() throws {
         let rw = Share(hostPath: "/h", guestPath: "/h")
         let ro = Share(hostPath: "/r", guestPath: "/r", readOnly: true)
-        let system = try Shares.devices([rw, ro], type: .auto, systemDaemon: true, isRoot: true, virtiofsd: "/usr/libexec/virtiofsd")
+        let system = try Shares.devices([rw, ro], type: .auto, systemDaemon: true, machineFolder: Self.folder, isRoot: true, virtiofsd: "/usr/libexec/virtiofsd")
         #expect(system.map(\.typeName) == ["virtiofs", "9p"])
         #expect(system.map(\.tag) == ["machine-share0", "machine-share1"])
-        #expect(try Shares.devices([rw], type: .auto, systemDaemon: false, isRoot: false, virtiofsd: "/v").map(\.typeName) == ["9p"])
-        #expect(try Shares.devices([rw], type: .auto, systemDaemon: true, isRoot: false, virtiofsd: "/v").map(\.typeName) == ["9p"])
-        #expect(try Shares.devices([rw], type: .auto, systemDaemon: true, isRoot: true, virtiofsd: nil).map(\.typeName) == ["9p"])
-        #expect(try Shares.devices([rw], type: .ninep, systemDaemon: true, isRoot: true, virtiofsd: "/v").map(\.typeName) == ["9p"])
-        #expect(throws: MachineError.self) { try Shares.devices([rw], type: .virtiofs, systemDaemon: false, isRoot: true, virtiofsd: "/v") }
-        #expect(throws: MachineError.self) { try Shares.devices([rw], type: .virtiofs, systemDaemon: true, isRoot: false, virtiofsd: "/v") }
-        #expect(throws: MachineError.self) { try Shares.devices([rw], type: .virtiofs, systemDaemon: true, isRoot: true, virtiofsd: nil) }
+        // The session daemon: virtiofs that machine starts, where the user may map ids.
+        let session = try Shares.devices([rw, ro], type: .auto, systemDaemon: false, machineFolder: Self.folder, isRoot: false, virtiofsd: "/v",
+                                         userNamespace: { nil })
+        #expect(session.map(\.transport) == [.userVirtiofs(binary: "/v", socket: "/m/fs0.sock"), .ninep])
+        let noIds = { MachineError("no subordinate ids") }
+        #expect(try Shares.devices([rw], type: .auto, systemDaemon: false, machineFolder: Self.folder, isRoot: false, virtiofsd: "/v",
+                                   userNamespace: noIds).map(\.typeName) == ["9p"])
+        #expect(throws: MachineError.self) {
+            try Shares.devices([rw], type: .virtiofs, systemDaemon: false, machineFolder: Self.folder, isRoot: false, virtiofsd: "/v", userNamespace: noIds)
+        }
+        #expect(try Shares.devices([rw], type: .virtiofs, systemDaemon: false, machineFolder: Self.folder, isRoot: false, virtiofsd: "/v",
+                                   userNamespace: { nil }).map(\.typeName) == ["virtiofs"])
+        #expect(try Shares.devices([rw], type: .auto, systemDaemon: true, machineFolder: Self.folder, isRoot: false, virtiofsd: "/v").map(\.typeName) == ["9p"])
+        #expect(try Shares.devices([rw], type: .auto, systemDaemon: true, machineFolder: Self.folder, isRoot: true, virtiofsd: nil).map(\.typeName) == ["9p"])
+        #expect(try Shares.devices([rw], type: .ninep, systemDaemon: true, machineFolder: Self.folder, isRoot: true, virtiofsd: "/v").map(\.typeName) == ["9p"])
+        #expect(throws: MachineError.self) { try Shares.devices([rw], type: .virtiofs, systemDaemon: false, machineFolder: Self.folder, isRoot: true, virtiofsd: "/v") }
+        #expect(throws: MachineError.self) { try Shares.devices([rw], type: .virtiofs, systemDaemon: true, machineFolder: Self.folder, isRoot: false, virtiofsd: "/v") }
+        #expect(throws: MachineError.self) { try Shares.devices([rw], type: .virtiofs, systemDaemon: true, machineFolder: Self.folder, isRoot: true, virtiofsd: nil) }
     }
 
     @Test func seedLinesAreTabSeparatedWithTheTypeAndMode() throws {
         let devices = try Shares.devices([Share(hostPath: "/h o", guestPath: "/g 'x'"), Share(hostPath: "/r", guestPath: "/r", readOnly: true)],
-                                         type: .auto, systemDaemon: true, isRoot: true, virtiofsd: "/v")
+                                         type: .auto, systemDaemon: true, machineFolder: Self.folder, isRoot: true, virtiofsd: "/v")
         #expect(Shares.seedMounts(devices) == "machine-share0\t/g 'x'\tvirtiofs\trw\nmachine-share1\t/r\t9p\tro\n")
     }
 
@@ -95,5 +118,22 @@ import Virt
         // virtiofsd shares guest memory; 9p alone does not need it.
         #expect(try document.nodes(forXPath: "//memoryBacking/access/@mode").first?.stringValue == "shared")
         #expect(try document.nodes(forXPath: "//disk").count == 3)  // data, seed, engine
+    }
+
+    @Test(arguments: DomainDefinitionTests.hostileFolders)
+    func aVirtiofsdMachineStartsIsOnlyASocketToLibvirt(folder: String) throws {
+        var wanted = DomainDefinitionTests().definition(folder: folder)
+        let socket = folder + "/fs0.sock"
+        wanted.shares = [SharedFolder(tag: "machine-share0", share: Share(hostPath: folder, guestPath: folder),
+                                      transport: .userVirtiofs(binary: "/usr/lib/qemu/virtiofsd", socket: socket))]
+        let connection = try Connection(uri: "test:///default")
+        let domain = try connection.define(xml: wanted.xml())
+        defer { try? domain.undefine() }
+        let document = try XMLDocument(xmlString: try domain.xml())
+        #expect(try document.nodes(forXPath: "//filesystem/source/@socket").compactMap(\.stringValue) == [socket])
+        #expect(try document.nodes(forXPath: "//filesystem/source/@dir").isEmpty)
+        #expect(try document.nodes(forXPath: "//filesystem/binary").isEmpty)
+        #expect(try document.nodes(forXPath: "//filesystem/driver/@type").compactMap(\.stringValue) == ["virtiofs"])
+        #expect(try document.nodes(forXPath: "//memoryBacking/access/@mode").first?.stringValue == "shared")
     }
 }

@@ -66,7 +66,8 @@ def test_lifecycle_as_an_ordinary_user_on_the_session_daemon(user):
         capture_output=True, text=True, timeout=60)
     assert login.returncode == 0, login.stderr
     assert login.stdout.strip() == "life"
-    # The user's home is shared (9p: the session daemon cannot run virtiofsd). What root in the
+    # The user's home is shared over virtiofs: the session daemon cannot run virtiofsd, so
+    # machine runs it as the user, in a user namespace where the user is root. What root in the
     # guest writes there belongs to the user on the host; the user's private files are open to
     # root in the guest; the machine's own folder inside it is hidden.
     private = user.home / "private.txt"
@@ -78,13 +79,32 @@ def test_lifecycle_as_an_ordinary_user_on_the_session_daemon(user):
     assert shared.stdout == "mine\n"
     assert private.read_text() == "mine\nmore\n"
     assert (user.home / "from-guest").stat().st_uid == pwd.getpwnam(USER).pw_uid
-    assert json.loads(user("inspect", "life").stdout)["shares"] == [
-        {"hostPath": str(user.home), "guestPath": str(user.home), "readOnly": False, "type": "9p"}]
+    mounted = subprocess.run(["su", "-", USER, "-c", " ".join(ssh + [f"'grep \" {user.home} \" /proc/mounts'"])],
+                             capture_output=True, text=True, timeout=60)
+    assert " virtiofs " in mounted.stdout, mounted.stdout + mounted.stderr
+    [share] = json.loads(user("inspect", "life").stdout)["shares"]
+    assert share["type"] == "virtiofs" and share["hostPath"] == str(user.home)
+    # One virtiofsd, forked into its sandbox: two processes, both the user's.
+    assert len(virtiofsds()) == 2 and str(share["virtiofsdPid"]) in virtiofsds()
+    # QEMU cannot save a guest with a share: refused before anything stops.
+    refused = user("suspend", "life", check=False)
+    assert refused.returncode == 1 and "shared folders" in refused.stderr and "machine stop life" in refused.stderr
+    assert user("status", "life").stdout.strip() == "running"
     assert user("stop", "life").stdout.strip() == "life stopped"
     assert user("status", "life").stdout.strip() == "stopped"
+    # virtiofsd ends with its QEMU, and the next start runs a new one.
+    assert virtiofsds() == []
+    assert json.loads(user("inspect", "life").stdout)["shares"][0].get("virtiofsdPid") is None
     user("start", "life")
+    assert len(virtiofsds()) == 2
     again = subprocess.run(["su", "-", USER, "-c", " ".join(ssh + ["cat /var/lib/machine/marker"])],
                            capture_output=True, text=True, timeout=60)
     assert again.stdout == "kept\n", again.stderr
     user("rm", "--force", "life")
     assert not (user.home / ".machine" / "machines" / "life").exists()
+    assert virtiofsds() == []
+
+
+def virtiofsds():
+    """The pids of the user's virtiofsd processes."""
+    return subprocess.run(["pgrep", "-u", USER, "-x", "virtiofsd"], capture_output=True, text=True).stdout.split()

@@ -19,6 +19,8 @@ extension Machines {
             public let readOnly: Bool
             /// virtiofs or 9p, as this connection serves it.
             public let type: String
+            /// The virtiofsd that machine started for it (session machines), while it runs.
+            public let virtiofsdPid: Int32?
         }
         /// The builds a machine's last boot was made of.
         public struct BuildsInfo: Codable, Sendable {
@@ -80,6 +82,11 @@ extension Machines {
         let status = try hypervisor.status(of: domain, name: name)
         let domainName = domain?.name ?? hypervisor.domainName(name)
         let qemuLog = hypervisor.qemuLog(domainNamed: domainName)
+        // The pids file has one line per share machine serves itself, in the shares' order.
+        let ownTags = ((try? Shares.devices(config.mounts, type: config.mountType, systemDaemon: hypervisor.isSystemDaemon,
+                                            machineFolder: files.folder)) ?? [])
+            .filter { if case .userVirtiofs = $0.transport { return true } else { return false } }.map(\.tag)
+        let ownVirtiofsd = Dictionary(zip(ownTags, UserVirtiofsd.running(pidsFile: files.virtiofsdPids)), uniquingKeysWith: { first, _ in first })
         return Info(
             // A machine saved by `machine suspend` is stopped to libvirt, suspended to its user.
             name: name, state: status.state == .stopped && status.reason == "saved" ? "suspended" : status.state.rawValue,
@@ -89,8 +96,10 @@ extension Machines {
             folder: files.folder.path, consoleLog: files.consoleLog.path, dataDisk: files.dataDisk.path,
             ssh: .init(host: "127.0.0.1", port: config.sshPort, user: "root", identityFile: files.privateKey.path,
                        knownHostsFile: files.knownHosts.path),
-            shares: ((try? Shares.devices(config.mounts, type: config.mountType, systemDaemon: hypervisor.isSystemDaemon)) ?? []).map {
-                .init(hostPath: $0.share.hostPath, guestPath: $0.share.guestPath, readOnly: $0.share.readOnly, type: $0.typeName)
+            shares: ((try? Shares.devices(config.mounts, type: config.mountType, systemDaemon: hypervisor.isSystemDaemon,
+                                             machineFolder: files.folder)) ?? []).map {
+                .init(hostPath: $0.share.hostPath, guestPath: $0.share.guestPath, readOnly: $0.share.readOnly, type: $0.typeName,
+                      virtiofsdPid: ownVirtiofsd[$0.tag])
             },
             builds: lastBootBuilds(name).map {
                 .init(image: $0.image.map { .init(folder: $0.folder.path, kernel: $0.manifest.kernel) },

@@ -31,7 +31,8 @@ extension Machines {
             try store.growDataDisk(files, to: config.diskGiB)
         }
         try Shares.verifyBeforeBoot(config.mounts, machine: name)
-        let shares = try Shares.devices(config.mounts, type: config.mountType, systemDaemon: hypervisor.isSystemDaemon)
+        let shares = try Shares.devices(config.mounts, type: config.mountType, systemDaemon: hypervisor.isSystemDaemon,
+                                            machineFolder: files.folder)
         // The agent's split session is made anew at each boot (QEMU makes the port's socket, the
         // input port is chosen now); stale ones would send the agent where nobody serves.
         try? FileManager.default.removeItem(at: files.guestSSHSocket)
@@ -84,10 +85,12 @@ extension Machines {
             // The console log of this boot only, so the waits below never read an old boot.
             try? FileManager.default.removeItem(at: files.consoleLog)
             progress("starting \(name) (\(accelerator.rawValue), \(config.cpus) CPUs, \(config.memoryMiB) MiB)")
+            try startOwnVirtiofsd(plan.shares, files: files)
             try hypervisor.start(hypervisor.definition(config: config, files: files, image: plan.image, accelerator: accelerator,
                                                        shares: plan.shares, agentInputPort: plan.agentInputPort,
                                                        engineDisk: plan.engineDisk), name: name)
         } catch {
+            UserVirtiofsd.stopAll(pidsFile: files.virtiofsdPids)
             throw .other(error)
         }
         let uptime = try BootWatcher.waitForSSH(files: files, name: name, silentLimit: accelerator == .kvm ? 15 : nil,
@@ -98,6 +101,21 @@ extension Machines {
             throw .other(error)
         }
         return uptime
+    }
+
+    /// Starts the virtiofsd of each share that machine serves itself (session machines), after
+    /// ending any an earlier try left (QEMU never connected, or a KVM try that died); a
+    /// virtiofsd QEMU connected to ends with it.
+    func startOwnVirtiofsd(_ shares: [SharedFolder], files: MachineFiles) throws(MachineError) {
+        UserVirtiofsd.stopAll(pidsFile: files.virtiofsdPids)
+        try? FileManager.default.removeItem(at: files.virtiofsdLog)
+        var pids = ""
+        for folder in shares {
+            guard case let .userVirtiofs(binary, socket) = folder.transport else { continue }
+            let pid = try UserVirtiofsd.start(binary: binary, folder: folder.share.hostPath, socket: socket, log: files.virtiofsdLog.path)
+            pids += UserVirtiofsd.pidsLine(pid)
+            try AtomicFile.save(Data(pids.utf8), to: files.virtiofsdPids, mode: 0o600)
+        }
     }
 
     func waitForEngine(_ name: String, files: MachineFiles, timeout: Double) throws(MachineError) {

@@ -72,9 +72,10 @@ extension Machines {
     @discardableResult
     public func updateShares(_ name: String, _ change: (inout MachineConfig) throws(MachineError) -> Void) throws(MachineError) -> Bool {
         let systemDaemon = hypervisor.isSystemDaemon
+        let folder = store.files(name).folder
         return try changeConfig(name) { (config: inout MachineConfig) throws(MachineError) in
             try change(&config)
-            _ = try Shares.devices(config.mounts, type: config.mountType, systemDaemon: systemDaemon)
+            _ = try Shares.devices(config.mounts, type: config.mountType, systemDaemon: systemDaemon, machineFolder: folder)
         }
     }
 

@@ -38,6 +38,13 @@ extension Machines {
         guard status.state == .running || status.state == .paused else {
             throw MachineError("\(name) is not running (\(status.state.rawValue))", hint: "`machine up \(name)` starts it")
         }
+        // Checked before anything stops: QEMU refuses to save a guest with a mounted 9p share
+        // (a migration blocker) or any vhost-user-fs device, and says so only after the agent
+        // would be gone.
+        if let shares = lastBootRecord(store.files(name))?.mounts, !shares.isEmpty {
+            throw MachineError("cannot suspend \(name): QEMU cannot save a machine with shared folders (\(shares.map(\.hostPath).joined(separator: ", ")))",
+                               hint: "`machine stop\(MachineName.commandSuffix(name))` keeps its containers and volumes on its disk; machines made with --no-mounts can be suspended")
+        }
         // The agent first: its session ends with the guest, and the next start makes a new one.
         AgentProcess(name: name, files: store.files(name)).stop()
         progress("saving \(name)'s memory to disk")

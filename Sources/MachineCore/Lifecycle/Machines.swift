@@ -51,7 +51,8 @@ public final class Machines {
 
     public func create(_ config: MachineConfig) throws(MachineError) {
         // A share type this host or connection cannot serve is refused now, not at boot.
-        _ = try Shares.devices(config.mounts, type: config.mountType, systemDaemon: hypervisor.isSystemDaemon)
+        _ = try Shares.devices(config.mounts, type: config.mountType, systemDaemon: hypervisor.isSystemDaemon,
+                               machineFolder: store.files(config.name).folder)
         _ = try store.create(config)
     }
 
@@ -175,7 +176,10 @@ public final class Machines {
             progress("restoring \(name) from its saved state to shut it down cleanly")
             try hypervisor.restore(name)
         }
-        return try hypervisor.stop(name, force: force, timeout: timeout)
+        let clean = try hypervisor.stop(name, force: force, timeout: timeout)
+        // Each ends with its QEMU; one QEMU never connected to would wait for good.
+        UserVirtiofsd.stopAll(pidsFile: store.files(name).virtiofsdPids)
+        return clean
     }
 
     public func remove(_ name: String, force: Bool) throws(MachineError) {
@@ -194,6 +198,7 @@ public final class Machines {
         }
         if known { AgentProcess(name: name, files: store.files(name)).stop() }
         try hypervisor.undefine(name)
+        if known { UserVirtiofsd.stopAll(pidsFile: store.files(name).virtiofsdPids) }
         try store.remove(name)
     }
 }

@@ -38,6 +38,12 @@ public struct MachineFiles: Sendable {
     /// (DOCKER_CERT_PATH) beside the server's server.pem and server-key.pem, which the guest
     /// gets through the seed and provisioning. The CA's key is not kept.
     public var tls: URL { folder.appendingPathComponent("tls") }
+    /// The socket of the virtiofsd that machine starts for share number `index` (session
+    /// machines; see UserVirtiofsd). Shorter than docker.sock, whose length is checked.
+    public func virtiofsSocket(_ index: Int) -> URL { folder.appendingPathComponent("fs\(index).sock") }
+    /// Those virtiofsds' pids and start times, and their words.
+    public var virtiofsdPids: URL { folder.appendingPathComponent("virtiofsd.pids") }
+    public var virtiofsdLog: URL { folder.appendingPathComponent("virtiofsd.log") }
     /// Every forward the running agent has, and how each stands (written by the agent).
     public var portsStatus: URL { folder.appendingPathComponent("ports.json") }
 }

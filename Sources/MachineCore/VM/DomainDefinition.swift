@@ -212,6 +212,17 @@ public struct DomainDefinition: Sendable, Equatable {
         let e = Self.escape
         let driver: String
         switch folder.transport {
+        case let .userVirtiofs(_, socket):
+            // Started by machine, not libvirt: the domain only connects to its socket, and
+            // the folder, the access mode and read-only are virtiofsd's business.
+            return """
+                    <filesystem type='mount'>
+                      <driver type='virtiofs' queue='1024'/>
+                      <source socket='\(e(socket))'/>
+                      <target dir='\(e(folder.tag))'/>
+                \(address)    </filesystem>
+
+                """
         case let .virtiofs(binary):
             driver = """
                       <driver type='virtiofs' queue='1024'/>

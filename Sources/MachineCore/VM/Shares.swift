@@ -31,6 +31,9 @@ public struct SharedFolder: Sendable, Equatable {
     public enum Transport: Sendable, Equatable {
         /// virtio-fs, served by this virtiofsd binary (libvirt starts it).
         case virtiofs(binary: String)
+        /// virtio-fs for a session machine: machine starts this virtiofsd in a user namespace,
+        /// listening on `socket` (UserVirtiofsd).
+        case userVirtiofs(binary: String, socket: String)
         /// virtio-9p, served by QEMU itself.
         case ninep
     }
@@ -46,8 +49,10 @@ public struct SharedFolder: Sendable, Equatable {
     }
 
     public var typeName: String {
-        if case .virtiofs = transport { return "virtiofs" }
-        return "9p"
+        switch transport {
+        case .virtiofs, .userVirtiofs: return "virtiofs"
+        case .ninep: return "9p"
+        }
     }
 }
 
@@ -151,38 +156,68 @@ public enum Shares {
         }
     }
 
-    /// Picks how shares are served. virtiofs needs libvirt's system daemon (libvirt 9 cannot
-    /// run virtiofsd for the session daemon) and root (virtiofsd writes files as the guest's
-    /// user, so for anyone else a container's files would be owned by root); read-only shares
-    /// always use 9p, because only QEMU's 9p server refuses writes on the host side (libvirt 9
-    /// has no read-only virtiofs).
-    public static func devices(_ shares: [Share], type: ShareType, systemDaemon: Bool, isRoot: Bool = getuid() == 0,
-                               virtiofsd: String? = findVirtiofsd()) throws(MachineError) -> [SharedFolder] {
-        var useVirtiofs = false
+    /// Picks how shares are served:
+    /// - with libvirt's system daemon, virtiofs started by libvirt, for root only (virtiofsd
+    ///   runs as root there, so for anyone else a container's files would be owned by root);
+    /// - with the session daemon, which cannot start virtiofsd (libvirt 9), virtiofs started by
+    ///   machine in the user's own user namespace (UserVirtiofsd), when the host has newuidmap
+    ///   and the user subordinate ids; `machineFolder` holds its sockets;
+    /// - 9p otherwise, and always for read-only shares: only QEMU's 9p server refuses writes on
+    ///   the host side (libvirt 9 has no read-only virtiofs).
+    public static func devices(_ shares: [Share], type: ShareType, systemDaemon: Bool, machineFolder: URL,
+                               isRoot: Bool = getuid() == 0, virtiofsd: String? = findVirtiofsd(),
+                               userNamespace: () -> MachineError? = Shares.userNamespaceProblem) throws(MachineError) -> [SharedFolder] {
+        enum Choice { case ninep, libvirt, own }
+        var choice = Choice.ninep
         switch type {
         case .ninep:
             break
         case .auto:
-            useVirtiofs = systemDaemon && isRoot && virtiofsd != nil
+            if virtiofsd != nil {
+                if systemDaemon {
+                    choice = isRoot ? .libvirt : .ninep
+                } else {
+                    choice = !isRoot && userNamespace() == nil ? .own : .ninep
+                }
+            }
         case .virtiofs:
-            guard systemDaemon else {
-                throw MachineError("virtiofs needs libvirt's system daemon (qemu:///system); libvirt 9's session daemon cannot run virtiofsd",
-                                   hint: "use --mount-type 9p (or auto), or run as root", exitCode: 64)
-            }
-            guard isRoot else {
-                throw MachineError("virtiofs shares are only offered to root: virtiofsd runs as root, so files containers write would be owned by root",
-                                   hint: "use --mount-type 9p (or auto): its files belong to you", exitCode: 64)
-            }
-            guard virtiofsd != nil else {
+            guard let virtiofsd else {
                 throw MachineError("virtiofsd is not installed (looked for \(virtiofsdCandidates.joined(separator: ", ")))",
                                    hint: "install it: apt-get install qemu-system-common (or the virtiofsd package), or use --mount-type 9p", exitCode: 69)
             }
-            useVirtiofs = true
+            _ = virtiofsd
+            if systemDaemon {
+                guard isRoot else {
+                    throw MachineError("virtiofs shares on libvirt's system daemon are only offered to root: virtiofsd runs as root there, so files containers write would be owned by root",
+                                       hint: "use qemu:///session (the default for you), where machine runs virtiofsd as you; or --mount-type 9p", exitCode: 64)
+                }
+                choice = .libvirt
+            } else {
+                guard !isRoot else {
+                    throw MachineError("virtiofs on libvirt's session daemon is for ordinary users; root's machines use the system daemon",
+                                       hint: "drop --connect qemu:///session, or use --mount-type 9p", exitCode: 64)
+                }
+                if let problem = userNamespace() { throw problem }
+                choice = .own
+            }
         }
         return shares.enumerated().map { index, share in
-            let transport: SharedFolder.Transport = useVirtiofs && !share.readOnly ? .virtiofs(binary: virtiofsd!) : .ninep
-            return SharedFolder(tag: "machine-share\(index)", share: share, transport: transport)
+            let tag = "machine-share\(index)"
+            let transport: SharedFolder.Transport
+            switch (choice, share.readOnly) {
+            case (.libvirt, false): transport = .virtiofs(binary: virtiofsd!)
+            case (.own, false):
+                transport = .userVirtiofs(binary: virtiofsd!, socket: MachineFiles(folder: machineFolder).virtiofsSocket(index).path)
+            default: transport = .ninep
+            }
+            return SharedFolder(tag: tag, share: share, transport: transport)
         }
+    }
+
+    /// Why machine cannot run virtiofsd as this user, or nil.
+    public static func userNamespaceProblem() -> MachineError? {
+        if case let .failure(problem) = UserVirtiofsd.idRanges() { return problem }
+        return nil
     }
 
     static let virtiofsdCandidates = ["/usr/libexec/virtiofsd", "/usr/lib/qemu/virtiofsd"]
