@@ -83,9 +83,9 @@ extension Machines {
         let domainName = domain?.name ?? hypervisor.domainName(name)
         let qemuLog = hypervisor.qemuLog(domainNamed: domainName)
         // The pids file has one line per share machine serves itself, in the shares' order.
-        let ownTags = ((try? Shares.devices(config.mounts, type: config.mountType, systemDaemon: hypervisor.isSystemDaemon,
-                                            machineFolder: files.folder)) ?? [])
-            .filter { if case .userVirtiofs = $0.transport { return true } else { return false } }.map(\.tag)
+        let devices = (try? Shares.devices(config.mounts, type: config.mountType, systemDaemon: hypervisor.isSystemDaemon,
+                                           machineFolder: files.folder)) ?? []
+        let ownTags = devices.filter { if case .userVirtiofs = $0.transport { return true } else { return false } }.map(\.tag)
         let ownVirtiofsd = Dictionary(zip(ownTags, UserVirtiofsd.running(pidsFile: files.virtiofsdPids)), uniquingKeysWith: { first, _ in first })
         return Info(
             // A machine saved by `machine suspend` is stopped to libvirt, suspended to its user.
@@ -96,8 +96,7 @@ extension Machines {
             folder: files.folder.path, consoleLog: files.consoleLog.path, dataDisk: files.dataDisk.path,
             ssh: .init(host: "127.0.0.1", port: config.sshPort, user: "root", identityFile: files.privateKey.path,
                        knownHostsFile: files.knownHosts.path),
-            shares: ((try? Shares.devices(config.mounts, type: config.mountType, systemDaemon: hypervisor.isSystemDaemon,
-                                             machineFolder: files.folder)) ?? []).map {
+            shares: devices.map {
                 .init(hostPath: $0.share.hostPath, guestPath: $0.share.guestPath, readOnly: $0.share.readOnly, type: $0.typeName,
                       virtiofsdPid: ownVirtiofsd[$0.tag])
             },

@@ -181,11 +181,10 @@ public enum Shares {
                 }
             }
         case .virtiofs:
-            guard let virtiofsd else {
+            guard virtiofsd != nil else {
                 throw MachineError("virtiofsd is not installed (looked for \(virtiofsdCandidates.joined(separator: ", ")))",
                                    hint: "install it: apt-get install qemu-system-common (or the virtiofsd package), or use --mount-type 9p", exitCode: 69)
             }
-            _ = virtiofsd
             if systemDaemon {
                 guard isRoot else {
                     throw MachineError("virtiofs shares on libvirt's system daemon are only offered to root: virtiofsd runs as root there, so files containers write would be owned by root",
