@@ -68,6 +68,15 @@ import Virt
         #expect(UserVirtiofsd.freeStart(in: "") == 100000)
     }
 
+    @Test func thePidsFileNamesEachVirtiofsdsShareAndForgetsDeadOnes() throws {
+        let file = URL(fileURLWithPath: NSTemporaryDirectory() + "virtiofsd-\(UUID().uuidString).pids")
+        defer { try? FileManager.default.removeItem(at: file) }
+        // Our own pid runs; a line whose start time is wrong is a pid the kernel gave away.
+        let text = UserVirtiofsd.pidsLine(getpid(), tag: "machine-share1") + "\(getpid()) 1 machine-share0\n"
+        try Data(text.utf8).write(to: file)
+        #expect(UserVirtiofsd.running(pidsFile: file) == ["machine-share1": getpid()])
+    }
+
     @Test func autoPicksVirtiofsOnlyWhereItServesTheUserRight() throws {
         let rw = Share(hostPath: "/h", guestPath: "/h")
         let ro = Share(hostPath: "/r", guestPath: "/r", readOnly: true)

@@ -82,11 +82,7 @@ extension Machines {
         let status = try hypervisor.status(of: domain, name: name)
         let domainName = domain?.name ?? hypervisor.domainName(name)
         let qemuLog = hypervisor.qemuLog(domainNamed: domainName)
-        // The pids file has one line per share machine serves itself, in the shares' order.
-        let devices = (try? Shares.devices(config.mounts, type: config.mountType, systemDaemon: hypervisor.isSystemDaemon,
-                                           machineFolder: files.folder)) ?? []
-        let ownTags = devices.filter { if case .userVirtiofs = $0.transport { return true } else { return false } }.map(\.tag)
-        let ownVirtiofsd = Dictionary(zip(ownTags, UserVirtiofsd.running(pidsFile: files.virtiofsdPids)), uniquingKeysWith: { first, _ in first })
+        let ownVirtiofsd = UserVirtiofsd.running(pidsFile: files.virtiofsdPids)
         return Info(
             // A machine saved by `machine suspend` is stopped to libvirt, suspended to its user.
             name: name, state: status.state == .stopped && status.reason == "saved" ? "suspended" : status.state.rawValue,
@@ -96,7 +92,8 @@ extension Machines {
             folder: files.folder.path, consoleLog: files.consoleLog.path, dataDisk: files.dataDisk.path,
             ssh: .init(host: "127.0.0.1", port: config.sshPort, user: "root", identityFile: files.privateKey.path,
                        knownHostsFile: files.knownHosts.path),
-            shares: devices.map {
+            shares: ((try? Shares.devices(config.mounts, type: config.mountType, systemDaemon: hypervisor.isSystemDaemon,
+                                          machineFolder: files.folder)) ?? []).map {
                 .init(hostPath: $0.share.hostPath, guestPath: $0.share.guestPath, readOnly: $0.share.readOnly, type: $0.typeName,
                       virtiofsdPid: ownVirtiofsd[$0.tag])
             },

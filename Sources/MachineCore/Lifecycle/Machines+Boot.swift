@@ -113,7 +113,7 @@ extension Machines {
         for folder in shares {
             guard case let .userVirtiofs(binary, socket) = folder.transport else { continue }
             let pid = try UserVirtiofsd.start(binary: binary, folder: folder.share.hostPath, socket: socket, log: files.virtiofsdLog.path)
-            pids += UserVirtiofsd.pidsLine(pid)
+            pids += UserVirtiofsd.pidsLine(pid, tag: folder.tag)
             try AtomicFile.save(Data(pids.utf8), to: files.virtiofsdPids, mode: 0o600)
         }
     }

@@ -161,23 +161,26 @@ public enum UserVirtiofsd {
     /// Ends the virtiofsd processes a pids file names (each with its start time, so a pid the
     /// kernel has since given to another process is left alone), and removes the file.
     public static func stopAll(pidsFile: URL) {
-        for pid in running(pidsFile: pidsFile) { kill(pid, SIGTERM) }
+        for pid in running(pidsFile: pidsFile).values { kill(pid, SIGTERM) }
         try? FileManager.default.removeItem(at: pidsFile)
     }
 
-    /// The pids in the file whose processes still run: "PID STARTTIME" lines.
-    public static func running(pidsFile: URL) -> [pid_t] {
-        guard let text = try? String(contentsOf: pidsFile, encoding: .utf8) else { return [] }
-        return text.split(separator: "\n").compactMap { line -> pid_t? in
+    /// The processes in the file that still run, by the tag of the share each serves:
+    /// "PID STARTTIME TAG" lines.
+    public static func running(pidsFile: URL) -> [String: pid_t] {
+        guard let text = try? String(contentsOf: pidsFile, encoding: .utf8) else { return [:] }
+        var found: [String: pid_t] = [:]
+        for line in text.split(separator: "\n") {
             let fields = line.split(separator: " ")
-            guard fields.count == 2, let pid = pid_t(fields[0]), startTime(of: pid) == String(fields[1]) else { return nil }
-            return pid
+            guard fields.count == 3, let pid = pid_t(fields[0]), startTime(of: pid) == String(fields[1]) else { continue }
+            found[String(fields[2])] = pid
         }
+        return found
     }
 
-    /// The pids file's line for a process just started.
-    public static func pidsLine(_ pid: pid_t) -> String {
-        "\(pid) \(startTime(of: pid) ?? "?")\n"
+    /// The pids file's line for a process just started to serve the share tagged `tag`.
+    public static func pidsLine(_ pid: pid_t, tag: String) -> String {
+        "\(pid) \(startTime(of: pid) ?? "?") \(tag)\n"
     }
 
     /// Field 22 of /proc/PID/stat: when the process started, in clock ticks since boot.
