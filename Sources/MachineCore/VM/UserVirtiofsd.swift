@@ -36,24 +36,23 @@ public enum UserVirtiofsd {
     static let gidMapper = "/usr/bin/newgidmap"
     static let unshare = "/usr/bin/unshare"
 
-    /// The first `USER:START:COUNT` line for this user (by name or by uid) in a subid file.
-    public static func subordinateRange(in text: String, user: String, id: UInt32) -> IdRange? {
-        for line in text.split(separator: "\n") {
+    /// The `OWNER:START:COUNT` lines of a subid file, in order.
+    static func ranges(in text: String) -> [(owner: Substring, range: IdRange)] {
+        text.split(separator: "\n").compactMap { line in
             let fields = line.split(separator: ":", omittingEmptySubsequences: false)
-            guard fields.count == 3, fields[0] == user || fields[0] == "\(id)",
-                  let start = UInt32(fields[1]), let count = UInt32(fields[2]), count > 0 else { continue }
-            return IdRange(start: start, count: count)
+            guard fields.count == 3, let start = UInt32(fields[1]), let count = UInt32(fields[2]) else { return nil }
+            return (fields[0], IdRange(start: start, count: count))
         }
-        return nil
+    }
+
+    /// The first range for this user (by name or by uid) in a subid file.
+    public static func subordinateRange(in text: String, user: String, id: UInt32) -> IdRange? {
+        ranges(in: text).first { ($0.owner == user || $0.owner == "\(id)") && $0.range.count > 0 }?.range
     }
 
     /// The first id after every range in a subid file (100000, where useradd starts, if none).
     public static func freeStart(in text: String) -> UInt32 {
-        text.split(separator: "\n").reduce(UInt32(100_000)) { end, line in
-            let fields = line.split(separator: ":", omittingEmptySubsequences: false)
-            guard fields.count == 3, let start = UInt32(fields[1]), let count = UInt32(fields[2]) else { return end }
-            return max(end, start &+ count)
-        }
+        ranges(in: text).reduce(UInt32(100_000)) { max($0, $1.range.start &+ $1.range.count) }
     }
 
     /// The ranges the running user may map, or why virtiofs cannot run as this user.
