@@ -36,7 +36,7 @@ let package = Package(
         .testTarget(name: "VirtTests", dependencies: ["Virt"]),
         // A real local OpenSSH sshd, for the tests of the libssh2 wrapper.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
-        .testTarget(name: "SSHTests", dependencies: ["SSH", "TestSupport"]),
+        .testTarget(name: "SSHTests", dependencies: ["SSH", "HostOS", "TestSupport"]),
         .testTarget(name: "HostOSTests", dependencies: ["HostOS"]),
         .testTarget(name: "HostAgentTests", dependencies: ["HostAgent", "MachineCore", "SSH", "TestSupport"]),
         .testTarget(name: "MachineCoreTests", dependencies: ["MachineCore", "HostOS"]),

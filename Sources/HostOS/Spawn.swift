@@ -23,6 +23,9 @@ public enum Spawn {
         /// Descriptors the child inherits at the same numbers (the caller clears their
         /// close-on-exec flag; all others are closed in the child).
         public var keep: [Int32] = []
+        /// The child's stdout, when not `output` (which then takes only stderr); the caller
+        /// keeps and closes its own copy.
+        public var stdout: Int32?
 
         public init(output: String, append: Bool = false, newSession: Bool = false, searchPath: Bool = true) {
             self.output = output
@@ -42,8 +45,14 @@ public enum Spawn {
         } else {
             posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         }
-        posix_spawn_file_actions_addopen(&actions, 1, options.output, O_WRONLY | O_CREAT | (options.append ? O_APPEND : O_TRUNC), 0o600)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        let mode = O_WRONLY | O_CREAT | (options.append ? O_APPEND : O_TRUNC)
+        if let stdout = options.stdout {
+            posix_spawn_file_actions_adddup2(&actions, stdout, 1)
+            posix_spawn_file_actions_addopen(&actions, 2, options.output, mode, 0o600)
+        } else {
+            posix_spawn_file_actions_addopen(&actions, 1, options.output, mode, 0o600)
+            posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        }
         // Nothing else from this process: an inherited descriptor (an SSH session, a pipe of
         // the caller's shell) would stay open for the child's whole life.
         // (Swift's Glibc does not import posix_spawn_file_actions_addclosefrom_np.)
