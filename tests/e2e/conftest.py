@@ -55,6 +55,20 @@ def guests(tmp_path):
         guest.kill()
 
 
+def machine_logs(home, lines=30):
+    """The last lines of the console and agent logs of every machine of a MACHINE_HOME: a
+    failed machine command's message carries them, since teardown removes the machine (and
+    its logs) before anyone could read them."""
+    parts = []
+    for log in sorted(Path(home).glob("machines/*/console.log")) + sorted(Path(home).glob("machines/*/agent.log")):
+        try:
+            text = "".join(log.read_text(errors="replace").splitlines(keepends=True)[-lines:])
+        except OSError:
+            continue
+        parts.append(f"\n--- {log.parent.name}: {log.name} (last lines) ---\n{text}")
+    return "".join(parts)
+
+
 class Up:
     """The machine `up` made, with helpers that run machine and docker against it."""
 
@@ -73,7 +87,7 @@ class Up:
         result = subprocess.run([str(machine_binary()), *args], env=self.env, capture_output=True,
                                 timeout=timeout, input=input)
         if check:
-            assert result.returncode == 0, f"machine {' '.join(args)}: {result.stdout!r} {result.stderr!r}"
+            assert result.returncode == 0, f"machine {' '.join(args)}: {result.stdout!r} {result.stderr!r}" + machine_logs(self.home)
         return result
 
     def docker(self, *args, check=True, timeout=300, input=None, text=True):

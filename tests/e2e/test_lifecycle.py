@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import machine_binary
+from conftest import machine_binary, machine_logs
 
 
 @pytest.fixture
@@ -23,7 +23,7 @@ def machine(tmp_path, cache_dir, built):
             made.append(args[1] if len(args) > 1 else "default")
         result = subprocess.run([str(machine_binary()), *args], env=env, capture_output=True, text=True, timeout=timeout)
         if check:
-            assert result.returncode == 0, f"machine {' '.join(args)}: {result.stdout}{result.stderr}"
+            assert result.returncode == 0, f"machine {' '.join(args)}: {result.stdout}{result.stderr}" + machine_logs(home)
         return result
 
     run.home = home
