@@ -49,7 +49,7 @@ while [ $# -gt 0 ]; do
 	esac
 done
 CACHE=${CACHE:-$(machine_cache_dir)}
-for tool in apt-get apt-cache dpkg-deb readelf cpio lz4 xz xorriso depmod sha256sum; do
+for tool in apt-get apt-cache dpkg-deb readelf cpio lz4 xz xorriso depmod sha256sum make gcc-12 strip; do
 	command -v "$tool" >/dev/null || die "$tool is not installed" "run scripts/host-setup.sh (or apt-get install the host packages it lists)"
 done
 mkdir -p "$CACHE/images" "$CACHE/tmp" || die "cannot create the cache folder $CACHE" "set MACHINE_CACHE to a writable folder"
@@ -61,6 +61,12 @@ mapfile -t wanted < <(read_list "$RECIPE/packages.txt" | awk '{print $1}')
 kernel_pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*\)$/\1/p' | head -1)
 [ -n "$kernel_pkg" ] || die "apt does not know linux-image-amd64" "run 'apt-get update' so apt knows the mirror's packages"
 mapfile -t packages < <(resolve_closure "${wanted[@]}" "$kernel_pkg")
+# The kernel's headers build machine_notify.ko (iso/notify) for exactly this kernel. Only the
+# three packages themselves: their dependencies are the compiler, which the host has.
+headers_pkg=${kernel_pkg/linux-image-/linux-headers-}
+mapfile -t headers < <(apt-cache depends "$headers_pkg" 2>/dev/null | sed -n 's/^ *Depends: \(linux-\(headers\|kbuild\)-[^ ]*\)$/\1/p')
+[ ${#headers[@]} -eq 2 ] || die "apt does not know $headers_pkg and its common headers and kbuild" "run 'apt-get update' so apt knows the mirror's packages"
+packages+=("$headers_pkg" "${headers[@]}")
 
 begin_build "$CACHE" image
 
@@ -134,6 +140,15 @@ done
 for f in modules.order modules.builtin modules.builtin.modinfo; do
 	cp "$stage/lib/modules/$kver/$f" "$root/lib/modules/$kver/$f"
 done
+step "building machine_notify.ko"
+# The headers' Makefile includes the common headers by their installed path; point it at ours.
+headers_dir="$stage/usr/src/linux-headers-$kver"
+sed -i "s#^include /usr/src/#include $stage/usr/src/#" "$headers_dir/Makefile"
+cp -r "$RECIPE/notify" "$work/notify"
+make -s -C "$headers_dir" M="$work/notify" CC=gcc-12 modules >"$work/notify.log" 2>&1 \
+	|| die "machine_notify.ko did not build: $(grep -m3 -i error "$work/notify.log" | tr '\n' ' ')" "see iso/notify; the host needs gcc-12 and make (scripts/host-setup.sh)"
+mkdir -p "$root/lib/modules/$kver/extra"
+strip --strip-debug -o "$root/lib/modules/$kver/extra/machine_notify.ko" "$work/notify/machine_notify.ko"
 depmod -b "$root" "$kver"
 
 # The guest's own files: init, boot steps, configuration. Copied last so they win.

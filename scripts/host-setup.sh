@@ -11,6 +11,7 @@ packages=(
 	xorriso                             # bootable ISO and seed (config drive) images
 	uidmap                              # newuidmap/newgidmap: virtiofs for ordinary users' machines
 	apt dpkg binutils cpio lz4 xz-utils kmod patchelf e2fsprogs  # image and engine bundle recipes (mke2fs: the engine disk)
+	gcc-12 make                         # the guest's machine_notify.ko, built against its kernel's headers
 	openssh-client openssh-server       # ssh/scp for tests, a local sshd for the SSH wrapper's tests
 	curl ca-certificates                # tests and benchmarks
 	python3 python3-pytest              # end-to-end tests

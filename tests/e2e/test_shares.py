@@ -66,6 +66,57 @@ def test_a_bind_mount_under_a_share_reads_and_writes_the_hosts_files(shared):
     assert run(shared, "-v", f"{sub}:/src", "busybox", "cat", "/src/in.txt").stdout == "edited on the host, now longer\n"
 
 
+def watcher_image(machine):
+    """An image whose /bin/watch prints the inotify events of the folders it is given."""
+    if machine.docker("image", "inspect", "watcher:1", check=False).returncode == 0:
+        return "watcher:1"
+    root = machine.work / "watcher"
+    (root / "bin").mkdir(parents=True)
+    subprocess.run(["gcc-12", "-static", "-O2", "-o", str(root / "bin" / "watch"), str(Path(__file__).parent / "inotify_watch.c")],
+                   check=True)
+    subprocess.run(["tar", "-C", str(root), "-cf", str(machine.work / "watcher.tar"), "."], check=True)
+    machine.docker("import", str(machine.work / "watcher.tar"), "watcher:1")
+    return "watcher:1"
+
+
+def test_changes_written_to_machine_notify_reach_a_watcher_in_a_container(shared):
+    """The guest half of host edits reaching watchers: what the host agent will write to the
+    guest's /proc/machine-notify (machine_notify.ko) becomes the events a local edit raises."""
+    folder = shared.project / "watched"
+    folder.mkdir()
+    image = watcher_image(shared)
+    container = shared.docker("run", "-d", "-v", f"{folder}:/w", image, "/bin/watch", "/w").stdout.strip()
+    try:
+        deadline = time.time() + 30
+        while "watching" not in shared.docker("logs", container).stdout:
+            assert time.time() < deadline, "the watcher did not start"
+            time.sleep(0.2)
+        # The host edits, and tells the guest (as the agent will).
+        (folder / "new.txt").write_text("one\n")
+        (folder / "sub").mkdir()
+        (folder / "new.txt").rename(folder / "renamed.txt")
+        (folder / "sub").rmdir()
+        lines = [f"create 0 {folder}/new.txt", f"createdir 0 {folder}/sub", f"modify 0 {folder}/renamed.txt",
+                 f"closewrite 0 {folder}/renamed.txt", f"movedfrom 9 {folder}/new.txt", f"movedto 9 {folder}/renamed.txt",
+                 f"deletedir 0 {folder}/sub", f"attrib 0 {folder}/renamed.txt", f"nonsense 0 {folder}/x", f"delete 0 {folder}/gone/x"]
+        shared.machine("ssh", "shares", "--", "cat > /proc/machine-notify", input="".join(line + "\n" for line in lines).encode())
+        expected = ["00000100 0 new.txt", "40000100 0 sub", "00000002 0 renamed.txt", "00000008 0 renamed.txt",
+                    "00000040 9 new.txt", "00000080 9 renamed.txt", "40000200 0 sub", "00000004 0 renamed.txt"]
+        deadline = time.time() + 30
+        while True:
+            events = shared.docker("logs", container).stdout.splitlines()[1:]
+            if len(events) >= len(expected) or time.time() > deadline:
+                break
+            time.sleep(0.2)
+        assert events == expected
+        # The two bad lines were counted, not raised; and a container cannot raise events.
+        assert shared.machine("ssh", "shares", "--", "cat /proc/machine-notify").stdout.decode().endswith("skipped 2\n")
+        refused = run(shared, "busybox", "sh", "-c", "echo create 0 /w/x > /proc/machine-notify", check=False)
+        assert refused.returncode != 0 and "Operation not permitted" in refused.stderr
+    finally:
+        shared.docker("rm", "-f", container, check=False)
+
+
 def test_the_users_private_files_are_readable_and_writable_by_root_containers(shared):
     private = shared.project / "private.txt"
     private.write_text("mine\n")

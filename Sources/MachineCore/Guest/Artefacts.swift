@@ -36,6 +36,9 @@ public struct GuestImage: Sendable {
 
     /// The image runs sshd on the virtio-serial port `DomainDefinition.sshPortName`.
     public var servesSSHPort: Bool { manifest.features?.contains("ssh-port") == true }
+    /// Whether the guest raises inotify events for host-side changes to its shares, written to
+    /// its /proc/machine-notify (iso/notify).
+    public var raisesShareEvents: Bool { manifest.features?.contains("share-events") == true }
 
     /// Uncompressed kernel for direct boot (PVH).
     public var kernel: URL { folder.appendingPathComponent("vmlinux") }

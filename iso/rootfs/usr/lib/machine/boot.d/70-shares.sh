@@ -5,6 +5,8 @@
 mount_shares() {
 	local tab tag path type mode opts
 	[ -s "$SEED/mounts" ] || return 0
+	# /proc/machine-notify: where the host's changes to the shares become the guest's events.
+	modprobe machine_notify || log "warning: machine_notify did not load; watchers in containers will not hear host edits"
 	tab=$(printf '\t')
 	while IFS="$tab" read -r tag path type mode; do
 		[ -n "$tag" ] || continue

@@ -1,0 +1,215 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * machine_notify: raises, in the guest, the inotify and fanotify events of changes made to a
+ * shared folder on the host side. virtiofs and 9p tell the guest kernel nothing of those, so a
+ * watcher in a container (nodemon, webpack, inotifywait) would hear nothing. machine's host
+ * agent watches the shares and sends each change; the guest writes one line per change here:
+ *
+ *   /proc/machine-notify:  OP COOKIE PATH\n
+ *
+ * OP is create, delete, modify, attrib, closewrite, movedfrom or movedto, with "dir" appended
+ * for a directory (createdir, ...); COOKIE ties a movedfrom to its movedto (0 otherwise); PATH
+ * is the guest's absolute path. Each event goes to the watchers of the parent directory (with
+ * the name) and, where the guest knows the inode, to the inode's own watchers, as the kernel
+ * does for a change made in the guest. The guest's cached entry for the name is dropped first,
+ * so a watcher that looks after the event sees the host's folder as it is now.
+ *
+ * Only the guest itself may write: a process in another pid namespace (a container) is refused.
+ */
+#include <linux/module.h>
+#include <linux/proc_fs.h>
+#include <linux/fsnotify.h>
+#include <linux/namei.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+#include <linux/pid_namespace.h>
+
+MODULE_LICENSE("GPL");
+MODULE_DESCRIPTION("raise fsnotify events for host-side changes to shared folders");
+
+#define LINE_MAX_BYTES (PATH_MAX + 64)
+
+struct writer {
+	size_t length;
+	char line[LINE_MAX_BYTES];
+};
+
+static atomic_long_t raised = ATOMIC_LONG_INIT(0);
+static atomic_long_t skipped = ATOMIC_LONG_INIT(0);
+
+static const struct {
+	const char *name;
+	__u32 mask;
+} operations[] = {
+	{ "create", FS_CREATE }, { "delete", FS_DELETE }, { "modify", FS_MODIFY },
+	{ "attrib", FS_ATTRIB }, { "closewrite", FS_CLOSE_WRITE },
+	{ "movedfrom", FS_MOVED_FROM }, { "movedto", FS_MOVED_TO },
+};
+
+static int parse_operation(const char *word, __u32 *mask)
+{
+	size_t i, length;
+
+	for (i = 0; i < ARRAY_SIZE(operations); i++) {
+		length = strlen(operations[i].name);
+		if (strncmp(word, operations[i].name, length) != 0)
+			continue;
+		if (word[length] == '\0') {
+			*mask = operations[i].mask;
+			return 0;
+		}
+		if (strcmp(word + length, "dir") == 0) {
+			*mask = operations[i].mask | FS_ISDIR;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+/* One line: resolve the parent, drop the stale entry, raise the event. */
+static int raise_event(char *line)
+{
+	char *op = strsep(&line, " ");
+	char *cookie_text = strsep(&line, " ");
+	char *path = line, *slash, *name;
+	struct path parent;
+	struct dentry *child;
+	struct inode *dir;
+	struct qstr qname;
+	__u32 mask, kind;
+	u32 cookie;
+	int err;
+
+	if (!op || !cookie_text || !path || path[0] != '/')
+		return -EINVAL;
+	if (parse_operation(op, &mask) || kstrtou32(cookie_text, 10, &cookie))
+		return -EINVAL;
+	slash = strrchr(path, '/');
+	name = slash + 1;
+	if (*name == '\0' || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+		return -EINVAL;
+	*slash = '\0';
+	err = kern_path(slash == path ? "/" : path, LOOKUP_FOLLOW | LOOKUP_DIRECTORY, &parent);
+	*slash = '/';
+	if (err)
+		return err;
+	dir = d_inode(parent.dentry);
+	qname = (struct qstr)QSTR_INIT(name, strlen(name));
+	kind = mask & ~FS_ISDIR;
+
+	child = lookup_one_len_unlocked(name, parent.dentry, qname.len);
+	if (IS_ERR(child)) {
+		err = PTR_ERR(child);
+		goto out;
+	}
+	/* The host changed the folder behind the guest's caches: forget what they say of the
+	 * name (a negative entry for a new file, a positive one for a removed one) and look again. */
+	if (kind & (FS_CREATE | FS_MOVED_TO | FS_DELETE | FS_MOVED_FROM)) {
+		d_invalidate(child);
+		dput(child);
+		child = lookup_one_len_unlocked(name, parent.dentry, qname.len);
+		if (IS_ERR(child)) {
+			err = PTR_ERR(child);
+			goto out;
+		}
+	}
+	if (kind & (FS_MODIFY | FS_ATTRIB | FS_CLOSE_WRITE)) {
+		/* Events on a file: to its parent's watchers with the name, and to its own. */
+		if (d_really_is_negative(child)) {
+			err = -ENOENT;
+		} else {
+			fsnotify_parent(child, mask & ~FS_ISDIR, d_inode(child), FSNOTIFY_EVENT_INODE);
+			err = 0;
+		}
+	} else {
+		/* Events on a name in a directory: to the directory's watchers. */
+		fsnotify_name(mask, d_really_is_positive(child) ? d_inode(child) : dir,
+			      FSNOTIFY_EVENT_INODE, dir, &qname, cookie);
+		err = 0;
+	}
+	dput(child);
+out:
+	path_put(&parent);
+	return err;
+}
+
+static int notify_open(struct inode *inode, struct file *file)
+{
+	struct writer *writer;
+
+	if (task_active_pid_ns(current) != &init_pid_ns)
+		return -EPERM;
+	writer = kzalloc(sizeof(*writer), GFP_KERNEL);
+	if (!writer)
+		return -ENOMEM;
+	file->private_data = writer;
+	return 0;
+}
+
+static ssize_t notify_write(struct file *file, const char __user *buffer, size_t count, loff_t *position)
+{
+	struct writer *writer = file->private_data;
+	size_t done = 0;
+	char c;
+
+	/* Lines may arrive split across writes: keep the unfinished one for the next. */
+	while (done < count) {
+		if (get_user(c, buffer + done))
+			return done ? done : -EFAULT;
+		done++;
+		if (c != '\n') {
+			if (writer->length < LINE_MAX_BYTES - 1)
+				writer->line[writer->length++] = c;
+			else
+				writer->length = LINE_MAX_BYTES;  /* too long: dropped at its end */
+			continue;
+		}
+		if (writer->length < LINE_MAX_BYTES) {
+			writer->line[writer->length] = '\0';
+			if (raise_event(writer->line) == 0)
+				atomic_long_inc(&raised);
+			else
+				atomic_long_inc(&skipped);
+		} else {
+			atomic_long_inc(&skipped);
+		}
+		writer->length = 0;
+	}
+	return done;
+}
+
+static int notify_release(struct inode *inode, struct file *file)
+{
+	kfree(file->private_data);
+	return 0;
+}
+
+static ssize_t notify_read(struct file *file, char __user *buffer, size_t count, loff_t *position)
+{
+	char text[64];
+	int length = scnprintf(text, sizeof(text), "raised %ld skipped %ld\n",
+			       atomic_long_read(&raised), atomic_long_read(&skipped));
+
+	return simple_read_from_buffer(buffer, count, position, text, length);
+}
+
+static const struct proc_ops notify_ops = {
+	.proc_open = notify_open,
+	.proc_read = notify_read,
+	.proc_write = notify_write,
+	.proc_release = notify_release,
+	.proc_lseek = default_llseek,
+};
+
+static int __init machine_notify_init(void)
+{
+	return proc_create("machine-notify", 0600, NULL, &notify_ops) ? 0 : -ENOMEM;
+}
+
+static void __exit machine_notify_exit(void)
+{
+	remove_proc_entry("machine-notify", NULL);
+}
+
+module_init(machine_notify_init);
+module_exit(machine_notify_exit);
