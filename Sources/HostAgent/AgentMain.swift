@@ -31,6 +31,9 @@ public enum AgentMain {
                 return nil
             }
         }
+        if let config = try? loadConfig() {
+            ShareEventForwarder(guest: agent.guest, shares: config.mounts, machineHome: Paths().home.path, log: AgentProcess.log).start()
+        }
         agent.run()
         unlink(process.files.agentPid.path)
         AgentProcess.log("agent \(getpid()) stopped")

@@ -14,6 +14,11 @@
  * does for a change made in the guest. The guest's cached entry for the name is dropped first,
  * so a watcher that looks after the event sees the host's folder as it is now.
  *
+ * A change made in the guest reaches the host too, and the host agent, which cannot tell it from
+ * the user's own, sends it back: the guest's watchers heard it already. So `watch 0 PATH` (the
+ * boot writes one per read-write share) puts a mark on the share's filesystem that records the
+ * guest's own changes, and a line naming one of them within two seconds is dropped (once).
+ *
  * Only the guest itself may write: a process in another pid namespace (a container) is refused.
  */
 #include <linux/module.h>
@@ -36,6 +41,108 @@ struct writer {
 
 static atomic_long_t raised = ATOMIC_LONG_INIT(0);
 static atomic_long_t skipped = ATOMIC_LONG_INIT(0);
+static atomic_long_t echoes = ATOMIC_LONG_INIT(0);
+
+/* The kinds of change a line can name, as the guest's own changes are recorded. */
+#define KINDS (FS_CREATE | FS_DELETE | FS_MODIFY | FS_ATTRIB | FS_CLOSE_WRITE | FS_MOVED_FROM | FS_MOVED_TO)
+#define RECENT_SIZE 512
+#define ECHO_WINDOW (2 * HZ)
+
+/* The guest's own recent changes on marked filesystems: a ring, newest overwriting oldest. */
+static struct recent {
+	struct inode *dir;
+	u32 hash;
+	u32 kinds;
+	unsigned long when;
+} recent[RECENT_SIZE];
+static unsigned int recent_next;
+static DEFINE_SPINLOCK(recent_lock);
+
+/* One line at a time raises events; the recorder ignores what that task raises. */
+static DEFINE_MUTEX(raise_lock);
+static struct task_struct *raising;
+static struct fsnotify_group *own_changes;
+
+static int record_change(struct fsnotify_group *group, u32 mask, const void *data, int data_type,
+			 struct inode *dir, const struct qstr *name, u32 cookie,
+			 struct fsnotify_iter_info *iter_info)
+{
+	struct recent *entry;
+
+	if (READ_ONCE(raising) == current || !dir || !name || !(mask & KINDS))
+		return 0;
+	spin_lock(&recent_lock);
+	entry = &recent[recent_next++ % RECENT_SIZE];
+	entry->dir = dir;
+	entry->hash = full_name_hash(NULL, name->name, name->len);
+	entry->kinds = mask & KINDS;
+	entry->when = jiffies;
+	spin_unlock(&recent_lock);
+	return 0;
+}
+
+/* Whether the guest made this change itself a moment ago; each record answers once per kind. */
+static bool is_echo(struct inode *dir, const char *name, u32 kind)
+{
+	u32 hash = full_name_hash(NULL, name, strlen(name));
+	bool found = false;
+	size_t i;
+
+	spin_lock(&recent_lock);
+	for (i = 0; i < RECENT_SIZE && !found; i++) {
+		struct recent *entry = &recent[i];
+
+		if (entry->dir == dir && entry->hash == hash && (entry->kinds & kind) &&
+		    time_before(jiffies, entry->when + ECHO_WINDOW)) {
+			entry->kinds &= ~kind;
+			found = true;
+		}
+	}
+	spin_unlock(&recent_lock);
+	return found;
+}
+
+static void free_mark(struct fsnotify_mark *mark)
+{
+	kfree(mark);
+}
+
+static const struct fsnotify_ops own_change_ops = {
+	.handle_event = record_change,
+	.free_mark = free_mark,
+};
+
+/* `watch 0 PATH`: record the guest's own changes on PATH's filesystem (once per filesystem). */
+static int watch_filesystem(const char *path_text)
+{
+	struct path path;
+	struct super_block *sb;
+	struct fsnotify_mark *mark;
+	int err;
+
+	err = kern_path(path_text, LOOKUP_FOLLOW | LOOKUP_DIRECTORY, &path);
+	if (err)
+		return err;
+	sb = path.dentry->d_sb;
+	mark = fsnotify_find_mark(&sb->s_fsnotify_marks, own_changes);
+	if (mark) {
+		fsnotify_put_mark(mark);
+		err = 0;
+		goto out;
+	}
+	mark = kzalloc(sizeof(*mark), GFP_KERNEL);
+	err = -ENOMEM;
+	if (!mark)
+		goto out;
+	fsnotify_init_mark(mark, own_changes);
+	/* FS_EVENT_ON_CHILD: changes to files come with their folder and name. */
+	mark->mask = KINDS | FS_EVENT_ON_CHILD;
+	err = fsnotify_add_mark(mark, &sb->s_fsnotify_marks, FSNOTIFY_OBJ_TYPE_SB, 0, NULL);
+	fsnotify_put_mark(mark);
+out:
+	path_put(&path);
+	return err;
+}
 
 static const struct {
 	const char *name;
@@ -82,6 +189,8 @@ static int raise_event(char *line)
 
 	if (!op || !cookie_text || !path || path[0] != '/')
 		return -EINVAL;
+	if (strcmp(op, "watch") == 0)
+		return watch_filesystem(path);
 	if (parse_operation(op, &mask) || kstrtou32(cookie_text, 10, &cookie))
 		return -EINVAL;
 	slash = strrchr(path, '/');
@@ -96,6 +205,11 @@ static int raise_event(char *line)
 	dir = d_inode(parent.dentry);
 	qname = (struct qstr)QSTR_INIT(name, strlen(name));
 	kind = mask & ~FS_ISDIR;
+	if (is_echo(dir, name, kind)) {
+		atomic_long_inc(&echoes);
+		err = 0;
+		goto out;
+	}
 
 	child = lookup_one_len_unlocked(name, parent.dentry, qname.len);
 	if (IS_ERR(child)) {
@@ -113,8 +227,12 @@ static int raise_event(char *line)
 			goto out;
 		}
 	}
+	WRITE_ONCE(raising, current);
 	if (kind & (FS_MODIFY | FS_ATTRIB | FS_CLOSE_WRITE)) {
-		/* Events on a file: to its parent's watchers with the name, and to its own. */
+		/* Events on a file: to its parent's watchers with the name, and to its own. A file
+		 * the host has renamed or removed since the change has no inode here to raise them
+		 * on (fsnotify reports a non-dirent event on a folder without the name): the rename
+		 * or delete that follows tells the watchers. */
 		if (d_really_is_negative(child)) {
 			err = -ENOENT;
 		} else {
@@ -127,6 +245,7 @@ static int raise_event(char *line)
 			      FSNOTIFY_EVENT_INODE, dir, &qname, cookie);
 		err = 0;
 	}
+	WRITE_ONCE(raising, NULL);
 	dput(child);
 out:
 	path_put(&parent);
@@ -165,8 +284,13 @@ static ssize_t notify_write(struct file *file, const char __user *buffer, size_t
 			continue;
 		}
 		if (writer->length < LINE_MAX_BYTES) {
+			int err;
+
 			writer->line[writer->length] = '\0';
-			if (raise_event(writer->line) == 0)
+			mutex_lock(&raise_lock);
+			err = raise_event(writer->line);
+			mutex_unlock(&raise_lock);
+			if (err == 0)
 				atomic_long_inc(&raised);
 			else
 				atomic_long_inc(&skipped);
@@ -187,8 +311,8 @@ static int notify_release(struct inode *inode, struct file *file)
 static ssize_t notify_read(struct file *file, char __user *buffer, size_t count, loff_t *position)
 {
 	char text[64];
-	int length = scnprintf(text, sizeof(text), "raised %ld skipped %ld\n",
-			       atomic_long_read(&raised), atomic_long_read(&skipped));
+	int length = scnprintf(text, sizeof(text), "raised %ld skipped %ld echoes %ld\n",
+			       atomic_long_read(&raised), atomic_long_read(&skipped), atomic_long_read(&echoes));
 
 	return simple_read_from_buffer(buffer, count, position, text, length);
 }
@@ -201,15 +325,18 @@ static const struct proc_ops notify_ops = {
 	.proc_lseek = default_llseek,
 };
 
+/* No exit: the marks on the shares' filesystems live as long as the filesystems, so the module
+ * stays (the kernel refuses to unload a module without one). */
 static int __init machine_notify_init(void)
 {
-	return proc_create("machine-notify", 0600, NULL, &notify_ops) ? 0 : -ENOMEM;
-}
-
-static void __exit machine_notify_exit(void)
-{
-	remove_proc_entry("machine-notify", NULL);
+	own_changes = fsnotify_alloc_group(&own_change_ops, 0);
+	if (IS_ERR(own_changes))
+		return PTR_ERR(own_changes);
+	if (!proc_create("machine-notify", 0600, NULL, &notify_ops)) {
+		fsnotify_put_group(own_changes);
+		return -ENOMEM;
+	}
+	return 0;
 }
 
 module_init(machine_notify_init);
-module_exit(machine_notify_exit);

@@ -24,6 +24,8 @@ mount_shares() {
 		mkdir -p "$path"
 		if mount -t "$type" -o "$opts" "$tag" "$path"; then
 			log "share $tag mounted at $path ($type, $mode)"
+			# The guest's own changes here are recorded, so the host does not send them back.
+			[ "$mode" = rw ] && [ -w /proc/machine-notify ] && printf 'watch 0 %s\n' "$path" >/proc/machine-notify
 		else
 			log "error: share $tag could not be mounted at $path ($type)"
 		fi

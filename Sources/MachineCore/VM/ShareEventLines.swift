@@ -1,0 +1,39 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The lines the host agent writes to the guest's /proc/machine-notify (iso/notify) for a change
+/// made on the host to a shared folder: `OP COOKIE GUESTPATH`, the guest path being where the
+/// guest mounts the share plus the path inside it.
+public struct ShareEventLines: Sendable {
+    /// Shares whose host edits reach the guest as events: read-write ones.
+    public let shares: [Share]
+
+    public init(shares: [Share]) {
+        // The innermost share first: a path under two shares is the inner one's in the guest.
+        self.shares = shares.filter { !$0.readOnly }.sorted { $0.hostPath.count > $1.hostPath.count }
+    }
+
+    /// The folders to watch on the host.
+    public var roots: [String] { shares.map(\.hostPath) }
+
+    /// The line for one inotify event on `hostPath`, or nil if it is none of ours (outside the
+    /// shares, an event kind the guest does not raise, a name a line cannot carry).
+    public func line(mask: UInt32, cookie: UInt32, hostPath: String) -> String? {
+        guard let operation = Self.operation(mask), !hostPath.contains("\n"),
+              let share = shares.first(where: { hostPath.hasPrefix($0.hostPath == "/" ? "/" : $0.hostPath + "/") })
+        else { return nil }
+        let inside = hostPath.dropFirst(share.hostPath == "/" ? 1 : share.hostPath.count + 1)
+        let guestPath = share.guestPath == "/" ? "/" + inside : share.guestPath + "/" + inside
+        let kind = mask & UInt32(IN_ISDIR) != 0 ? operation + "dir" : operation
+        return "\(kind) \(cookie) \(guestPath)\n"
+    }
+
+    static func operation(_ mask: UInt32) -> String? {
+        let names: [(Int32, String)] = [(IN_CREATE, "create"), (IN_DELETE, "delete"), (IN_MODIFY, "modify"),
+                                        (IN_CLOSE_WRITE, "closewrite"), (IN_ATTRIB, "attrib"),
+                                        (IN_MOVED_FROM, "movedfrom"), (IN_MOVED_TO, "movedto")]
+        return names.first { mask & UInt32($0.0) != 0 }?.1
+    }
+}

@@ -1,0 +1,29 @@
+import Foundation
+import Glibc
+import Testing
+@testable import MachineCore
+
+@Suite struct ShareEventLinesTests {
+    let lines = ShareEventLines(shares: [
+        Share(hostPath: "/home/me", guestPath: "/home/me"),
+        Share(hostPath: "/home/me/src", guestPath: "/src"),
+        Share(hostPath: "/data", guestPath: "/data", readOnly: true),
+    ])
+
+    @Test func aHostPathBecomesTheGuestPathOfItsInnermostReadWriteShare() {
+        #expect(lines.roots == ["/home/me/src", "/home/me"])
+        #expect(lines.line(mask: UInt32(IN_MODIFY), cookie: 0, hostPath: "/home/me/src/app/main.go") == "modify 0 /src/app/main.go\n")
+        #expect(lines.line(mask: UInt32(IN_CREATE) | UInt32(IN_ISDIR), cookie: 0, hostPath: "/home/me/notes dir") == "createdir 0 /home/me/notes dir\n")
+        #expect(lines.line(mask: UInt32(IN_MOVED_TO), cookie: 42, hostPath: "/home/me/src/b") == "movedto 42 /src/b\n")
+        // Read-only shares, paths outside every share, names a line cannot carry: nothing.
+        #expect(lines.line(mask: UInt32(IN_MODIFY), cookie: 0, hostPath: "/data/x") == nil)
+        #expect(lines.line(mask: UInt32(IN_MODIFY), cookie: 0, hostPath: "/home/meo/x") == nil)
+        #expect(lines.line(mask: UInt32(IN_MODIFY), cookie: 0, hostPath: "/home/me/a\nb") == nil)
+        #expect(lines.line(mask: UInt32(IN_OPEN), cookie: 0, hostPath: "/home/me/x") == nil)
+    }
+
+    @Test func aShareOfTheWholeHostMapsEveryPath() {
+        let root = ShareEventLines(shares: [Share(hostPath: "/", guestPath: "/host")])
+        #expect(root.line(mask: UInt32(IN_DELETE), cookie: 0, hostPath: "/etc/x") == "delete 0 /host/etc/x\n")
+    }
+}
