@@ -15,6 +15,7 @@ packages=(
 	openssh-client openssh-server       # ssh/scp for tests, a local sshd for the SSH wrapper's tests
 	curl ca-certificates                # tests and benchmarks
 	python3 python3-pytest              # end-to-end tests
+	docker-compose                      # compose v1, in the end-to-end test of a watcher's dev loop
 	zsh fish tcsh                       # tests of `machine env` in each shell
 )
 

@@ -120,8 +120,8 @@ struct EngineOptions: ParsableArguments {
 /// Host folders shared into the machine, taken by `create` and `up`.
 struct ShareOptions: ParsableArguments {
     @Option(name: .customLong("mount"), help: ArgumentHelp(
-        "Share a host folder at the same path in the machine, or at GUESTPATH; ro makes it read-only (repeatable; default: your home folder, read-write).",
-        valueName: "hostpath[:guestpath][:ro]"))
+        "Share a host folder at the same path in the machine, or at GUESTPATH; ro makes it read-only; noinotify keeps host edits from raising inotify events for watchers in containers (repeatable; default: your home folder, read-write).",
+        valueName: "hostpath[:guestpath][:ro][:noinotify]"))
     var mounts: [String] = []
     @Option(name: .customLong("mount-type"), help: ArgumentHelp(
         "How shares are served: auto (virtiofs when libvirt's system daemon and root can run it, else 9p), virtiofs or 9p. Read-only shares always use 9p, whose server refuses writes on the host (default: auto).",

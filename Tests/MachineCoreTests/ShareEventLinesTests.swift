@@ -22,6 +22,25 @@ import Testing
         #expect(lines.line(mask: UInt32(IN_OPEN), cookie: 0, hostPath: "/home/me/x") == nil)
     }
 
+    @Test func noinotifyAndReadOnlySharesRaiseNothingEvenInsideAnother() throws {
+        let quiet = ShareEventLines(shares: [
+            Share(hostPath: "/home/me", guestPath: "/home/me"),
+            Share(hostPath: "/home/me/big", guestPath: "/big", inotify: false),
+            Share(hostPath: "/home/me/ref", guestPath: "/ref", readOnly: true),
+        ])
+        #expect(quiet.roots == ["/home/me"])
+        #expect(quiet.line(mask: UInt32(IN_MODIFY), cookie: 0, hostPath: "/home/me/big/x") == nil)
+        #expect(quiet.line(mask: UInt32(IN_MODIFY), cookie: 0, hostPath: "/home/me/ref/x") == nil)
+        #expect(quiet.line(mask: UInt32(IN_MODIFY), cookie: 0, hostPath: "/home/me/x") == "modify 0 /home/me/x\n")
+        // The option is parsed in any order with ro, and old configs (no key) keep events on.
+        let folder = NSTemporaryDirectory()
+        #expect(try Shares.resolve(spec: "\(folder):/g:noinotify:ro").inotify == false)
+        #expect(try Shares.resolve(spec: "\(folder):/g:rw:noinotify").readOnly == false)
+        #expect(try Shares.resolve(spec: folder).inotify == true)
+        let old = try JSONDecoder().decode(Share.self, from: Data(#"{"hostPath":"/h","guestPath":"/h","readOnly":false}"#.utf8))
+        #expect(old.inotify)
+    }
+
     @Test func aShareOfTheWholeHostMapsEveryPath() {
         let root = ShareEventLines(shares: [Share(hostPath: "/", guestPath: "/host")])
         #expect(root.line(mask: UInt32(IN_DELETE), cookie: 0, hostPath: "/etc/x") == "delete 0 /host/etc/x\n")

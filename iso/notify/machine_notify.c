@@ -46,7 +46,7 @@ static atomic_long_t echoes = ATOMIC_LONG_INIT(0);
 /* The kinds of change a line can name, as the guest's own changes are recorded. */
 #define KINDS (FS_CREATE | FS_DELETE | FS_MODIFY | FS_ATTRIB | FS_CLOSE_WRITE | FS_MOVED_FROM | FS_MOVED_TO)
 #define RECENT_SIZE 512
-#define ECHO_WINDOW (2 * HZ)
+#define ECHO_WINDOW (10 * HZ)
 
 /* The guest's own recent changes on marked filesystems: a ring, newest overwriting oldest. */
 static struct recent {

@@ -19,6 +19,8 @@ extension Machines {
             public let readOnly: Bool
             /// virtiofs or 9p, as this connection serves it.
             public let type: String
+            /// Whether host edits inside it raise inotify events for watchers in the guest.
+            public let inotify: Bool
             /// The virtiofsd that machine started for it (session machines), while it runs.
             public let virtiofsdPid: Int32?
         }
@@ -95,7 +97,7 @@ extension Machines {
             shares: ((try? Shares.devices(config.mounts, type: config.mountType, systemDaemon: hypervisor.isSystemDaemon,
                                           machineFolder: files.folder)) ?? []).map {
                 .init(hostPath: $0.share.hostPath, guestPath: $0.share.guestPath, readOnly: $0.share.readOnly, type: $0.typeName,
-                      virtiofsdPid: ownVirtiofsd[$0.tag])
+                      inotify: $0.share.raisesEvents, virtiofsdPid: ownVirtiofsd[$0.tag])
             },
             builds: lastBootBuilds(name).map {
                 .init(image: $0.image.map { .init(folder: $0.folder.path, kernel: $0.manifest.kernel) },

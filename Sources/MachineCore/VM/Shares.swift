@@ -10,11 +10,26 @@ public struct Share: Codable, Sendable, Equatable {
     /// Where the guest mounts it: the same path as on the host unless the user chose another.
     public var guestPath: String
     public var readOnly: Bool
+    /// Whether host edits raise inotify events in the guest (read-write shares; `:noinotify`
+    /// turns it off, for a tree too big to watch or one nobody watches).
+    public var inotify: Bool
 
-    public init(hostPath: String, guestPath: String, readOnly: Bool = false) {
+    public init(hostPath: String, guestPath: String, readOnly: Bool = false, inotify: Bool = true) {
         self.hostPath = hostPath
         self.guestPath = guestPath
         self.readOnly = readOnly
+        self.inotify = inotify
+    }
+
+    enum CodingKeys: String, CodingKey { case hostPath, guestPath, readOnly, inotify }
+
+    // Configs from before `inotify` existed have none: on, as for a new share.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        hostPath = try container.decode(String.self, forKey: .hostPath)
+        guestPath = try container.decode(String.self, forKey: .guestPath)
+        readOnly = try container.decode(Bool.self, forKey: .readOnly)
+        inotify = try container.decodeIfPresent(Bool.self, forKey: .inotify) ?? true
     }
 }
 
@@ -62,23 +77,24 @@ public enum Shares {
         [try resolve(spec: home)]
     }
 
-    /// Parses and checks `HOSTPATH[:GUESTPATH][:ro|rw]`: the host folder must exist; the
-    /// guest path must not cover the guest's own system folders.
+    /// Parses and checks `HOSTPATH[:GUESTPATH][:ro|rw][:noinotify]` (the options in any order):
+    /// the host folder must exist; the guest path must not cover the guest's own system folders.
     public static func resolve(spec: String, currentDirectory: String = FileManager.default.currentDirectoryPath,
                                home: String = NSHomeDirectory()) throws(MachineError) -> Share {
         var parts = spec.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
         var readOnly = false
-        if parts.count > 1, let last = parts.last, last == "ro" || last == "rw" {
-            readOnly = last == "ro"
+        var inotify = true
+        while parts.count > 1, let last = parts.last, ["ro", "rw", "noinotify"].contains(last) {
+            if last == "noinotify" { inotify = false } else { readOnly = last == "ro" }
             parts.removeLast()
         }
         guard (1...2).contains(parts.count), !parts[0].isEmpty, parts.count == 1 || !parts[1].isEmpty else {
             throw MachineError("invalid --mount \"\(spec)\"",
-                               hint: "write HOSTPATH[:GUESTPATH][:ro], e.g. --mount ~/src or --mount ~/data:/data:ro (paths cannot contain ':')", exitCode: 64)
+                               hint: "write HOSTPATH[:GUESTPATH][:ro][:noinotify], e.g. --mount ~/src or --mount ~/data:/data:ro (paths cannot contain ':')", exitCode: 64)
         }
         let hostPath = try canonicalFolder(expand(parts[0], currentDirectory: currentDirectory, home: home), spec: spec)
         let guestPath = parts.count == 2 ? try guestFolder(parts[1]) : try guestFolder(hostPath)
-        return Share(hostPath: hostPath, guestPath: guestPath, readOnly: readOnly)
+        return Share(hostPath: hostPath, guestPath: guestPath, readOnly: readOnly, inotify: inotify)
     }
 
     /// Checks a list as a whole: no guest path used twice, nothing inside machine's own state
