@@ -37,6 +37,10 @@ final class ShareEventForwarder: @unchecked Sendable {
     }
 
     private func run() {
+        // Watching a large home walks every folder in it (15,000 take seconds): at the lowest
+        // priority, so the walk never slows the guest's boot or the engine's forwarding. (On Linux
+        // a nice value belongs to the thread: who 0 is this thread only.)
+        setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 19)
         let home = machineHome
         let tree: InotifyTree
         do {

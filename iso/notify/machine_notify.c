@@ -17,7 +17,7 @@
  * A change made in the guest reaches the host too, and the host agent, which cannot tell it from
  * the user's own, sends it back: the guest's watchers heard it already. So `watch 0 PATH` (the
  * boot writes one per read-write share) puts a mark on the share's filesystem that records the
- * guest's own changes, and a line naming one of them within two seconds is dropped (once).
+ * guest's own changes, and a line naming one of them within ten seconds is dropped (once).
  *
  * Only the guest itself may write: a process in another pid namespace (a container) is refused.
  */

@@ -2,6 +2,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -72,7 +73,10 @@ def machine_logs(home, lines=30):
 class Up:
     """The machine `up` made, with helpers that run machine and docker against it."""
 
+    made = []  # every one, so a failed test's report can carry their logs
+
     def __init__(self, home, cache_dir, work, name="default"):
+        Up.made.append(self)
         self.home = home
         self.name = name
         self.work = work
@@ -102,3 +106,35 @@ class Up:
 
     def config(self):
         return json.loads((self.folder / "config.json").read_text())
+
+
+def tail(path, lines=40):
+    try:
+        return "".join(path.read_text(errors="replace").splitlines(keepends=True)[-lines:])
+    except OSError:
+        return None
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed test's report carries the logs of the machines touched while it ran (console,
+    agent, the guest's engine), which its teardown may remove before anyone reads them."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" or not report.failed:
+        return
+    since = time.time() - max(call.duration, 0) - 60
+    for machine in Up.made:
+        logs = [machine.folder / "console.log", machine.folder / "agent.log"]
+        if not any(log.exists() and log.stat().st_mtime >= since for log in logs):
+            continue
+        for log in logs:
+            text = tail(log)
+            if text is not None:
+                report.sections.append((f"{machine.name}: {log.name} (last lines)", text))
+        try:
+            engine = machine.machine("ssh", "--", "tail -n 40 /var/log/docker.log", check=False, timeout=30)
+            report.sections.append((f"{machine.name}: /var/log/docker.log (last lines)",
+                                    engine.stdout.decode(errors="replace") + engine.stderr.decode(errors="replace")))
+        except subprocess.TimeoutExpired:
+            report.sections.append((f"{machine.name}: /var/log/docker.log", "machine ssh did not answer in 30 s"))
