@@ -73,7 +73,7 @@ import Virt
         after.mounts.append(Share(hostPath: "/", guestPath: "/host"))
         after.publishAddress = "0.0.0.0"
         #expect(after.changes(from: before) == [
-            #"mounts added {"guestPath":"/host","hostPath":"/","inotify":true,"readOnly":false}"#,
+            #"mounts added {"guestPath":"/host","hostPath":"/","readOnly":false}"#,
             #"publishAddress "127.0.0.1" -> "0.0.0.0""#,
         ])
         #expect(before.changes(from: before).isEmpty)

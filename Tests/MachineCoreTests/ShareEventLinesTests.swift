@@ -39,6 +39,12 @@ import Testing
         #expect(try Shares.resolve(spec: folder).inotify == true)
         let old = try JSONDecoder().decode(Share.self, from: Data(#"{"hostPath":"/h","guestPath":"/h","readOnly":false}"#.utf8))
         #expect(old.inotify)
+        // And a config names the option only when it is off, so it reads as the user wrote it.
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        #expect(String(decoding: try encoder.encode(old), as: UTF8.self) == #"{"guestPath":"/h","hostPath":"/h","readOnly":false}"#)
+        let off = try JSONDecoder().decode(Share.self, from: try encoder.encode(Share(hostPath: "/h", guestPath: "/h", inotify: false)))
+        #expect(!off.inotify)
     }
 
     @Test func aShareOfTheWholeHostMapsEveryPath() {

@@ -17,7 +17,7 @@
  * A change made in the guest reaches the host too, and the host agent, which cannot tell it from
  * the user's own, sends it back: the guest's watchers heard it already. So `watch 0 PATH` (the
  * boot writes one per read-write share) puts a mark on the share's filesystem that records the
- * guest's own changes, and a line naming one of them within ten seconds is dropped (once).
+ * guest's own changes, and a line naming one of them within ten seconds is dropped (is_echo).
  *
  * Only the guest itself may write: a process in another pid namespace (a container) is refused.
  */
@@ -28,6 +28,7 @@
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 #include <linux/pid_namespace.h>
+#include <linux/delay.h>
 
 MODULE_LICENSE("GPL");
 MODULE_DESCRIPTION("raise fsnotify events for host-side changes to shared folders");
@@ -54,6 +55,9 @@ static struct recent {
 	u32 hash;
 	u32 kinds;
 	unsigned long when;
+	/* Kinds a host line already matched, and when the first did. */
+	u32 answered;
+	unsigned long answered_when;
 } recent[RECENT_SIZE];
 static unsigned int recent_next;
 static DEFINE_SPINLOCK(recent_lock);
@@ -77,11 +81,19 @@ static int record_change(struct fsnotify_group *group, u32 mask, const void *dat
 	entry->hash = full_name_hash(NULL, name->name, name->len);
 	entry->kinds = mask & KINDS;
 	entry->when = jiffies;
+	entry->answered = 0;
 	spin_unlock(&recent_lock);
 	return 0;
 }
 
-/* Whether the guest made this change itself a moment ago; each record answers once per kind. */
+/*
+ * Whether the guest made this change itself a moment ago. A record answers each kind once, and
+ * then the same kind again for a second more: one change in the guest can reach the host as two
+ * (virtiofsd's flush closes a copy of the file, then its release closes the file: two
+ * close-writes), and inotify merges them only when the agent has not yet read the first. A host
+ * edit of the same file after that second is the user's, and raised.
+ */
+#define REPEAT_WINDOW HZ
 static bool is_echo(struct inode *dir, const char *name, u32 kind)
 {
 	u32 hash = full_name_hash(NULL, name, strlen(name));
@@ -92,9 +104,15 @@ static bool is_echo(struct inode *dir, const char *name, u32 kind)
 	for (i = 0; i < RECENT_SIZE && !found; i++) {
 		struct recent *entry = &recent[i];
 
-		if (entry->dir == dir && entry->hash == hash && (entry->kinds & kind) &&
-		    time_before(jiffies, entry->when + ECHO_WINDOW)) {
-			entry->kinds &= ~kind;
+		if (entry->dir != dir || entry->hash != hash || !(entry->kinds & kind) ||
+		    !time_before(jiffies, entry->when + ECHO_WINDOW))
+			continue;
+		if (!(entry->answered & kind)) {
+			if (!entry->answered)
+				entry->answered_when = jiffies;
+			entry->answered |= kind;
+			found = true;
+		} else if (time_before(jiffies, entry->answered_when + REPEAT_WINDOW)) {
 			found = true;
 		}
 	}
@@ -217,8 +235,9 @@ static int raise_event(char *line)
 		goto out;
 	}
 	/* The host changed the folder behind the guest's caches: forget what they say of the
-	 * name (a negative entry for a new file, a positive one for a removed one) and look again. */
-	if (kind & (FS_CREATE | FS_MOVED_TO | FS_DELETE | FS_MOVED_FROM)) {
+	 * name (a negative entry for a new file, a positive one for a removed one) and look again.
+	 * Never for a mount point (a share inside a share): dropping it would unmount it. */
+	if ((kind & (FS_CREATE | FS_MOVED_TO | FS_DELETE | FS_MOVED_FROM)) && !d_mountpoint(child)) {
 		d_invalidate(child);
 		dput(child);
 		child = lookup_one_len_unlocked(name, parent.dentry, qname.len);
@@ -252,6 +271,17 @@ out:
 	return err;
 }
 
+/*
+ * The host can hear a change the guest makes before the guest raises its own event for it: the
+ * guest's event comes only when the request returns (virtio-fs completes requests in a worker),
+ * and under TCG that can be later than the host's line arrives. So each write waits this long
+ * before its lines are looked at: the guest's records are in by then. One wait per write, so a
+ * burst of lines waits once; a watcher hears host edits this much later.
+ */
+static unsigned int hold_ms = 30;
+module_param(hold_ms, uint, 0644);
+MODULE_PARM_DESC(hold_ms, "how long host lines wait for the guest's own changes to be recorded");
+
 static int notify_open(struct inode *inode, struct file *file)
 {
 	struct writer *writer;
@@ -271,6 +301,8 @@ static ssize_t notify_write(struct file *file, const char __user *buffer, size_t
 	size_t done = 0;
 	char c;
 
+	if (count && READ_ONCE(hold_ms))
+		msleep(READ_ONCE(hold_ms));
 	/* Lines may arrive split across writes: keep the unfinished one for the next. */
 	while (done < count) {
 		if (get_user(c, buffer + done))

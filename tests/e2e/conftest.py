@@ -133,7 +133,7 @@ def pytest_runtest_makereport(item, call):
             if text is not None:
                 report.sections.append((f"{machine.name}: {log.name} (last lines)", text))
         try:
-            engine = machine.machine("ssh", "--", "tail -n 40 /var/log/docker.log", check=False, timeout=30)
+            engine = machine.machine("ssh", machine.name, "--", "tail -n 40 /var/log/docker.log", check=False, timeout=30)
             report.sections.append((f"{machine.name}: /var/log/docker.log (last lines)",
                                     engine.stdout.decode(errors="replace") + engine.stderr.decode(errors="replace")))
         except subprocess.TimeoutExpired:

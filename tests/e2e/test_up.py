@@ -171,7 +171,7 @@ def test_containers_keep_address_space_randomisation(up, busybox):
 
 def test_the_home_folder_is_shared_by_default(up, busybox):
     home = Path.home().resolve()
-    assert up.config()["mounts"] == [{"hostPath": str(home), "guestPath": str(home), "readOnly": False, "inotify": True}]
+    assert up.config()["mounts"] == [{"hostPath": str(home), "guestPath": str(home), "readOnly": False}]
     folder = Path(tempfile.mkdtemp(prefix=".machine-e2e-", dir=home))
     try:
         (folder / "f.txt").write_text("from the home folder\n")

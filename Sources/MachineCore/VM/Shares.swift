@@ -31,6 +31,15 @@ public struct Share: Codable, Sendable, Equatable {
         readOnly = try container.decode(Bool.self, forKey: .readOnly)
         inotify = try container.decodeIfPresent(Bool.self, forKey: .inotify) ?? true
     }
+
+    // Written only when off, so a share reads as the user wrote it (and as configs always had).
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(hostPath, forKey: .hostPath)
+        try container.encode(guestPath, forKey: .guestPath)
+        try container.encode(readOnly, forKey: .readOnly)
+        if !inotify { try container.encode(inotify, forKey: .inotify) }
+    }
 }
 
 /// How shares reach the guest (`--mount-type`).
