@@ -134,15 +134,18 @@ public final class InotifyTree {
         }
     }
 
+    static let nameOffset = MemoryLayout<dirent>.offset(of: \dirent.d_name)!
+
     /// The folders directly in `folder`, never through a symlink.
     private func subfolders(of folder: String) -> [String] {
         guard let directory = opendir(folder) else { return [] }
         defer { closedir(directory) }
         var found: [String] = []
         while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-            }
+            // Read the name where it lies, up to its NUL. (`entry.pointee.d_name` would copy all
+            // 256 bytes of the field, but a record is only as long as its name: past the last
+            // record of readdir's buffer that read ran off the heap and killed the agent.)
+            let name = String(cString: UnsafeRawPointer(entry).advanced(by: Self.nameOffset).assumingMemoryBound(to: CChar.self))
             guard name != "." && name != ".." else { continue }
             let path = folder == "/" ? "/" + name : folder + "/" + name
             switch Int32(entry.pointee.d_type) {
