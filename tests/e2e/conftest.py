@@ -56,15 +56,22 @@ def guests(tmp_path):
         guest.kill()
 
 
+def tail(path, lines=40):
+    """The last lines of a file, or None if it cannot be read."""
+    try:
+        return "".join(path.read_text(errors="replace").splitlines(keepends=True)[-lines:])
+    except OSError:
+        return None
+
+
 def machine_logs(home, lines=30):
     """The last lines of the console and agent logs of every machine of a MACHINE_HOME: a
     failed machine command's message carries them, since teardown removes the machine (and
     its logs) before anyone could read them."""
     parts = []
     for log in sorted(Path(home).glob("machines/*/console.log")) + sorted(Path(home).glob("machines/*/agent.log")):
-        try:
-            text = "".join(log.read_text(errors="replace").splitlines(keepends=True)[-lines:])
-        except OSError:
+        text = tail(log, lines)
+        if text is None:
             continue
         parts.append(f"\n--- {log.parent.name}: {log.name} (last lines) ---\n{text}")
     return "".join(parts)
@@ -106,13 +113,6 @@ class Up:
 
     def config(self):
         return json.loads((self.folder / "config.json").read_text())
-
-
-def tail(path, lines=40):
-    try:
-        return "".join(path.read_text(errors="replace").splitlines(keepends=True)[-lines:])
-    except OSError:
-        return None
 
 
 @pytest.hookimpl(hookwrapper=True)
