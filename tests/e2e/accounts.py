@@ -4,11 +4,25 @@ account's default login environment, and removed afterwards with everything it r
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from conftest import REPO, machine_binary
+
+
+def delete_account(name):
+    """userdel refuses an account that still has processes, and a run killed mid-test (a
+    session's end, CI's timeout) leaves its session libvirtd, QEMU and agent behind: kill them,
+    wait until they are gone, then delete the account and its home, and check it is gone."""
+    subprocess.run(["pkill", "-KILL", "-u", name], capture_output=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and subprocess.run(["pgrep", "-u", name], capture_output=True).returncode == 0:
+        time.sleep(0.2)
+    deleted = subprocess.run(["userdel", "-r", name], capture_output=True, text=True)
+    exists = subprocess.run(["id", name], capture_output=True).returncode == 0
+    assert not exists, f"could not remove the test account {name}: {deleted.stderr}"
 
 
 class Account:
@@ -54,6 +68,5 @@ class Account:
     def remove(self):
         if self.machine.exists() and self.home.exists():
             self(f"{self.machine} rm --force default", check=False, timeout=180)
-        subprocess.run(["pkill", "-u", self.name], capture_output=True)
-        subprocess.run(["userdel", "-r", self.name], capture_output=True)
+        delete_account(self.name)
         shutil.rmtree(self.prefix, ignore_errors=True)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from accounts import delete_account
 from conftest import REPO, machine_binary
 
 USER = "machine-e2e"
@@ -18,7 +19,7 @@ USER = "machine-e2e"
 def user(tmp_path, built):
     if os.geteuid() != 0:
         pytest.skip("making a test user needs root")
-    subprocess.run(["userdel", "-r", USER], capture_output=True)
+    delete_account(USER)
     subprocess.run(["useradd", "-m", "-s", "/bin/sh", USER], check=True)
     home = Path(pwd.getpwnam(USER).pw_dir)
     # What the user may read: the binary, the recipes, and the image built by the session.
@@ -45,8 +46,7 @@ def user(tmp_path, built):
     run.home = home
     yield run
     run("rm", "--force", "life", check=False)
-    subprocess.run(["pkill", "-u", USER], capture_output=True)
-    subprocess.run(["userdel", "-r", USER], capture_output=True)
+    delete_account(USER)
     shutil.rmtree(share, ignore_errors=True)
 
 
