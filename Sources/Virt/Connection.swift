@@ -39,6 +39,15 @@ public final class Connection {
         return "\(version / 1_000_000).\(version / 1000 % 1000).\(version % 1000)"
     }
 
+    /// The host's capabilities XML: its CPU and which guests (qemu, kvm) its QEMU can run.
+    public func capabilities() throws(LibvirtError) -> String {
+        guard let xml = virConnectGetCapabilities(handle) else {
+            throw LibvirtError.last("asking \(uri) for its capabilities")
+        }
+        defer { free(xml) }
+        return String(cString: xml)
+    }
+
     /// Names of every domain the connection knows, running or not.
     public func domainNames() throws(LibvirtError) -> [String] {
         var domains: UnsafeMutablePointer<virDomainPtr?>?

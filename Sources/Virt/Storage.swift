@@ -251,12 +251,20 @@ public final class StorageVolume {
         guard virStreamFinish(stream) == 0 else { throw LibvirtError.last(operation) }
     }
 
-    /// Its bytes, read through the libvirt connection (for checks and small files).
-    public func download() throws(LibvirtError) -> Data {
+    /// Grows it to `capacity` bytes (a qcow2 data disk: the guest sees the new size at its next boot).
+    public func resize(to capacity: UInt64) throws(LibvirtError) {
+        guard virStorageVolResize(handle, capacity, 0) == 0 else {
+            throw LibvirtError.last("growing the volume \(name) to \(capacity) bytes")
+        }
+    }
+
+    /// Its bytes from `offset` to its end, read through the libvirt connection (checks, small
+    /// files, and what a log file on the libvirt host gained since the last read).
+    public func download(from offset: UInt64 = 0) throws(LibvirtError) -> Data {
         let operation = "downloading the volume \(name)"
         guard let stream = virStreamNew(pool.connection.handle, 0) else { throw LibvirtError.last(operation) }
         defer { virStreamFree(stream) }
-        guard virStorageVolDownload(handle, stream, 0, 0, 0) == 0 else { throw LibvirtError.last(operation) }
+        guard virStorageVolDownload(handle, stream, offset, 0, 0) == 0 else { throw LibvirtError.last(operation) }
         var data = Data()
         var buffer = [UInt8](repeating: 0, count: 1 << 16)
         while true {

@@ -33,6 +33,9 @@ import Virt
         try volume.upload(from: source) { reported.append($0) }
         #expect(reported.last == UInt64(bytes.count))
         #expect(try volume.download() == bytes)
+        // What a log file gained since an earlier read; nothing at its end.
+        #expect(try volume.download(from: 3 << 20) == bytes.suffix(from: 3 << 20))
+        #expect(try volume.download(from: UInt64(bytes.count)) == Data())
         #expect(try volume.capacity() == UInt64(bytes.count))
         let path = try volume.path()
         #expect(path == folder.appendingPathComponent("vmlinux").path)
@@ -44,6 +47,8 @@ import Virt
         #expect(try disk.capacity() == 1 << 30)
         #expect(try pool.volume(named: "data.qcow2") != nil)
         #expect(FileManager.default.contents(atPath: try disk.path())?.prefix(4) == Data([0x51, 0x46, 0x49, 0xfb]))  // "QFI\xfb", qcow2's magic
+        try disk.resize(to: 2 << 30)
+        #expect(try disk.capacity() == 2 << 30)
 
         try volume.delete()
         try disk.delete()
