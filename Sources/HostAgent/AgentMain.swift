@@ -11,7 +11,7 @@ public enum AgentMain {
     /// The body of `machine agent NAME`: takes the agent lock (exits quietly if another agent
     /// holds it), serves the engine socket, runs until stopped.
     /// `loadConfig` reads the machine's config whenever the manual forwards are reloaded.
-    public static func serve(_ process: AgentProcess, port: Int, loadConfig: @escaping () throws(MachineError) -> MachineConfig) throws(MachineError) {
+    public static func serve(_ process: AgentProcess, guest: GuestSSH, loadConfig: @escaping () throws(MachineError) -> MachineConfig) throws(MachineError) {
         Agent.installSignalHandlers()
         let lockFD = open(process.files.agentLock.path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard lockFD >= 0 else { throw MachineError("cannot open \(process.files.agentLock.path): \(String(cString: strerror(errno)))") }
@@ -21,7 +21,7 @@ public enum AgentMain {
         }
         try AtomicFile.save(Data("\(getpid())\n".utf8), to: process.files.agentPid, mode: 0o600)
         AgentProcess.log("agent \(getpid()) for \(process.name) starting")
-        let agent = Agent(guest: GuestSSH(name: process.name, port: port, files: process.files), log: AgentProcess.log)
+        let agent = Agent(guest: guest, log: AgentProcess.log)
         try agent.listen(unixSocket: process.files.dockerSocket.path, name: "docker.sock", target: .unixSocket(AgentProcess.guestDockerSocket))
         agent.enablePortForwarding(statusFile: process.files.portsStatus) {
             do throws(MachineError) {

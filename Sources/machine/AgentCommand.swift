@@ -22,9 +22,9 @@ extension Machine {
                 let name = target.name, global = self.global
                 // The forwards it opens come from the config as machine wrote it, never from
                 // one a guest rewrote through a share (see Machines.trustedConfig).
-                let loadConfig = { () throws(MachineError) -> MachineConfig in try global.machines().trustedConfig(name) }
-                let machines = try global.machines()
-                try AgentMain.serve(AgentProcess(name: name, files: machines.files(name)), port: try loadConfig().sshPort, loadConfig: loadConfig)
+                let loadConfig = { () throws(MachineError) -> MachineConfig in try global.machines(for: name).trustedConfig(name) }
+                let machines = try global.machines(for: name)
+                try AgentMain.serve(AgentProcess(name: name, files: machines.files(name)), guest: try machines.guest(name), loadConfig: loadConfig)
             }
         }
     }

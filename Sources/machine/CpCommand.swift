@@ -25,8 +25,8 @@ extension Machine {
             try perform { () throws(MachineError) in
                 let from = GuestCopy.Location(source)
                 let to = GuestCopy.Location(destination)
-                let machines = try global.machines()
                 func copier(_ name: String) throws(MachineError) -> GuestCopy {
+                    let machines = try global.machines(for: name)
                     let guest = try machines.guest(name)
                     return try GuestCopy(session: try guest.connect(), guest: guest, walker: machines.sharesWalker())
                 }

@@ -33,9 +33,10 @@ extension Machine {
 
         func run() throws {
             try perform { () throws(MachineError) in
-                var config = try shape.shape().newConfig(name: target.name, engine: try engine.settings())
+                let machines = try global.machines(for: target.name)
+                var config = try shape.shape().newConfig(name: target.name, engine: try engine.settings(), sharesHome: machines.remote == nil)
                 try shares.apply(to: &config, home: Paths().home.path)
-                try global.machines().create(config)
+                try machines.create(config)
                 print("created \(target.name); start it with `machine up\(MachineName.commandSuffix(target.name))`")
             }
         }

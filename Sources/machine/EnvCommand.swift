@@ -26,7 +26,7 @@ extension Machine {
         func run() throws {
             try perform { () throws(MachineError) in
                 let kind = shell ?? ShellEnvironment.Shell(path: ProcessInfo.processInfo.environment["SHELL"] ?? "sh") ?? .sh
-                let machines = try global.machines()
+                let machines = try global.machines(for: target.name)
                 let files = machines.files(target.name)
                 _ = try machines.config(target.name)
                 if unset {

@@ -17,7 +17,7 @@ extension Machine {
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
                 encoder.dateEncodingStrategy = .iso8601
                 // The error of info() must reach the user: inside `try?` it printed an empty line and exit 0.
-                let info = try global.machines().info(target.name)
+                let info = try global.machines(for: target.name).info(target.name)
                 let data = (try? encoder.encode(info)) ?? Data()
                 print(String(decoding: data, as: UTF8.self))
             }

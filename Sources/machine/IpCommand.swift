@@ -20,7 +20,7 @@ extension Machine {
 
         func run() throws {
             try perform { () throws(MachineError) in
-                let info = try global.machines().info(target.name)
+                let info = try global.machines(for: target.name).info(target.name)
                 print("\(info.ssh.host):\(info.ssh.port)")
             }
         }

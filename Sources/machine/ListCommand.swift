@@ -23,12 +23,30 @@ extension Machine {
         func run() throws {
             try perform { () throws(MachineError) in
                 let machines = try global.machines()
+                // A machine on a remote libvirt host is asked there, one connection per host.
+                var remotes: [String: Result<Machines, MachineError>] = [:]
+                func machinesFor(_ config: MachineConfig) throws(MachineError) -> Machines {
+                    guard let uri = config.connect, uri != machines.uri else { return machines }
+                    let connected = remotes[uri] ?? Result { () throws(MachineError) in try GlobalOptions.machines(uri: uri) }
+                    remotes[uri] = connected
+                    return try connected.get()
+                }
                 var infos: [Machines.Info] = []
                 var broken: [(String, MachineError)] = []
+                var unreachable: [(String, MachineConfig)] = []
                 for (name, config) in machines.all() {
                     switch config {
-                    case .success:
-                        do throws(MachineError) { infos.append(try machines.info(name)) } catch { broken.append((name, error)) }
+                    case .success(let config):
+                        do throws(MachineError) {
+                            infos.append(try machinesFor(config).info(name))
+                        } catch {
+                            if let uri = config.connect, case .failure = remotes[uri] {
+                                FileHandleStream.standardError.write("warning: cannot ask about \(name): \(error)\n")
+                                unreachable.append((name, config))
+                            } else {
+                                broken.append((name, error))
+                            }
+                        }
                     case .failure(let error):
                         broken.append((name, error))
                     }
@@ -45,10 +63,13 @@ extension Machine {
                     return
                 }
                 let rows = infos.map { info in
-                    [info.name, info.stateLine, "\(info.config.cpus)", "\(info.config.memoryMiB) MiB",
+                    [info.name, info.stateLine, info.host, "\(info.config.cpus)", "\(info.config.memoryMiB) MiB",
                      "\(info.config.diskGiB) GiB", "127.0.0.1:\(info.config.sshPort)"]
-                } + broken.map { [$0.0, "broken", "-", "-", "-", "-"] }
-                printTable(header: ["NAME", "STATE", "CPUS", "MEMORY", "DISK", "SSH"], rows: rows)
+                } + unreachable.map { name, config in
+                    [name, "unreachable", (try? RemoteLibvirt(uri: config.connect ?? ""))??.destination ?? "-", "\(config.cpus)",
+                     "\(config.memoryMiB) MiB", "\(config.diskGiB) GiB", "127.0.0.1:\(config.sshPort)"]
+                } + broken.map { [$0.0, "broken", "-", "-", "-", "-", "-"] }
+                printTable(header: ["NAME", "STATE", "HOST", "CPUS", "MEMORY", "DISK", "SSH"], rows: rows)
             }
         }
     }

@@ -34,7 +34,7 @@ extension Machine {
                 let path = store.files(target.name).consoleLog.path
                 let info: Machines.Info?
                 do throws(MachineError) {
-                    info = try global.machines().info(target.name)
+                    info = try global.machines(for: target.name).info(target.name)
                 } catch {
                     if qemu { throw error }
                     info = nil

@@ -10,7 +10,26 @@ struct GlobalOptions: ParsableArguments {
     var uri: String?
 
     func machines() throws(MachineError) -> Machines {
-        let machines = try Machines(paths: Paths(), uri: Hypervisor.defaultURI(flag: uri))
+        try Self.machines(uri: Hypervisor.defaultURI(flag: uri))
+    }
+
+    /// The verbs for the machine `name`: on the remote libvirt host it was made on, if it was
+    /// (kept in its config), so no command needs --connect again; a --connect that names
+    /// another daemon is refused rather than acting on a machine that is not there.
+    func machines(for name: String) throws(MachineError) -> Machines {
+        let paths = Paths()
+        let recorded = try? MachineStore(paths: paths).config(name).connect
+        if let recorded, let uri, uri != recorded {
+            throw MachineError("\(name) lives on \(recorded), not \(uri)", hint: "leave out --connect: its commands go to \(recorded) by themselves", exitCode: 64)
+        }
+        if recorded == nil, let uri, MachineStore(paths: paths).exists(name), try RemoteLibvirt(uri: uri) != nil {
+            throw MachineError("\(name) lives on this host, not \(uri)", hint: "leave out --connect, or give another name to make a machine there", exitCode: 64)
+        }
+        return try Self.machines(uri: recorded ?? Hypervisor.defaultURI(flag: uri))
+    }
+
+    static func machines(uri: String) throws(MachineError) -> Machines {
+        let machines = try Machines(paths: Paths(), uri: uri)
         machines.progress = { line in FileHandleStream.standardError.write(line + "\n") }
         return machines
     }

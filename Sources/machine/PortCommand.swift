@@ -26,7 +26,7 @@ extension Machine {
 
             func run() throws {
                 try perform { () throws(MachineError) in
-                    let forwards = try global.machines().forwards(target.name)
+                    let forwards = try global.machines(for: target.name).forwards(target.name)
                     if format == "json" {
                         let encoder = JSONEncoder()
                         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -55,7 +55,7 @@ extension Machine {
                 try perform { () throws(MachineError) in
                     let (name, spec) = try nameAndSpec(words)
                     let forward = try ManualForward(parsing: spec)
-                    let machines = try global.machines()
+                    let machines = try global.machines(for: name)
                     try machines.addForward(name, forward)
                     print("forwarding host port \(forward.hostPort) to \(name):\(forward.guestPort)" + (machines.agentPid(name) == nil ? " once \(name) is up" : ""))
                 }
@@ -74,7 +74,7 @@ extension Machine {
                 try perform { () throws(MachineError) in
                     let (name, spec) = try nameAndSpec(words)
                     let hostPort = try ManualForward(parsing: spec).hostPort
-                    try global.machines().removeForward(name, hostPort: hostPort)
+                    try global.machines(for: name).removeForward(name, hostPort: hostPort)
                     print("removed the forward from host port \(hostPort)")
                 }
             }

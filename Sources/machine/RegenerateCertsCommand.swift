@@ -23,7 +23,7 @@ extension Machine {
 
         func run() throws {
             try perform { () throws(MachineError) in
-                let machines = try global.machines()
+                let machines = try global.machines(for: target.name)
                 configTrust.apply(to: machines)
                 try machines.regenerateCertificates(target.name)
                 print("new certificates for \(target.name) in \(machines.files(target.name).tls.path); the old ones are refused from now on")

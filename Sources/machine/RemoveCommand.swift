@@ -20,7 +20,7 @@ extension Machine {
 
         func run() throws {
             try perform { () throws(MachineError) in
-                try global.machines().remove(target.name, force: force)
+                try global.machines(for: target.name).remove(target.name, force: force)
                 DockerContext(machine: target.name).remove()
                 print("removed \(target.name)")
             }

@@ -14,7 +14,7 @@ extension Machine {
 
         func run() throws {
             try perform { () throws(MachineError) in
-                let machines = try global.machines()
+                let machines = try global.machines(for: target.name)
                 configTrust.apply(to: machines)
                 try machines.stop(target.name, force: false)
                 let started = try machines.start(target.name)

@@ -19,7 +19,7 @@ extension Machine {
 
         func run() throws {
             try perform { () throws(MachineError) in
-                let started = try global.machines().start(target.name)
+                let started = try global.machines(for: target.name).start(target.name)
                 print(started.resumed ? "\(target.name) resumed"
                                       : started.alreadyRunning ? "\(target.name) is already running" : "\(target.name) was not suspended; it booted")
             }

@@ -37,7 +37,7 @@ extension Machine {
             try perform { () throws(MachineError) in
                 let shape = MachineShape(cpus: cpus, memoryMiB: try MachineShapeOptions.mebibytes(memory: memory),
                                          diskGiB: try MachineShapeOptions.gibibytes(disk: disk), accel: accel)
-                let machines = try global.machines()
+                let machines = try global.machines(for: target.name)
                 let name = target.name
                 let before = try machines.config(name)
                 guard try machines.updateShape(name, accel: shape.accel, cpus: shape.cpus, memoryMiB: shape.memoryMiB, diskGiB: shape.diskGiB) else {

@@ -26,7 +26,7 @@ extension Machine {
         func run() throws {
             var status: Int32 = 0
             try perform { () throws(MachineError) in
-                let machines = try global.machines()
+                let machines = try global.machines(for: target.name)
                 let guest = try machines.guest(target.name)
                 let session = try guest.connect()
                 let terminal = isatty(STDIN_FILENO) != 0 && (command.isEmpty || forceTerminal)

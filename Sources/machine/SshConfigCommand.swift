@@ -18,7 +18,7 @@ extension Machine {
 
         func run() throws {
             try perform { () throws(MachineError) in
-                let info = try global.machines().info(target.name)
+                let info = try global.machines(for: target.name).info(target.name)
                 print("""
                     Host \(MachineName.sshAlias(target.name))
                       HostName \(info.ssh.host)
@@ -30,7 +30,7 @@ extension Machine {
                       StrictHostKeyChecking yes
                       PasswordAuthentication no
                       LogLevel ERROR
-                    """)
+                    """ + (info.ssh.proxyCommand.map { "\n  ProxyCommand \($0)" } ?? ""))
             }
         }
     }

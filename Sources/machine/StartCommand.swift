@@ -26,7 +26,7 @@ extension Machine {
 
         func run() throws {
             try perform { () throws(MachineError) in
-                let machines = try global.machines()
+                let machines = try global.machines(for: target.name)
                 configTrust.apply(to: machines)
                 let started = try machines.start(target.name)
                 if started.alreadyRunning {

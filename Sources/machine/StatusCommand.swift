@@ -22,7 +22,7 @@ extension Machine {
 
         func run() throws {
             try perform { () throws(MachineError) in
-                let info = try global.machines().info(target.name)
+                let info = try global.machines(for: target.name).info(target.name)
                 print(info.stateLine)
                 if let qemuError = info.qemuError { print("QEMU: \(qemuError)") }
             }

@@ -20,7 +20,7 @@ extension Machine {
 
         func run() throws {
             try perform { () throws(MachineError) in
-                let clean = try global.machines().stop(target.name, force: force, timeout: Double(timeout))
+                let clean = try global.machines(for: target.name).stop(target.name, force: force, timeout: Double(timeout))
                 print(clean ? "\(target.name) stopped" : "\(target.name) stopped (hard stop)")
             }
         }

@@ -24,7 +24,7 @@ extension Machine {
 
         func run() throws {
             try perform { () throws(MachineError) in
-                try global.machines().suspend(target.name)
+                try global.machines(for: target.name).suspend(target.name)
                 print("\(target.name) suspended (`machine resume\(MachineName.commandSuffix(target.name))` brings it back)")
             }
         }

@@ -40,7 +40,7 @@ extension Machine {
 
         func run() throws {
             try perform { () throws(MachineError) in
-                let machines = try global.machines()
+                let machines = try global.machines(for: target.name)
                 configTrust.apply(to: machines)
                 let name = target.name
                 let machineHome = machines.paths.home.path
@@ -49,7 +49,7 @@ extension Machine {
                 let request = Machines.UpRequest(
                     shape: requested,
                     newConfig: { () throws(MachineError) -> MachineConfig in
-                        var config = try requested.newConfig(name: name, engine: try engine.settings())
+                        var config = try requested.newConfig(name: name, engine: try engine.settings(), sharesHome: machines.remote == nil)
                         try shares.apply(to: &config, home: machineHome)
                         return config
                     },

@@ -37,7 +37,7 @@ extension Machine {
 
         func run() throws {
             try perform { () throws(MachineError) in
-                let machines = try global.machines()
+                let machines = try global.machines(for: target.name)
                 configTrust.apply(to: machines)
                 let name = target.name
                 let plan = try machines.planUpgrade(name, refreshPackageLists: refresh)

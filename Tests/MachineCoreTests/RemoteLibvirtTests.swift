@@ -15,10 +15,12 @@ import Testing
         #expect(remote.jump(toLoopbackPort: 40022) == [
             "ssh", "-o", "BatchMode=yes", "-o", "ServerAliveInterval=15", "-p", "2222", "-l", "dev", "-i", "/k/id",
             "-o", "UserKnownHostsFile=/k/known", "-o", "StrictHostKeyChecking=yes", "-W", "127.0.0.1:40022", "--", "build.example"])
+        #expect(remote.loginCommand == "ssh -p 2222 -i /k/id -o UserKnownHostsFile=/k/known dev@build.example")
         // The bare form leaves user, port, key and known_hosts to the user's OpenSSH config.
         let bare = try #require(try RemoteLibvirt(uri: "qemu+ssh://box/system"))
         #expect(bare.jump(toLoopbackPort: 22) == [
             "ssh", "-o", "BatchMode=yes", "-o", "ServerAliveInterval=15", "-o", "StrictHostKeyChecking=yes", "-W", "127.0.0.1:22", "--", "box"])
+        #expect(bare.loginCommand == "ssh box")
         #expect(try RemoteLibvirt(uri: "qemu+libssh2://box/system?no_verify=1")?.verifiesHostKey == false)
     }
 

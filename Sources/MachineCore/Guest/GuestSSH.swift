@@ -1,4 +1,5 @@
 import Foundation
+import HostOS
 import SSH
 
 /// How `machine` logs in to a guest: 127.0.0.1 at the machine's forwarded port (the host agent:
@@ -8,13 +9,17 @@ public struct GuestSSH: Sendable {
     public let name: String
     public let port: Int
     public let files: MachineFiles
+    /// For a machine on a remote libvirt host: `port` is on that host's loopback, reached
+    /// through the user's OpenSSH to that host (`ssh -W`), as libvirt's qemu+ssh reaches it.
+    public let jump: RemoteLibvirt?
     public static let user = "root"
     public static let host = "127.0.0.1"
 
-    public init(name: String, port: Int, files: MachineFiles) {
+    public init(name: String, port: Int, files: MachineFiles, jump: RemoteLibvirt? = nil) {
         self.name = name
         self.port = port
         self.files = files
+        self.jump = jump
     }
 
     /// The pinned host key from the machine's known_hosts file.
@@ -32,9 +37,33 @@ public struct GuestSSH: Sendable {
     /// A logged-in session in blocking mode. `timeout` bounds the handshake and login.
     public func connect(timeout: Double = 20) throws(MachineError) -> Session {
         let key = try pinnedHostKey()
+        if let jump { return try connect(through: jump, key: key, timeout: timeout) }
         do {
             return try logIn(Session(host: Self.host, port: port, timeout: timeout), key: key)
         } catch {
+            throw Self.explain(error, name: name, files: files)
+        }
+    }
+
+    /// The session over `ssh -W 127.0.0.1:PORT` to the libvirt host; OpenSSH's own words (a
+    /// host key it refuses, a login it cannot make) are kept in `jump.log` and told on failure.
+    private func connect(through jump: RemoteLibvirt, key: HostKey, timeout: Double) throws(MachineError) -> Session {
+        let log = files.folder.appendingPathComponent("jump.log")
+        let socket: Int32
+        do {
+            socket = try CommandSocket.start(jump.jump(toLoopbackPort: port), errors: log.path)
+        } catch {
+            throw MachineError("cannot run ssh to reach \(name) on \(jump.destination): \(error.description)",
+                               hint: "machine reaches a remote libvirt host's machines with OpenSSH's ssh; install openssh-client")
+        }
+        do {
+            return try logIn(Session(socket: socket, peer: "\(name) through \(jump.destination)", timeout: timeout), key: key)
+        } catch {
+            let said = ((try? String(contentsOf: log, encoding: .utf8)) ?? "").split(separator: "\n").last.map(String.init)
+            if let said, error.kind != .hostKeyMismatch {
+                throw MachineError("cannot reach \(name) through \(jump.destination): ssh said: \(said)",
+                                   hint: "check that `\(jump.loginCommand)` logs in without a question (a host key it does not know or that changed, a key it does not take)")
+            }
             throw Self.explain(error, name: name, files: files)
         }
     }
@@ -44,11 +73,11 @@ public struct GuestSSH: Sendable {
     /// `connect`. `via` says which, for the log.
     public func connectAgent(timeout: Double) throws(MachineError) -> (session: Session, via: String) {
         let socketPath = files.guestSSHSocket.path
-        guard FileManager.default.fileExists(atPath: socketPath),
+        guard jump == nil, FileManager.default.fileExists(atPath: socketPath),
               let text = try? String(contentsOf: files.guestSSHInputPort, encoding: .utf8),
               let inputPort = Int(text.trimmingCharacters(in: .whitespacesAndNewlines))
         else {
-            return (try connect(timeout: timeout), "at \(Self.host):\(port)")
+            return (try connect(timeout: timeout), jump.map { "at \(Self.host):\(port) of \($0.destination)" } ?? "at \(Self.host):\(port)")
         }
         let key = try pinnedHostKey()
         do {

@@ -12,6 +12,9 @@ extension Machines {
             public let user: String
             public let identityFile: String
             public let knownHostsFile: String
+            /// For a machine on a remote libvirt host: the OpenSSH ProxyCommand that reaches
+            /// its port there (`ssh -W`), since `host` and `port` are that host's loopback.
+            public let proxyCommand: String?
         }
         public struct SharedFolderInfo: Codable, Sendable {
             public let hostPath: String
@@ -47,6 +50,8 @@ extension Machines {
             public let certPath: String
         }
         public let name: String
+        /// Where it runs: "local", or the remote libvirt host as user@host:port.
+        public let host: String
         public let state: String
         /// libvirt's reason for the state ("unknown" for a QEMU that stopped its own CPUs).
         public let stateReason: String
@@ -87,13 +92,14 @@ extension Machines {
         let ownVirtiofsd = UserVirtiofsd.running(pidsFile: files.virtiofsdPids)
         return Info(
             // A machine saved by `machine suspend` is stopped to libvirt, suspended to its user.
-            name: name, state: status.state == .stopped && status.reason == "saved" ? "suspended" : status.state.rawValue,
+            name: name, host: remote?.destination ?? "local", state: status.state == .stopped && status.reason == "saved" ? "suspended" : status.state.rawValue,
             stateReason: status.reason,
             qemuError: status.state == .running || !Self.isNotable(status) ? nil : QEMULog.lastError(at: qemuLog),
             qemuLog: qemuLog?.path, domain: domainName, config: config,
-            folder: files.folder.path, consoleLog: files.consoleLog.path, dataDisk: files.dataDisk.path,
+            folder: files.folder.path, consoleLog: files.consoleLog.path, dataDisk: remoteVolumes(name).map { "\(RemoteVolumes.poolPath)/\($0.dataDiskName)" } ?? files.dataDisk.path,
             ssh: .init(host: "127.0.0.1", port: config.sshPort, user: "root", identityFile: files.privateKey.path,
-                       knownHostsFile: files.knownHosts.path),
+                       knownHostsFile: files.knownHosts.path,
+                       proxyCommand: remote.map { $0.jump(toLoopbackPort: config.sshPort).map(ShellEnvironment.posixQuote).joined(separator: " ") }),
             shares: ((try? Shares.devices(config.mounts, type: config.mountType, systemDaemon: hypervisor.isSystemDaemon,
                                           machineFolder: files.folder)) ?? []).map {
                 .init(hostPath: $0.share.hostPath, guestPath: $0.share.guestPath, readOnly: $0.share.readOnly, type: $0.typeName,

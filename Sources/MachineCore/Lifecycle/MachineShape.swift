@@ -28,12 +28,13 @@ public struct MachineShape: Sendable {
         self.tls = tls
     }
 
-    public func newConfig(name: String, engine: EngineSettings) throws(MachineError) -> MachineConfig {
+    /// `sharesHome`: the default share of the user's home (not on a remote libvirt host).
+    public func newConfig(name: String, engine: EngineSettings, sharesHome: Bool = true) throws(MachineError) -> MachineConfig {
         if let publishAddress { try PortForwards.validateAddress(publishAddress) }
         var config = MachineConfig(name: name, cpus: cpus ?? 2, memoryMiB: memoryMiB ?? 1024, diskGiB: diskGiB ?? 20,
                              iso: iso.map { URL(fileURLWithPath: $0).standardizedFileURL.path },
                              sshPort: try MachineStore.freeLoopbackPort(), accel: accel ?? "auto", engine: engine,
-                             publishAddress: publishAddress ?? "127.0.0.1", mounts: (try? Shares.defaults()) ?? [])
+                             publishAddress: publishAddress ?? "127.0.0.1", mounts: sharesHome ? (try? Shares.defaults()) ?? [] : [])
         if tls { config.tlsPort = try MachineStore.freeLoopbackPort() }
         return config
     }

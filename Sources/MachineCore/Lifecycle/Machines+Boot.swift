@@ -25,10 +25,13 @@ extension Machines {
         let image = try guestImage(for: config, quiet: quietBuild)
         // The built image mounts the engine's own disk; an ISO of the user's gets none.
         let engineDisk = image == nil ? nil : engine.disk
-        let diskBytes = try store.checkDataDisk(files)
-        if diskBytes < Int64(config.diskGiB) << 30 {
-            progress("growing the data disk of \(name) to \(config.diskGiB) GiB")
-            try store.growDataDisk(files, to: config.diskGiB)
+        let volumes = remoteVolumes(name)
+        if volumes == nil {
+            let diskBytes = try store.checkDataDisk(files)
+            if diskBytes < Int64(config.diskGiB) << 30 {
+                progress("growing the data disk of \(name) to \(config.diskGiB) GiB")
+                try store.growDataDisk(files, to: config.diskGiB)
+            }
         }
         try Shares.verifyBeforeBoot(config.mounts, machine: name)
         let shares = try Shares.devices(config.mounts, type: config.mountType, systemDaemon: hypervisor.isSystemDaemon,
@@ -38,18 +41,26 @@ extension Machines {
         try? FileManager.default.removeItem(at: files.guestSSHSocket)
         try? FileManager.default.removeItem(at: files.guestSSHInputPort)
         var agentInputPort: Int?
-        if image?.servesSSHPort == true {
+        // Its two ends would be on the remote host: a remote machine's agent uses sshd's port.
+        if image?.servesSSHPort == true && volumes == nil {
             let port = try MachineStore.freeLoopbackPort()
             try AtomicFile.save(Data("\(port)\n".utf8), to: files.guestSSHInputPort, mode: 0o600)
             agentInputPort = port
         }
         try store.writeSeed(config, files: files, shares: shares, hidden: Shares.hiddenGuestPaths(config.mounts, machineHome: paths.home.path),
                             agentInputPort: agentInputPort)
-        let plan = BootPlan(image: image, shares: shares, agentInputPort: agentInputPort, engineDisk: engineDisk?.path)
+        var placement: RemotePlacement?
+        if let volumes {
+            guard let image else {
+                throw MachineError("\(name) has no built image to boot on \(volumes.connection.uri)", hint: "--iso is not offered on a remote libvirt host")
+            }
+            placement = try RemotePlacement(volumes: volumes, config: config, files: files, image: image, engine: engine, engineDisk: engineDisk)
+        }
+        let plan = BootPlan(image: image, shares: shares, agentInputPort: agentInputPort, engineDisk: engineDisk?.path, remote: placement)
         if let data = try? JSONEncoder().encode(record(config, image: image, engine: engine)) {
             try AtomicFile.save(data, to: files.bootRecord, mode: 0o600)
         }
-        let (accelerator, notice) = try AcceleratorProbe.choose(config.accel, verdictFile: paths.kvmFailedVerdict, kernel: image?.kernel)
+        let (accelerator, notice) = try chooseAccelerator(config, image: image)
         if let notice {
             progress(notice)
             if accelerator == .tcg && hypervisor.isSystemDaemon && HostCheck.systemLibvirtdSeesKVM() == true {
@@ -59,8 +70,12 @@ extension Machines {
         do {
             return try bootOnce(config, files: files, plan: plan, accelerator: accelerator)
         } catch let failure where accelerator == .kvm && config.accel == "auto" && failure.isGuestFailure {
-            progress("KVM could not run \(name): \(failure.reason); booting it again with QEMU's TCG emulation (slower), which this host uses from now on")
-            AcceleratorProbe.rememberFailure(in: paths.kvmFailedVerdict)
+            if let remote {
+                progress("KVM could not run \(name) on \(remote.host): \(failure.reason); booting it again with QEMU's TCG emulation (slower)")
+            } else {
+                progress("KVM could not run \(name): \(failure.reason); booting it again with QEMU's TCG emulation (slower), which this host uses from now on")
+                AcceleratorProbe.rememberFailure(in: paths.kvmFailedVerdict)
+            }
             do {
                 return try bootOnce(config, files: files, plan: plan, accelerator: .tcg)
             } catch {
@@ -77,18 +92,41 @@ extension Machines {
         let shares: [SharedFolder]
         let agentInputPort: Int?
         let engineDisk: String?
+        /// Where its files are on a remote libvirt host (nil: here).
+        let remote: RemotePlacement?
+    }
+
+    /// KVM or TCG: probed here for this host's daemon, asked of a remote one's libvirt.
+    func chooseAccelerator(_ config: MachineConfig, image: GuestImage?) throws(MachineError) -> (Accelerator, notice: String?) {
+        guard let remote else {
+            return try AcceleratorProbe.choose(config.accel, verdictFile: paths.kvmFailedVerdict, kernel: image?.kernel)
+        }
+        let capabilities: String
+        do {
+            capabilities = try hypervisor.connection.capabilities()
+        } catch {
+            throw MachineError("cannot ask libvirt on \(remote.host) what it can run: \(error.message)")
+        }
+        return try AcceleratorProbe.chooseRemote(config.accel, capabilities: capabilities, host: remote.host)
     }
 
     func bootOnce(_ config: MachineConfig, files: MachineFiles, plan: BootPlan, accelerator: Accelerator) throws(BootWatcher.Failure) -> Double {
         let name = config.name
+        var mirror: ConsoleMirror?
+        defer { mirror?.stop() }
         do {
             // The console log of this boot only, so the waits below never read an old boot.
             try? FileManager.default.removeItem(at: files.consoleLog)
-            progress("starting \(name) (\(accelerator.rawValue), \(config.cpus) CPUs, \(config.memoryMiB) MiB)")
+            progress("starting \(name) (\(accelerator.rawValue), \(config.cpus) CPUs, \(config.memoryMiB) MiB)\(remote.map { " on \($0.host)" } ?? "")")
             try startOwnVirtiofsd(plan.shares, files: files)
-            try hypervisor.start(hypervisor.definition(config: config, files: files, image: plan.image, accelerator: accelerator,
-                                                       shares: plan.shares, agentInputPort: plan.agentInputPort,
-                                                       engineDisk: plan.engineDisk), name: name)
+            var definition = hypervisor.definition(config: config, files: files, image: plan.image, accelerator: accelerator,
+                                                   shares: plan.shares, agentInputPort: plan.agentInputPort, engineDisk: plan.engineDisk)
+            if let placement = plan.remote {
+                definition = try placement.applied(to: definition)
+                mirror = ConsoleMirror(volumes: placement.volumes, destination: files.consoleLog)
+                mirror?.start()
+            }
+            try hypervisor.start(definition, name: name)
         } catch {
             UserVirtiofsd.stopAll(pidsFile: files.virtiofsdPids)
             throw .other(error)

@@ -52,7 +52,7 @@ extension Machines {
         guard try hypervisor.state(name) == .running else { return }
         let config = try store.config(name)
         let files = store.files(name)
-        let guest = GuestSSH(name: name, port: config.sshPort, files: files)
+        let guest = guest(config)
         // The engine it runs: pushing certificates is no time to change engines.
         let bundle: EngineBundle
         if let running = lastBootBuilds(name)?.engine { bundle = running } else { bundle = try engineBundle(for: config, quiet: true) }

@@ -22,11 +22,19 @@ public final class Machines {
         case restore
     }
 
+    /// The libvirt host when it is not this one (qemu+ssh://): its machines' files are volumes
+    /// there, and their sshd is reached through it.
+    public let remote: RemoteLibvirt?
+
     public init(paths: Paths, uri: String) throws(MachineError) {
         self.paths = paths
+        remote = try RemoteLibvirt(uri: uri)
         store = MachineStore(paths: paths)
-        hypervisor = try Hypervisor(uri: uri, store: store)
+        hypervisor = try Hypervisor(uri: uri, store: store, remote: remote)
     }
+
+    /// The URI of the libvirt daemon these verbs talk to.
+    public var uri: String { hypervisor.connection.uri }
 
     /// The files of this home's machine `name` (whether it exists or not).
     public func files(_ name: String) -> MachineFiles {
@@ -46,10 +54,31 @@ public final class Machines {
 
     /// How to reach the machine's sshd (`machine ssh`, `cp`).
     public func guest(_ name: String) throws(MachineError) -> GuestSSH {
-        GuestSSH(name: name, port: try store.config(name).sshPort, files: store.files(name))
+        guest(try store.config(name))
+    }
+
+    func guest(_ config: MachineConfig) -> GuestSSH {
+        GuestSSH(name: config.name, port: config.sshPort, files: store.files(config.name), jump: remote)
+    }
+
+    /// The machine's own volumes on its remote libvirt host (nil for one on this host).
+    func remoteVolumes(_ name: String) -> RemoteVolumes? {
+        remote.map { _ in RemoteVolumes(connection: hypervisor.connection, domain: hypervisor.domainName(name), progress: progress) }
     }
 
     public func create(_ config: MachineConfig) throws(MachineError) {
+        var config = config
+        if let remote {
+            // Nothing of this host reaches a remote one's QEMU: no folder, no ISO file.
+            if !config.mounts.isEmpty {
+                throw MachineError("\(remote.host) is a remote libvirt host: machine does not share folders of this host with a machine there",
+                                   hint: "leave out --mount (`up` shares no folder there by default); copy files in with `machine cp`, or run `docker build` with a context", exitCode: 64)
+            }
+            if config.iso != nil {
+                throw MachineError("--iso is not offered on a remote libvirt host (\(remote.host)): it boots the built image", exitCode: 64)
+            }
+            config.connect = remote.uri
+        }
         // A share type this host or connection cannot serve is refused now, not at boot.
         _ = try Shares.devices(config.mounts, type: config.mountType, systemDaemon: hypervisor.isSystemDaemon,
                                machineFolder: store.files(config.name).folder)
@@ -106,7 +135,7 @@ public final class Machines {
             if agent.stop() { progress("stopped the host agent of \(name)'s earlier boot") }
             try hypervisor.restore(name)
             // Its sshd runs on where it was; the key pinned at its first boot is checked at login.
-            try waitForRestoredSSH(GuestSSH(name: name, port: config.sshPort, files: files))
+            try waitForRestoredSSH(guest(config))
         } else if !alreadyRunning {
             if status.state != .stopped {
                 progress("\(name) was \(BootWatcher.describe(status)); stopping what is left of it and booting it again")
@@ -116,7 +145,7 @@ public final class Machines {
             if agent.stop() { progress("stopped the host agent of \(name)'s earlier boot") }
             uptime = try boot(config, files: files, quietBuild: quietBuild, engine: try engineBundle())
         }
-        let guest = GuestSSH(name: name, port: config.sshPort, files: files)
+        let guest = guest(config)
         var outcome: Provisioner.Outcome?
         if provision || !alreadyRunning || agent.runningPid() == nil || !EngineAPI.ping(socket: files.dockerSocket.path, timeout: 2) {
             let bundle = try engineBundle()
@@ -199,6 +228,7 @@ public final class Machines {
         if known { AgentProcess(name: name, files: store.files(name)).stop() }
         try hypervisor.undefine(name)
         if known { UserVirtiofsd.stopAll(pidsFile: store.files(name).virtiofsdPids) }
+        try remoteVolumes(name)?.removeOwn()
         try store.remove(name)
     }
 }

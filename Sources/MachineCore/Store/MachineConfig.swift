@@ -28,6 +28,9 @@ public struct MachineConfig: Codable, Sendable, Equatable {
     /// The image and engine the machine went back to when an upgrade's engine did not come
     /// up; it boots those instead of the latest builds until `machine upgrade` succeeds.
     public var held: HeldBuilds?
+    /// The libvirt URI of the remote host the machine lives on (qemu+ssh://); nil for one on
+    /// this host, whose daemon each command picks as before (--connect, MACHINE_LIBVIRT_URI).
+    public var connect: String?
 
     public init(name: String, cpus: Int = 2, memoryMiB: Int = 1024, diskGiB: Int = 20, iso: String? = nil,
                 sshPort: Int, accel: String = "auto", created: Date = Date(), engine: EngineSettings = .init(),
@@ -66,6 +69,7 @@ public struct MachineConfig: Codable, Sendable, Equatable {
         mounts = try c.decodeIfPresent([Share].self, forKey: .mounts) ?? []
         mountType = try c.decodeIfPresent(ShareType.self, forKey: .mountType) ?? .auto
         held = try c.decodeIfPresent(HeldBuilds.self, forKey: .held)
+        connect = try c.decodeIfPresent(String.self, forKey: .connect)
     }
 
     static let encoder: JSONEncoder = {

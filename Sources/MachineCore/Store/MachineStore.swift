@@ -79,8 +79,11 @@ public struct MachineStore: Sendable {
                                   "-f", files.privateKey.path], what: "making the SSH key pair")
             // Both halves owner-only, like the rest of the machine's folder.
             chmod(files.publicKey.path, 0o600)
-            try Subprocess.output(of: ["qemu-img", "create", "-q", "-f", "qcow2", files.dataDisk.path, "\(config.diskGiB)G"],
-                                 what: "creating the data disk")
+            // A remote machine's data disk is a volume on its libvirt host, made at its first boot.
+            if config.connect == nil {
+                try Subprocess.output(of: ["qemu-img", "create", "-q", "-f", "qcow2", files.dataDisk.path, "\(config.diskGiB)G"],
+                                      what: "creating the data disk")
+            }
             // The seed carries the engine's TLS files: they are made first.
             if config.tlsPort != nil { try EngineTLS.make(files, name: config.name) }
             try writeSeed(config, files: files)

@@ -132,4 +132,22 @@ public enum AcceleratorProbe {
             return (.tcg, "KVM is not usable here (\(verdict.reason)); using QEMU's TCG emulation (slower)")
         }
     }
+
+    /// The choice for a remote libvirt host, from what its libvirt says it can run (its
+    /// capabilities); a KVM that fails there at boot is fallen back from as locally, but not
+    /// remembered, since this host's verdict is not that host's.
+    public static func chooseRemote(_ preference: String, capabilities: String, host: String) throws(MachineError) -> (Accelerator, notice: String?) {
+        let offersKVM = capabilities.contains("<domain type='kvm'") || capabilities.contains("<domain type=\"kvm\"")
+        switch preference {
+        case "tcg":
+            return (.tcg, nil)
+        case "kvm":
+            guard offersKVM else {
+                throw MachineError("libvirt on \(host) offers no KVM", hint: "use --accel tcg (slower), or enable KVM on \(host)")
+            }
+            return (.kvm, nil)
+        default:
+            return offersKVM ? (.kvm, nil) : (.tcg, "libvirt on \(host) offers no KVM; using QEMU's TCG emulation there (slower)")
+        }
+    }
 }

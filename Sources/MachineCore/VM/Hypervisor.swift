@@ -19,15 +19,20 @@ public final class Hypervisor {
         return getuid() == 0 ? "qemu:///system" : "qemu:///session"
     }
 
-    public init(uri: String, store: MachineStore) throws(MachineError) {
+    /// The libvirt host when it is another one (QEMU's files and ports are there, not here).
+    public let remote: RemoteLibvirt?
+
+    public init(uri: String, store: MachineStore, remote: RemoteLibvirt? = nil) throws(MachineError) {
+        self.remote = remote
         do {
             connection = try Connection(uri: uri)
         } catch {
             throw MachineError(
                 "cannot reach libvirt at \(uri): \(error.message)",
-                hint: uri.hasSuffix("/system")
+                hint: remote.map { "check that `\($0.loginCommand)` logs in without a question (a host key it does not know or that changed, a key it does not take) and that libvirtd runs there (`virsh -c '\(uri)' version`)" }
+                    ?? (uri.hasSuffix("/system")
                     ? "start the daemons with scripts/host-setup.sh (without systemd it also keeps a /dev/kvm that cannot run guests away from libvirtd, which would otherwise re-probe QEMU for a minute at every start), or `systemctl start libvirtd`"
-                    : "check that libvirt is installed (scripts/host-setup.sh), or pick another daemon with --connect")
+                    : "check that libvirt is installed (scripts/host-setup.sh), or pick another daemon with --connect"))
         }
         self.store = store
     }
@@ -140,7 +145,8 @@ public final class Hypervisor {
         }
         // The system daemon would run QEMU as its own user, who cannot open files in the
         // user's home: run it as the user instead (and leave the files' owners alone).
-        let processOwner = isSystemDaemon ? (uid: getuid(), gid: getgid()) : nil
+        // A remote daemon runs it as its own user, and labels the volumes it is given for it.
+        let processOwner = isSystemDaemon && remote == nil ? (uid: getuid(), gid: getgid()) : nil
         return DomainDefinition(
             name: domainName(config.name), memoryMiB: config.memoryMiB, cpus: config.cpus,
             // A test that pretends KVM still needs a domain this host can run.

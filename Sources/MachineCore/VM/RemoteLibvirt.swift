@@ -62,6 +62,16 @@ public struct RemoteLibvirt: Equatable, Sendable {
         (user.map { "\($0)@" } ?? "") + host + (port.map { ":\($0)" } ?? "")
     }
 
+    /// The ssh command a user can try by hand to see whether the host lets them in, as
+    /// machine and libvirt reach it (for hints).
+    public var loginCommand: String {
+        var words = ["ssh"]
+        if let port { words += ["-p", String(port)] }
+        if let keyFile { words += ["-i", keyFile] }
+        if let knownHosts { words += ["-o", "UserKnownHostsFile=\(knownHosts)"] }
+        return (words + [(user.map { "\($0)@" } ?? "") + host]).joined(separator: " ")
+    }
+
     /// OpenSSH's command for a connection to `port` on the libvirt host's loopback (its stdin
     /// and stdout are the connection; HostOS.CommandSocket runs it).
     public func jump(toLoopbackPort target: Int) -> [String] {
