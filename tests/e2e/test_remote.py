@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Up
+from conftest import DOCKER, Up
 from qemu_guest import busybox_image_tar
 
 VIRSH = ["virsh", "-q", "-c", "qemu:///system"]
@@ -135,6 +135,38 @@ def test_up_on_a_remote_host_serves_containers_ports_and_volumes_from_files_it_u
 
     remote.machine("restart")
     assert remote.docker("run", "--rm", "-v", "kept:/data", "busybox", "cat", "/data/file").stdout == "still-here\n"
+
+
+def test_a_machine_here_and_one_on_the_remote_host_are_up_at_once(remote, remote_host):
+    remote.machine("up", "here", "--no-mounts", "--no-context", "--connect", "qemu:///system")
+    try:
+        here = remote.home / "machines" / "here" / "docker.sock"
+        for socket_path, name in ((remote.socket, "default"), (here, "here")):
+            info = subprocess.run([DOCKER, "-H", f"unix://{socket_path}", "info", "--format", "{{.Name}}"],
+                                  capture_output=True, text=True, timeout=60)
+            assert info.stdout.strip() == name, info.stderr
+        rows = {line.split()[0]: line.split() for line in remote.machine("ls").stdout.decode().splitlines()[1:]}
+        assert rows["here"][1:3] == ["running", "local"]
+        assert rows["default"][1:3] == ["running", f"root@127.0.0.1:{remote_host.port}"]
+        # Each command goes to its machine's own daemon without --connect.
+        assert remote.machine("status", "here").stdout.decode().strip() == "running"
+        assert remote.machine("status").stdout.decode().strip() == "running"
+    finally:
+        remote.machine("rm", "--force", "here", check=False, timeout=180)
+
+
+def test_a_port_taken_on_the_remote_host_is_replaced_by_another(remote):
+    remote.machine("stop")
+    taken = remote.config()["sshPort"]
+    # Someone on the libvirt host (here: this host) listens on the machine's SSH port.
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", taken))
+        squatter.listen()
+        started = remote.machine("start")
+    assert f"port {taken} is taken on 127.0.0.1" in started.stderr.decode()
+    assert remote.config()["sshPort"] != taken
+    assert remote.docker("run", "--rm", "busybox", "echo", "moved").stdout == "moved\n"
+    assert remote.machine("ssh", "--", "echo", "in").stdout == b"in\n"
 
 
 def test_a_share_is_refused_on_a_remote_host(remote, remote_host):

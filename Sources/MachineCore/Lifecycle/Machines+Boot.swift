@@ -20,8 +20,9 @@ extension Machines {
     /// Defines and boots the domain, waits for sshd and pins the host key. A guest that KVM
     /// (chosen by `auto`) stops, crashes or leaves silent is booted again under TCG, and TCG is
     /// remembered for this host boot.
-    func boot(_ config: MachineConfig, files: MachineFiles, quietBuild: Bool, engine: EngineBundle) throws(MachineError) -> Double {
+    func boot(_ config: MachineConfig, files: MachineFiles, quietBuild: Bool, engine: EngineBundle) throws(MachineError) -> (uptime: Double, config: MachineConfig) {
         let name = config.name
+        var config = config
         let image = try guestImage(for: config, quiet: quietBuild)
         // The built image mounts the engine's own disk; an ISO of the user's gets none.
         let engineDisk = image == nil ? nil : engine.disk
@@ -68,7 +69,7 @@ extension Machines {
             }
         }
         do {
-            return try bootOnce(config, files: files, plan: plan, accelerator: accelerator)
+            return (try bootOnce(&config, files: files, plan: plan, accelerator: accelerator), config)
         } catch let failure where accelerator == .kvm && config.accel == "auto" && failure.isGuestFailure {
             if let remote {
                 progress("KVM could not run \(name) on \(remote.host): \(failure.reason); booting it again with QEMU's TCG emulation (slower)")
@@ -77,7 +78,7 @@ extension Machines {
                 AcceleratorProbe.rememberFailure(in: paths.kvmFailedVerdict)
             }
             do {
-                return try bootOnce(config, files: files, plan: plan, accelerator: .tcg)
+                return (try bootOnce(&config, files: files, plan: plan, accelerator: .tcg), config)
             } catch {
                 throw error.machineError
             }
@@ -108,6 +109,28 @@ extension Machines {
             throw MachineError("cannot ask libvirt on \(remote.host) what it can run: \(error.message)")
         }
         return try AcceleratorProbe.chooseRemote(config.accel, capabilities: capabilities, host: remote.host)
+    }
+
+    /// One boot. On a remote libvirt host the machine's SSH port was chosen free here, not
+    /// there: one QEMU cannot forward (taken by another user's machine, say) is replaced by
+    /// another, kept in `config`.
+    func bootOnce(_ config: inout MachineConfig, files: MachineFiles, plan: BootPlan, accelerator: Accelerator) throws(BootWatcher.Failure) -> Double {
+        var tries = 0
+        while true {
+            do {
+                return try bootOnce(config, files: files, plan: plan, accelerator: accelerator)
+            } catch .other(let error) where remote != nil && error.message.contains("host forwarding rule") && tries < 3 {
+                tries += 1
+                let taken = config.sshPort
+                config.sshPort = Int.random(in: 20000...60999)
+                progress("port \(taken) is taken on \(remote?.host ?? ""); forwarding \(config.sshPort) to \(config.name)'s sshd instead")
+                do {
+                    try saveConfig(config)
+                } catch {
+                    throw .other(error)
+                }
+            }
+        }
     }
 
     func bootOnce(_ config: MachineConfig, files: MachineFiles, plan: BootPlan, accelerator: Accelerator) throws(BootWatcher.Failure) -> Double {

@@ -107,7 +107,7 @@ public final class Machines {
         _ = try store.config(name)  // a machine that does not exist says so before any lock file is made
         let lock = try MachineLock(files: files, name: name)
         defer { withExtendedLifetime(lock) {} }
-        let config = try trustedConfig(name)
+        var config = try trustedConfig(name)
         var uptime: Double?
         var resumed = false
         var bundle: EngineBundle?
@@ -143,7 +143,7 @@ public final class Machines {
             // An agent serves one boot: one left from an earlier boot (QEMU killed or crashed,
             // the host asleep) would keep reaching for that boot's ports.
             if agent.stop() { progress("stopped the host agent of \(name)'s earlier boot") }
-            uptime = try boot(config, files: files, quietBuild: quietBuild, engine: try engineBundle())
+            (uptime, config) = try boot(config, files: files, quietBuild: quietBuild, engine: try engineBundle())
         }
         let guest = guest(config)
         var outcome: Provisioner.Outcome?
