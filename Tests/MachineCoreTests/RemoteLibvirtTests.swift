@@ -36,4 +36,14 @@ import Testing
         }
         #expect(throws: MachineError.self) { try RemoteLibvirt(uri: "qemu+ssh:///system") }
     }
+
+    @Test func aRemoteSessionDaemonIsRefusedWithTheSystemOne() {
+        do {
+            _ = try RemoteLibvirt(uri: "qemu+ssh://dev@box/session")
+            Issue.record("a remote session daemon was taken")
+        } catch {
+            #expect(error.message.contains("system daemon") && error.message.contains("/session"), "\(error.message)")
+            #expect(error.hint?.contains("qemu+ssh://user@box/system") == true)
+        }
+    }
 }

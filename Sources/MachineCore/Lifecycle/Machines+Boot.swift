@@ -53,7 +53,7 @@ extension Machines {
         var placement: RemotePlacement?
         if let volumes {
             guard let image else {
-                throw MachineError("\(name) has no built image to boot on \(volumes.connection.uri)", hint: "--iso is not offered on a remote libvirt host")
+                throw MachineError("\(name) has no built image to boot on \(volumes.host)", hint: "--iso is not offered on a remote libvirt host")
             }
             placement = try RemotePlacement(volumes: volumes, config: config, files: files, image: image, engine: engine, engineDisk: engineDisk)
         }

@@ -63,7 +63,7 @@ public final class Machines {
 
     /// The machine's own volumes on its remote libvirt host (nil for one on this host).
     func remoteVolumes(_ name: String) -> RemoteVolumes? {
-        remote.map { _ in RemoteVolumes(connection: hypervisor.connection, domain: hypervisor.domainName(name), progress: progress) }
+        remote.map { RemoteVolumes(connection: hypervisor.connection, host: $0.destination, domain: hypervisor.domainName(name), progress: progress) }
     }
 
     public func create(_ config: MachineConfig) throws(MachineError) {

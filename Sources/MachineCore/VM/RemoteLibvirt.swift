@@ -42,6 +42,12 @@ public struct RemoteLibvirt: Equatable, Sendable {
         guard let host = components.host, !host.isEmpty else {
             throw MachineError("\(uri) names no host", hint: "write qemu+ssh://user@host/system", exitCode: 64)
         }
+        // The volumes go in a pool of the system daemon's; a session daemon there could
+        // neither make it nor let QEMU reach it.
+        guard components.path == "/system" else {
+            throw MachineError("machine runs machines on a remote libvirt host through its system daemon, not \(components.path.isEmpty ? "no daemon path" : components.path) (\(uri))",
+                               hint: "write qemu+ssh://user@\(host)/system; the account needs libvirt's access there (root, or the libvirt group)", exitCode: 64)
+        }
         let query = Dictionary((components.queryItems ?? []).map { ($0.name, $0.value ?? "") }, uniquingKeysWith: { _, last in last })
         self.uri = uri
         self.host = host

@@ -16,6 +16,8 @@ struct RemoteVolumes {
     static let poolPath = "/var/lib/libvirt/machine"
 
     let connection: Connection
+    /// The libvirt host as messages name it (user@host:port).
+    let host: String
     let domain: String
     let progress: (String) -> Void
 
@@ -32,8 +34,8 @@ struct RemoteVolumes {
             }
             return try connection.createDirectoryPool(name: Self.poolName, path: Self.poolPath, persistent: true)
         } catch {
-            throw MachineError("cannot use the storage pool \(Self.poolName) on \(connection.uri): \(error.message)",
-                               hint: "the account in the URI needs libvirt's write access there (root, or the libvirt group); `virsh -c \(connection.uri) pool-info \(Self.poolName)` shows the pool")
+            throw MachineError("cannot use the storage pool \(Self.poolName) on \(host): \(error.message)",
+                               hint: "the account in the URI needs libvirt's write access there (root, or the libvirt group); `virsh -c '\(connection.uri)' pool-info \(Self.poolName)` shows the pool")
         }
     }
 
@@ -42,14 +44,14 @@ struct RemoteVolumes {
     func shared(_ file: URL, build: String) throws(MachineError) -> String {
         let name = "\(build)-\(file.lastPathComponent)"
         let marker = name + ".complete"
-        return try onPool("uploading \(file.lastPathComponent) to \(connection.uri)") { pool throws(LibvirtError) in
+        return try onPool("uploading \(file.lastPathComponent) to \(host)") { pool throws(LibvirtError) in
             if let volume = try pool.volume(named: name), try pool.volume(named: marker) != nil {
                 return try volume.path()
             }
             let size = UInt64((try? FileManager.default.attributesOfItem(atPath: file.path)[.size] as? NSNumber)??.uint64Value ?? 0)
             try pool.volume(named: marker)?.delete()
             try pool.volume(named: name)?.delete()
-            progress("uploading \(file.lastPathComponent) (\(size >> 20) MB) to \(connection.uri), once for this build")
+            progress("uploading \(file.lastPathComponent) (\(size >> 20) MB) to \(host), once for this build")
             let volume = try pool.createVolume(name: name, capacity: size, format: .raw)
             try volume.upload(from: file)
             _ = try pool.createVolume(name: marker, capacity: 0, format: .raw)
@@ -60,7 +62,7 @@ struct RemoteVolumes {
     /// The machine's data disk, made at `gibibytes` if it has none yet and grown to it if smaller.
     func dataDisk(gibibytes: Int) throws(MachineError) -> String {
         let capacity = UInt64(gibibytes) << 30
-        return try onPool("preparing the data disk on \(connection.uri)") { pool throws(LibvirtError) in
+        return try onPool("preparing the data disk on \(host)") { pool throws(LibvirtError) in
             if let volume = try pool.volume(named: dataDiskName) {
                 if try volume.capacity() < capacity {
                     progress("growing the data disk to \(gibibytes) GiB")
@@ -74,7 +76,7 @@ struct RemoteVolumes {
 
     /// The seed, uploaded anew for this boot.
     func seed(from file: URL) throws(MachineError) -> String {
-        try onPool("uploading the seed to \(connection.uri)") { pool throws(LibvirtError) in
+        try onPool("uploading the seed to \(host)") { pool throws(LibvirtError) in
             try pool.volume(named: seedName)?.delete()
             let size = UInt64((try? FileManager.default.attributesOfItem(atPath: file.path)[.size] as? NSNumber)??.uint64Value ?? 0)
             let volume = try pool.createVolume(name: seedName, capacity: size, format: .raw)
@@ -86,19 +88,19 @@ struct RemoteVolumes {
     /// Where QEMU writes the console of the next boot: the earlier boot's log is removed first,
     /// so what ConsoleMirror reads is this boot's alone.
     func freshConsoleLog() throws(MachineError) -> String {
-        let folder = try onPool("preparing the console log on \(connection.uri)") { pool throws(LibvirtError) in
+        let folder = try onPool("preparing the console log on \(host)") { pool throws(LibvirtError) in
             try pool.refresh()
             try pool.volume(named: consoleName)?.delete()
             return try pool.path()
         }
-        guard let folder else { throw MachineError("the storage pool \(Self.poolName) on \(connection.uri) has no folder") }
+        guard let folder else { throw MachineError("the storage pool \(Self.poolName) on \(host) has no folder") }
         return folder + "/" + consoleName
     }
 
     /// The console log as QEMU has written it so far, from `offset` on (empty while QEMU has
     /// not made it yet).
     func consoleLog(from offset: UInt64) throws(MachineError) -> Data {
-        try onPool("reading the console log on \(connection.uri)") { pool throws(LibvirtError) in
+        try onPool("reading the console log on \(host)") { pool throws(LibvirtError) in
             guard let volume = try pool.volume(named: consoleName) else {
                 // Made by QEMU outside libvirt's storage calls: seen after a refresh.
                 try pool.refresh()
@@ -113,7 +115,7 @@ struct RemoteVolumes {
     /// for the other machines on that host.
     func removeOwn() throws(MachineError) {
         guard (try? connection.storagePool(named: Self.poolName)) != nil else { return }
-        try onPool("removing the volumes of \(domain) on \(connection.uri)") { pool throws(LibvirtError) in
+        try onPool("removing the volumes of \(domain) on \(host)") { pool throws(LibvirtError) in
             try pool.refresh()
             for name in [dataDiskName, seedName, consoleName] {
                 try pool.volume(named: name)?.delete()
@@ -123,7 +125,7 @@ struct RemoteVolumes {
 
     /// Names of the machine's own volumes that exist (for tests and `inspect`).
     func ownVolumes() throws(MachineError) -> [String] {
-        try onPool("listing the volumes on \(connection.uri)") { pool throws(LibvirtError) in
+        try onPool("listing the volumes on \(host)") { pool throws(LibvirtError) in
             try pool.refresh()
             return try pool.volumeNames().filter { $0.hasPrefix(domain + "-") }
         }
