@@ -155,6 +155,28 @@ def test_a_machine_here_and_one_on_the_remote_host_are_up_at_once(remote, remote
         remote.machine("rm", "--force", "here", check=False, timeout=180)
 
 
+def test_the_agent_comes_back_when_its_ssh_to_the_libvirt_host_dies(remote):
+    port = remote.config()["sshPort"]
+    jumps = subprocess.run(["pgrep", "-f", f"ssh .*-W 127.0.0.1:{port} --"], capture_output=True, text=True).stdout.split()
+    assert jumps, "the agent reaches the guest through no ssh -W"
+    subprocess.run(["kill", "-9", *jumps], check=True)
+    deadline = time.time() + 30
+    while remote.docker("version", "--format", "{{.Server.Version}}", check=False, timeout=30).returncode != 0:
+        assert time.time() < deadline, "the engine did not come back after the agent's ssh was killed"
+        time.sleep(0.5)
+    assert "reconnected to default" in (remote.folder / "agent.log").read_text()
+
+
+def test_an_unreachable_libvirt_host_is_named_with_the_fix(remote):
+    closed = free_port()
+    result = remote.machine("up", "nowhere", "--connect", f"qemu+ssh://root@127.0.0.1:{closed}/system", check=False)
+    assert result.returncode != 0
+    message = result.stderr.decode()
+    assert f"cannot reach libvirt at qemu+ssh://root@127.0.0.1:{closed}/system" in message, message
+    assert f"ssh -p {closed} root@127.0.0.1" in message
+    assert not (remote.home / "machines" / "nowhere").exists()
+
+
 def test_a_port_taken_on_the_remote_host_is_replaced_by_another(remote):
     remote.machine("stop")
     taken = remote.config()["sshPort"]
