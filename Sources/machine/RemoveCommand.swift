@@ -20,9 +20,26 @@ extension Machine {
 
         func run() throws {
             try perform { () throws(MachineError) in
-                try global.machines(for: target.name).remove(target.name, force: force)
-                DockerContext(machine: target.name).remove()
-                print("removed \(target.name)")
+                let name = target.name
+                let machines: Machines
+                do throws(MachineError) {
+                    machines = try global.machines(for: name)
+                } catch {
+                    // A machine whose remote libvirt host is gone for good must not stay
+                    // here for ever: --force removes what this host has of it.
+                    guard let config = try? MachineStore(paths: Paths()).config(name), config.connect != nil, error.kind != .usage else { throw error }
+                    guard force else {
+                        throw MachineError(error.message, hint: (error.hint.map { $0 + "; or " } ?? "") + "`machine rm --force \(name)` removes it from this host only")
+                    }
+                    let left = try Machines.forgetUnreachable(name, config: config, paths: Paths())
+                    DockerContext(machine: name).remove()
+                    FileHandleStream.standardError.write("warning: \(error.message)\nremoved \(name) from this host only: \(left)\n")
+                    print("removed \(name)")
+                    return
+                }
+                try machines.remove(name, force: force)
+                DockerContext(machine: name).remove()
+                print("removed \(name)")
             }
         }
     }

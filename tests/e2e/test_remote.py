@@ -177,6 +177,23 @@ def test_an_unreachable_libvirt_host_is_named_with_the_fix(remote):
     assert not (remote.home / "machines" / "nowhere").exists()
 
 
+def test_a_machine_whose_host_is_gone_is_removed_here_by_rm_force(remote_host, tmp_path, cache_dir):
+    machine = Up(tmp_path / "home", cache_dir, tmp_path)
+    machine.machine("create", "gone", "--connect", remote_host.uri())
+    config_file = machine.home / "machines" / "gone" / "config.json"
+    config = json.loads(config_file.read_text())
+    closed = free_port()
+    config["connect"] = f"qemu+ssh://root@127.0.0.1:{closed}/system"  # the host went away
+    config_file.write_text(json.dumps(config))
+    listed = machine.machine("ls").stdout.decode().splitlines()
+    assert listed[1].split()[:3] == ["gone", "unreachable", f"root@127.0.0.1:{closed}"]
+    refused = machine.machine("rm", "gone", check=False)
+    assert refused.returncode == 1 and b"`machine rm --force gone` removes it from this host only" in refused.stderr
+    removed = machine.machine("rm", "--force", "gone")
+    assert b"removed gone from this host only" in removed.stderr and b"vol-delete --pool machine" in removed.stderr
+    assert not (machine.home / "machines" / "gone").exists()
+
+
 def test_a_port_taken_on_the_remote_host_is_replaced_by_another(remote):
     remote.machine("stop")
     taken = remote.config()["sshPort"]

@@ -211,6 +211,23 @@ public final class Machines {
         return clean
     }
 
+    /// Removes what this host has of a machine whose remote libvirt host cannot be reached
+    /// (`rm --force`): its agent and its folder. Its domain and volumes stay there; the
+    /// returned line says how to remove them once the host answers again.
+    public static func forgetUnreachable(_ name: String, config: MachineConfig, paths: Paths) throws(MachineError) -> String {
+        let store = MachineStore(paths: paths)
+        let files = store.files(name)
+        let lock = try MachineLock(files: files, name: name)
+        defer { withExtendedLifetime(lock) {} }
+        AgentProcess(name: name, files: files).stop()
+        try store.remove(name)
+        let uri = config.connect ?? ""
+        let domain = MachineName.domainName(name, homeID: paths.homeID)
+        let volumes = [RemoteVolumes.dataDiskName(domain), RemoteVolumes.seedName(domain), RemoteVolumes.consoleName(domain)]
+        return "its domain \(domain) and volumes \(volumes.joined(separator: ", ")) stay on that host; once it answers: "
+            + "virsh -c '\(uri)' destroy \(domain) (if it runs); virsh -c '\(uri)' undefine \(domain); " + volumes.map { "virsh -c '\(uri)' vol-delete --pool \(RemoteVolumes.poolName) \($0)" }.joined(separator: "; ")
+    }
+
     public func remove(_ name: String, force: Bool) throws(MachineError) {
         try MachineName.validate(name)
         let known = FileManager.default.fileExists(atPath: store.files(name).folder.path)

@@ -21,9 +21,12 @@ struct RemoteVolumes {
     let domain: String
     let progress: (String) -> Void
 
-    var dataDiskName: String { "\(domain)-data.qcow2" }
-    var seedName: String { "\(domain)-seed.iso" }
-    var consoleName: String { "\(domain)-console.log" }
+    var dataDiskName: String { Self.dataDiskName(domain) }
+    var seedName: String { Self.seedName(domain) }
+    var consoleName: String { Self.consoleName(domain) }
+    static func dataDiskName(_ domain: String) -> String { "\(domain)-data.qcow2" }
+    static func seedName(_ domain: String) -> String { "\(domain)-seed.iso" }
+    static func consoleName(_ domain: String) -> String { "\(domain)-console.log" }
 
     /// The pool, made (persistent, so it comes back when that host boots) or started if needed.
     func pool() throws(MachineError) -> StoragePool {
