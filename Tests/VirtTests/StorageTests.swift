@@ -58,6 +58,39 @@ import Virt
     }
 
     @Test(.enabled(if: daemonAnswers, "needs root and libvirtd (scripts/host-setup.sh starts it)"))
+    func aSparseFileArrivesWholeAndKeepsItsHoles() throws {
+        let connection = try Connection(uri: Self.uri)
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("virt-pool-\(UUID().uuidString)")
+        let pool = try connection.createDirectoryPool(name: "machine-test-\(UUID().uuidString.prefix(8))", path: folder.path, persistent: false)
+        defer {
+            try? pool.destroyAndUndefine()
+            try? FileManager.default.removeItem(at: folder)
+        }
+        // Data, an 8 MiB hole, data, and a hole up to the end: like an ext4 image.
+        let source = FileManager.default.temporaryDirectory.appendingPathComponent("sparse-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: source) }
+        let head = Data((0..<(1 << 20) + 17).map { UInt8(truncatingIfNeeded: $0 &* 31) })
+        let middle = Data(repeating: 0xA5, count: 3 << 20)
+        let handle = try FileHandle(forWritingTo: { FileManager.default.createFile(atPath: source.path, contents: nil); return source }())
+        try handle.write(contentsOf: head)
+        try handle.seek(toOffset: UInt64(head.count) + (8 << 20))
+        try handle.write(contentsOf: middle)
+        try handle.truncate(atOffset: UInt64(head.count) + (8 << 20) + UInt64(middle.count) + (4 << 20))
+        try handle.close()
+        let size = UInt64(head.count) + (8 << 20) + UInt64(middle.count) + (4 << 20)
+
+        let volume = try pool.createVolume(name: "engine.img", capacity: size, format: .raw)
+        var reported: [UInt64] = []
+        try volume.upload(from: source) { reported.append($0) }
+        #expect(reported.last == size)
+        #expect(try volume.download() == head + Data(count: 8 << 20) + middle + Data(count: 4 << 20))
+        // The holes stayed holes there: about the data's 4 MiB is allocated, not 16.
+        var info = stat()
+        #expect(stat(try volume.path(), &info) == 0)
+        #expect(Int(info.st_blocks) * 512 < 6 << 20, "\(info.st_blocks) blocks")
+    }
+
+    @Test(.enabled(if: daemonAnswers, "needs root and libvirtd (scripts/host-setup.sh starts it)"))
     func uploadingAMissingFileSaysWhichAndLeavesTheVolume() throws {
         let connection = try Connection(uri: Self.uri)
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("virt-pool-\(UUID().uuidString)")
