@@ -23,12 +23,15 @@ extension Machine {
         func run() throws {
             try perform { () throws(MachineError) in
                 let machines = try global.machines()
-                // A machine on a remote libvirt host is asked there, one connection per host.
-                var remotes: [String: Result<Machines, MachineError>] = [:]
+                // A machine on a remote libvirt host is asked there, one connection per host;
+                // the others on this host's daemon, even when --connect named a remote one.
+                let localURI = machines.remote == nil ? machines.uri : Hypervisor.defaultURI(flag: nil)
+                var daemons: [String: Result<Machines, MachineError>] = [:]
                 func machinesFor(_ config: MachineConfig) throws(MachineError) -> Machines {
-                    guard let uri = config.connect, uri != machines.uri else { return machines }
-                    let connected = remotes[uri] ?? Result { () throws(MachineError) in try GlobalOptions.machines(uri: uri) }
-                    remotes[uri] = connected
+                    let uri = config.connect ?? localURI
+                    guard uri != machines.uri else { return machines }
+                    let connected = daemons[uri] ?? Result { () throws(MachineError) in try GlobalOptions.machines(uri: uri) }
+                    daemons[uri] = connected
                     return try connected.get()
                 }
                 var infos: [Machines.Info] = []
@@ -40,7 +43,7 @@ extension Machine {
                         do throws(MachineError) {
                             infos.append(try machinesFor(config).info(name))
                         } catch {
-                            if let uri = config.connect, case .failure = remotes[uri] {
+                            if let uri = config.connect, case .failure = daemons[uri] {
                                 FileHandleStream.standardError.write("warning: cannot ask about \(name): \(error)\n")
                                 unreachable.append((name, config))
                             } else {

@@ -148,6 +148,10 @@ def test_a_machine_here_and_one_on_the_remote_host_are_up_at_once(remote, remote
         rows = {line.split()[0]: line.split() for line in remote.machine("ls").stdout.decode().splitlines()[1:]}
         assert rows["here"][1:3] == ["running", "local"]
         assert rows["default"][1:3] == ["running", f"root@127.0.0.1:{remote_host.port}"]
+        # ls asks each machine's own daemon, whatever --connect names.
+        rows = {line.split()[0]: line.split() for line in
+                remote.machine("ls", "--connect", remote_host.uri()).stdout.decode().splitlines()[1:]}
+        assert rows["here"][1:3] == ["running", "local"] and rows["default"][1] == "running"
         # Each command goes to its machine's own daemon without --connect.
         assert remote.machine("status", "here").stdout.decode().strip() == "running"
         assert remote.machine("status").stdout.decode().strip() == "running"
