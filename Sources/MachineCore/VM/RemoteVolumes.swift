@@ -126,14 +126,6 @@ struct RemoteVolumes {
         }
     }
 
-    /// Names of the machine's own volumes that exist (for tests and `inspect`).
-    func ownVolumes() throws(MachineError) -> [String] {
-        try onPool("listing the volumes on \(host)") { pool throws(LibvirtError) in
-            try pool.refresh()
-            return try pool.volumeNames().filter { $0.hasPrefix(domain + "-") }
-        }
-    }
-
     private func onPool<T>(_ what: String, _ body: (StoragePool) throws(LibvirtError) -> T) throws(MachineError) -> T {
         let pool = try pool()
         do {
