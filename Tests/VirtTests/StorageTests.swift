@@ -59,13 +59,9 @@ import Virt
 
     @Test(.enabled(if: daemonAnswers, "needs root and libvirtd (scripts/host-setup.sh starts it)"))
     func aSparseFileArrivesWholeAndKeepsItsHoles() throws {
-        let connection = try Connection(uri: Self.uri)
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("virt-pool-\(UUID().uuidString)")
-        let pool = try connection.createDirectoryPool(name: "machine-test-\(UUID().uuidString.prefix(8))", path: folder.path, persistent: false)
-        defer {
-            try? pool.destroyAndUndefine()
-            try? FileManager.default.removeItem(at: folder)
-        }
+        let scratch = try ScratchPool()
+        defer { scratch.remove() }
+        let pool = scratch.pool
         // Data, an 8 MiB hole, data, and a hole up to the end: like an ext4 image.
         let source = FileManager.default.temporaryDirectory.appendingPathComponent("sparse-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: source) }
@@ -92,13 +88,9 @@ import Virt
 
     @Test(.enabled(if: daemonAnswers, "needs root and libvirtd (scripts/host-setup.sh starts it)"))
     func uploadingAMissingFileSaysWhichAndLeavesTheVolume() throws {
-        let connection = try Connection(uri: Self.uri)
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("virt-pool-\(UUID().uuidString)")
-        let pool = try connection.createDirectoryPool(name: "machine-test-\(UUID().uuidString.prefix(8))", path: folder.path, persistent: false)
-        defer {
-            try? pool.destroyAndUndefine()
-            try? FileManager.default.removeItem(at: folder)
-        }
+        let scratch = try ScratchPool()
+        defer { scratch.remove() }
+        let pool = scratch.pool
         let volume = try pool.createVolume(name: "initramfs.img", capacity: 4096, format: .raw)
         do {
             try volume.upload(from: URL(fileURLWithPath: "/nonexistent/initramfs.img"))
@@ -108,5 +100,21 @@ import Virt
             #expect(error.message.contains("No such file"))
         }
         #expect(try pool.volumeNames() == ["initramfs.img"])
+    }
+}
+
+/// A transient pool in a folder of its own, for one test; `remove` takes both away.
+struct ScratchPool {
+    let pool: StoragePool
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("virt-pool-\(UUID().uuidString)")
+
+    init() throws {
+        pool = try Connection(uri: StorageTests.uri).createDirectoryPool(name: "machine-test-\(UUID().uuidString.prefix(8))",
+                                                                          path: folder.path, persistent: false)
+    }
+
+    func remove() {
+        try? pool.destroyAndUndefine()
+        try? FileManager.default.removeItem(at: folder)
     }
 }
