@@ -253,8 +253,10 @@ def test_restart_on_failure_stops_after_three_restarts(up, busybox):
 
 def test_save_and_load_of_a_large_image_arrive_intact(up, tmp_path):
     payload = tmp_path / "payload.bin"
+    # 80 MB of noise: forty times the agent's 2 MB channel window, so the transfer crosses
+    # many window adjustments each way (210 MB took 164 s of a full run under TCG).
     with open(payload, "wb") as f:
-        for _ in range(210):
+        for _ in range(80):
             f.write(os.urandom(1 << 20))
     digest = hashlib.sha256(payload.read_bytes()).hexdigest()
     # The image: busybox's root filesystem with the payload, imported (a `docker build` of the
@@ -266,7 +268,7 @@ def test_save_and_load_of_a_large_image_arrive_intact(up, tmp_path):
     up.docker("import", str(rootfs), "big:1", timeout=600)
     saved = tmp_path / "big.tar"
     up.docker("save", "-o", str(saved), "big:1", timeout=600)
-    assert saved.stat().st_size > 200 * (1 << 20)
+    assert saved.stat().st_size > 80 * (1 << 20)
     up.docker("rmi", "big:1")
     loaded = up.docker("load", "-i", str(saved), timeout=600)
     assert "big:1" in loaded.stdout
