@@ -51,12 +51,9 @@ struct RemoteVolumes {
             if let volume = try pool.volume(named: name), try pool.volume(named: marker) != nil {
                 return try volume.path()
             }
-            let size = UInt64((try? FileManager.default.attributesOfItem(atPath: file.path)[.size] as? NSNumber)??.uint64Value ?? 0)
             try pool.volume(named: marker)?.delete()
-            try pool.volume(named: name)?.delete()
-            progress("uploading \(file.lastPathComponent) (\(size >> 20) MB) to \(host), once for this build")
-            let volume = try pool.createVolume(name: name, capacity: size, format: .raw)
-            try volume.upload(from: file)
+            progress("uploading \(file.lastPathComponent) (\(Self.size(of: file) >> 20) MB) to \(host), once for this build")
+            let volume = try Self.replace(name, in: pool, with: file)
             _ = try pool.createVolume(name: marker, capacity: 0, format: .raw)
             return try volume.path()
         }
@@ -80,11 +77,7 @@ struct RemoteVolumes {
     /// The seed, uploaded anew for this boot.
     func seed(from file: URL) throws(MachineError) -> String {
         try onPool("uploading the seed to \(host)") { pool throws(LibvirtError) in
-            try pool.volume(named: seedName)?.delete()
-            let size = UInt64((try? FileManager.default.attributesOfItem(atPath: file.path)[.size] as? NSNumber)??.uint64Value ?? 0)
-            let volume = try pool.createVolume(name: seedName, capacity: size, format: .raw)
-            try volume.upload(from: file)
-            return try volume.path()
+            try Self.replace(seedName, in: pool, with: file).path()
         }
     }
 
@@ -104,13 +97,9 @@ struct RemoteVolumes {
     /// not made it yet).
     func consoleLog(from offset: UInt64) throws(MachineError) -> Data {
         try onPool("reading the console log on \(host)") { pool throws(LibvirtError) in
-            guard let volume = try pool.volume(named: consoleName) else {
-                // Made by QEMU outside libvirt's storage calls: seen after a refresh.
-                try pool.refresh()
-                guard let volume = try pool.volume(named: consoleName) else { return Data() }
-                return try volume.download(from: offset)
-            }
-            return try volume.download(from: offset)
+            // Made by QEMU outside libvirt's storage calls: seen after a refresh.
+            if try pool.volume(named: consoleName) == nil { try pool.refresh() }
+            return try pool.volume(named: consoleName)?.download(from: offset) ?? Data()
         }
     }
 
@@ -124,6 +113,18 @@ struct RemoteVolumes {
                 try pool.volume(named: name)?.delete()
             }
         }
+    }
+
+    /// A raw volume `name` with the file's bytes, made anew (one of that name is removed first).
+    private static func replace(_ name: String, in pool: StoragePool, with file: URL) throws(LibvirtError) -> StorageVolume {
+        try pool.volume(named: name)?.delete()
+        let volume = try pool.createVolume(name: name, capacity: size(of: file), format: .raw)
+        try volume.upload(from: file)
+        return volume
+    }
+
+    private static func size(of file: URL) -> UInt64 {
+        UInt64((try? FileManager.default.attributesOfItem(atPath: file.path)[.size] as? NSNumber)??.uint64Value ?? 0)
     }
 
     private func onPool<T>(_ what: String, _ body: (StoragePool) throws(LibvirtError) -> T) throws(MachineError) -> T {
