@@ -1,12 +1,16 @@
 #!/usr/bin/env python3
-"""The forwarded engine socket: `/_ping` latency (a new connection per request, as the docker
-CLI makes one per command) and a 256 MB `docker load`, through machine's agent socket and
-through OpenSSH's `ssh -L SOCK:/var/run/docker.sock` to the same VM, in the same run,
-interleaved. Goal: latency <= 1.0x and throughput >= 1.0x of OpenSSH's.
+"""The forwarded engine socket, through machine's agent socket and through OpenSSH's
+`ssh -L SOCK:/var/run/docker.sock` to the same VM, in the same run, interleaved:
+- `/_ping` latency on a new connection per request, as the docker CLI makes one per command;
+- `/containers/json` latency on one warm (keep-alive) connection, as SDKs and compose keep one;
+- `docker exec` of `true` in a running container, the whole CLI command timed;
+- a 256 MB `docker load`.
+Goal: latency <= 1.0x and throughput >= 1.0x of OpenSSH's.
 
-    bench/socket_forward.py [--pings N] [--loads N]
+    bench/socket_forward.py [--pings N] [--requests N] [--execs N] [--loads N]
 """
 import argparse
+import http.client
 import os
 import socket
 import statistics
@@ -40,6 +44,32 @@ def ping(path):
     return time.perf_counter() - t
 
 
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """One keep-alive HTTP/1.1 connection to a unix socket (http.client reads chunked and
+    sized bodies alike)."""
+
+    def __init__(self, path):
+        super().__init__("docker")
+        self.path = str(path)
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.connect(self.path)
+
+
+def warm_requests(connection, count):
+    """Seconds for each of `count` GET /containers/json on one open connection."""
+    times = []
+    for _ in range(count):
+        t = time.perf_counter()
+        connection.request("GET", "/containers/json")
+        response = connection.getresponse()
+        body = response.read()
+        assert response.status == 200 and body.startswith(b"["), (response.status, body[:200])
+        times.append(time.perf_counter() - t)
+    return times
+
+
 def percentile(values, p):
     values = sorted(values)
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
@@ -48,6 +78,8 @@ def percentile(values, p):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pings", type=int, default=1000)
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--execs", type=int, default=40)
     parser.add_argument("--loads", type=int, default=3)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="sbench-", dir="/tmp"))
@@ -74,10 +106,30 @@ def main():
             for name, path in sockets.items():
                 latency[name] += [ping(path) for _ in range(50)]
 
-        # A 256 MB image: busybox plus one incompressible layer.
         tar = busybox_image_tar(work / "busybox")
         docker = lambda sock, *a, **k: run(DOCKER, "-H", f"unix://{sock}", *a, **k)
         docker(ours, "import", str(tar), "busybox:bench")
+        # A running container, so /containers/json has a body and `docker exec` a target.
+        docker(ours, "run", "-d", "--name", "bench", "busybox:bench", "sleep", "3600")
+
+        warm = {name: [] for name in sockets}
+        connections = {name: UnixHTTPConnection(path) for name, path in sockets.items()}
+        for name, connection in connections.items():
+            warm_requests(connection, 20)  # warm up
+        for _ in range(max(1, args.requests // 50)):
+            for name, connection in connections.items():
+                warm[name] += warm_requests(connection, 50)
+        for connection in connections.values():
+            connection.close()
+
+        execs = {name: [] for name in sockets}
+        for _ in range(args.execs):
+            for name, path in sockets.items():
+                t = time.perf_counter()
+                docker(path, "exec", "bench", "true")
+                execs[name].append(time.perf_counter() - t)
+
+        # A 256 MB image: busybox plus one incompressible layer.
         context = work / "ctx"
         context.mkdir()
         with open(context / "payload.bin", "wb") as f:
@@ -99,15 +151,20 @@ def main():
 
         med = statistics.median
         base = "OpenSSH ssh -L"
-        print(f"\nengine socket forward, same VM, same run (TCG guest); {args.pings} pings and {args.loads} loads of {size_mb:.0f} MB each")
-        print(f"{'path':<16} {'ping p50':>10} {'ping p99':>10} {'load median':>12} {'MB/s':>7}")
+        ms = lambda v, p: f"{percentile(v, p) * 1e3:8.2f}ms"
+        print(f"\nengine socket forward, same VM, same run (TCG guest); {args.pings} pings (new connection each), "
+              f"{len(warm[base])} /containers/json on a warm connection, {args.execs} `docker exec bench true`, "
+              f"{args.loads} loads of {size_mb:.0f} MB each")
+        print(f"{'path':<16} {'ping p50':>10} {'ping p99':>10} {'json p50':>10} {'json p99':>10} {'exec p50':>10} "
+              f"{'exec p99':>10} {'load MB/s':>10}")
         for name in sockets:
-            print(f"{name:<16} {med(latency[name]) * 1e3:8.2f}ms {percentile(latency[name], 99) * 1e3:8.2f}ms "
-                  f"{med(load[name]):10.2f} s {size_mb / med(load[name]):7.1f}")
-        p50 = med(latency["machine agent"]) / med(latency[base])
-        p99 = percentile(latency["machine agent"], 99) / percentile(latency[base], 99)
+            print(f"{name:<16} {ms(latency[name], 50)} {ms(latency[name], 99)} {ms(warm[name], 50)} {ms(warm[name], 99)} "
+                  f"{ms(execs[name], 50)} {ms(execs[name], 99)} {size_mb / med(load[name]):10.1f}")
+        ratio = lambda v, p: percentile(v["machine agent"], p) / percentile(v[base], p)
         throughput = med(load[base]) / med(load["machine agent"])
-        print(f"machine / OpenSSH: ping p50 {p50:.2f}x, p99 {p99:.2f}x (goal <= 1.0x); load throughput {throughput:.2f}x (goal >= 1.0x)")
+        print(f"machine / OpenSSH (goal <= 1.0x): ping p50 {ratio(latency, 50):.2f}x, p99 {ratio(latency, 99):.2f}x; "
+              f"warm json p50 {ratio(warm, 50):.2f}x, p99 {ratio(warm, 99):.2f}x; exec p50 {ratio(execs, 50):.2f}x, "
+              f"p99 {ratio(execs, 99):.2f}x; load throughput {throughput:.2f}x (goal >= 1.0x)")
     finally:
         if forward:
             forward.terminate()
