@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
-"""TCP port forwarding: throughput of 1 GiB and p50/p99 latency of small request/response
+"""TCP port forwarding: throughput of 1 GiB pulls and p50/p99 latency of small request/response
 (64 bytes echoed, one connection) to the same guest listeners, through machine's agent
 (`machine port add`), OpenSSH's `ssh -L`, and QEMU's own `hostfwd` (the floor of user-mode
-networking, added through the QEMU monitor), in the same run. Goal: >= 1.0x OpenSSH's and
->= 0.5x hostfwd's throughput.
+networking, added through the QEMU monitor), in the same run. Goals: throughput >= 1.5x
+OpenSSH's and >= 0.5x hostfwd's; echo p50 and p99 <= 1.0x OpenSSH's.
 
-    bench/port_forward.py [--rounds N] [--echoes N]
+    bench/port_forward.py [--rounds N] [--echoes N] [--megabytes N]
+
+--megabytes shortens each pull (1024 by default) for quick runs while working on latency;
+OpenSSH's pulls take most of a full run's 15-20 minutes on a busy 2-core host.
 """
 import json
 import argparse
@@ -23,7 +26,7 @@ sys.path.insert(0, str(REPO / "scripts"))
 from qemu_guest import release_machine  # noqa: E402
 
 MACHINE = release_machine()
-GIB = 1 << 30
+MIB = 1 << 20
 
 
 def free_port():
@@ -43,11 +46,11 @@ def wait_port(port, timeout=30):
     raise SystemExit(f"nothing listens on 127.0.0.1:{port}")
 
 
-def pull(port):
-    """Seconds to GET the guest's 1 GiB file (HTTP/1.0: the body ends with the connection)."""
+def pull(port, size):
+    """Seconds to GET the guest's file of `size` bytes (HTTP/1.0: the body ends with the connection)."""
     t = time.perf_counter()
     with socket.create_connection(("127.0.0.1", port)) as s:
-        s.sendall(b"GET /gib HTTP/1.0\r\n\r\n")
+        s.sendall(b"GET /blob HTTP/1.0\r\n\r\n")
         received = b""
         while b"\r\n\r\n" not in received:
             received += s.recv(65536)
@@ -59,7 +62,7 @@ def pull(port):
             if not chunk:
                 break
             total += len(chunk)
-    assert total == GIB, f"got {total} bytes through port {port}"
+    assert total == size, f"got {total} bytes through port {port}"
     return time.perf_counter() - t
 
 
@@ -83,19 +86,21 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--echoes", type=int, default=1000)
+    parser.add_argument("--megabytes", type=int, default=1024, help="size of each pull, in MiB")
     args = parser.parse_args()
+    size = args.megabytes * MIB
     work = Path(tempfile.mkdtemp(prefix="pbench-", dir="/tmp"))
     env = dict(os.environ, MACHINE_HOME=str(work / "home"))
     run = lambda *a: subprocess.run(list(a), env=env, check=True, capture_output=True)
     forward = None
     try:
         run(MACHINE, "up", "--no-context")
-        # Guest listeners: busybox httpd with a sparse 1 GiB file (sent with sendfile, so the
+        # Guest listeners: busybox httpd with a sparse file (sent with sendfile, so the
         # guest's own copying costs little), and an echo server.
         run(MACHINE, "ssh", "--", "mkdir -p /var/lib/machine/bench && "
-            "dd if=/dev/zero of=/var/lib/machine/bench/gib bs=1 count=0 seek=%d 2>/dev/null && "
+            "dd if=/dev/zero of=/var/lib/machine/bench/blob bs=1 count=0 seek=%d 2>/dev/null && "
             "busybox httpd -p 7000 -h /var/lib/machine/bench && "
-            "(busybox nc -ll -p 7001 -e /bin/cat >/dev/null 2>&1 </dev/null &)" % GIB)
+            "(busybox nc -ll -p 7001 -e /bin/cat >/dev/null 2>&1 </dev/null &)" % size)
         ports = {name: (free_port(), free_port()) for name in ["machine agent", "OpenSSH ssh -L", "QEMU hostfwd"]}
         ours, theirs, floor = ports["machine agent"], ports["OpenSSH ssh -L"], ports["QEMU hostfwd"]
         run(MACHINE, "port", "add", f"{ours[0]}:7000")
@@ -116,18 +121,20 @@ def main():
         latency = {name: [] for name in ports}
         for _ in range(args.rounds):
             for name, (bulk, echo) in ports.items():
-                speed[name].append(GIB / 1e6 / pull(bulk))
+                speed[name].append(size / 1e6 / pull(bulk, size))
                 latency[name] += echoes(echo, args.echoes)
 
         med = statistics.median
         p99 = lambda v: sorted(v)[int(0.99 * (len(v) - 1))]
-        print(f"\nTCP forward to the same guest listeners, same run (TCG guest); {args.rounds} x 1 GiB, {args.echoes} echoes per round")
+        print(f"\nTCP forward to the same guest listeners, same run (TCG guest); {args.rounds} x {args.megabytes} MiB, "
+              f"{args.echoes} echoes per round")
         print(f"{'path':<16} {'MB/s (median)':>14} {'echo p50':>10} {'echo p99':>10}")
         for name in ports:
             print(f"{name:<16} {med(speed[name]):14.1f} {med(latency[name]) * 1e3:8.2f}ms {p99(latency[name]) * 1e3:8.2f}ms")
         a, o, q = (med(speed[n]) for n in ports)
-        print(f"machine throughput: {a / o:.2f}x OpenSSH (goal >= 1.0x), {a / q:.2f}x hostfwd (goal >= 0.5x); "
-              f"echo p50 {med(latency['machine agent']) / med(latency['OpenSSH ssh -L']):.2f}x OpenSSH")
+        print(f"machine throughput: {a / o:.2f}x OpenSSH (goal >= 1.5x), {a / q:.2f}x hostfwd (goal >= 0.5x); "
+              f"echo p50 {med(latency['machine agent']) / med(latency['OpenSSH ssh -L']):.2f}x, "
+              f"p99 {p99(latency['machine agent']) / p99(latency['OpenSSH ssh -L']):.2f}x OpenSSH (goal <= 1.0x)")
     finally:
         if forward:
             forward.terminate()
