@@ -108,7 +108,7 @@ def main():
                     except queue.Empty:
                         break
                     # "MASK WD NAME"; an event on the watched folder itself has no name.
-                    mask, _, event_name = (line.split(" ", 2) + [""])[:3]
+                    mask, _, event_name = (line.split(" ", 2) + ["", ""])[:3]
                     mask = int(mask, 16)
                     if mask & NOT_CHANGES:
                         continue

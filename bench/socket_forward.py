@@ -114,7 +114,7 @@ def main():
 
         warm = {name: [] for name in sockets}
         connections = {name: UnixHTTPConnection(path) for name, path in sockets.items()}
-        for name, connection in connections.items():
+        for connection in connections.values():
             warm_requests(connection, 20)  # warm up
         for _ in range(max(1, args.requests // 50)):
             for name, connection in connections.items():
