@@ -203,6 +203,8 @@ def test_a_port_taken_on_the_remote_host_is_replaced_by_another(remote):
     taken = remote.config()["sshPort"]
     # Someone on the libvirt host (here: this host) listens on the machine's SSH port.
     with socket.socket() as squatter:
+        # As servers do: the agent's last session to the port may still be in TIME_WAIT there.
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         squatter.bind(("127.0.0.1", taken))
         squatter.listen()
         started = remote.machine("start")
