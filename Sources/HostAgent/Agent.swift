@@ -99,9 +99,16 @@ public final class Agent {
     }
 
     let guest: GuestSSH
+    /// Which of the guest's split sessions this agent holds (the engine's, or the forwarded
+    /// ports' of their own); where the guest serves none, a plain one to sshd's port.
+    let link: SSHPortLink.Role
+    /// Whether it sets the guest's clock after a stall: one agent of a machine does.
+    let keepsClock: Bool
     let log: (String) -> Void
     var listeners: [Listener] = []
     var session: Session?
+    /// Read in a round where no other channel is (Channel.openReader).
+    var reader: Channel?
     var connections: [Connection] = []
     /// Accepted, waiting for a channel (libssh2 opens one channel at a time).
     var waiting: [Connection] = []
@@ -117,7 +124,7 @@ public final class Agent {
     var refusing = false
 
     // Port forwarding (enabled by `enablePortForwarding`).
-    var forwarding: (statusFile: URL, loadConfig: () -> MachineConfig?)?
+    var forwarding: (statusFile: URL, engineSocket: String, loadConfig: () -> MachineConfig?)?
     var forwardListeners: [String: (listener: Listener, forward: PortForward)] = [:]
     var manualForwards: [PortForward] = []
     var publishAddress = "127.0.0.1"
@@ -138,8 +145,10 @@ public final class Agent {
     /// A channel open that takes longer means the session is dead (host slept, guest froze).
     static let channelOpenTimeout: TimeInterval = 10
 
-    public init(guest: GuestSSH, log: @escaping (String) -> Void) {
+    public init(guest: GuestSSH, link: SSHPortLink.Role = .engine, keepsClock: Bool = true, log: @escaping (String) -> Void) {
         self.guest = guest
+        self.link = link
+        self.keepsClock = keepsClock
         self.log = log
     }
 
@@ -151,9 +160,10 @@ public final class Agent {
     }
 
     /// Forwards the published ports of running containers (followed through the engine's
-    /// events) and the config's manual forwards; writes how each stands to `statusFile`.
-    public func enablePortForwarding(statusFile: URL, loadConfig: @escaping () -> MachineConfig?) {
-        forwarding = (statusFile, loadConfig)
+    /// events on the host's `engineSocket`) and the config's manual forwards; writes how each
+    /// stands to `statusFile`.
+    public func enablePortForwarding(statusFile: URL, engineSocket: String, loadConfig: @escaping () -> MachineConfig?) {
+        forwarding = (statusFile, engineSocket, loadConfig)
     }
 
     /// SIGTERM, SIGINT and SIGHUP stop the loop (it sees them within a second and shuts
@@ -192,6 +202,7 @@ public final class Agent {
         waiting.removeAll()
         closing.removeAll()
         forgetSpares()
+        reader = nil
         forwardListeners.values.forEach { $0.listener.close() }
         forwardListeners.removeAll()
         if let forwarding { try? FileManager.default.removeItem(at: forwarding.statusFile) }

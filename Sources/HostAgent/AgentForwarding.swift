@@ -16,8 +16,7 @@ extension Agent {
         // Manual forwards and the TLS endpoint need no word from the engine: they open now, so
         // they are there when `machine start` returns (connections wait for the session).
         reconcile()
-        guard let socket = listeners.first(where: { if case .unixSocket = $0.target { return true } else { return false } }) else { return }
-        let path = socketPath(of: socket)
+        guard let path = forwarding?.engineSocket else { return }
         let mailbox = Mailbox(wakeFD: wakePipe[1])
         self.mailbox = mailbox
         EngineWatcher(socketPath: path, report: { mailbox.put($0) }).start()

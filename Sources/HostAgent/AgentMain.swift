@@ -9,7 +9,9 @@ import Glibc
 /// and stops that process.
 public enum AgentMain {
     /// The body of `machine agent NAME`: takes the agent lock (exits quietly if another agent
-    /// holds it), serves the engine socket, runs until stopped.
+    /// holds it), serves the engine socket and the forwarded ports, runs until stopped. Where
+    /// the guest serves the ports a split session of their own, a second `Agent` holds it on a
+    /// thread of its own (each libssh2 session belongs to one thread).
     /// `loadConfig` reads the machine's config whenever the manual forwards are reloaded.
     public static func serve(_ process: AgentProcess, guest: GuestSSH, loadConfig: @escaping () throws(MachineError) -> MachineConfig) throws(MachineError) {
         Agent.installSignalHandlers()
@@ -23,7 +25,8 @@ public enum AgentMain {
         AgentProcess.log("agent \(getpid()) for \(process.name) starting")
         let agent = Agent(guest: guest, log: AgentProcess.log)
         try agent.listen(unixSocket: process.files.dockerSocket.path, name: "docker.sock", target: .unixSocket(AgentProcess.guestDockerSocket))
-        agent.enablePortForwarding(statusFile: process.files.portsStatus) {
+        let forwarder = guest.hasLink(.ports) ? Agent(guest: guest, link: .ports, keepsClock: false, log: AgentProcess.log) : agent
+        forwarder.enablePortForwarding(statusFile: process.files.portsStatus, engineSocket: process.files.dockerSocket.path) {
             do throws(MachineError) {
                 return try loadConfig()
             } catch {
@@ -34,9 +37,34 @@ public enum AgentMain {
         if let config = try? loadConfig() {
             ShareEventForwarder(guest: agent.guest, shares: config.mounts, machineHome: Paths().home.path, log: AgentProcess.log).start()
         }
-        agent.run()
+        if forwarder !== agent {
+            let forwarded = ForwarderThread(forwarder)
+            forwarded.start()
+            agent.run()
+            forwarded.wait()
+        } else {
+            agent.run()
+        }
         unlink(process.files.agentPid.path)
         AgentProcess.log("agent \(getpid()) stopped")
         close(lockFD)
     }
+}
+
+/// The forwarded ports' agent on a thread of its own, until the same signal stops both loops.
+private final class ForwarderThread: @unchecked Sendable {
+    private let agent: Agent
+    private let done = DispatchSemaphore(value: 0)
+
+    init(_ agent: Agent) { self.agent = agent }
+
+    func start() {
+        Thread.detachNewThread { [self] in
+            agent.run()
+            done.signal()
+        }
+    }
+
+    /// Returns once its loop has closed its listeners and removed its status file.
+    func wait() { done.wait() }
 }

@@ -34,6 +34,8 @@ extension Agent {
             // After the clients' data went out, so a spare's open never delays a request.
             try checkSpares()
             try openSpare(session)
+            // No channel was read this round: what the session received must still be taken in.
+            if connections.isEmpty && !listeners.contains(where: { $0.spare != nil }) { try reader?.takeIncoming() }
             _ = try session.sendKeepalive()
         } catch {
             dropSession(error)

@@ -7,9 +7,19 @@ import Glibc
 
 /// The agent's SSH session: made, lost and made again, and the guest's clock kept through it.
 extension Agent {
+    /// How the log names this agent's session: the engine's is the machine's, plain.
+    var sessionPurpose: String { link == .ports ? " for its forwarded ports" : "" }
+
     func connectSession() {
-        do {
-            let (session, via) = try guest.connectAgent(timeout: 5)
+        do throws(MachineError) {
+            let (session, via) = try guest.connectAgent(link: link, timeout: 5)
+            session.timeout = 5
+            do {
+                reader = try Channel.openReader(session)
+            } catch {
+                throw GuestSSH.explain(error, name: guest.name, files: guest.files)
+            }
+            session.timeout = 0
             session.isBlocking = false
             // The guest answers within a round trip while its CPUs run: a longer silence is a
             // stopped guest (watchGuestClock).
@@ -17,15 +27,15 @@ extension Agent {
             self.session = session
             reconnectDelay = 0.25
             lastConnectError = ""
-            log("\(everConnected ? "reconnected" : "connected") to \(guest.name) \(via) (\(session.algorithms))")
+            log("\(everConnected ? "reconnected" : "connected") to \(guest.name)\(sessionPurpose) \(via) (\(session.algorithms))")
             // A session lost and found again may have spanned a pause of the guest.
-            if everConnected { setGuestClock(why: "after a reconnect") }
+            if everConnected && keepsClock { setGuestClock(why: "after a reconnect") }
             everConnected = true
             lastHeard = Date()
             lastReceived = session.bytesReceived
         } catch {
             if error.description != lastConnectError {
-                log("cannot connect to \(guest.name) yet: \(error.message); retrying")
+                log("cannot connect to \(guest.name)\(sessionPurpose) yet: \(error.message); retrying")
                 lastConnectError = error.description
             }
             nextConnectAttempt = Date().addingTimeInterval(reconnectDelay)
@@ -44,7 +54,7 @@ extension Agent {
     /// Sets the guest's clock when it speaks again after a stall: within a second or two of a
     /// resume, where a timer (Lima pushes the time every 10 s) would wait up to its period.
     func watchGuestClock() {
-        guard let session, session.bytesReceived != lastReceived else { return }
+        guard keepsClock, let session, session.bytesReceived != lastReceived else { return }
         let now = Date()
         let silence = now.timeIntervalSince(lastHeard)
         lastReceived = session.bytesReceived
@@ -73,10 +83,11 @@ extension Agent {
     /// The session broke: every connection that had a channel is closed (its stream cannot be
     /// resumed), waiting ones stay for the next session.
     func dropSession(_ error: SSHError) {
-        log("SSH session to \(guest.name) lost (\(error)); \(connections.count) connections closed, reconnecting")
+        log("SSH session to \(guest.name)\(sessionPurpose) lost (\(error)); \(connections.count) connections closed, reconnecting")
         connections.removeAll()
         closing.removeAll()
         forgetSpares()
+        reader = nil
         // An open in flight died with the session; the next session starts it afresh.
         waiting.forEach { $0.openingSince = nil }
         session = nil

@@ -115,7 +115,8 @@ final class ShareEventForwarder: @unchecked Sendable {
                         : "\(Self.guestCommand) in \(guest.name) exited \(status); host edits will raise no events")
                     return nil
                 }
-                if failures > 0 { log("host edits reach \(guest.name) again") }
+                // Said each time: this session goes in through sshd's own port, as `machine ssh` does.
+                log(failures > 0 ? "host edits reach \(guest.name) again, at \(session.peer)" : "host edits go to \(guest.name) at \(session.peer), on a session of their own")
                 failures = 0
                 return (session, channel)
             } catch {

@@ -16,7 +16,7 @@ public enum ChannelIO: Equatable, Sendable {
 public final class Channel {
     let raw: OpaquePointer
     public let session: Session
-    private var closeSent = false
+    private(set) var closeSent = false
     private var freed = false
 
     /// The stream number of a command's stderr.
@@ -45,6 +45,36 @@ public final class Channel {
     /// while the open is in progress: call again with the same arguments.
     public static func openSession(_ session: Session) throws(SSHError) -> Channel? {
         try open(session, type: "session", message: Data(), what: "opening a session channel")
+    }
+
+    /// A channel that carries nothing, for a non-blocking session that may have no other
+    /// channel to read: opened and closed at once (in blocking mode, within the session's
+    /// timeout), then kept only to be read by `takeIncoming`. libssh2 takes in what its socket
+    /// received (the server's keepalive probes, which it answers then; replies to our own)
+    /// only within a channel read. With none read, those bytes would sit in the socket: poll
+    /// would report it readable at once, every time, and the caller's loop would spin. It
+    /// costs the server nothing: sshd forgets a closed channel.
+    public static func openReader(_ session: Session) throws(SSHError) -> Channel {
+        let wasBlocking = session.isBlocking
+        session.isBlocking = true
+        defer { session.isBlocking = wasBlocking }
+        let channel = try Channel(session: session)
+        let rc = libssh2_channel_close(channel.raw)
+        guard rc == 0 else { throw SSHError.last(session.raw, rc, "closing the session's reader channel") }
+        channel.closeSent = true
+        return channel
+    }
+
+    /// Lets libssh2 take in what the session's socket holds (see `openReader`); a reader
+    /// channel gives no data. Throws only when the session failed.
+    public func takeIncoming() throws(SSHError) {
+        var byte: UInt8 = 0
+        let count = withUnsafeMutableBytes(of: &byte) {
+            libssh2_channel_read_ex(raw, 0, $0.baseAddress?.assumingMemoryBound(to: CChar.self), 1)
+        }
+        guard count < 0 && count != LIBSSH2_ERROR_EAGAIN else { return }
+        let error = SSHError.last(session.raw, Int32(count), "reading from the session")
+        if !error.affectsOnlyTheChannel { throw error }
     }
 
     /// A channel to a unix socket on the server (OpenSSH's direct-streamlocal@openssh.com;

@@ -12,7 +12,8 @@ import Virt
             name: "machine-test-\(UUID().uuidString.prefix(8).lowercased())", memoryMiB: 1024, cpus: 2, accelerator: .tcg,
             boot: boot ?? .kernel(kernel: "\(folder)/vmlinux", initrd: "\(folder)/initramfs.img", commandLine: "console=ttyS0 quiet"),
             dataDisk: "\(folder)/data.qcow2", seed: "\(folder)/seed.iso", engineDisk: "\(folder)/engine.img", consoleLog: "\(folder)/console.log", sshPort: 42022,
-            agentLink: .init(socket: "\(folder)/ssh-port.sock", inputPort: 42023),
+            agentLinks: [.init(role: .engine, socket: "\(folder)/ssh-port.sock", inputPort: 42023),
+                         .init(role: .ports, socket: "\(folder)/ports-port.sock", inputPort: 42024)],
             owner: .init(home: folder, machine: "test"))
     }
 
@@ -39,7 +40,7 @@ import Virt
         #expect(sources == ["\(folder)/data.qcow2", "\(folder)/seed.iso", "\(folder)/engine.img"])
         #expect(try document.nodes(forXPath: "//os/kernel").first?.stringValue == "\(folder)/vmlinux")
         #expect(try document.nodes(forXPath: "//disk").count == 3)
-        #expect(try document.nodes(forXPath: "//channel/source/@path").compactMap(\.stringValue) == ["\(folder)/ssh-port.sock"])
+        #expect(try document.nodes(forXPath: "//channel/source/@path").compactMap(\.stringValue) == ["\(folder)/ssh-port.sock", "\(folder)/ports-port.sock"])
         #expect(domain.name == wanted.name)
         // The owner in libvirt's metadata reads back as written, hostile home and all.
         let owner = try domain.metadata(namespace: DomainDefinition.Owner.namespace).flatMap(DomainDefinition.Owner.init(xml:))
@@ -90,10 +91,11 @@ import Virt
         let document = try XMLDocument(xmlString: definition(folder: "/m").xml())
         let args = try document.nodes(forXPath: "//*[local-name()='arg']/@value").compactMap(\.stringValue)
         let netdev = try #require(args.first { $0.hasPrefix("user,") })
-        // Two forwards, to sshd and to the agent's sshd input, both on loopback only, and nothing
-        // else opened on the host.
+        // Three forwards, to sshd and to the inputs of the agent's two sshds, all on loopback
+        // only, and nothing else opened on the host.
         let forwards = netdev.components(separatedBy: ",").filter { $0.hasPrefix("hostfwd=") }
-        #expect(forwards == ["hostfwd=tcp:127.0.0.1:42022-:22", "hostfwd=tcp:127.0.0.1:42023-:\(DomainDefinition.agentInputGuestPort)"])
+        #expect(forwards == ["hostfwd=tcp:127.0.0.1:42022-:22", "hostfwd=tcp:127.0.0.1:42023-:\(GuestContract.agentInputGuestPort)",
+                             "hostfwd=tcp:127.0.0.1:42024-:\(GuestContract.portsInputGuestPort)"])
         #expect(!xml(contains: "type='network'") && !xml(contains: "type='bridge'"))
     }
 
@@ -116,25 +118,28 @@ import Virt
         #expect(!slots.contains("0x10"))  // the network device's slot (given on QEMU's command line)
     }
 
-    @Test func theAgentsSplitSessionIsAVirtioSerialChannelAndASecondForwardOnlyWhenTheImageServesOne() throws {
+    @Test func theAgentsSplitSessionsAreVirtioSerialChannelsAndMoreForwardsOnlyWhenTheImageServesThem() throws {
         let connection = try Connection(uri: "test:///default")
         let domain = try connection.define(xml: definition(folder: "/m").xml())
         defer { try? domain.undefine() }
         let document = try XMLDocument(xmlString: try domain.xml())
         #expect(try document.nodes(forXPath: "//channel[@type='unix']/target[@type='virtio']/@name").compactMap(\.stringValue)
-            == [DomainDefinition.sshPortName])
-        #expect(try document.nodes(forXPath: "//channel/source/@mode").compactMap(\.stringValue) == ["bind"])
+            == [GuestContract.sshPortName, GuestContract.portsPortName])
+        #expect(try document.nodes(forXPath: "//channel/source/@path").compactMap(\.stringValue) == ["/m/ssh-port.sock", "/m/ports-port.sock"])
+        #expect(try document.nodes(forXPath: "//channel/source/@mode").compactMap(\.stringValue) == ["bind", "bind"])
+        // One virtio-serial controller serves both.
+        #expect(try document.nodes(forXPath: "//controller[@type='virtio-serial']").count == 1)
         // Its controller on the root bus like every other device, not behind a root port.
         #expect(try document.nodes(forXPath: "//controller[@type='virtio-serial']/address/@bus").compactMap(\.stringValue) == ["0x00"])
 
-        // Its input: a second forward from 127.0.0.1 to the guest's listener.
+        // Their inputs: more forwards from 127.0.0.1 to the guest's listeners.
         #expect(definition(folder: "/m").xml().contains(
-            "hostfwd=tcp:127.0.0.1:42022-:22,hostfwd=tcp:127.0.0.1:42023-:\(DomainDefinition.agentInputGuestPort)'"))
+            "hostfwd=tcp:127.0.0.1:42022-:22,hostfwd=tcp:127.0.0.1:42023-:\(GuestContract.agentInputGuestPort),hostfwd=tcp:127.0.0.1:42024-:\(GuestContract.portsInputGuestPort)'"))
 
         var withoutPort = definition(folder: "/m")
-        withoutPort.agentLink = nil
+        withoutPort.agentLinks = []
         #expect(!withoutPort.xml().contains("<channel") && !withoutPort.xml().contains("virtio-serial"))
-        #expect(!withoutPort.xml().contains("42023") && withoutPort.xml().contains("hostfwd=tcp:127.0.0.1:42022-:22'"))
+        #expect(!withoutPort.xml().contains("42023") && !withoutPort.xml().contains("42024") && withoutPort.xml().contains("hostfwd=tcp:127.0.0.1:42022-:22'"))
     }
 
     func xml(contains text: String) -> Bool {

@@ -25,9 +25,11 @@ import Testing
         (guest + "ssh-host-key", "echo \"\(GuestContract.hostKeyFingerprintMarker) "),
         (guest + "sshd-run", "log \"\(GuestContract.sshReadyStep)\""),
         (guest + "lib.sh", "machine: "),
-        (guest + "ssh-port-run", "name=\(GuestContract.sshPortName)\n"),
-        (guest + "ssh-port-run", "0.0.0.0 \(GuestContract.agentInputGuestPort) "),
-        (guest + "ssh-port-guard", "guest_port=\(GuestContract.agentInputGuestPort)\n"),
+        (guest + "ssh-port-run", "name=${1:-\(GuestContract.sshPortName)}\n"),
+        (guest + "ssh-port-run", "guest_port=${2:-\(GuestContract.agentInputGuestPort)}\n"),
+        ("iso/rootfs/etc/inittab", "ssh-port-run \(GuestContract.sshPortName) \(GuestContract.agentInputGuestPort)\n"),
+        ("iso/rootfs/etc/inittab", "ssh-port-run \(GuestContract.portsPortName) \(GuestContract.portsInputGuestPort)\n"),
+        (guest + "ssh-port-guard", "guest_ports=\"\(GuestContract.agentInputGuestPort) \(GuestContract.portsInputGuestPort)\"\n"),
         (guest + "ssh-port-guard", "\"$SEED/\(GuestContract.agentInputPortSeedFile)\""),
         (guest + "ssh-port-session", "\"\(GuestContract.syncLine) \"*)"),
         (guest + "ssh-port-session", "printf '\(GuestContract.readyLine) %s\\n'"),
@@ -43,11 +45,14 @@ import Testing
     @Test func theDomainDefinitionUsesTheContract() {
         let xml = DomainDefinition(
             name: "m", memoryMiB: 512, cpus: 1, accelerator: .tcg, boot: .iso("/x.iso"), dataDisk: "/d", seed: "/s",
-            engineDisk: "/e", consoleLog: "/c", sshPort: 1, agentLink: .init(socket: "/p", inputPort: 2)).xml()
+            engineDisk: "/e", consoleLog: "/c", sshPort: 1,
+            agentLinks: [.init(role: .engine, socket: "/p", inputPort: 2), .init(role: .ports, socket: "/q", inputPort: 3)]).xml()
         #expect(xml.contains("<serial>\(GuestContract.dataDiskSerial)</serial>"))
         #expect(xml.contains("<serial>\(GuestContract.seedDiskSerial)</serial>"))
         #expect(xml.contains("<serial>\(GuestContract.engineDiskSerial)</serial>"))
         #expect(xml.contains("name='\(GuestContract.sshPortName)'"))
         #expect(xml.contains("-:\(GuestContract.agentInputGuestPort)"))
+        #expect(xml.contains("name='\(GuestContract.portsPortName)'"))
+        #expect(xml.contains("-:\(GuestContract.portsInputGuestPort)"))
     }
 }

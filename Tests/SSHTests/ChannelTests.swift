@@ -92,6 +92,29 @@ import Glibc
         #expect(FileManager.default.fileExists(atPath: folderTarget.appendingPathComponent("kept").path))
     }
 
+    @Test func aReaderTakesInTheServersKeepalivesWhileNoChannelIsRead() throws {
+        // The guest's sshd probes a silent client every second; libssh2 answers a probe only
+        // when a channel read takes it in. The agent's session for forwarded ports often has
+        // no channel at all.
+        let server = try LocalSSHD(settings: ["ClientAliveInterval 1"])
+        let session = try login(server)
+        let reader = try Channel.openReader(session)
+        session.isBlocking = false
+        func readable(within milliseconds: Int32) -> Bool {
+            var fd = pollfd(fd: session.socketDescriptor, events: Int16(POLLIN), revents: 0)
+            return poll(&fd, 1, milliseconds) == 1
+        }
+        // Unread, a probe keeps the socket readable: a poll loop would spin on it.
+        #expect(readable(within: 5000))
+        usleep(100_000)
+        #expect(readable(within: 0))
+        try reader.takeIncoming()
+        #expect(!readable(within: 0))
+        // The reader took nothing from other channels: the session goes on as before.
+        session.isBlocking = true
+        #expect(String(decoding: try session.run("echo alive").output, as: UTF8.self) == "alive\n")
+    }
+
     @Test func nonBlockingReadsReportWouldBlockInsteadOfEOF() throws {
         let server = try LocalSSHD()
         let session = try login(server)

@@ -9,7 +9,8 @@ public final class LocalSSHD {
     public let clientKey: URL
     private let pid: pid_t
 
-    public init() throws {
+    /// `settings`: more sshd_config lines (the guest's sshd runs with ClientAliveInterval=1).
+    public init(settings: [String] = []) throws {
         folder = FileManager.default.temporaryDirectory.appendingPathComponent("sshd-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let hostKey = folder.appendingPathComponent("host_ed25519")
@@ -29,7 +30,7 @@ public final class LocalSSHD {
             UsePAM no
             PidFile none
             Subsystem sftp /usr/lib/openssh/sftp-server
-            """
+            """ + settings.map { "\n" + $0 }.joined()
         let configFile = folder.appendingPathComponent("sshd_config")
         try config.write(to: configFile, atomically: true, encoding: .utf8)
         // sshd refuses to start without its privilege-separation folder.

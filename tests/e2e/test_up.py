@@ -136,22 +136,38 @@ def test_the_agent_session_uses_the_algorithms_cheapest_for_the_guest(up):
 def test_the_agent_holds_its_own_session_and_nothing_inherited(up):
     # `machine up` starts the agent while its own SSH session is open; the agent must not
     # inherit that connection (or any other descriptor) and keep it half-closed for ever.
-    # Its session is split (iso/features.txt): in through the input port this boot forwards,
-    # out through the virtio-serial port's socket; never through the SSH port everyone else uses.
+    # Its sessions are split (iso/features.txt): the engine's and the forwarded ports', each in
+    # through an input port this boot forwards and out through a virtio-serial port's socket;
+    # never through the SSH port everyone else uses.
     pid = up.agent_pid()
     ssh_port = int(up.machine("ip").stdout.decode().strip().rsplit(":", 1)[1])
     input_port = int((up.folder / "ssh-port.input").read_text())
+    ports_input_port = int((up.folder / "ports-port.input").read_text())
     links = {fd: os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
     sockets = {link[len("socket:["):-1] for link in links.values() if link.startswith("socket:[")}
-    states = {ssh_port: [], input_port: []}
+    states = {ssh_port: [], input_port: [], ports_input_port: []}
     for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
         fields = line.split()
         remote = int(fields[2].split(":")[1], 16)
         if remote in states and fields[9] in sockets:
             states[remote].append(fields[3])
-    # 01: ESTABLISHED
-    assert states == {ssh_port: [], input_port: ["01"]}, f"agent's connections to the SSH and input ports, by TCP state: {states}"
+    # 01: ESTABLISHED. Through the SSH port only the session for host edits in the shares, made
+    # at the first edit after the agent started (anything may edit the home meanwhile), and
+    # logged within a moment of its login.
+    time.sleep(2)
+    edits = "on a session of their own" in (up.folder / "agent.log").read_text()
+    assert states[ssh_port] in ([[], ["01"]] if edits else [[]]), f"agent's connections to the SSH port: {states}"
+    assert states[input_port] == ["01"] and states[ports_input_port] == ["01"], \
+        f"agent's connections to the input ports, by TCP state: {states}"
     assert not [link for link in links.values() if link.startswith("pipe:")][2:], links  # only its wake pipe
+    # Idle, it waits: a session whose received bytes nobody takes in (no channel read, as on
+    # the ports' session with no connection) keeps poll() returning at once, a core spinning.
+    def cpu_seconds():
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    before = cpu_seconds()
+    time.sleep(5)
+    assert cpu_seconds() - before < 1.5, "the agent kept a CPU busy while idle"
 
 
 def test_run_prints_output_and_returns_the_exit_code(up, busybox):
@@ -526,24 +542,27 @@ def test_an_agent_killed_mid_transfer_leaves_nothing_that_spoils_the_next_sessio
 
 
 def test_no_container_can_reach_or_take_the_agents_way_into_the_guest(up, busybox):
-    # The agent's sshd reads guest port 61022, forwarded from a host loopback port chosen at
-    # each boot. A container that reached it, bound it or published it could keep the agent
-    # out; one that reached the host's end through QEMU's gateway would come in as the host.
-    host_end = int((up.folder / "ssh-port.input").read_text())
+    # The agent's sshds read guest ports 61022 (the engine's session) and 61023 (the forwarded
+    # ports'), each forwarded from a host loopback port chosen at each boot. A container that
+    # reached one, bound it or published it could keep the agent out; one that reached a host
+    # end through QEMU's gateway would come in as the host.
+    host_ends = {guest_port: int((up.folder / name).read_text())
+                 for guest_port, name in ((61022, "ssh-port.input"), (61023, "ports-port.input"))}
     probe = ("for target in {targets}; do"
              " if echo machine-sync intruder | busybox nc -w 3 ${{target% *}} ${{target#* }} >/dev/null 2>&1;"
              " then echo reached $target; else echo blocked $target; fi; done")
-    bridge = up.docker("run", "--rm", busybox, "sh", "-c",
-                       "gateway=$(busybox ip route | busybox awk '/default/ { print $3 }'); "
-                       + probe.format(targets=f"'$gateway 61022' '10.0.2.15 61022' '10.0.2.2 {host_end}'")).stdout
-    assert bridge.count("blocked") == 3, bridge
-    host_network = up.docker("run", "--rm", "--network", "host", busybox, "sh", "-c",
-                             "busybox timeout 3 busybox nc -l -p 61022 2>&1 | busybox head -n 1; "
-                             + probe.format(targets=f"'127.0.0.1 61022' '10.0.2.15 61022' '10.0.2.2 {host_end}'")).stdout
-    assert "Address already in use" in host_network and host_network.count("blocked") == 3, host_network
-    published = up.docker("run", "-d", "--name", "publishes-61022", "-p", "61022:80", busybox, "sleep", "600", check=False)
-    assert published.returncode != 0 and "address already in use" in published.stderr, published
-    up.docker("rm", "-f", "publishes-61022", check=False)
+    for guest_port, host_end in host_ends.items():
+        bridge = up.docker("run", "--rm", busybox, "sh", "-c",
+                           "gateway=$(busybox ip route | busybox awk '/default/ { print $3 }'); "
+                           + probe.format(targets=f"'$gateway {guest_port}' '10.0.2.15 {guest_port}' '10.0.2.2 {host_end}'")).stdout
+        assert bridge.count("blocked") == 3, bridge
+        host_network = up.docker("run", "--rm", "--network", "host", busybox, "sh", "-c",
+                                 f"busybox timeout 3 busybox nc -l -p {guest_port} 2>&1 | busybox head -n 1; "
+                                 + probe.format(targets=f"'127.0.0.1 {guest_port}' '10.0.2.15 {guest_port}' '10.0.2.2 {host_end}'")).stdout
+        assert "Address already in use" in host_network and host_network.count("blocked") == 3, host_network
+        published = up.docker("run", "-d", "--name", f"publishes-{guest_port}", "-p", f"{guest_port}:80", busybox, "sleep", "600", check=False)
+        assert published.returncode != 0 and "address already in use" in published.stderr, published
+        up.docker("rm", "-f", f"publishes-{guest_port}", check=False)
     # Nothing got through, and the agent still gets its session back over its own port.
     assert up.machine("ssh", "--", "cat /run/ssh-port-turned-away 2>/dev/null; true").stdout == b""
     os.kill(up.agent_pid(), signal.SIGKILL)
@@ -551,6 +570,8 @@ def test_no_container_can_reach_or_take_the_agents_way_into_the_guest(up, busybo
     assert up.docker("run", "--rm", busybox, "echo", "in").stdout.strip() == "in"
     connected = [line for line in (up.folder / "agent.log").read_text().splitlines() if "connected to default" in line]
     assert "out over its virtio-serial port" in connected[-1], connected
+    # And its forwarded ports theirs.
+    assert any("connected to default for its forwarded ports in at" in line for line in connected[-2:]), connected
 
 
 def test_the_agent_reconnects_when_the_guest_drops_its_session(up):

@@ -34,8 +34,8 @@ public struct GuestImage: Sendable {
         manifest = try decodeManifest(folder.appendingPathComponent("manifest.json"), Manifest.self)
     }
 
-    /// The image runs sshd on the virtio-serial port `DomainDefinition.sshPortName`.
-    public var servesSSHPort: Bool { manifest.features?.contains("ssh-port") == true }
+    /// The image runs an sshd for this split session of the agent (ssh-port-run).
+    public func serves(_ link: SSHPortLink.Role) -> Bool { manifest.features?.contains(link.feature) == true }
     /// Whether the guest raises inotify events for host-side changes to its shares, written to
     /// its /proc/machine-notify (iso/notify).
     public var raisesShareEvents: Bool { manifest.features?.contains("share-events") == true }

@@ -19,10 +19,14 @@ public enum GuestContract {
     /// guest's sshd writes, the guest TCP port it reads, and the handshake's two lines.
     public static let sshPortName = "org.machine.ssh"
     public static let agentInputGuestPort = 61022
+    /// The second split session, for the agent's forwarded container ports (images with the
+    /// `ports-port` feature): the same kind, its own port and sshd.
+    public static let portsPortName = "org.machine.ports"
+    public static let portsInputGuestPort = 61023
     public static let syncLine = "machine-sync"
     public static let readyLine = "machine-ready"
-    /// The seed file naming the host's end of that TCP forward, which ssh-port-guard keeps
-    /// containers from reaching through QEMU's gateway.
+    /// The seed file naming the host's ends of those TCP forwards (one a line), which
+    /// ssh-port-guard keeps containers from reaching through QEMU's gateway.
     public static let agentInputPortSeedFile = "agent-input-port"
     /// Seed files with the engine's settings, put in place at boot before the engine starts
     /// (boot.d/55-engine-settings.sh), so a first boot does not start it twice.

@@ -68,13 +68,18 @@ public struct GuestSSH: Sendable {
         }
     }
 
-    /// The host agent's session: split between a TCP connection into the guest and its
+    /// Whether this boot of the machine serves the agent's split session `link`.
+    public func hasLink(_ link: SSHPortLink.Role) -> Bool {
+        jump == nil && FileManager.default.fileExists(atPath: files.agentLinkInputPort(link).path)
+    }
+
+    /// One of the host agent's sessions: split between a TCP connection into the guest and a
     /// virtio-serial port out while this boot of the machine has them (SSHPortLink), else like
     /// `connect`. `via` says which, for the log.
-    public func connectAgent(timeout: Double) throws(MachineError) -> (session: Session, via: String) {
-        let socketPath = files.guestSSHSocket.path
+    public func connectAgent(link: SSHPortLink.Role = .engine, timeout: Double) throws(MachineError) -> (session: Session, via: String) {
+        let socketPath = files.agentLinkSocket(link).path
         guard jump == nil, FileManager.default.fileExists(atPath: socketPath),
-              let text = try? String(contentsOf: files.guestSSHInputPort, encoding: .utf8),
+              let text = try? String(contentsOf: files.agentLinkInputPort(link), encoding: .utf8),
               let inputPort = Int(text.trimmingCharacters(in: .whitespacesAndNewlines))
         else {
             return (try connect(timeout: timeout), jump.map { "at \(Self.host):\(port) of \($0.destination)" } ?? "at \(Self.host):\(port)")

@@ -15,6 +15,23 @@ import Glibc
 /// "machine-ready NONCE\n" on the port, we skip everything before that, and what follows is
 /// sshd's SSH stream.
 public enum SSHPortLink {
+    /// The agent's split sessions, each a virtio-serial port, a guest TCP port and an sshd of
+    /// its own: the engine's socket (with its spare channel and the agent's `/events` stream)
+    /// in one, the forwarded container ports in the other. sshd walks every channel of its
+    /// session at each turn of its loop, which under TCG put the engine's long-lived channels
+    /// on every small round trip of a forwarded port (docs/benchmarks.md, issue 23).
+    public enum Role: String, Sendable, CaseIterable {
+        case engine, ports
+
+        /// The image feature that says the guest serves it (iso/features.txt), also the name
+        /// of its files in the machine's folder (MachineFiles.agentLinkSocket).
+        public var feature: String { self == .engine ? "ssh-port" : "ports-port" }
+        /// The virtio-serial port's name in the guest (/sys/class/virtio-ports/*/name).
+        public var portName: String { self == .engine ? GuestContract.sshPortName : GuestContract.portsPortName }
+        /// The guest's TCP port whose connection its sshd reads.
+        public var guestPort: Int { self == .engine ? GuestContract.agentInputGuestPort : GuestContract.portsInputGuestPort }
+    }
+
     /// The two sockets of a session: the port to read, positioned at the start of sshd's SSH
     /// stream, and the connection to write. Both are closed on failure.
     public static func open(socketPath: String, inputPort: Int, timeout: Double) throws(SSHError) -> (receive: Int32, send: Int32) {

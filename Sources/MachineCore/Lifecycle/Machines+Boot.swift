@@ -37,19 +37,21 @@ extension Machines {
         try Shares.verifyBeforeBoot(config.mounts, machine: name)
         let shares = try Shares.devices(config.mounts, type: config.mountType, systemDaemon: hypervisor.isSystemDaemon,
                                             machineFolder: files.folder)
-        // The agent's split session is made anew at each boot (QEMU makes the port's socket, the
-        // input port is chosen now); stale ones would send the agent where nobody serves.
-        try? FileManager.default.removeItem(at: files.guestSSHSocket)
-        try? FileManager.default.removeItem(at: files.guestSSHInputPort)
-        var agentInputPort: Int?
-        // Its two ends would be on the remote host: a remote machine's agent uses sshd's port.
-        if image?.servesSSHPort == true && volumes == nil {
-            let port = try MachineStore.freeLoopbackPort()
-            try AtomicFile.save(Data("\(port)\n".utf8), to: files.guestSSHInputPort, mode: 0o600)
-            agentInputPort = port
+        // The agent's split sessions are made anew at each boot (QEMU makes the ports' sockets,
+        // the input ports are chosen now); stale ones would send the agent where nobody serves.
+        var agentInputPorts: [SSHPortLink.Role: Int] = [:]
+        for role in SSHPortLink.Role.allCases {
+            try? FileManager.default.removeItem(at: files.agentLinkSocket(role))
+            try? FileManager.default.removeItem(at: files.agentLinkInputPort(role))
+            // Their ends would be on the remote host: a remote machine's agent uses sshd's port.
+            guard image?.serves(role) == true && volumes == nil else { continue }
+            var port = try MachineStore.freeLoopbackPort()
+            while port == config.sshPort || agentInputPorts.values.contains(port) { port = try MachineStore.freeLoopbackPort() }
+            try AtomicFile.save(Data("\(port)\n".utf8), to: files.agentLinkInputPort(role), mode: 0o600)
+            agentInputPorts[role] = port
         }
         try store.writeSeed(config, files: files, shares: shares, hidden: Shares.hiddenGuestPaths(config.mounts, machineHome: paths.home.path),
-                            agentInputPort: agentInputPort)
+                            agentInputPorts: SSHPortLink.Role.allCases.compactMap { agentInputPorts[$0] })
         var placement: RemotePlacement?
         if let volumes {
             guard let image else {
@@ -57,7 +59,7 @@ extension Machines {
             }
             placement = try RemotePlacement(volumes: volumes, config: config, files: files, image: image, engine: engine, engineDisk: engineDisk)
         }
-        let plan = BootPlan(image: image, shares: shares, agentInputPort: agentInputPort, engineDisk: engineDisk?.path, remote: placement)
+        let plan = BootPlan(image: image, shares: shares, agentInputPorts: agentInputPorts, engineDisk: engineDisk?.path, remote: placement)
         if let data = try? JSONEncoder().encode(record(config, image: image, engine: engine)) {
             try AtomicFile.save(data, to: files.bootRecord, mode: 0o600)
         }
@@ -91,7 +93,7 @@ extension Machines {
     struct BootPlan {
         let image: GuestImage?
         let shares: [SharedFolder]
-        let agentInputPort: Int?
+        let agentInputPorts: [SSHPortLink.Role: Int]
         let engineDisk: String?
         /// Where its files are on a remote libvirt host (nil: here).
         let remote: RemotePlacement?
@@ -143,7 +145,7 @@ extension Machines {
             progress("starting \(name) (\(accelerator.rawValue), \(config.cpus) CPUs, \(config.memoryMiB) MiB)\(remote.map { " on \($0.host)" } ?? "")")
             try startOwnVirtiofsd(plan.shares, files: files)
             var definition = hypervisor.definition(config: config, files: files, image: plan.image, accelerator: accelerator,
-                                                   shares: plan.shares, agentInputPort: plan.agentInputPort, engineDisk: plan.engineDisk)
+                                                   shares: plan.shares, agentInputPorts: plan.agentInputPorts, engineDisk: plan.engineDisk)
             if let placement = plan.remote {
                 definition = try placement.applied(to: definition)
                 mirror = ConsoleMirror(volumes: placement.volumes, destination: files.consoleLog)

@@ -28,12 +28,12 @@ public struct MachineFiles: Sendable {
     public var agentLock: URL { folder.appendingPathComponent("agent.lock") }
     public var agentPid: URL { folder.appendingPathComponent("agent.pid") }
     public var agentLog: URL { folder.appendingPathComponent("agent.log") }
-    /// QEMU's end of the guest's virtio-serial port that the agent's sshd writes (made by QEMU
-    /// while the machine runs, for images that serve it).
-    public var guestSSHSocket: URL { folder.appendingPathComponent("ssh-port.sock") }
-    /// The host port on 127.0.0.1 that this boot forwards to the input of the agent's sshd
-    /// (written at boot, for images that serve the split session).
-    public var guestSSHInputPort: URL { folder.appendingPathComponent("ssh-port.input") }
+    /// QEMU's end of the guest's virtio-serial port that one of the agent's sshds writes (made
+    /// by QEMU while the machine runs, for images that serve it): ssh-port.sock, ports-port.sock.
+    public func agentLinkSocket(_ role: SSHPortLink.Role) -> URL { folder.appendingPathComponent("\(role.feature).sock") }
+    /// The host port on 127.0.0.1 that this boot forwards to the input of that sshd (written at
+    /// boot, for images that serve the split session): ssh-port.input, ports-port.input.
+    public func agentLinkInputPort(_ role: SSHPortLink.Role) -> URL { folder.appendingPathComponent("\(role.feature).input") }
     /// The engine's TLS material (`--tls`): the client's ca.pem, cert.pem and key.pem
     /// (DOCKER_CERT_PATH) beside the server's server.pem and server-key.pem, which the guest
     /// gets through the seed and provisioning. The CA's key is not kept.

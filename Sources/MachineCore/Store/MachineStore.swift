@@ -97,11 +97,11 @@ public struct MachineStore: Sendable {
     }
 
     /// The seed (config drive) the guest reads at boot: who may log in, its hostname, the
-    /// shares to mount and the paths inside them to cover, the engine's settings, and the host port of the agent's
-    /// session (which the guest keeps its containers from reaching). Written at create and
+    /// shares to mount and the paths inside them to cover, the engine's settings, and the host ports of the agent's
+    /// sessions (which the guest keeps its containers from reaching). Written at create and
     /// before every boot; the image is only remade when its content changed.
     public func writeSeed(_ config: MachineConfig, files: MachineFiles, shares: [SharedFolder] = [], hidden: [String] = [],
-                          agentInputPort: Int? = nil) throws(MachineError) {
+                          agentInputPorts: [Int] = []) throws(MachineError) {
         let publicKey: Data
         do {
             publicKey = try Data(contentsOf: files.publicKey)
@@ -115,7 +115,7 @@ public struct MachineStore: Sendable {
             ("hidden", Data(hidden.map { $0 + "\n" }.joined().utf8)),
             (GuestContract.engineDaemonSeedFile, config.engine.daemonJSON()),
             (GuestContract.engineEnvironmentSeedFile, config.engine.environmentFile()),
-        ] + (agentInputPort.map { [(GuestContract.agentInputPortSeedFile, Data("\($0)\n".utf8))] } ?? [])
+        ] + (agentInputPorts.isEmpty ? [] : [(GuestContract.agentInputPortSeedFile, Data(agentInputPorts.map { "\($0)\n" }.joined().utf8))])
             + (try engineTLSSeed(config, files: files))
         let fm = FileManager.default
         let unchanged = fm.fileExists(atPath: files.seed.path) && content.allSatisfy { name, data in

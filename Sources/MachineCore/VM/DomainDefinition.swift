@@ -33,25 +33,23 @@ public struct DomainDefinition: Sendable, Equatable {
     public var processOwner: (uid: UInt32, gid: UInt32)?
     /// Host folders the guest mounts, by tag.
     public var shares: [SharedFolder]
-    /// The host agent's split SSH session, for images that serve one (nil: the agent uses
+    /// The host agent's split SSH sessions, for images that serve them (none: the agent uses
     /// `sshPort` like everyone else).
-    public var agentLink: AgentLink?
+    public var agentLinks: [AgentLink]
     /// Whose domain this is: kept in libvirt's `<metadata>`, so no other home's machine ever
     /// takes it for its own.
     public var owner: Owner?
 
-    /// The virtio-serial port's name in the guest (/sys/class/virtio-ports/*/name).
-    public static let sshPortName = GuestContract.sshPortName
-    /// The guest's TCP port whose connection the split session's sshd reads (ssh-port-run).
-    public static let agentInputGuestPort = GuestContract.agentInputGuestPort
-
-    /// The two ends of the agent's session: the guest's sshd reads a TCP connection forwarded
-    /// from `inputPort` on 127.0.0.1 and writes the virtio-serial port QEMU serves at `socket`.
+    /// The two ends of one of the agent's sessions: the guest's sshd reads a TCP connection
+    /// forwarded from `inputPort` on 127.0.0.1 to `role.guestPort`, and writes the virtio-serial
+    /// port `role.portName`, which QEMU serves at `socket`.
     public struct AgentLink: Sendable, Equatable {
+        public var role: SSHPortLink.Role
         public var socket: String
         public var inputPort: Int
 
-        public init(socket: String, inputPort: Int) {
+        public init(role: SSHPortLink.Role = .engine, socket: String, inputPort: Int) {
+            self.role = role
             self.socket = socket
             self.inputPort = inputPort
         }
@@ -59,7 +57,7 @@ public struct DomainDefinition: Sendable, Equatable {
 
     public init(name: String, memoryMiB: Int, cpus: Int, accelerator: Accelerator, boot: Boot,
                 dataDisk: String, seed: String, engineDisk: String? = nil, consoleLog: String, sshPort: Int,
-                processOwner: (uid: UInt32, gid: UInt32)? = nil, shares: [SharedFolder] = [], agentLink: AgentLink? = nil,
+                processOwner: (uid: UInt32, gid: UInt32)? = nil, shares: [SharedFolder] = [], agentLinks: [AgentLink] = [],
                 owner: Owner? = nil) {
         self.name = name
         self.memoryMiB = memoryMiB
@@ -73,7 +71,7 @@ public struct DomainDefinition: Sendable, Equatable {
         self.sshPort = sshPort
         self.processOwner = processOwner
         self.shares = shares
-        self.agentLink = agentLink
+        self.agentLinks = agentLinks
         self.owner = owner
     }
 
@@ -113,20 +111,23 @@ public struct DomainDefinition: Sendable, Equatable {
         // What the agent's session sends out of the guest crosses a virtio-serial port rather than
         // QEMU's user-mode network: no 1460-byte TCP segments to build and acknowledge, which under
         // TCG cost the guest's sshd more than its crypto (README, "Port forwarding").
-        let sshPortChannel = agentLink.map(\.socket).map {
+        let channels = agentLinks.map {
             """
-                <controller type='virtio-serial' index='0'>
-            \(Self.slot(Self.serialSlot))    </controller>
                 <channel type='unix'>
-                  <source mode='bind' path='\(e($0))'/>
-                  <target type='virtio' name='\(Self.sshPortName)'/>
+                  <source mode='bind' path='\(e($0.socket))'/>
+                  <target type='virtio' name='\($0.role.portName)'/>
                 </channel>
 
             """
-        } ?? ""
-        let agentInput = agentLink.map {
-            ",hostfwd=tcp:127.0.0.1:\($0.inputPort)-:\(Self.agentInputGuestPort)"
-        } ?? ""
+        }.joined()
+        let sshPortChannel = agentLinks.isEmpty ? "" : """
+                <controller type='virtio-serial' index='0'>
+            \(Self.slot(Self.serialSlot))    </controller>
+
+            """ + channels
+        let agentInput = agentLinks.map {
+            ",hostfwd=tcp:127.0.0.1:\($0.inputPort)-:\($0.role.guestPort)"
+        }.joined()
         let engine = engineDisk.map { Self.readOnlyDiskXML($0, dev: "vdc", serial: GuestContract.engineDiskSerial, slot: Self.engineDiskSlot) } ?? ""
         let filesystems = shares.enumerated().map { index, folder in
             Self.filesystemXML(folder, address: index < Self.shareSlots.count ? Self.slot(Self.shareSlots[index]) : "")

@@ -134,7 +134,7 @@ public final class Hypervisor {
     public var isSystemDaemon: Bool { connection.uri.hasSuffix("/system") }
 
     public func definition(config: MachineConfig, files: MachineFiles, image: GuestImage?, accelerator: Accelerator,
-                           shares: [SharedFolder] = [], agentInputPort: Int? = nil, engineDisk: String? = nil) -> DomainDefinition {
+                           shares: [SharedFolder] = [], agentInputPorts: [SSHPortLink.Role: Int] = [:], engineDisk: String? = nil) -> DomainDefinition {
         let boot: DomainDefinition.Boot
         if let iso = config.iso {
             boot = .iso(iso)
@@ -152,7 +152,9 @@ public final class Hypervisor {
             // A test that pretends KVM still needs a domain this host can run.
             accelerator: AcceleratorProbe.pretendsKVM ? .tcg : accelerator, boot: boot, dataDisk: files.dataDisk.path, seed: files.seed.path, engineDisk: engineDisk,
             consoleLog: files.consoleLog.path, sshPort: config.sshPort, processOwner: processOwner, shares: shares,
-            agentLink: agentInputPort.map { .init(socket: files.guestSSHSocket.path, inputPort: $0) },
+            agentLinks: SSHPortLink.Role.allCases.compactMap { role in
+                agentInputPorts[role].map { .init(role: role, socket: files.agentLinkSocket(role).path, inputPort: $0) }
+            },
             owner: owner(config.name, config: config))
     }
 
