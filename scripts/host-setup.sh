@@ -74,20 +74,24 @@ kvm_runs_guests() {
 	[ "$rc" -eq 67 ]
 }
 
-# Whether QEMU's user (libvirt-qemu) could open /dev/kvm as the running libvirtd sees it: libvirt
-# then takes KVM for usable, and where KVM does not run guests, its QEMU capabilities never
-# agree with that and it re-probes QEMU at every domain definition (34 s each here).
+# The running libvirtd's pid. Not a zombie: with no init to reap it at once, a libvirtd that
+# exited can linger as one, and was taken for a running daemon.
+libvirtd_pid() {
+	ps -C libvirtd -o pid=,stat= | awk '$2 !~ /^Z/ { print $1; found = 1; exit } END { exit !found }'
+}
+
+# Whether the running libvirtd sees the real /dev/kvm rather than start_libvirtd's stand-in.
+# Where KVM does not run guests, libvirt's QEMU capabilities then never agree with what it
+# finds of /dev/kvm, and it re-probes QEMU at every domain definition and capabilities query
+# (34 s each on one host; 4-8 s on another, where /dev/kvm is root's alone, 0600, and a check
+# of whether libvirt-qemu could open it said no while libvirt still re-probed).
 libvirtd_sees_kvm() {
 	local pid dev
-	pid=$(pgrep -x libvirtd | head -1) || return 1
+	pid=$(libvirtd_pid) || return 1
 	dev=/proc/$pid/root/dev/kvm
 	[ -e "$dev" ] || return 1
-	local mode owner group user=libvirt-qemu
-	read -r mode owner group < <(stat -L -c '%a %u %g' "$dev")
-	mode=$((8#$mode))
-	if [ "$owner" = "$(id -u $user 2>/dev/null)" ]; then [ $((mode & 8#600)) -eq $((8#600)) ]; return; fi
-	if id -G $user 2>/dev/null | tr ' ' '\n' | grep -qx "$group"; then [ $((mode & 8#060)) -eq $((8#060)) ]; return; fi
-	[ $((mode & 8#006)) -eq $((8#006)) ]
+	# The stand-in is a character device with /dev/null's numbers (1:3) that nobody may open.
+	[ "$(stat -L -c '%t:%T' "$dev")" != "1:3" ]
 }
 
 start_libvirtd() {
@@ -111,17 +115,18 @@ if [ ! -d /run/systemd/system ]; then
 	mkdir -p /run/libvirt /var/run/libvirt
 	pgrep -x virtlogd >/dev/null || virtlogd -d
 	# A libvirtd that is still shutting down would be taken for a running one.
-	if pgrep -x libvirtd >/dev/null && [ ! -S /var/run/libvirt/libvirt-sock ]; then
-		for _ in $(seq 100); do pgrep -x libvirtd >/dev/null || break; sleep 0.1; done
+	if libvirtd_pid >/dev/null && [ ! -S /var/run/libvirt/libvirt-sock ]; then
+		for _ in $(seq 300); do libvirtd_pid >/dev/null || break; sleep 0.1; done
 	fi
-	if pgrep -x libvirtd >/dev/null && libvirtd_sees_kvm && ! kvm_runs_guests; then
+	if libvirtd_pid >/dev/null && libvirtd_sees_kvm && ! kvm_runs_guests; then
 		# Started before KVM was known not to run guests (or by an older setup). Running
 		# domains keep running: libvirtd reconnects to their QEMUs when it comes back.
 		echo "==> libvirtd can open a /dev/kvm that does not run guests here: restarting it without it"
 		pkill -x libvirtd
-		for _ in $(seq 100); do pgrep -x libvirtd >/dev/null || break; sleep 0.1; done
+		# Its shutdown took over 10 s on one host.
+		for _ in $(seq 300); do libvirtd_pid >/dev/null || break; sleep 0.1; done
 	fi
-	pgrep -x libvirtd >/dev/null || start_libvirtd
+	libvirtd_pid >/dev/null || start_libvirtd
 	for _ in $(seq 100); do
 		[ -S /var/run/libvirt/libvirt-sock ] && break
 		sleep 0.1

@@ -28,25 +28,22 @@ public struct HostCheck: Sendable {
         return HostCheck(kvm: verdict, libvirtdSeesKVM: systemLibvirtdSeesKVM())
     }
 
-    /// libvirt decides whether KVM is usable by opening /dev/kvm as QEMU's user (libvirt-qemu),
-    /// in the daemon's own mount namespace: host setup masks it there with a device node nobody
-    /// may open (scripts/host-setup.sh's libvirtd_sees_kvm is this check in shell, for before
-    /// machine is built). (A mask with /dev/null is worse than none: libvirt finds it openable, QEMU finds no
-    /// KVM in it, and the two disagree at every definition.)
+    /// Whether the system libvirtd sees the real /dev/kvm, in its own mount namespace, rather
+    /// than host setup's stand-in: a device node with /dev/null's numbers (1:3) that nobody may
+    /// open (scripts/host-setup.sh's libvirtd_sees_kvm is this check in shell, for before machine
+    /// is built). Where KVM does not run guests, a libvirtd that sees the real one re-probes QEMU
+    /// at every definition, whatever the node's mode: on one host /dev/kvm was root's alone
+    /// (0600), QEMU's user could not open it, and libvirt still re-probed. (A mask with /dev/null
+    /// itself is worse than none: libvirt finds it openable, QEMU finds no KVM in it.)
     public static func systemLibvirtdSeesKVM() -> Bool? {
         guard getuid() == 0, let pid = pidOf("libvirtd") else { return nil }
         var info = stat()
         guard stat("/proc/\(pid)/root/dev/kvm", &info) == 0 else { return false }
-        // QEMU's user as Debian builds libvirt (qemu.conf's `user`), with its groups.
-        guard let user = getpwnam("libvirt-qemu") else { return info.st_mode & 0o006 == 0o006 }
-        var groups = [gid_t](repeating: 0, count: 64)
-        var count = Int32(groups.count)
-        _ = getgrouplist(user.pointee.pw_name, user.pointee.pw_gid, &groups, &count)
-        let mode = info.st_mode
-        if info.st_uid == user.pointee.pw_uid { return mode & 0o600 == 0o600 }
-        if groups.prefix(Int(max(0, count))).contains(info.st_gid) { return mode & 0o060 == 0o060 }
-        return mode & 0o006 == 0o006
+        return !((info.st_mode & S_IFMT) == S_IFCHR && info.st_rdev == standInDevice)
     }
+
+    /// makedev(1, 3), the stand-in's numbers.
+    static let standInDevice: UInt = 0x103
 
     static func pidOf(_ command: String) -> Int32? {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
