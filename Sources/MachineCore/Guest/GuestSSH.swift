@@ -76,7 +76,7 @@ public struct GuestSSH: Sendable {
     /// One of the host agent's sessions: split between a TCP connection into the guest and a
     /// virtio-serial port out while this boot of the machine has them (SSHPortLink), else like
     /// `connect`. `via` says which, for the log.
-    public func connectAgent(link: SSHPortLink.Role = .engine, timeout: Double) throws(MachineError) -> (session: Session, via: String) {
+    public func connectAgent(link: SSHPortLink.Role, timeout: Double) throws(MachineError) -> (session: Session, via: String) {
         let socketPath = files.agentLinkSocket(link).path
         guard jump == nil, FileManager.default.fileExists(atPath: socketPath),
               let text = try? String(contentsOf: files.agentLinkInputPort(link), encoding: .utf8),

@@ -48,7 +48,7 @@ public struct DomainDefinition: Sendable, Equatable {
         public var socket: String
         public var inputPort: Int
 
-        public init(role: SSHPortLink.Role = .engine, socket: String, inputPort: Int) {
+        public init(role: SSHPortLink.Role, socket: String, inputPort: Int) {
             self.role = role
             self.socket = socket
             self.inputPort = inputPort
