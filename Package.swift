@@ -38,7 +38,7 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "SSHTests", dependencies: ["SSH", "HostOS", "TestSupport"]),
         .testTarget(name: "HostOSTests", dependencies: ["HostOS"]),
-        .testTarget(name: "HostAgentTests", dependencies: ["HostAgent", "MachineCore", "SSH", "TestSupport"]),
+        .testTarget(name: "HostAgentTests", dependencies: ["HostAgent", "MachineCore", "SSH", "HostOS", "TestSupport"]),
         .testTarget(name: "MachineCoreTests", dependencies: ["MachineCore", "HostOS"]),
     ],
     swiftLanguageModes: [.v6]

@@ -126,6 +126,10 @@ public final class Agent {
     // Port forwarding (enabled by `enablePortForwarding`).
     var forwarding: (statusFile: URL, engineSocket: String, loadConfig: () -> MachineConfig?)?
     var forwardListeners: [String: (listener: Listener, forward: PortForward)] = [:]
+    /// QEMU's own UDP forwards of this machine (nil: on a remote libvirt host, none), and the
+    /// ones open now by host key.
+    var qemuForwards: QEMUForwards?
+    var udpForwards: [String: PortForward] = [:]
     var manualForwards: [PortForward] = []
     var publishAddress = "127.0.0.1"
     var sshPort = 0
@@ -162,8 +166,10 @@ public final class Agent {
     /// Forwards the published ports of running containers (followed through the engine's
     /// events on the host's `engineSocket`) and the config's manual forwards; writes how each
     /// stands to `statusFile`.
-    public func enablePortForwarding(statusFile: URL, engineSocket: String, loadConfig: @escaping () -> MachineConfig?) {
+    /// UDP ports are forwarded by QEMU through `udp`, if given.
+    public func enablePortForwarding(statusFile: URL, engineSocket: String, udp: QEMUForwards? = nil, loadConfig: @escaping () -> MachineConfig?) {
         forwarding = (statusFile, engineSocket, loadConfig)
+        qemuForwards = udp
     }
 
     /// SIGTERM, SIGINT and SIGHUP stop the loop (it sees them within a second and shuts
@@ -205,6 +211,10 @@ public final class Agent {
         reader = nil
         forwardListeners.values.forEach { $0.listener.close() }
         forwardListeners.removeAll()
+        for forward in udpForwards.values {
+            try? qemuForwards?.remove(hostAddress: forward.hostAddress, hostPort: forward.hostPort)
+        }
+        udpForwards.removeAll()
         if let forwarding { try? FileManager.default.removeItem(at: forwarding.statusFile) }
         for listener in listeners {
             let path = socketPath(of: listener)

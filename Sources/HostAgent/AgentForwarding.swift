@@ -27,7 +27,7 @@ extension Agent {
         publishAddress = config.publishAddress
         sshPort = config.sshPort
         manualForwards = config.ports.map {
-            PortForward(kind: .manual, hostAddress: config.publishAddress, hostPort: $0.hostPort, guestPort: $0.guestPort)
+            PortForward(kind: .manual, proto: $0.proto, hostAddress: config.publishAddress, hostPort: $0.hostPort, guestPort: $0.guestPort)
         }
         // The engine's TLS endpoint (`--tls`): dockerd listens on the guest's loopback, and the
         // host end stays on loopback too, whatever `--publish-address` says for containers
@@ -61,7 +61,8 @@ extension Agent {
 
     func reconcile() {
         lastReconcile = Date()
-        let plan = ForwardingPlan(manual: manualForwards, automatic: automaticForwards, sshPort: sshPort)
+        let plan = ForwardingPlan(manual: manualForwards, automatic: automaticForwards, sshPort: sshPort,
+                                  udpRefusal: qemuForwards == nil ? "UDP is forwarded by QEMU, which runs on the remote libvirt host" : nil)
         let wanted = plan.wanted
         var next = plan.refused
         for (key, entry) in forwardListeners where wanted[key] != entry.forward {
@@ -69,7 +70,19 @@ extension Agent {
             forwardListeners[key] = nil
             log("forward \(entry.forward.hostAddress):\(entry.forward.hostPort) closed")
         }
-        for forward in plan.open {
+        for (key, forward) in udpForwards where wanted[key] != forward {
+            do {
+                try qemuForwards?.remove(hostAddress: forward.hostAddress, hostPort: forward.hostPort)
+                log("forward \(forward.hostAddress):\(forward.hostPort)/udp closed")
+            } catch {
+                log("forward \(forward.hostAddress):\(forward.hostPort)/udp: \(error.message)")
+            }
+            udpForwards[key] = nil
+        }
+        for forward in plan.open where forward.proto == "udp" {
+            next.append(ForwardStatus(forward: forward, state: openUDP(forward)))
+        }
+        for forward in plan.open where forward.proto == "tcp" {
             if forwardListeners[forward.hostKey] != nil {
                 next.append(ForwardStatus(forward: forward, state: "forwarding"))
                 continue
@@ -100,6 +113,25 @@ extension Agent {
             PortForwards.writeStatus(next, to: forwarding.statusFile)
         }
         statuses = next
+    }
+
+    /// Has QEMU forward a UDP port (unless it does already); how the forward stands.
+    func openUDP(_ forward: PortForward) -> String {
+        guard udpForwards[forward.hostKey] == nil, let qemuForwards else { return "forwarding" }
+        do {
+            try qemuForwards.add(hostAddress: forward.hostAddress, hostPort: forward.hostPort,
+                                 guestAddress: forward.guestAddress, guestPort: forward.guestPort)
+        } catch {
+            if loggedFailures.insert(forward.hostKey).inserted {
+                log("cannot forward \(forward.hostAddress):\(forward.hostPort)/udp: \(error.message)")
+            }
+            return "error: \(error.message)"
+        }
+        udpForwards[forward.hostKey] = forward
+        loggedFailures.remove(forward.hostKey)
+        log("forward \(forward.hostAddress):\(forward.hostPort)/udp -> guest \(QEMUForwards.guestTarget(forward.guestAddress)):\(forward.guestPort)"
+            + " by QEMU (\(forward.kind == .automatic ? "container " : "")\(forward.origin))")
+        return "forwarding"
     }
 
     func socketPath(of listener: Listener) -> String {

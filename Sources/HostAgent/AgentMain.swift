@@ -13,7 +13,9 @@ public enum AgentMain {
     /// the guest serves the ports a split session of their own, a second `Agent` holds it on a
     /// thread of its own (each libssh2 session belongs to one thread).
     /// `loadConfig` reads the machine's config whenever the manual forwards are reloaded.
-    public static func serve(_ process: AgentProcess, guest: GuestSSH, loadConfig: @escaping () throws(MachineError) -> MachineConfig) throws(MachineError) {
+    /// `udp`: QEMU's own forwards for published UDP ports (nil on a remote libvirt host).
+    public static func serve(_ process: AgentProcess, guest: GuestSSH, udp: QEMUForwards?,
+                             loadConfig: @escaping () throws(MachineError) -> MachineConfig) throws(MachineError) {
         Agent.installSignalHandlers()
         let lockFD = open(process.files.agentLock.path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard lockFD >= 0 else { throw MachineError("cannot open \(process.files.agentLock.path): \(String(cString: strerror(errno)))") }
@@ -26,7 +28,7 @@ public enum AgentMain {
         let agent = Agent(guest: guest, log: AgentProcess.log)
         try agent.listen(unixSocket: process.files.dockerSocket.path, name: "docker.sock", target: .unixSocket(AgentProcess.guestDockerSocket))
         let forwarder = guest.hasLink(.ports) ? Agent(guest: guest, link: .ports, keepsClock: false, log: AgentProcess.log) : agent
-        forwarder.enablePortForwarding(statusFile: process.files.portsStatus, engineSocket: process.files.dockerSocket.path) {
+        forwarder.enablePortForwarding(statusFile: process.files.portsStatus, engineSocket: process.files.dockerSocket.path, udp: udp) {
             do throws(MachineError) {
                 return try loadConfig()
             } catch {
@@ -34,6 +36,7 @@ public enum AgentMain {
                 return nil
             }
         }
+        startResolver(process)
         if let config = try? loadConfig() {
             ShareEventForwarder(guest: agent.guest, shares: config.mounts, machineHome: Paths().home.path, log: AgentProcess.log).start()
         }
@@ -48,6 +51,32 @@ public enum AgentMain {
         unlink(process.files.agentPid.path)
         AgentProcess.log("agent \(getpid()) stopped")
         close(lockFD)
+    }
+}
+
+extension AgentMain {
+    /// The guest's DNS server (HostResolver), on the port this boot chose; none for a boot
+    /// that chose none (a remote machine, an older image). A port someone took since is tried
+    /// again every few seconds, said once in the log.
+    static func startResolver(_ process: AgentProcess) {
+        guard let text = try? String(contentsOf: process.files.hostResolverPort, encoding: .utf8),
+              let port = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)) else { return }
+        let resolver = HostResolver(.init(port: port, hostNames: GuestContract.hostNames, hostAddress: GuestContract.hostAddress),
+                                    log: AgentProcess.log)
+        Thread.detachNewThread {
+            var complained = false
+            while true {
+                do {
+                    try resolver.start()
+                    AgentProcess.log("resolver: answering the guest's DNS on 127.0.0.1:\(port) as this host resolves")
+                    return
+                } catch {
+                    if !complained { AgentProcess.log("resolver: \(error); the guest's names do not resolve until it is free (trying every 5 s)") }
+                    complained = true
+                    sleep(5)
+                }
+            }
+        }
     }
 }
 

@@ -14,15 +14,19 @@ public struct ForwardingPlan: Sendable, Equatable {
         Dictionary(open.map { ($0.hostKey, $0) }, uniquingKeysWith: { first, _ in first })
     }
 
-    public init(manual: [PortForward], automatic: [PortForward], sshPort: Int) {
+    /// `udpRefusal`: why UDP cannot be forwarded (a machine on a remote libvirt host); nil
+    /// when QEMU forwards it.
+    public init(manual: [PortForward], automatic: [PortForward], sshPort: Int, udpRefusal: String? = nil) {
         var taken: [String: PortForward] = [:]
         var open: [PortForward] = []
         var refused: [ForwardStatus] = []
         // Manual forwards first: they win a host port both ask for.
         for forward in manual + automatic {
-            if forward.proto != "tcp" {
-                refused.append(ForwardStatus(forward: forward, state: "not forwarded: SSH carries TCP only"))
-            } else if forward.hostPort == sshPort {
+            if forward.proto == "udp", let udpRefusal {
+                refused.append(ForwardStatus(forward: forward, state: "not forwarded: \(udpRefusal)"))
+            } else if !["tcp", "udp"].contains(forward.proto) {
+                refused.append(ForwardStatus(forward: forward, state: "not forwarded: only TCP and UDP are"))
+            } else if forward.hostPort == sshPort && forward.proto == "tcp" {
                 refused.append(ForwardStatus(forward: forward, state: "not forwarded: \(sshPort) is the machine's own SSH port"))
             } else if let other = taken[forward.hostKey] {
                 let owner = other.container.map { "container \($0)" } ?? "a manual forward"

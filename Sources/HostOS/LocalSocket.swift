@@ -22,6 +22,50 @@ public enum LocalSocket {
         return Int(UInt16(bigEndian: address.sin_port))
     }
 
+    /// A port on 127.0.0.1 that is free for both UDP and TCP now (a DNS server takes both):
+    /// the kernel picks a UDP port, and it is kept only if TCP can bind it too.
+    public static func freeLoopbackPortForUDPAndTCP() throws(SystemError) -> Int {
+        for _ in 0..<20 {
+            let udp = try bindLoopback(port: 0, type: SOCK_DGRAM)
+            defer { close(udp) }
+            var address = sockaddr_in()
+            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            _ = withUnsafeMutablePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(udp, $0, &length) }
+            }
+            let port = Int(UInt16(bigEndian: address.sin_port))
+            if let tcp = try? bindLoopback(port: port, type: SOCK_STREAM) {
+                close(tcp)
+                return port
+            }
+        }
+        throw SystemError("find a port on 127.0.0.1 free for both UDP and TCP", code: EADDRINUSE)
+    }
+
+    /// A socket of `type` bound to `address`:`port` (an IPv4 address of the loopback; blocking,
+    /// close-on-exec; TCP ones with SO_REUSEADDR, as servers bind), not yet listening.
+    public static func bindLoopback(address: String = "127.0.0.1", port: Int, type: __socket_type) throws(SystemError) -> Int32 {
+        let fd = socket(AF_INET, Int32(type.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw SystemError.last("make a socket") }
+        if type == SOCK_STREAM {
+            var one: Int32 = 1
+            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        }
+        var socketAddress = sockaddr_in()
+        socketAddress.sin_family = sa_family_t(AF_INET)
+        socketAddress.sin_port = in_port_t(UInt16(port).bigEndian)
+        socketAddress.sin_addr.s_addr = inet_addr(address)
+        let bound = withUnsafePointer(to: &socketAddress) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0 else {
+            let error = SystemError.last("bind \(type == SOCK_DGRAM ? "UDP" : "TCP") \(address):\(port)")
+            close(fd)
+            throw error
+        }
+        return fd
+    }
+
     /// Listens on a unix socket at `path`, readable and writable by its owner only. A stale
     /// socket left by a dead agent is removed first; anything else at the path is refused.
     public static func listenUnix(_ path: String) throws(SystemError) -> Int32 {

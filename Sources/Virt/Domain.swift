@@ -171,6 +171,18 @@ public final class Domain {
         defer { free(text) }
         return String(cString: text)
     }
+
+    /// Runs one command of QEMU's human monitor (HMP) through libvirt and returns what it
+    /// printed: HMP reports most failures as text, not as an error. libvirt marks the domain
+    /// tainted ("custom-monitor"), as the <qemu:commandline> it already has does.
+    public func humanMonitorCommand(_ command: String) throws(LibvirtError) -> String {
+        var result: UnsafeMutablePointer<CChar>?
+        guard virDomainQemuMonitorCommand(handle, command, &result, UInt32(VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP.rawValue)) == 0 else {
+            throw LibvirtError.last("asking QEMU's monitor of \(name)")
+        }
+        defer { free(result) }
+        return result.map { String(cString: $0) } ?? ""
+    }
 }
 
 extension Connection {

@@ -24,7 +24,8 @@ extension Machine {
                 // one a guest rewrote through a share (see Machines.trustedConfig).
                 let loadConfig = { () throws(MachineError) -> MachineConfig in try global.machines(for: name).trustedConfig(name) }
                 let machines = try global.machines(for: name)
-                try AgentMain.serve(AgentProcess(name: name, files: machines.files(name)), guest: try machines.guest(name), loadConfig: loadConfig)
+                try AgentMain.serve(AgentProcess(name: name, files: machines.files(name)), guest: try machines.guest(name),
+                                    udp: machines.qemuForwards(name), loadConfig: loadConfig)
             }
         }
     }

@@ -85,12 +85,27 @@ struct MachineShapeOptions: ParsableArguments {
     var publishAddress: String?
 
     @Flag(help: "Also serve the engine on a TLS endpoint on 127.0.0.1 (see `machine env --tls`).") var tls = false
+    @Option(help: ArgumentHelp(
+        "Whether containers may reach this host: its 127.0.0.1 services through host.docker.internal, its names and its DNS; off cuts them off, and the engine socket and published ports still work (default: on).",
+        valueName: "on|off"))
+    var hostAccess: String?
 
-    var isEmpty: Bool { cpus == nil && memory == nil && disk == nil && iso == nil && accel == nil && !tls }
+    var isEmpty: Bool { cpus == nil && memory == nil && disk == nil && iso == nil && accel == nil && !tls && hostAccess == nil }
 
     func validate() throws {
         if let cpus, !(1...64).contains(cpus) { throw ValidationError("--cpus must be between 1 and 64") }
         if let accel, !["auto", "kvm", "tcg"].contains(accel) { throw ValidationError("--accel must be auto, kvm or tcg") }
+        _ = try Self.onOff(hostAccess, flag: "--host-access")
+    }
+
+    /// on/off (also yes/no, true/false) as a Bool; nil when not given.
+    static func onOff(_ text: String?, flag: String) throws(ValidationError) -> Bool? {
+        guard let text else { return nil }
+        switch text.lowercased() {
+        case "on", "yes", "true": return true
+        case "off", "no", "false": return false
+        default: throw ValidationError("\(flag) must be on or off")
+        }
     }
 
     /// --memory in MiB, if given.
@@ -111,7 +126,8 @@ struct MachineShapeOptions: ParsableArguments {
     /// The shape these options describe; MachineCore fills in the rest of a new machine.
     func shape() throws(MachineError) -> MachineShape {
         MachineShape(cpus: cpus, memoryMiB: try memoryMiB(), diskGiB: try Self.gibibytes(disk: disk),
-                     iso: iso, accel: accel, publishAddress: publishAddress, tls: tls)
+                     iso: iso, accel: accel, publishAddress: publishAddress, tls: tls,
+                     hostAccess: (try? Self.onOff(hostAccess, flag: "--host-access")) ?? nil)
     }
 }
 

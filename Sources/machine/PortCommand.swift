@@ -46,10 +46,10 @@ extension Machine {
         struct Add: ParsableCommand {
             static let configuration = CommandConfiguration(
                 abstract: "Forward a host port to a port in the machine (kept in its config).",
-                discussion: "EXAMPLES:\n  machine port add 8080:80\n  machine port add dev 5432")
+                discussion: "UDP goes through QEMU's own forwarding (machines on this host).\n\nEXAMPLES:\n  machine port add 8080:80\n  machine port add dev 5432\n  machine port add 5353:53/udp")
 
             @OptionGroup var global: GlobalOptions
-            @Argument(help: "NAME (default: default), then HOSTPORT:GUESTPORT.") var words: [String]
+            @Argument(help: "NAME (default: default), then HOSTPORT:GUESTPORT[/udp].") var words: [String]
 
             func run() throws {
                 try perform { () throws(MachineError) in
@@ -57,7 +57,7 @@ extension Machine {
                     let forward = try ManualForward(parsing: spec)
                     let machines = try global.machines(for: name)
                     try machines.addForward(name, forward)
-                    print("forwarding host port \(forward.hostPort) to \(name):\(forward.guestPort)" + (machines.agentPid(name) == nil ? " once \(name) is up" : ""))
+                    print("forwarding host port \(forward.hostPort)\(forward.proto == "tcp" ? "" : "/\(forward.proto)") to \(name):\(forward.guestPort)" + (machines.agentPid(name) == nil ? " once \(name) is up" : ""))
                 }
             }
         }
@@ -65,17 +65,17 @@ extension Machine {
         struct Rm: ParsableCommand {
             static let configuration = CommandConfiguration(
                 abstract: "Remove a manual forward.",
-                discussion: "EXAMPLES:\n  machine port rm 8080\n  machine port rm dev 5432")
+                discussion: "EXAMPLES:\n  machine port rm 8080\n  machine port rm dev 5432\n  machine port rm 5353/udp")
 
             @OptionGroup var global: GlobalOptions
-            @Argument(help: "NAME (default: default), then HOSTPORT (or HOSTPORT:GUESTPORT).") var words: [String]
+            @Argument(help: "NAME (default: default), then HOSTPORT[/udp] (or HOSTPORT:GUESTPORT[/udp]).") var words: [String]
 
             func run() throws {
                 try perform { () throws(MachineError) in
                     let (name, spec) = try nameAndSpec(words)
-                    let hostPort = try ManualForward(parsing: spec).hostPort
-                    try global.machines(for: name).removeForward(name, hostPort: hostPort)
-                    print("removed the forward from host port \(hostPort)")
+                    let forward = try ManualForward(parsing: spec)
+                    try global.machines(for: name).removeForward(name, hostPort: forward.hostPort, proto: forward.proto)
+                    print("removed the forward from host port \(forward.hostPort)\(forward.proto == "tcp" ? "" : "/\(forward.proto)")")
                 }
             }
         }

@@ -5,7 +5,7 @@ import MachineCore
 extension Machine {
     struct Set: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Change a machine's CPUs, memory or data disk size (applied at its next boot).",
+            abstract: "Change a machine's CPUs, memory, data disk size or host access (applied at its next boot).",
             discussion: """
                 The change is kept in the machine's config and applied when it
                 next boots: a running machine keeps its shape until `machine
@@ -16,6 +16,7 @@ extension Machine {
                 EXAMPLES:
                   machine set --cpus 4 --memory 4G && machine restart
                   machine set dev --disk 60G
+                  machine set --host-access off && machine restart   # containers cannot reach this host
                 """)
 
         @OptionGroup var global: GlobalOptions
@@ -24,11 +25,14 @@ extension Machine {
         @Option(help: "Memory, e.g. 2G or 2048 (MiB).") var memory: String?
         @Option(help: "Data disk size, e.g. 40G; it only grows.") var disk: String?
         @Option(help: "Acceleration: auto, kvm or tcg.") var accel: String?
+        @Option(help: ArgumentHelp("Whether containers may reach this host (host.docker.internal, its DNS).", valueName: "on|off"))
+        var hostAccess: String?
 
         func validate() throws {
-            if cpus == nil && memory == nil && disk == nil && accel == nil {
-                throw ValidationError("nothing to change: give --cpus, --memory, --disk or --accel")
+            if cpus == nil && memory == nil && disk == nil && accel == nil && hostAccess == nil {
+                throw ValidationError("nothing to change: give --cpus, --memory, --disk, --accel or --host-access")
             }
+            _ = try MachineShapeOptions.onOff(hostAccess, flag: "--host-access")
             if let cpus, !(1...64).contains(cpus) { throw ValidationError("--cpus must be between 1 and 64") }
             if let accel, !["auto", "kvm", "tcg"].contains(accel) { throw ValidationError("--accel must be auto, kvm or tcg") }
         }
@@ -40,7 +44,12 @@ extension Machine {
                 let machines = try global.machines(for: target.name)
                 let name = target.name
                 let before = try machines.config(name)
-                guard try machines.updateShape(name, accel: shape.accel, cpus: shape.cpus, memoryMiB: shape.memoryMiB, diskGiB: shape.diskGiB) else {
+                let shapeChanged = try machines.updateShape(name, accel: shape.accel, cpus: shape.cpus, memoryMiB: shape.memoryMiB, diskGiB: shape.diskGiB)
+                var accessChanged = false
+                if let on = (try? MachineShapeOptions.onOff(hostAccess, flag: "--host-access")) ?? nil {
+                    accessChanged = try machines.updateHostAccess(name, on)
+                }
+                guard shapeChanged || accessChanged else {
                     print("\(name) already has that shape")
                     return
                 }
@@ -50,6 +59,7 @@ extension Machine {
                 if before.memoryMiB != after.memoryMiB { changes.append("memory \(before.memoryMiB) -> \(after.memoryMiB) MiB") }
                 if before.diskGiB != after.diskGiB { changes.append("data disk \(before.diskGiB) -> \(after.diskGiB) GiB") }
                 if before.accel != after.accel { changes.append("acceleration \(before.accel) -> \(after.accel)") }
+                if before.hostAccess != after.hostAccess { changes.append("host access \(after.hostAccess ? "off -> on" : "on -> off")") }
                 let when = try machines.info(name).state == "stopped"
                     ? "at its next start (`machine start\(MachineName.commandSuffix(name))`)"
                     : "at its next boot: `machine restart\(MachineName.commandSuffix(name))`"

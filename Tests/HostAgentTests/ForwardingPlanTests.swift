@@ -24,10 +24,23 @@ import Testing
         #expect(plan.refused.map(\.state) == ["error: host port 5432 is taken by container db1"])
     }
 
-    @Test func udpAndTheMachinesOwnSSHPortAreNotForwarded() {
-        let plan = ForwardingPlan(manual: [manual(2222, 22)], automatic: [published(53, by: "dns", proto: "udp")], sshPort: 2222)
-        #expect(plan.open.isEmpty)
-        #expect(plan.refused.map(\.state) == ["not forwarded: 2222 is the machine's own SSH port", "not forwarded: SSH carries TCP only"])
+    @Test func theMachinesOwnSSHPortIsNotForwardedButTheSameUDPPortIs() {
+        let plan = ForwardingPlan(manual: [manual(2222, 22)], automatic: [published(2222, by: "dns", proto: "udp")], sshPort: 2222)
+        #expect(plan.open.map(\.hostKey) == ["udp/127.0.0.1:2222"])
+        #expect(plan.refused.map(\.state) == ["not forwarded: 2222 is the machine's own SSH port"])
+    }
+
+    @Test func udpIsRefusedWithTheReasonWhereQEMUCannotForwardIt() {
+        let plan = ForwardingPlan(manual: [], automatic: [published(53, by: "dns", proto: "udp"), published(80, by: "web")], sshPort: 2222,
+                                  udpRefusal: "UDP is forwarded by QEMU, which runs on the remote libvirt host")
+        #expect(plan.open.map(\.container) == ["web"])
+        #expect(plan.refused.map(\.state) == ["not forwarded: UDP is forwarded by QEMU, which runs on the remote libvirt host"])
+    }
+
+    @Test func tcpAndUDPOnOneHostPortAreTwoForwards() {
+        let plan = ForwardingPlan(manual: [], automatic: [published(5353, by: "dns", proto: "udp"), published(5353, by: "dns")], sshPort: 2222)
+        #expect(plan.refused.isEmpty)
+        #expect(Set(plan.wanted.keys) == ["udp/127.0.0.1:5353", "tcp/127.0.0.1:5353"])
     }
 
     @Test func theSamePortOnTwoAddressesIsTwoForwards() {

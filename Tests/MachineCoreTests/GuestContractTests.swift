@@ -37,6 +37,12 @@ import Testing
         ("provisioning/build-bundle.sh", "--set-rpath \(GuestContract.engineHome)/current/lib"),
         ("provisioning/guest/service", "echo \(GuestContract.settingsChanged)\n"),
         ("provisioning/guest/service", "echo \(GuestContract.settingsUnchanged)\n"),
+        (guest + "boot.d/57-host-network.sh", "host_addr=\(GuestContract.hostAddress)\n"),
+        (guest + "boot.d/57-host-network.sh", "loopback_alias=\(GuestContract.loopbackAliasAddress)\n"),
+        (guest + "boot.d/57-host-network.sh", "printf '%s \(GuestContract.hostNames.joined(separator: " "))\\n' \"$host_addr\""),
+        (guest + "boot.d/57-host-network.sh", "\"$SEED/\(GuestContract.hostAccessSeedFile)\""),
+        (guest + "boot.d/57-host-network.sh", "\"$SEED/\(GuestContract.hostResolverPortSeedFile)\""),
+        (guest + "boot.d/30-network.sh", "ip addr add \(GuestContract.guestAddress)/24 dev eth0"),
     ])
     func theScriptSaysTheSame(path: String, expected: String) throws {
         #expect(try script(path).contains(expected), "\(path) no longer has \(expected.debugDescription)")

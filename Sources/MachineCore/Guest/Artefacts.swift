@@ -39,6 +39,9 @@ public struct GuestImage: Sendable {
     /// Whether the guest raises inotify events for host-side changes to its shares, written to
     /// its /proc/machine-notify (iso/notify).
     public var raisesShareEvents: Bool { manifest.features?.contains("share-events") == true }
+    /// Whether the guest sets up the host's names, sends its DNS to the agent's resolver and
+    /// keeps the door between containers and the host (boot.d/57-host-network.sh).
+    public var servesHostNetwork: Bool { manifest.features?.contains("host-network") == true }
 
     /// Uncompressed kernel for direct boot (PVH).
     public var kernel: URL { folder.appendingPathComponent("vmlinux") }

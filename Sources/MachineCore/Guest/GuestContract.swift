@@ -43,4 +43,17 @@ public enum GuestContract {
     public static let engineHome = "/var/lib/machine/engine"
     public static let settingsChanged = "changed"
     public static let settingsUnchanged = "unchanged"
+
+    /// The host as the guest sees it (boot.d/57-host-network.sh): QEMU's gateway, which is the
+    /// host's loopback, and the names that mean it in the guest and in containers.
+    public static let hostAddress = "10.0.2.2"
+    public static let hostNames = ["host.docker.internal", "gateway.docker.internal", "host.machine.internal"]
+    /// The guest's own address on QEMU's network, and the alias whose UDP is turned to the
+    /// guest's 127.0.0.1 (UDP forwards of ports published on the guest's loopback).
+    public static let guestAddress = "10.0.2.15"
+    public static let loopbackAliasAddress = "10.0.2.16"
+    /// The seed files: "on" or "off" (containers may reach the host), and the port of the host
+    /// agent's resolver on the host's loopback (absent: QEMU's own DNS relay).
+    public static let hostAccessSeedFile = "host-access"
+    public static let hostResolverPortSeedFile = "host-resolver-port"
 }

@@ -29,8 +29,8 @@ public struct Provisioner {
         public let settingsChanged: Bool
     }
 
-    /// `tls`: the engine's TLS files (name in the engine home, file here), when it has the endpoint.
-    public func provision(bundle: EngineBundle, settings: EngineSettings, tls: [(String, URL)] = []) throws(MachineError) -> Outcome {
+    /// The engine settings and daemon.json come from `config`. `tls`: the engine's TLS files (name in the engine home, file here), when it has the endpoint.
+    public func provision(bundle: EngineBundle, config: MachineConfig, tls: [(String, URL)] = []) throws(MachineError) -> Outcome {
         let version = bundle.manifest.version
         let current = try run("cat \(Self.engineHome)/current/VERSION 2>/dev/null || true", what: "reading the installed engine version")
             .trimmingCharacters(in: .whitespacesAndNewlines)
@@ -41,8 +41,8 @@ public struct Provisioner {
             installed = true
         }
         let sftp = try sftpSession()
-        try upload(data: settings.daemonJSON(), to: "\(Self.engineHome)/daemon.json.new", sftp: sftp)
-        try upload(data: settings.environmentFile(), to: "\(Self.engineHome)/engine.env.new", sftp: sftp)
+        try upload(data: config.daemonJSON, to: "\(Self.engineHome)/daemon.json.new", sftp: sftp)
+        try upload(data: config.engine.environmentFile(), to: "\(Self.engineHome)/engine.env.new", sftp: sftp)
         for (name, file) in tls {
             try upload(file: file, to: "\(Self.engineHome)/\(name).new", sftp: sftp, announce: false)
         }

@@ -16,9 +16,11 @@ public struct MachineShape: Sendable {
     public var publishAddress: String?
     /// Also serve the engine on a TLS endpoint (docker-machine's DOCKER_TLS_VERIFY style).
     public var tls: Bool
+    /// Whether containers may reach the host (`--host-access`).
+    public var hostAccess: Bool?
 
     public init(cpus: Int? = nil, memoryMiB: Int? = nil, diskGiB: Int? = nil, iso: String? = nil,
-                accel: String? = nil, publishAddress: String? = nil, tls: Bool = false) {
+                accel: String? = nil, publishAddress: String? = nil, tls: Bool = false, hostAccess: Bool? = nil) {
         self.cpus = cpus
         self.memoryMiB = memoryMiB
         self.diskGiB = diskGiB
@@ -26,6 +28,7 @@ public struct MachineShape: Sendable {
         self.accel = accel
         self.publishAddress = publishAddress
         self.tls = tls
+        self.hostAccess = hostAccess
     }
 
     /// `sharesHome`: the default share of the user's home (not on a remote libvirt host).
@@ -36,6 +39,7 @@ public struct MachineShape: Sendable {
                              sshPort: try MachineStore.freeLoopbackPort(), accel: accel ?? "auto", engine: engine,
                              publishAddress: publishAddress ?? "127.0.0.1", mounts: sharesHome ? (try? Shares.defaults()) ?? [] : [])
         if tls { config.tlsPort = try MachineStore.freeLoopbackPort() }
+        if let hostAccess { config.hostAccess = hostAccess }
         return config
     }
 }

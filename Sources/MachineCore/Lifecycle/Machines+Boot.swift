@@ -50,8 +50,18 @@ extension Machines {
             try AtomicFile.save(Data("\(port)\n".utf8), to: files.agentLinkInputPort(role), mode: 0o600)
             agentInputPorts[role] = port
         }
+        // The agent's resolver, where the guest sends its DNS: a port on this host's loopback,
+        // so not for a machine on a remote libvirt host (QEMU would deliver there).
+        try? FileManager.default.removeItem(at: files.hostResolverPort)
+        var resolverPort: Int?
+        if image?.servesHostNetwork == true && volumes == nil {
+            var port = try MachineStore.freeLoopbackDNSPort()
+            while port == config.sshPort || agentInputPorts.values.contains(port) { port = try MachineStore.freeLoopbackDNSPort() }
+            try AtomicFile.save(Data("\(port)\n".utf8), to: files.hostResolverPort, mode: 0o600)
+            resolverPort = port
+        }
         try store.writeSeed(config, files: files, shares: shares, hidden: Shares.hiddenGuestPaths(config.mounts, machineHome: paths.home.path),
-                            agentInputPorts: SSHPortLink.Role.allCases.compactMap { agentInputPorts[$0] })
+                            agentInputPorts: SSHPortLink.Role.allCases.compactMap { agentInputPorts[$0] }, hostResolverPort: resolverPort)
         var placement: RemotePlacement?
         if let volumes {
             guard let image else {

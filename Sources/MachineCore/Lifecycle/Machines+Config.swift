@@ -85,6 +85,13 @@ extension Machines {
         AgentProcess(name: name, files: store.files(name)).reload()
     }
 
+    /// Lets containers reach the host, or not (`--host-access`); applied at the next boot,
+    /// which sets the guest's firewall and names. Returns true if it changed.
+    @discardableResult
+    public func updateHostAccess(_ name: String, _ on: Bool) throws(MachineError) -> Bool {
+        try changeConfig(name) { $0.hostAccess = on }
+    }
+
     /// Adds a manual forward (`machine port add`): not over the machine's own SSH port, nor a
     /// host port already forwarded.
     public func addForward(_ name: String, _ forward: ManualForward) throws(MachineError) {
@@ -92,21 +99,22 @@ extension Machines {
             guard forward.hostPort != config.sshPort else {
                 throw MachineError("host port \(forward.hostPort) is \(name)'s own SSH port", hint: "pick another host port", exitCode: 64)
             }
-            guard !config.ports.contains(where: { $0.hostPort == forward.hostPort }) else {
-                throw MachineError("host port \(forward.hostPort) is already forwarded",
-                                   hint: "see `machine port ls \(name)`; remove it with `machine port rm \(name) \(forward.hostPort)`", exitCode: 1)
+            let suffix = forward.proto == "tcp" ? "" : "/\(forward.proto)"
+            guard !config.ports.contains(where: { $0.hostPort == forward.hostPort && $0.proto == forward.proto }) else {
+                throw MachineError("host port \(forward.hostPort)\(suffix) is already forwarded",
+                                   hint: "see `machine port ls \(name)`; remove it with `machine port rm \(name) \(forward.hostPort)\(suffix)`", exitCode: 1)
             }
             config.ports.append(forward)
         }
     }
 
-    /// Removes the manual forward from `hostPort` (`machine port rm`).
-    public func removeForward(_ name: String, hostPort: Int) throws(MachineError) {
+    /// Removes the manual forward from `hostPort` of `proto` (`machine port rm`).
+    public func removeForward(_ name: String, hostPort: Int, proto: String = "tcp") throws(MachineError) {
         try updateForwarding(name) { (config) throws(MachineError) in
-            guard config.ports.contains(where: { $0.hostPort == hostPort }) else {
-                throw MachineError("no manual forward from host port \(hostPort)", hint: "see `machine port ls \(name)`")
+            guard config.ports.contains(where: { $0.hostPort == hostPort && $0.proto == proto }) else {
+                throw MachineError("no manual forward from host port \(hostPort)\(proto == "tcp" ? "" : "/\(proto)")", hint: "see `machine port ls \(name)`")
             }
-            config.ports.removeAll { $0.hostPort == hostPort }
+            config.ports.removeAll { $0.hostPort == hostPort && $0.proto == proto }
         }
     }
 

@@ -59,7 +59,7 @@ extension Machines {
         let session = try guest.connect()
         progress("restarting the engine of \(name) with its TLS certificates")
         _ = try Provisioner(session: session, guest: guest, progress: progress)
-            .provision(bundle: bundle, settings: config.engine, tls: EngineTLS.serverFiles(files))
+            .provision(bundle: bundle, config: config, tls: EngineTLS.serverFiles(files))
         AgentProcess(name: name, files: files).reload()
         try waitForEngine(name, files: files, timeout: 180)
     }

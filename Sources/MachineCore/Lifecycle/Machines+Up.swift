@@ -53,6 +53,9 @@ extension Machines {
                 try PortForwards.validateAddress(address)
                 try updateForwarding(name) { $0.publishAddress = address }
             }
+            if let hostAccess = shape.hostAccess, try updateHostAccess(name, hostAccess), try hypervisor.state(name) != .stopped {
+                progress("note: --host-access \(hostAccess ? "on" : "off") of \(name) applies at its next boot: \(restart)")
+            }
             if shape.tls, try enableTLS(name) {
                 progress("\(name) has a TLS endpoint now: `machine env --tls\(MachineName.commandSuffix(name))`")
             }

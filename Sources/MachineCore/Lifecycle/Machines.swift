@@ -155,7 +155,7 @@ public final class Machines {
                 progress("set the clock of \(name), which was \(abs(offset)) s \(offset > 0 ? "behind" : "ahead")")
             }
             outcome = try Provisioner(session: session, guest: guest, progress: progress)
-                .provision(bundle: bundle, settings: config.engine, tls: config.tlsPort == nil ? [] : EngineTLS.serverFiles(files))
+                .provision(bundle: bundle, config: config, tls: config.tlsPort == nil ? [] : EngineTLS.serverFiles(files))
             try agent.start(uri: hypervisor.connection.uri)
             try waitForEngine(name, files: files, timeout: engineTimeout)
         }
@@ -172,7 +172,7 @@ public final class Machines {
             return statuses
         }
         return config.ports.map {
-            ForwardStatus(forward: PortForward(kind: .manual, hostAddress: config.publishAddress, hostPort: $0.hostPort, guestPort: $0.guestPort),
+            ForwardStatus(forward: PortForward(kind: .manual, proto: $0.proto, hostAddress: config.publishAddress, hostPort: $0.hostPort, guestPort: $0.guestPort),
                           state: "not forwarded: \(name) is not up")
         }
     }

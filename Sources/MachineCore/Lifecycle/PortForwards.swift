@@ -4,28 +4,45 @@ import HostOS
 import Glibc
 #endif
 
-/// A manual forward kept in the machine's config: `machine port add HOSTPORT:GUESTPORT`.
+/// A manual forward kept in the machine's config: `machine port add HOSTPORT:GUESTPORT[/udp]`.
 public struct ManualForward: Codable, Sendable, Equatable, Hashable {
     public var hostPort: Int
     public var guestPort: Int
+    /// "tcp" or "udp".
+    public var proto: String
 
-    public init(hostPort: Int, guestPort: Int) {
+    public init(hostPort: Int, guestPort: Int, proto: String = "tcp") {
         self.hostPort = hostPort
         self.guestPort = guestPort
+        self.proto = proto
     }
 
-    /// "8080:80", or "8080" for the same port on both sides.
+    // Forwards kept before UDP was offered are TCP.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        hostPort = try c.decode(Int.self, forKey: .hostPort)
+        guestPort = try c.decode(Int.self, forKey: .guestPort)
+        proto = try c.decodeIfPresent(String.self, forKey: .proto) ?? "tcp"
+    }
+
+    /// "8080:80", "8080" for the same port on both sides, either with "/udp" or "/tcp".
     public init(parsing text: String) throws(MachineError) {
-        let parts = text.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
-        guard (1...2).contains(parts.count), let host = Int(parts[0]), let guest = Int(parts.last!),
+        var ports = text
+        var proto = "tcp"
+        if let slash = text.lastIndex(of: "/") {
+            proto = text[text.index(after: slash)...].lowercased()
+            ports = String(text[..<slash])
+        }
+        let parts = ports.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+        guard ["tcp", "udp"].contains(proto), (1...2).contains(parts.count), let host = Int(parts[0]), let guest = Int(parts[parts.count - 1]),
               (1...65535).contains(host), (1...65535).contains(guest)
         else {
-            throw MachineError("invalid forward \"\(text)\"", hint: "write HOSTPORT:GUESTPORT, e.g. 8080:80 (ports 1-65535)", exitCode: 64)
+            throw MachineError("invalid forward \"\(text)\"", hint: "write HOSTPORT:GUESTPORT[/udp], e.g. 8080:80 or 5353:53/udp (ports 1-65535)", exitCode: 64)
         }
-        self.init(hostPort: host, guestPort: guest)
+        self.init(hostPort: host, guestPort: guest, proto: proto)
     }
 
-    public var description: String { "\(hostPort):\(guestPort)" }
+    public var description: String { "\(hostPort):\(guestPort)" + (proto == "tcp" ? "" : "/\(proto)") }
 }
 
 /// One forward the agent should have open: a host address and port to a port in the guest.
@@ -98,7 +115,7 @@ public enum PortForwards {
     /// The forwards that running containers ask for, from the engine's `GET /containers/json`.
     /// A port published on any address (0.0.0.0, ::, empty) or on the guest's loopback is
     /// forwarded from `publishAddress` on the host (127.0.0.1 unless the user chose another);
-    /// never wider than that. UDP is listed but cannot be forwarded over SSH.
+    /// never wider than that. TCP goes over SSH, UDP through QEMU (QEMUForwards).
     public static func automatic(containersJSON: Data, publishAddress: String, sshPort: Int) -> [PortForward] {
         struct Container: Decodable {
             struct Port: Decodable {
@@ -119,13 +136,19 @@ public enum PortForwards {
             for port in container.Ports ?? [] {
                 guard let published = port.PublicPort, published > 0 else { continue }
                 let ip = port.IP ?? ""
-                // The guest side: docker-proxy listens on the published address in the guest.
-                let guestAddress = ["", "0.0.0.0", "::", "127.0.0.1"].contains(ip) || ip.contains(":") ? "127.0.0.1" : ip
+                let anyAddress = ["", "0.0.0.0", "::"].contains(ip) || ip.contains(":")
+                // The guest side. TCP goes through sshd to docker-proxy, which listens on the
+                // published address in the guest. UDP comes from QEMU to the guest's own address,
+                // where the engine's DNAT takes it, unless the port is published on the guest's
+                // loopback only (QEMUForwards.guestTarget).
+                let guestAddress = port.Type == "udp"
+                    ? (anyAddress ? GuestContract.guestAddress : ip)
+                    : (anyAddress || ip == "127.0.0.1" ? "127.0.0.1" : ip)
                 let forward = PortForward(kind: .automatic, proto: port.Type, hostAddress: publishAddress, hostPort: published,
                                           guestAddress: guestAddress, guestPort: published, container: name)
                 // Docker lists a port once per address family; one host listener serves both.
                 guard seen.insert(forward.hostKey).inserted else { continue }
-                if published == sshPort { continue }
+                if published == sshPort && forward.proto == "tcp" { continue }
                 forwards.append(forward)
             }
         }

@@ -2,6 +2,12 @@ import Foundation
 
 /// What a user chose for a machine at `create`; kept as config.json in its folder.
 public struct MachineConfig: Codable, Sendable, Equatable {
+    /// dockerd's daemon.json for this machine: its engine settings, and `host-gateway` meaning
+    /// the host while containers may reach it.
+    public var daemonJSON: Data {
+        engine.daemonJSON(hostGateway: hostAccess ? GuestContract.hostAddress : nil)
+    }
+
     public var name: String
     public var cpus: Int
     public var memoryMiB: Int
@@ -31,6 +37,9 @@ public struct MachineConfig: Codable, Sendable, Equatable {
     /// The libvirt URI of the remote host the machine lives on (qemu+ssh://); nil for one on
     /// this host, whose daemon each command picks as before (--connect, MACHINE_LIBVIRT_URI).
     public var connect: String?
+    /// Whether containers may reach the host: its loopback through QEMU's gateway, its names
+    /// and its DNS (`--host-access`, on by default as in Docker Desktop).
+    public var hostAccess: Bool = true
 
     public init(name: String, cpus: Int = 2, memoryMiB: Int = 1024, diskGiB: Int = 20, iso: String? = nil,
                 sshPort: Int, accel: String = "auto", created: Date = Date(), engine: EngineSettings = .init(),
@@ -70,6 +79,7 @@ public struct MachineConfig: Codable, Sendable, Equatable {
         mountType = try c.decodeIfPresent(ShareType.self, forKey: .mountType) ?? .auto
         held = try c.decodeIfPresent(HeldBuilds.self, forKey: .held)
         connect = try c.decodeIfPresent(String.self, forKey: .connect)
+        hostAccess = try c.decodeIfPresent(Bool.self, forKey: .hostAccess) ?? true
     }
 
     static let encoder: JSONEncoder = {
@@ -183,21 +193,26 @@ public struct EngineSettings: Codable, Sendable, Equatable {
         return self
     }
 
-    /// dockerd's daemon.json: overlay2 on the data disk, plus the user's registries.
-    public func daemonJSON() -> Data {
+    /// dockerd's daemon.json: overlay2 on the data disk, plus the user's registries, and
+    /// `hostGateway` as what `--add-host NAME:host-gateway` (compose's extra_hosts) means:
+    /// the host, not the guest's docker0 (nil: Docker's own choice).
+    public func daemonJSON(hostGateway: String? = nil) -> Data {
         struct Daemon: Encodable {
             let storageDriver = "overlay2"
             let registryMirrors: [String]
             let insecureRegistries: [String]
+            let hostGatewayIP: String?
             enum CodingKeys: String, CodingKey {
                 case storageDriver = "storage-driver"
                 case registryMirrors = "registry-mirrors"
                 case insecureRegistries = "insecure-registries"
+                case hostGatewayIP = "host-gateway-ip"
             }
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        let json = (try? encoder.encode(Daemon(registryMirrors: registryMirrors, insecureRegistries: insecureRegistries))) ?? Data()
+        let daemon = Daemon(registryMirrors: registryMirrors, insecureRegistries: insecureRegistries, hostGatewayIP: hostGateway)
+        let json = (try? encoder.encode(daemon)) ?? Data()
         return json + Data("\n".utf8)
     }
 

@@ -44,6 +44,9 @@ public struct MachineFiles: Sendable {
     /// Those virtiofsds' pids and start times, and their words.
     public var virtiofsdPids: URL { folder.appendingPathComponent("virtiofsd.pids") }
     public var virtiofsdLog: URL { folder.appendingPathComponent("virtiofsd.log") }
+    /// The port on 127.0.0.1 (UDP and TCP) where this boot's guest sends its DNS queries and
+    /// the agent's resolver answers them (written at boot, for images with `host-network`).
+    public var hostResolverPort: URL { folder.appendingPathComponent("resolver.port") }
     /// Every forward the running agent has, and how each stands (written by the agent).
     public var portsStatus: URL { folder.appendingPathComponent("ports.json") }
 }

@@ -101,7 +101,7 @@ public struct MachineStore: Sendable {
     /// sessions (which the guest keeps its containers from reaching). Written at create and
     /// before every boot; the image is only remade when its content changed.
     public func writeSeed(_ config: MachineConfig, files: MachineFiles, shares: [SharedFolder] = [], hidden: [String] = [],
-                          agentInputPorts: [Int] = []) throws(MachineError) {
+                          agentInputPorts: [Int] = [], hostResolverPort: Int? = nil) throws(MachineError) {
         let publicKey: Data
         do {
             publicKey = try Data(contentsOf: files.publicKey)
@@ -113,9 +113,11 @@ public struct MachineStore: Sendable {
             ("hostname", Data((config.name + "\n").utf8)),
             ("mounts", Data(Shares.seedMounts(shares).utf8)),
             ("hidden", Data(hidden.map { $0 + "\n" }.joined().utf8)),
-            (GuestContract.engineDaemonSeedFile, config.engine.daemonJSON()),
+            (GuestContract.engineDaemonSeedFile, config.daemonJSON),
+            (GuestContract.hostAccessSeedFile, Data((config.hostAccess ? "on\n" : "off\n").utf8)),
             (GuestContract.engineEnvironmentSeedFile, config.engine.environmentFile()),
         ] + (agentInputPorts.isEmpty ? [] : [(GuestContract.agentInputPortSeedFile, Data(agentInputPorts.map { "\($0)\n" }.joined().utf8))])
+            + (hostResolverPort.map { [(GuestContract.hostResolverPortSeedFile, Data("\($0)\n".utf8))] } ?? [])
             + (try engineTLSSeed(config, files: files))
         let fm = FileManager.default
         let unchanged = fm.fileExists(atPath: files.seed.path) && content.allSatisfy { name, data in
@@ -224,5 +226,10 @@ public struct MachineStore: Sendable {
     /// A free TCP port on 127.0.0.1 for the machine's SSH forward.
     static func freeLoopbackPort() throws(MachineError) -> Int {
         try onHost { () throws(SystemError) in try LocalSocket.freeLoopbackPort() }
+    }
+
+    /// A port on 127.0.0.1 free for both UDP and TCP, for the agent's resolver.
+    static func freeLoopbackDNSPort() throws(MachineError) -> Int {
+        try onHost { () throws(SystemError) in try LocalSocket.freeLoopbackPortForUDPAndTCP() }
     }
 }

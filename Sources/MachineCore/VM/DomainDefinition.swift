@@ -165,9 +165,9 @@ public struct DomainDefinition: Sendable, Equatable {
               </devices>
             \(owner)  <qemu:commandline>
                 <qemu:arg value='-netdev'/>
-                <qemu:arg value='user,id=machinenet,hostfwd=tcp:127.0.0.1:\(sshPort)-:22\(agentInput)'/>
+                <qemu:arg value='user,id=\(Self.networkID),hostfwd=tcp:127.0.0.1:\(sshPort)-:22\(agentInput)'/>
                 <qemu:arg value='-device'/>
-                <qemu:arg value='virtio-net-pci,netdev=machinenet,bus=pcie.0,addr=\(String(format: "0x%02x", Self.networkSlot))'/>
+                <qemu:arg value='virtio-net-pci,netdev=\(Self.networkID),bus=pcie.0,addr=\(String(format: "0x%02x", Self.networkSlot))'/>
               </qemu:commandline>
             </domain>
 
@@ -180,6 +180,8 @@ public struct DomainDefinition: Sendable, Equatable {
     // USB host, for devices that are never hot-plugged. Slot 0 is the host bridge, 0x1f the
     // chipset's LPC/SATA functions.
     static let dataDiskSlot = 0x02
+    /// The user-mode network's id, which QEMU's monitor names in `hostfwd_add` (QEMUForwards).
+    static let networkID = "machinenet"
     static let seedSlot = 0x03
     static let rngSlot = 0x04
     static let networkSlot = 0x10

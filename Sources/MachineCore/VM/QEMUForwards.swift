@@ -1,0 +1,69 @@
+import Foundation
+
+/// UDP forwards made by QEMU's own user-mode network while the machine runs (`hostfwd_add`
+/// through libvirt's monitor passthrough): SSH carries no datagrams, and QEMU's own forward
+/// is the floor of this network (bench/udp_forward.py measures it against itself). QEMU keeps
+/// a socket per forward on the host, tells clients apart by their source port and expires
+/// idle mappings itself. Only for a machine on this host: QEMU would bind the ports on a
+/// remote libvirt host.
+public final class QEMUForwards: @unchecked Sendable {
+    let uri: String
+    let paths: Paths
+    let name: String
+
+    /// A fresh libvirt connection per call: forwards change only when containers start or
+    /// stop, and a connection kept open would have to outlive libvirtd restarts.
+    init(uri: String, paths: Paths, name: String) {
+        self.uri = uri
+        self.paths = paths
+        self.name = name
+    }
+
+    /// The guest address a UDP forward goes to: a port published on the guest's loopback
+    /// arrives at the loopback alias, which the guest turns to 127.0.0.1 (57-host-network.sh);
+    /// any other at the guest's own address, where the engine's DNAT takes it to the container.
+    public static func guestTarget(_ guestAddress: String) -> String {
+        guestAddress == "127.0.0.1" ? GuestContract.loopbackAliasAddress : guestAddress
+    }
+
+    /// "udp:127.0.0.1:5353-10.0.2.15:5353": QEMU's words for one forward.
+    static func rule(hostAddress: String, hostPort: Int, guestAddress: String, guestPort: Int) -> String {
+        "udp:\(hostAddress):\(hostPort)-\(guestTarget(guestAddress)):\(guestPort)"
+    }
+
+    /// Opens the forward. One left by an earlier agent of this boot is replaced, so an agent
+    /// that restarts takes its forwards back rather than failing on them.
+    public func add(hostAddress: String, hostPort: Int, guestAddress: String, guestPort: Int) throws(MachineError) {
+        _ = try? monitor("hostfwd_remove \(DomainDefinition.networkID) udp:\(hostAddress):\(hostPort)")
+        let rule = Self.rule(hostAddress: hostAddress, hostPort: hostPort, guestAddress: guestAddress, guestPort: guestPort)
+        let answer = try monitor("hostfwd_add \(DomainDefinition.networkID) \(rule)")
+        // HMP says nothing when it worked; a failure is a line of text (the port is taken).
+        if !answer.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+            let taken = answer.lowercased().contains("could not set up host forwarding rule")
+            throw MachineError(taken ? "\(hostAddress):\(hostPort)/udp is already in use on the host" : "QEMU refused the forward \(rule): \(answer.trimmingCharacters(in: .whitespacesAndNewlines))")
+        }
+    }
+
+    public func remove(hostAddress: String, hostPort: Int) throws(MachineError) {
+        _ = try monitor("hostfwd_remove \(DomainDefinition.networkID) udp:\(hostAddress):\(hostPort)")
+    }
+
+    private func monitor(_ command: String) throws(MachineError) -> String {
+        let hypervisor = try Hypervisor(uri: uri, store: MachineStore(paths: paths))
+        guard let domain = try hypervisor.domain(name) else {
+            throw MachineError("\(name) has no libvirt domain")
+        }
+        do {
+            return try domain.humanMonitorCommand(command)
+        } catch {
+            throw MachineError("cannot ask QEMU of \(name) for a UDP forward: \(error.message)")
+        }
+    }
+}
+
+extension Machines {
+    /// The UDP forwards of this machine's QEMU; nil for one on a remote libvirt host.
+    public func qemuForwards(_ name: String) -> QEMUForwards? {
+        remote == nil ? QEMUForwards(uri: uri, paths: paths, name: name) : nil
+    }
+}
