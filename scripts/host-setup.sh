@@ -16,6 +16,7 @@ packages=(
 	curl ca-certificates                # tests and benchmarks
 	python3 python3-pytest              # end-to-end tests
 	docker-compose                      # compose v1, in the end-to-end test of a watcher's dev loop
+	dnsmasq-base docker-registry        # a resolver and a registry on the host's loopback (network tests)
 	zsh fish tcsh                       # tests of `machine env` in each shell
 )
 

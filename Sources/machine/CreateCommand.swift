@@ -34,7 +34,7 @@ extension Machine {
         func run() throws {
             try perform { () throws(MachineError) in
                 let machines = try global.machines(for: target.name)
-                var config = try shape.shape().newConfig(name: target.name, engine: try engine.settings(), sharesHome: machines.remote == nil)
+                var config = try shape.shape().newConfig(name: target.name, engine: try engine.settings(progress: machines.progress), sharesHome: machines.remote == nil)
                 try shares.apply(to: &config, home: Paths().home.path)
                 try machines.create(config)
                 print("created \(target.name); start it with `machine up\(MachineName.commandSuffix(target.name))`")

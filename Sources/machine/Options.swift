@@ -140,14 +140,31 @@ struct EngineOptions: ParsableArguments {
     @Option(name: .customLong("insecure-registry"), help: ArgumentHelp("A registry dockerd may reach without TLS (repeatable).", valueName: "host[:port]"))
     var insecureRegistries: [String] = []
 
-    var isEmpty: Bool { environment.isEmpty && registryMirrors.isEmpty && insecureRegistries.isEmpty }
+    @Flag(name: .customLong("no-proxy-env"), help: "Do not pass HTTP_PROXY, HTTPS_PROXY and NO_PROXY of your environment to the engine.")
+    var noProxyEnv = false
 
-    /// These options over `base`: each kind given replaces that kind, the others stay.
-    func settings(over base: EngineSettings = .init()) throws(MachineError) -> EngineSettings {
+    /// The proxy variables of the environment `machine` runs in, as the engine gets them.
+    var environmentProxies: [String] {
+        noProxyEnv ? [] : HostTrust.proxyEnvironment(ProcessInfo.processInfo.environment)
+    }
+
+    /// Nothing to change: no flag given, and no proxy in the environment to pass on.
+    var isEmpty: Bool { environment.isEmpty && registryMirrors.isEmpty && insecureRegistries.isEmpty && environmentProxies.isEmpty }
+
+    /// These options over `base`: each kind given replaces that kind, the others stay; then
+    /// the environment's proxies for every key --engine-env did not set (said on `progress`).
+    func settings(over base: EngineSettings = .init(), progress: (String) -> Void = { _ in }) throws(MachineError) -> EngineSettings {
         var settings = base
         if !environment.isEmpty { settings.environment = environment }
         if !registryMirrors.isEmpty { settings.registryMirrors = registryMirrors }
         if !insecureRegistries.isEmpty { settings.insecureRegistries = insecureRegistries }
+        if !noProxyEnv {
+            let (withProxies, taken) = HostTrust.addingProxies(from: ProcessInfo.processInfo.environment, to: settings, keepingKeysOf: environment)
+            if !taken.isEmpty {
+                progress("the engine goes through the proxy of your environment: \(taken.joined(separator: " ")) (--no-proxy-env leaves it out)")
+            }
+            settings = withProxies
+        }
         return try settings.validated()
     }
 }

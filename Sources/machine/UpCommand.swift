@@ -20,6 +20,13 @@ extension Machine {
                 apply at its next boot: now if it is stopped, else at `machine restart`.
                 By default your home folder is shared at the same path.
 
+                Containers reach services on this host's 127.0.0.1 as host.docker.internal
+                (and --add-host NAME:host-gateway), resolve names as this host does, and
+                published UDP ports are forwarded like TCP ones; --host-access off cuts
+                containers off from this host. HTTP_PROXY, HTTPS_PROXY and NO_PROXY of your
+                environment go to the engine (--no-proxy-env leaves them out), and it trusts
+                this host's CA certificates and ~/.docker/certs.d, refreshed at each boot.
+
                 EXAMPLES:
                   machine up
                   docker run --rm busybox echo hello
@@ -27,6 +34,8 @@ extension Machine {
                   machine up --engine-env HTTP_PROXY=http://proxy:3128
                   machine up --no-context && eval "$(machine env)"
                   machine up --mount ~/src --mount ~/datasets:/data:ro
+                  docker run --rm busybox wget -qO- http://host.docker.internal:8000/
+                  docker run -d -p 5353:53/udp my-dns-server
                   docker run --rm -v "$PWD":/src -w /src busybox ls
                 """)
 
@@ -49,12 +58,12 @@ extension Machine {
                 let request = Machines.UpRequest(
                     shape: requested,
                     newConfig: { () throws(MachineError) -> MachineConfig in
-                        var config = try requested.newConfig(name: name, engine: try engine.settings(), sharesHome: machines.remote == nil)
+                        var config = try requested.newConfig(name: name, engine: try engine.settings(progress: machines.progress), sharesHome: machines.remote == nil)
                         try shares.apply(to: &config, home: machineHome)
                         return config
                     },
                     changeShares: shares.isEmpty ? nil : { (config: inout MachineConfig) throws(MachineError) in try shares.apply(to: &config, home: machineHome) },
-                    changeEngine: engine.isEmpty ? nil : { (current: EngineSettings) throws(MachineError) -> EngineSettings in try engine.settings(over: current) })
+                    changeEngine: engine.isEmpty ? nil : { (current: EngineSettings) throws(MachineError) -> EngineSettings in try engine.settings(over: current, progress: machines.progress) })
                 let started = try machines.up(name, request).started
                 let socket = URL(fileURLWithPath: started.dockerSocket)
                 if started.alreadyRunning && started.installedEngine == nil && !started.settingsChanged {

@@ -43,6 +43,8 @@ import Testing
         (guest + "boot.d/57-host-network.sh", "\"$SEED/\(GuestContract.hostAccessSeedFile)\""),
         (guest + "boot.d/57-host-network.sh", "\"$SEED/\(GuestContract.hostResolverPortSeedFile)\""),
         (guest + "boot.d/30-network.sh", "ip addr add \(GuestContract.guestAddress)/24 dev eth0"),
+        (guest + "boot.d/58-host-trust.sh", "cp \"$SEED/\(GuestContract.caBundleSeedFile)\" /etc/ssl/certs/ca-certificates.crt"),
+        (guest + "boot.d/58-host-trust.sh", "cp -R \"$SEED/\(GuestContract.certsDSeedFolder)\" /etc/docker/certs.d"),
     ])
     func theScriptSaysTheSame(path: String, expected: String) throws {
         #expect(try script(path).contains(expected), "\(path) no longer has \(expected.debugDescription)")

@@ -56,4 +56,8 @@ public enum GuestContract {
     /// agent's resolver on the host's loopback (absent: QEMU's own DNS relay).
     public static let hostAccessSeedFile = "host-access"
     public static let hostResolverPortSeedFile = "host-resolver-port"
+    /// The host's CA bundle and its ~/.docker/certs.d in the seed (HostTrust), put by
+    /// boot.d/58-host-trust.sh where dockerd reads them.
+    public static let caBundleSeedFile = "ca-certificates.crt"
+    public static let certsDSeedFolder = "certs.d"
 }

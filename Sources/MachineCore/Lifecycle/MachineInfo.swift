@@ -69,6 +69,19 @@ extension Machines {
         /// Nil before the first boot, or when the cache no longer has its builds.
         public let builds: BuildsInfo?
         public let tls: TLSInfo?
+        public let network: NetworkInfo
+    }
+
+    /// What containers see of the host (issue 32): whether they may reach it, by which names
+    /// and address, and who answers the guest's DNS.
+    public struct NetworkInfo: Codable, Sendable {
+        public let hostAccess: Bool
+        public let hostNames: [String]
+        public let hostAddress: String
+        /// "host agent on 127.0.0.1:PORT" or "QEMU's relay" (a remote machine, an older image).
+        public let dns: String
+        /// Who forwards published UDP ports: "QEMU", or why none does.
+        public let udp: String
     }
 
     /// Whether a state is one a user should read the reason of: anything but running, and a
@@ -110,7 +123,13 @@ extension Machines {
                       engine: .init(folder: $0.engine.folder.path, version: $0.engine.manifest.version, docker: $0.engine.manifest.docker),
                       held: config.held != nil)
             },
-            tls: config.tlsPort.map { .init(host: "tcp://127.0.0.1:\($0)", certPath: files.tls.path) })
+            tls: config.tlsPort.map { .init(host: "tcp://127.0.0.1:\($0)", certPath: files.tls.path) },
+            network: .init(hostAccess: config.hostAccess, hostNames: config.hostAccess ? GuestContract.hostNames : [],
+                           hostAddress: GuestContract.hostAddress,
+                           dns: (try? String(contentsOf: files.hostResolverPort, encoding: .utf8))
+                               .map { "host agent on 127.0.0.1:\($0.trimmingCharacters(in: .whitespacesAndNewlines))" + (config.hostAccess ? "" : " (the guest's own; containers use QEMU's relay)") }
+                               ?? "QEMU's relay",
+                           udp: remote == nil ? "QEMU" : "not forwarded: QEMU runs on \(remote?.host ?? "the libvirt host")"))
     }
 }
 

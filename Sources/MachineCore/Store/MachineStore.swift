@@ -119,16 +119,23 @@ public struct MachineStore: Sendable {
         ] + (agentInputPorts.isEmpty ? [] : [(GuestContract.agentInputPortSeedFile, Data(agentInputPorts.map { "\($0)\n" }.joined().utf8))])
             + (hostResolverPort.map { [(GuestContract.hostResolverPortSeedFile, Data("\($0)\n".utf8))] } ?? [])
             + (try engineTLSSeed(config, files: files))
+            + HostTrust.seedFiles(dockerConfig: Self.dockerConfigFolder())
         let fm = FileManager.default
+        let seedPaths = Set(HostTrust.regularFiles(under: files.seedFolder).map { String($0.path.dropFirst(files.seedFolder.path.count + 1)) })
         let unchanged = fm.fileExists(atPath: files.seed.path) && content.allSatisfy { name, data in
             (try? Data(contentsOf: files.seedFolder.appendingPathComponent(name))) == data
-        } && Set((try? fm.contentsOfDirectory(atPath: files.seedFolder.path)) ?? []) == Set(content.map(\.0))
+        } && seedPaths == Set(content.map(\.0))
         if unchanged { return }
         try? fm.removeItem(at: files.seedFolder)
         do {
             try fm.createDirectory(at: files.seedFolder, withIntermediateDirectories: true)
             for (name, data) in content {
-                try data.write(to: files.seedFolder.appendingPathComponent(name))
+                let url = files.seedFolder.appendingPathComponent(name)
+                try fm.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+                // Client keys of registries (certs.d) are the user's secrets: 0600 like the rest.
+                guard fm.createFile(atPath: url.path, contents: data, attributes: [.posixPermissions: 0o600]) else {
+                    throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: url.path])
+                }
             }
         } catch {
             throw MachineError("cannot write the seed in \(files.seedFolder.path): \(error.localizedDescription)")
@@ -221,6 +228,15 @@ public struct MachineStore: Sendable {
     public func growDataDisk(_ files: MachineFiles, to gibibytes: Int) throws(MachineError) {
         try Subprocess.output(of: ["qemu-img", "resize", "-q", files.dataDisk.path, "\(gibibytes)G"], timeout: 60,
                               what: "growing the data disk \(files.dataDisk.path)")
+    }
+
+    /// The docker CLI's own folder (DOCKER_CONFIG, else ~/.docker), whose certs.d the engine
+    /// in the guest gets.
+    static func dockerConfigFolder() -> URL {
+        if let folder = ProcessInfo.processInfo.environment["DOCKER_CONFIG"], !folder.isEmpty {
+            return URL(fileURLWithPath: folder)
+        }
+        return FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".docker")
     }
 
     /// A free TCP port on 127.0.0.1 for the machine's SSH forward.
