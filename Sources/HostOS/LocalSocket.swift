@@ -122,13 +122,22 @@ public enum LocalSocket {
     /// Who listens on a local TCP port, as "pid 123 (nginx)", if this user may see it: the
     /// socket's inode from /proc/net/tcp{,6}, then the process holding it under /proc/*/fd.
     public static func holder(ofTCPPort port: Int) -> String? {
+        holder(ofPort: port, tables: ["/proc/net/tcp", "/proc/net/tcp6"], state: "0A")
+    }
+
+    /// Who has a local UDP port bound, the same way.
+    public static func holder(ofUDPPort port: Int) -> String? {
+        holder(ofPort: port, tables: ["/proc/net/udp", "/proc/net/udp6"], state: nil)
+    }
+
+    static func holder(ofPort port: Int, tables: [String], state: Substring?) -> String? {
         var inodes = Set<String>()
-        for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        for table in tables {
             guard let text = try? String(contentsOfFile: table, encoding: .utf8) else { continue }
             for line in text.split(separator: "\n").dropFirst() {
                 let fields = line.split(separator: " ")
-                // local_address is HEXIP:HEXPORT; state 0A is LISTEN; inode is field 9.
-                guard fields.count > 9, fields[3] == "0A", let colon = fields[1].lastIndex(of: ":"),
+                // local_address is HEXIP:HEXPORT; state 0A is LISTEN (TCP); inode is field 9.
+                guard fields.count > 9, state.map({ fields[3] == $0 }) ?? true, let colon = fields[1].lastIndex(of: ":"),
                       Int(fields[1][fields[1].index(after: colon)...], radix: 16) == port else { continue }
                 inodes.insert(String(fields[9]))
             }

@@ -1,4 +1,5 @@
 import Foundation
+import HostOS
 
 /// UDP forwards made by QEMU's own user-mode network while the machine runs (`hostfwd_add`
 /// through libvirt's monitor passthrough): SSH carries no datagrams, and QEMU's own forward
@@ -40,7 +41,8 @@ public final class QEMUForwards: @unchecked Sendable {
         // HMP says nothing when it worked; a failure is a line of text (the port is taken).
         if !answer.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
             let taken = answer.lowercased().contains("could not set up host forwarding rule")
-            throw MachineError(taken ? "\(hostAddress):\(hostPort)/udp is already in use on the host" : "QEMU refused the forward \(rule): \(answer.trimmingCharacters(in: .whitespacesAndNewlines))")
+            let holder = taken ? LocalSocket.holder(ofUDPPort: hostPort).map { " by \($0)" } ?? " on the host" : ""
+            throw MachineError(taken ? "\(hostAddress):\(hostPort)/udp is already in use\(holder)" : "QEMU refused the forward \(rule): \(answer.trimmingCharacters(in: .whitespacesAndNewlines))")
         }
     }
 

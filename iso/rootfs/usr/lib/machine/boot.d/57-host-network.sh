@@ -6,7 +6,7 @@
 #   goes to the host agent's resolver (HostResolver.swift), which answers as the host would;
 # - UDP forwards QEMU adds at run time for ports published on the guest's loopback arrive at
 #   the loopback alias 10.0.2.16 and are turned to 127.0.0.1, where docker-proxy listens;
-# - the door: with host access off, nothing from a container reaches 10.0.2.2, containers
+# - the door: with host access off, no container opens anything to 10.0.2.2, containers
 #   resolve through QEMU's 10.0.2.3 (no host names), and the guest itself still reaches the
 #   host (the engine pulls from a registry there).
 # Seed files: host-access (on or off) and host-resolver-port (the resolver's port on the
@@ -38,10 +38,11 @@ echo 1 >/proc/sys/net/ipv4/conf/eth0/route_localnet
 	fi
 	echo "COMMIT"
 	if [ "$access" = off ]; then
-		# raw PREROUTING sees what containers send (from a bridge) and never what the guest
-		# sends itself; Docker does not touch the raw table.
-		echo "*raw"
-		echo "-A PREROUTING ! -i eth0 -d $host_addr -j DROP"
+		# PREROUTING sees what containers send (from a bridge) and never what the guest sends
+		# itself. New flows only: replies to what the host sent in (UDP forwards come from
+		# 10.0.2.2) must pass. mangle, after conntrack and before nat; Docker does not touch it.
+		echo "*mangle"
+		echo "-A PREROUTING ! -i eth0 -d $host_addr -m conntrack --ctstate NEW -j DROP"
 		echo "COMMIT"
 	fi
 } | iptables-restore -w --noflush || log "warning: the host network rules did not apply"
