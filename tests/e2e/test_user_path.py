@@ -24,6 +24,12 @@ def free_port():
         return s.getsockname()[1]
 
 
+def free_udp_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 @pytest.fixture
 def developer(tmp_path):
     account = Account(USER).create()
@@ -32,6 +38,8 @@ def developer(tmp_path):
     shutil.rmtree(shared, ignore_errors=True)
     shared.mkdir(mode=0o755)
     account.tar = busybox_image_tar(shared / "busybox")
+    account.udp_echo = shared / "udp_echo"
+    subprocess.run(["gcc-12", "-static", "-O2", "-o", str(account.udp_echo), str(Path(__file__).parent / "udp_echo.c")], check=True)
     subprocess.run(["chmod", "-R", "a+rX", str(shared)], check=True)
     yield account
     account.remove()
@@ -64,6 +72,21 @@ def test_a_fresh_account_goes_from_up_to_rm_with_its_default_login_environment(d
         except OSError:
             assert time.time() < deadline, "the published port never answered"
             time.sleep(0.2)
+    # The host by name from a container of an ordinary user's machine (here the host's end of
+    # that same published port), and a published UDP port through the session daemon's QEMU.
+    assert developer(f"docker run --rm busybox wget -qO- http://host.docker.internal:{port}/").stdout == "hi\n"
+    udp = free_udp_port()
+    developer(f"cp {developer.udp_echo} ~/proj/udp_echo && docker run -d -p {udp}:7/udp -v ~/proj:/x busybox /x/udp_echo 7")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+        client.settimeout(1)
+        deadline = time.time() + 30
+        while True:
+            client.sendto(b"ping", ("127.0.0.1", udp))
+            try:
+                assert client.recv(100) == b"ping"
+                break
+            except TimeoutError:
+                assert time.time() < deadline, "the published UDP port never answered"
     developer(f"{developer.machine} rm --force default")
     assert not (developer.home / ".machine" / "machines" / "default").exists()
     assert developer.processes("qemu-system") == [] and developer.processes("machine agent") == []
