@@ -169,45 +169,71 @@ public final class HostResolver: @unchecked Sendable {
         return relay(bytes, query: query, overTCP: overTCP)
     }
 
-    /// A and AAAA through getaddrinfo, as a program on the host resolves. A name that has
-    /// addresses of the other family only gets an empty NOERROR, never NXDOMAIN, or some
-    /// clients (musl) would give up on the name altogether.
+    /// A and AAAA through getaddrinfo, as a program on the host resolves, asking for the one
+    /// family the query asks for: with AF_UNSPEC glibc sends A and AAAA queries together, and a
+    /// resolver that drops some AAAA queries (dnsmasq does for a name it holds only an IPv4
+    /// address of) then stalled 5 s in 1 lookup of 60 of an A record (docs/network.md). A name
+    /// that has addresses of the other family only gets an empty NOERROR, never NXDOMAIN, or
+    /// some clients (musl) would give up on the name altogether.
     func lookUp(_ query: DNSQuery, limit: Int) -> [UInt8] {
+        let family = query.type == DNSQuery.typeA ? AF_INET : AF_INET6
+        switch Self.addresses(of: query.name, family: family) {
+        case .found(let addresses):
+            return query.answer(.noError, records: Self.addressRecords(addresses, type: query.type, ttl: settings.ttl), limit: limit)
+        case .failed:
+            return query.answer(.serverFailure)
+        case .none:
+            if case .found = Self.addresses(of: query.name, family: family == AF_INET ? AF_INET6 : AF_INET) {
+                return query.answer(.noError)
+            }
+            return query.answer(.nameError)
+        case .noData:
+            return query.answer(.noError)
+        }
+    }
+
+    enum Lookup {
+        case found([String])
+        /// EAI_NONAME: no such name (as far as this family tells).
+        case none
+        /// The name exists without an address of this family.
+        case noData
+        /// The resolver failed (EAI_AGAIN and the like).
+        case failed
+    }
+
+    static func addresses(of name: String, family: Int32) -> Lookup {
         var hints = addrinfo()
-        hints.ai_family = AF_UNSPEC
+        hints.ai_family = family
         hints.ai_socktype = Int32(SOCK_DGRAM.rawValue)
         var list: UnsafeMutablePointer<addrinfo>?
-        let status = getaddrinfo(query.name, nil, &hints, &list)
+        let status = getaddrinfo(name, nil, &hints, &list)
         defer { if let list { freeaddrinfo(list) } }
-        guard status == 0 else {
-            switch status {
-            case EAI_NONAME: return query.answer(.nameError)
-            // glibc's EAI_NODATA and EAI_ADDRFAMILY (GNU extensions Swift does not import).
-            case -5, -9: return query.answer(.noError)
-            default: return query.answer(.serverFailure)
-            }
+        switch status {
+        case 0: break
+        case EAI_NONAME: return .none
+        // glibc's EAI_NODATA and EAI_ADDRFAMILY (GNU extensions Swift does not import).
+        case -5, -9: return .noData
+        default: return .failed
         }
-        var v4: [String] = [], v6: [String] = []
+        var found: [String] = []
         var entry = list
         while let info = entry?.pointee {
-            if let address = info.ai_addr {
+            if let address = info.ai_addr, info.ai_family == family {
                 var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
-                if info.ai_family == AF_INET {
+                if family == AF_INET {
                     var sin = address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee }
                     inet_ntop(AF_INET, &sin.sin_addr, &text, socklen_t(text.count))
-                    v4.append(String(cString: text))
-                } else if info.ai_family == AF_INET6 {
+                } else {
                     var sin6 = address.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { $0.pointee }
                     inet_ntop(AF_INET6, &sin6.sin6_addr, &text, socklen_t(text.count))
-                    v6.append(String(cString: text))
                 }
+                let address = String(cString: text)
+                if !found.contains(address) { found.append(address) }
             }
             entry = info.ai_next
         }
-        let addresses = query.type == DNSQuery.typeA ? v4 : v6
-        var seen = Set<String>()
-        return query.answer(.noError, records: Self.addressRecords(addresses.filter { seen.insert($0).inserted }, type: query.type, ttl: settings.ttl),
-                            limit: limit)
+        return found.isEmpty ? .noData : .found(found)
     }
 
     static func addressRecords(_ addresses: [String], type: UInt16, ttl: UInt32) -> [DNSQuery.Record] {
