@@ -7,11 +7,9 @@ import Glibc
 /// The guest's DNS server, on the host: the guest sends every query for QEMU's 10.0.2.3 here
 /// (boot.d/57-host-network.sh turns it to the gateway and this port, which QEMU delivers to
 /// the host's loopback), and it answers as a program on the host would at that moment:
-/// A and AAAA through the host's own getaddrinfo (its /etc/hosts, nsswitch, a resolver on its
-/// loopback, a VPN's split DNS, all re-read by glibc as they change), and every other type
-/// (SRV, TXT, MX, PTR...) relayed to the host's nameservers from /etc/resolv.conf, all at once,
-/// so a nameserver that is down costs nothing while another answers. The names of the host
-/// itself (host.docker.internal and its aliases) are answered here with the gateway.
+/// A and AAAA through the host's own getaddrinfo (HostLookup), every other type (SRV, TXT, MX,
+/// PTR...) relayed to the host's nameservers all at once (NameserverRelay). The names of the
+/// host itself (host.docker.internal and its aliases) are answered here with the gateway.
 /// QEMU's own 10.0.2.3 only relays packets to the host's first nameserver: no /etc/hosts, no
 /// loopback resolver unless it is the first, no split DNS.
 /// UDP and TCP on the same port (TCP for answers too large for a datagram); each query runs
@@ -44,16 +42,20 @@ public final class HostResolver: @unchecked Sendable {
 
     let settings: Settings
     let log: (String) -> Void
+    /// `settings.hostAddress` as an A record's data.
+    let hostAddress: [UInt8]?
+    let relay: NameserverRelay
     static let maxInFlight = 64
     private let slots = DispatchSemaphore(value: HostResolver.maxInFlight)
     private let workers = DispatchQueue(label: "machine.resolver", attributes: .concurrent)
-    private let stateLock = NSLock()
+    private let droppedLock = NSLock()
     private var dropped = 0
-    private var nameservers: (mtime: timespec, list: [String]) = (timespec(), [])
 
     public init(_ settings: Settings, log: @escaping (String) -> Void) {
         self.settings = settings
         self.log = log
+        hostAddress = HostLookup.ipv4Bytes(settings.hostAddress)
+        relay = NameserverRelay(resolvConf: settings.resolvConf, port: settings.upstreamPort)
     }
 
     /// Binds both sockets now (the error says why not) and serves them on threads of their own.
@@ -121,11 +123,11 @@ public final class HostResolver: @unchecked Sendable {
                 setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
                 setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
                 // Queries one after another on the connection, each behind its 2-byte length.
-                while let length = Self.readExactly(fd, 2).map({ Int($0[0]) << 8 | Int($0[1]) }), length > 0,
-                      let query = Self.readExactly(fd, length),
+                while let length = LocalSocket.readExactly(fd, 2).map({ Int($0[0]) << 8 | Int($0[1]) }), length > 0,
+                      let query = LocalSocket.readExactly(fd, length),
                       let reply = answer(query, overTCP: true) {
                     let framed = DNSQuery.be16(UInt16(reply.count)) + reply
-                    guard Self.writeAll(fd, framed) else { return }
+                    guard LocalSocket.writeAll(fd, framed) else { return }
                 }
             }
         }
@@ -135,10 +137,10 @@ public final class HostResolver: @unchecked Sendable {
     /// dropped as a loaded server would, and the client asks again.
     private func takeSlot() -> Bool {
         if slots.wait(timeout: .now()) == .success { return true }
-        stateLock.lock()
+        droppedLock.lock()
         dropped += 1
         let count = dropped
-        stateLock.unlock()
+        droppedLock.unlock()
         if count == 1 || count % 1000 == 0 {
             log("resolver: \(count) queries dropped so far: \(Self.maxInFlight) were being answered already")
         }
@@ -160,214 +162,32 @@ public final class HostResolver: @unchecked Sendable {
         let limit = overTCP ? 65535 : query.udpPayloadSize
         guard query.opcode == 0 else { return query.answer(.notImplemented) }
         if settings.hostNames.contains(query.name) {
-            guard query.qclass == DNSQuery.classIN, query.type == DNSQuery.typeA else { return query.answer(.noError) }
-            return query.answer(.noError, records: Self.addressRecords([settings.hostAddress], type: DNSQuery.typeA, ttl: settings.ttl))
+            guard query.qclass == DNSQuery.classIN, query.type == DNSQuery.typeA, let hostAddress else { return query.answer(.noError) }
+            return query.answer(.noError, records: [.init(type: DNSQuery.typeA, ttl: settings.ttl, data: hostAddress)])
         }
         if query.qclass == DNSQuery.classIN && (query.type == DNSQuery.typeA || query.type == DNSQuery.typeAAAA) {
             return lookUp(query, limit: limit)
         }
-        return relay(bytes, query: query, overTCP: overTCP)
+        return relay.relay(bytes, id: query.id, overTCP: overTCP) ?? query.answer(.serverFailure)
     }
 
-    /// A and AAAA through getaddrinfo, as a program on the host resolves, asking for the one
-    /// family the query asks for: with AF_UNSPEC glibc sends A and AAAA queries together, and a
-    /// resolver that drops some AAAA queries (dnsmasq does for a name it holds only an IPv4
-    /// address of) then stalled 5 s in 1 lookup of 60 of an A record (docs/network.md). A name
-    /// that has addresses of the other family only gets an empty NOERROR, never NXDOMAIN, or
-    /// some clients (musl) would give up on the name altogether.
+    /// A and AAAA through HostLookup. A name that has addresses of the other family only gets
+    /// an empty NOERROR, never NXDOMAIN, or some clients (musl) would give up on the name
+    /// altogether.
     func lookUp(_ query: DNSQuery, limit: Int) -> [UInt8] {
         let family = query.type == DNSQuery.typeA ? AF_INET : AF_INET6
-        switch Self.addresses(of: query.name, family: family) {
+        switch HostLookup.addresses(of: query.name, family: family) {
         case .found(let addresses):
-            return query.answer(.noError, records: Self.addressRecords(addresses, type: query.type, ttl: settings.ttl), limit: limit)
+            return query.answer(.noError, records: addresses.map { .init(type: query.type, ttl: settings.ttl, data: $0) }, limit: limit)
         case .failed:
             return query.answer(.serverFailure)
         case .none:
-            if case .found = Self.addresses(of: query.name, family: family == AF_INET ? AF_INET6 : AF_INET) {
+            if case .found = HostLookup.addresses(of: query.name, family: family == AF_INET ? AF_INET6 : AF_INET) {
                 return query.answer(.noError)
             }
             return query.answer(.nameError)
         case .noData:
             return query.answer(.noError)
         }
-    }
-
-    enum Lookup {
-        case found([String])
-        /// EAI_NONAME: no such name (as far as this family tells).
-        case none
-        /// The name exists without an address of this family.
-        case noData
-        /// The resolver failed (EAI_AGAIN and the like).
-        case failed
-    }
-
-    static func addresses(of name: String, family: Int32) -> Lookup {
-        var hints = addrinfo()
-        hints.ai_family = family
-        hints.ai_socktype = Int32(SOCK_DGRAM.rawValue)
-        var list: UnsafeMutablePointer<addrinfo>?
-        let status = getaddrinfo(name, nil, &hints, &list)
-        defer { if let list { freeaddrinfo(list) } }
-        switch status {
-        case 0: break
-        case EAI_NONAME: return .none
-        // glibc's EAI_NODATA and EAI_ADDRFAMILY (GNU extensions Swift does not import).
-        case -5, -9: return .noData
-        default: return .failed
-        }
-        var found: [String] = []
-        var entry = list
-        while let info = entry?.pointee {
-            if let address = info.ai_addr, info.ai_family == family {
-                var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
-                if family == AF_INET {
-                    var sin = address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee }
-                    inet_ntop(AF_INET, &sin.sin_addr, &text, socklen_t(text.count))
-                } else {
-                    var sin6 = address.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { $0.pointee }
-                    inet_ntop(AF_INET6, &sin6.sin6_addr, &text, socklen_t(text.count))
-                }
-                let address = String(cString: text)
-                if !found.contains(address) { found.append(address) }
-            }
-            entry = info.ai_next
-        }
-        return found.isEmpty ? .noData : .found(found)
-    }
-
-    static func addressRecords(_ addresses: [String], type: UInt16, ttl: UInt32) -> [DNSQuery.Record] {
-        addresses.compactMap { text in
-            if type == DNSQuery.typeA {
-                var address = in_addr()
-                guard inet_pton(AF_INET, text, &address) == 1 else { return nil }
-                return DNSQuery.Record(type: type, ttl: ttl, data: withUnsafeBytes(of: &address) { Array($0) })
-            }
-            var address = in6_addr()
-            guard inet_pton(AF_INET6, text, &address) == 1 else { return nil }
-            return DNSQuery.Record(type: type, ttl: ttl, data: withUnsafeBytes(of: &address) { Array($0) })
-        }
-    }
-
-    /// Any other type goes to every nameserver of the host at once, over the query's own
-    /// transport; the first answer that is not SERVFAIL or REFUSED wins, within 3 s.
-    func relay(_ bytes: [UInt8], query: DNSQuery, overTCP: Bool) -> [UInt8] {
-        let servers = currentNameservers()
-        guard !servers.isEmpty else { return query.answer(.serverFailure) }
-        let answers = RelayAnswers(count: servers.count)
-        let port = settings.upstreamPort
-        for server in servers {
-            Thread.detachNewThread {
-                answers.put(Self.ask(server, port: port, bytes, id: query.id, overTCP: overTCP, timeout: 3))
-            }
-        }
-        return answers.first(within: 3) ?? query.answer(.serverFailure)
-    }
-
-    /// The nameservers /etc/resolv.conf lists now (read again when it changes).
-    func currentNameservers() -> [String] {
-        var info = stat()
-        let exists = stat(settings.resolvConf, &info) == 0
-        stateLock.lock()
-        defer { stateLock.unlock() }
-        if exists && (info.st_mtim.tv_sec != nameservers.mtime.tv_sec || info.st_mtim.tv_nsec != nameservers.mtime.tv_nsec) {
-            let text = (try? String(contentsOfFile: settings.resolvConf, encoding: .utf8)) ?? ""
-            nameservers = (info.st_mtim, Self.nameservers(inResolvConf: text))
-        }
-        return nameservers.list
-    }
-
-    static func nameservers(inResolvConf text: String) -> [String] {
-        text.split(whereSeparator: \.isNewline).compactMap { line in
-            let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
-            guard words.count >= 2, words[0] == "nameserver" else { return nil }
-            // A scoped IPv6 address (fe80::1%eth0) keeps its scope for getaddrinfo below.
-            return String(words[1])
-        }
-    }
-
-    /// One exchange with one nameserver; nil on any failure or a reply that is not for us.
-    static func ask(_ server: String, port: Int, _ query: [UInt8], id: UInt16, overTCP: Bool, timeout: Int) -> [UInt8]? {
-        var hints = addrinfo()
-        hints.ai_flags = AI_NUMERICHOST
-        hints.ai_socktype = Int32((overTCP ? SOCK_STREAM : SOCK_DGRAM).rawValue)
-        var list: UnsafeMutablePointer<addrinfo>?
-        guard getaddrinfo(server, String(port), &hints, &list) == 0, let info = list?.pointee else { return nil }
-        defer { freeaddrinfo(list) }
-        let fd = socket(info.ai_family, info.ai_socktype | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var wait = timeval(tv_sec: timeout, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &wait, socklen_t(MemoryLayout<timeval>.size))
-        // Connected, so the kernel drops datagrams from anyone but this server.
-        guard connect(fd, info.ai_addr, info.ai_addrlen) == 0 else { return nil }
-        let reply: [UInt8]
-        if overTCP {
-            guard writeAll(fd, DNSQuery.be16(UInt16(query.count)) + query),
-                  let length = readExactly(fd, 2).map({ Int($0[0]) << 8 | Int($0[1]) }),
-                  let body = readExactly(fd, length) else { return nil }
-            reply = body
-        } else {
-            guard send(fd, query, query.count, 0) == query.count else { return nil }
-            var buffer = [UInt8](repeating: 0, count: 65535)
-            let count = recv(fd, &buffer, buffer.count, 0)
-            guard count >= 12 else { return nil }
-            reply = Array(buffer[0..<count])
-        }
-        guard reply.count >= 12, UInt16(reply[0]) << 8 | UInt16(reply[1]) == id else { return nil }
-        let code = reply[3] & 0x0F
-        return code == 2 || code == 5 ? nil : reply
-    }
-
-    static func readExactly(_ fd: Int32, _ count: Int) -> [UInt8]? {
-        var bytes = [UInt8](repeating: 0, count: count)
-        var done = 0
-        while done < count {
-            let got = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + done, count - done) }
-            if got < 0 && errno == EINTR { continue }
-            guard got > 0 else { return nil }
-            done += got
-        }
-        return bytes
-    }
-
-    static func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
-        var done = 0
-        while done < bytes.count {
-            let wrote = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + done, bytes.count - done) }
-            if wrote < 0 && errno == EINTR { continue }
-            guard wrote > 0 else { return false }
-            done += wrote
-        }
-        return true
-    }
-}
-
-/// The answers of the nameservers asked at once: the first good one, or nil when all failed
-/// or the time ran out.
-private final class RelayAnswers: @unchecked Sendable {
-    private let condition = NSCondition()
-    private var answer: [UInt8]?
-    private var pending: Int
-
-    init(count: Int) { pending = count }
-
-    func put(_ reply: [UInt8]?) {
-        condition.lock()
-        pending -= 1
-        if answer == nil { answer = reply }
-        condition.broadcast()
-        condition.unlock()
-    }
-
-    func first(within seconds: Double) -> [UInt8]? {
-        let deadline = Date().addingTimeInterval(seconds)
-        condition.lock()
-        defer { condition.unlock() }
-        while answer == nil && pending > 0 {
-            guard condition.wait(until: deadline) else { break }
-        }
-        return answer
     }
 }

@@ -12,14 +12,21 @@ public enum LocalSocket {
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0, let port = boundPort(of: fd) else { throw SystemError.last("find a free port on 127.0.0.1") }
+        return port
+    }
+
+    /// The local port an IPv4 socket is bound to.
+    static func boundPort(of fd: Int32) -> Int? {
+        var address = sockaddr_in()
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let ok = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-                bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0
-            }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) == 0 }
         }
-        guard ok else { throw SystemError.last("find a free port on 127.0.0.1") }
-        return Int(UInt16(bigEndian: address.sin_port))
+        return ok ? Int(UInt16(bigEndian: address.sin_port)) : nil
     }
 
     /// A port on 127.0.0.1 that is free for both UDP and TCP now (a DNS server takes both):
@@ -28,12 +35,7 @@ public enum LocalSocket {
         for _ in 0..<20 {
             let udp = try bindLoopback(port: 0, type: SOCK_DGRAM)
             defer { close(udp) }
-            var address = sockaddr_in()
-            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-            _ = withUnsafeMutablePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(udp, $0, &length) }
-            }
-            let port = Int(UInt16(bigEndian: address.sin_port))
+            guard let port = boundPort(of: udp) else { throw SystemError.last("find a free port on 127.0.0.1") }
             if let tcp = try? bindLoopback(port: port, type: SOCK_STREAM) {
                 close(tcp)
                 return port
@@ -64,6 +66,31 @@ public enum LocalSocket {
             throw error
         }
         return fd
+    }
+
+    /// Reads exactly `count` bytes from a blocking socket; nil at EOF, on an error or a timeout.
+    public static func readExactly(_ fd: Int32, _ count: Int) -> [UInt8]? {
+        var bytes = [UInt8](repeating: 0, count: count)
+        var done = 0
+        while done < count {
+            let got = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + done, count - done) }
+            if got < 0 && errno == EINTR { continue }
+            guard got > 0 else { return nil }
+            done += got
+        }
+        return bytes
+    }
+
+    /// Writes all of `bytes` to a blocking socket; false on an error or a timeout.
+    public static func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+        var done = 0
+        while done < bytes.count {
+            let wrote = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + done, bytes.count - done) }
+            if wrote < 0 && errno == EINTR { continue }
+            guard wrote > 0 else { return false }
+            done += wrote
+        }
+        return true
     }
 
     /// Listens on a unix socket at `path`, readable and writable by its owner only. A stale

@@ -45,8 +45,7 @@ extension Machines {
             try? FileManager.default.removeItem(at: files.agentLinkInputPort(role))
             // Their ends would be on the remote host: a remote machine's agent uses sshd's port.
             guard image?.serves(role) == true && volumes == nil else { continue }
-            var port = try MachineStore.freeLoopbackPort()
-            while port == config.sshPort || agentInputPorts.values.contains(port) { port = try MachineStore.freeLoopbackPort() }
+            let port = try Self.freePort(avoiding: [config.sshPort] + agentInputPorts.values, MachineStore.freeLoopbackPort)
             try AtomicFile.save(Data("\(port)\n".utf8), to: files.agentLinkInputPort(role), mode: 0o600)
             agentInputPorts[role] = port
         }
@@ -55,8 +54,7 @@ extension Machines {
         try? FileManager.default.removeItem(at: files.hostResolverPort)
         var resolverPort: Int?
         if image?.servesHostNetwork == true && volumes == nil {
-            var port = try MachineStore.freeLoopbackDNSPort()
-            while port == config.sshPort || agentInputPorts.values.contains(port) { port = try MachineStore.freeLoopbackDNSPort() }
+            let port = try Self.freePort(avoiding: [config.sshPort] + agentInputPorts.values, MachineStore.freeLoopbackDNSPort)
             try AtomicFile.save(Data("\(port)\n".utf8), to: files.hostResolverPort, mode: 0o600)
             resolverPort = port
         }
@@ -97,6 +95,14 @@ extension Machines {
         } catch {
             throw error.machineError
         }
+    }
+
+    /// A free port from `pick` that is none of `taken`: the ports this boot already chose are
+    /// free too until QEMU binds them.
+    static func freePort(avoiding taken: [Int], _ pick: () throws(MachineError) -> Int) throws(MachineError) -> Int {
+        var port = try pick()
+        while taken.contains(port) { port = try pick() }
+        return port
     }
 
     /// What a boot attaches, decided once for both tries (KVM, then TCG).

@@ -35,9 +35,10 @@ public final class QEMUForwards: @unchecked Sendable {
     /// Opens the forward. One left by an earlier agent of this boot is replaced, so an agent
     /// that restarts takes its forwards back rather than failing on them.
     public func add(hostAddress: String, hostPort: Int, guestAddress: String, guestPort: Int) throws(MachineError) {
-        _ = try? monitor("hostfwd_remove \(DomainDefinition.networkID) udp:\(hostAddress):\(hostPort)")
         let rule = Self.rule(hostAddress: hostAddress, hostPort: hostPort, guestAddress: guestAddress, guestPort: guestPort)
-        let answer = try monitor("hostfwd_add \(DomainDefinition.networkID) \(rule)")
+        // The removal's answer (nothing to remove, mostly) does not matter.
+        let answer = try monitor(["hostfwd_remove \(DomainDefinition.networkID) udp:\(hostAddress):\(hostPort)",
+                                  "hostfwd_add \(DomainDefinition.networkID) \(rule)"]).last ?? ""
         // HMP says nothing when it worked; a failure is a line of text (the port is taken).
         if !answer.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
             let taken = answer.lowercased().contains("could not set up host forwarding rule")
@@ -47,19 +48,24 @@ public final class QEMUForwards: @unchecked Sendable {
     }
 
     public func remove(hostAddress: String, hostPort: Int) throws(MachineError) {
-        _ = try monitor("hostfwd_remove \(DomainDefinition.networkID) udp:\(hostAddress):\(hostPort)")
+        _ = try monitor(["hostfwd_remove \(DomainDefinition.networkID) udp:\(hostAddress):\(hostPort)"])
     }
 
-    private func monitor(_ command: String) throws(MachineError) -> String {
+    /// Runs the commands in turn on one connection; what each printed.
+    private func monitor(_ commands: [String]) throws(MachineError) -> [String] {
         let hypervisor = try Hypervisor(uri: uri, store: MachineStore(paths: paths))
         guard let domain = try hypervisor.domain(name) else {
             throw MachineError("\(name) has no libvirt domain")
         }
-        do {
-            return try domain.humanMonitorCommand(command)
-        } catch {
-            throw MachineError("cannot ask QEMU of \(name) for a UDP forward: \(error.message)")
+        var answers: [String] = []
+        for command in commands {
+            do {
+                answers.append(try domain.humanMonitorCommand(command))
+            } catch {
+                throw MachineError("cannot ask QEMU of \(name) for a UDP forward: \(error.message)")
+            }
         }
+        return answers
     }
 }
 
