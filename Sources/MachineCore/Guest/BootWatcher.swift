@@ -71,7 +71,7 @@ public enum BootWatcher {
                                   status: () -> (Domain.Status, qemuError: String?)) throws(Failure) -> Double {
         let started = Date()
         while Date().timeIntervalSince(started) < timeout {
-            let text = (try? String(contentsOf: files.consoleLog, encoding: .utf8)) ?? ""
+            let text = ConsoleLog.read(files.consoleLog)
             if let uptime = ConsoleLog.uptime(ofStep: GuestContract.sshReadyStep, in: text) { return uptime }
             let (state, qemuError) = status()
             if state.state != .running {
@@ -88,7 +88,7 @@ public enum BootWatcher {
     /// Pins the host key the console shows on first boot; on later boots, refuses a
     /// different one.
     public static func pinHostKey(files: MachineFiles, config: MachineConfig) throws(MachineError) -> HostKey {
-        let text = (try? String(contentsOf: files.consoleLog, encoding: .utf8)) ?? ""
+        let text = ConsoleLog.read(files.consoleLog)
         guard let key = ConsoleLog.hostKey(in: text) else {
             throw MachineError("the guest printed no SSH host key on its console", hint: "see `machine logs \(config.name)`")
         }

@@ -1,7 +1,16 @@
+import Foundation
 import SSH
 
 /// What the guest prints on its serial console for the host (see iso/rootfs/usr/lib/machine).
 public enum ConsoleLog {
+    /// The console as text so far, never nothing for a byte that is not UTF-8: QEMU writes the
+    /// log while it is read, so the read can end inside a character (a share's path with "ü"
+    /// printed just after sshd's line made a strict read give up on the whole log, and the boot
+    /// failed with "no SSH host key"), and a serial line can carry any byte.
+    public static func read(_ url: URL) -> String {
+        (try? Data(contentsOf: url)).map { String(decoding: $0, as: UTF8.self) } ?? ""
+    }
+
     /// The most recent host key the guest printed ("machine-host-key: ssh-ed25519 AAAA...").
     /// The console is written only by the guest's kernel and init, so this is the key to pin.
     public static func hostKey(in text: String) -> HostKey? {
