@@ -31,14 +31,15 @@ extension Machine {
                     guard force else {
                         throw MachineError(error.message, hint: (error.hint.map { $0 + "; or " } ?? "") + "`machine rm --force \(name)` removes it from this host only")
                     }
+                    DockerContext(machine: name, paths: Paths()).remove()
                     let left = try Machines.forgetUnreachable(name, config: config, paths: Paths())
-                    DockerContext(machine: name).remove()
                     FileHandleStream.standardError.write("warning: \(error.message)\nremoved \(name) from this host only: \(left)\n")
                     print("removed \(name)")
                     return
                 }
+                let context = DockerContext(machine: name, paths: machines.paths)
                 try machines.remove(name, force: force)
-                DockerContext(machine: name).remove()
+                context.remove()
                 print("removed \(name)")
             }
         }

@@ -19,6 +19,7 @@ extension Machine {
                 try machines.stop(target.name, force: false)
                 let started = try machines.start(target.name)
                 print(String(format: "%@ restarted (sshd ready at %.1f s of guest uptime)", target.name, started.sshReadyUptime ?? 0))
+                Start.restoreContext(of: target.name, machines)
             }
         }
     }

@@ -19,9 +19,11 @@ extension Machine {
 
         func run() throws {
             try perform { () throws(MachineError) in
-                let started = try global.machines(for: target.name).start(target.name)
+                let machines = try global.machines(for: target.name)
+                let started = try machines.start(target.name)
                 print(started.resumed ? "\(target.name) resumed"
                                       : started.alreadyRunning ? "\(target.name) is already running" : "\(target.name) was not suspended; it booted")
+                Start.restoreContext(of: target.name, machines)
             }
         }
     }

@@ -37,6 +37,16 @@ extension Machine {
                     print(String(format: "%@ is running (sshd ready at %.1f s of guest uptime)", target.name, started.sshReadyUptime ?? 0))
                 }
                 print("engine socket: \(DockerContext.dockerHost(socket: URL(fileURLWithPath: started.dockerSocket)))")
+                Self.restoreContext(of: target.name, machines)
+            }
+        }
+
+        /// The machine's docker context, made again if it went while docker still uses it
+        /// (every `docker` command would fail with "context not found"): by start, restart,
+        /// resume and up.
+        static func restoreContext(of name: String, _ machines: Machines) {
+            if let context = DockerContext(machine: name, paths: machines.paths).restoreIfCurrent() {
+                machines.progress("the docker context \(context) was missing while docker used it: made it again")
             }
         }
     }

@@ -75,13 +75,13 @@ extension Machine {
                 }
                 var contextLine: String?
                 if !noContext {
-                    let context = DockerContext(machine: name)
-                    switch try context.apply(socket: socket) {
-                    case .noDockerCLI:
+                    if let context = try DockerContext(machine: name, paths: machines.paths).apply().name {
+                        contextLine = "docker uses the context \(context) (docker context use default to switch back)"
+                    } else {
                         machines.progress("note: no docker CLI in PATH; no docker context made")
-                    case .created, .updated, .unchanged:
-                        contextLine = "docker uses the context \(context.name) (docker context use default to switch back)"
                     }
+                } else {
+                    Start.restoreContext(of: name, machines)
                 }
                 print("""
                     engine socket: \(DockerContext.dockerHost(socket: socket))

@@ -21,5 +21,10 @@ import Testing
         #expect(custom.home.path == "/m")
         #expect(custom.images.path == "/c/images")
         #expect(custom.engineBundles.path == "/c/engine")
+        // `MACHINE_HOME= machine ...` is the default home, as in the shell's ${VAR:-default},
+        // not the current folder.
+        let empty = Paths(environment: ["HOME": "/home/ada", "MACHINE_HOME": "", "MACHINE_CACHE": ""])
+        #expect(empty.home.path == "/home/ada/.machine")
+        #expect(empty.cache.path == "/home/ada/.machine/cache")
     }
 }

@@ -112,3 +112,58 @@ def test_a_domain_claimed_by_another_home_is_refused_with_its_owner(homes, tmp_p
         assert domain in domains()
     finally:
         virsh("undefine", domain, check=False)
+
+
+def test_docker_contexts_of_two_homes_are_their_own(homes, tmp_path):
+    """Two homes with a `default` each and one docker CLI config (the user's): neither home's
+    `up` or `rm` takes the other's context away, in either order."""
+    first, second = homes
+    shared_config = tmp_path / "docker-config"
+    for m in homes:
+        m.env["DOCKER_CONFIG"] = str(shared_config)
+
+    def contexts():
+        return {c["Name"]: c["DockerEndpoint"] for c in
+                map(json.loads, first.docker("context", "ls", "--format", "{{json .}}").stdout.splitlines())}
+
+    def engine_through(context):
+        return first.docker("--context", context, "info", "--format", "{{.Name}}").stdout.strip()
+
+    first.machine("up", "--no-mounts")
+    second.machine("up", "--no-mounts")
+    made = contexts()
+    assert made["machine-default"] == f"unix://{first.socket}", made
+    [theirs] = [name for name, endpoint in made.items() if endpoint == f"unix://{second.socket}"]
+    assert theirs != "machine-default"
+    assert second.docker("context", "show").stdout.strip() == theirs
+    assert engine_through("machine-default") == engine_through(theirs) == "default"
+
+    # The second home's rm leaves the first's context alone and docker at `default`.
+    second.machine("rm", "--force", "default")
+    assert theirs not in contexts()
+    assert first.docker("context", "show").stdout.strip() == "default"
+    first.machine("up", "--no-mounts")
+    assert first.docker("version", "--format", "{{.Server.Version}}").returncode == 0
+
+    # The other order: the first home's rm leaves the second's context, and the second's docker, working.
+    second.machine("up", "--no-mounts")
+    assert second.docker("context", "show").stdout.strip() == theirs
+    first.machine("rm", "--force", "default")
+    assert "machine-default" not in contexts()
+    assert second.docker("context", "show").stdout.strip() == theirs
+    assert second.docker("version", "--format", "{{.Server.Version}}").returncode == 0
+
+    # The current context removed behind machine's back (a tool cleaned the CLI's store):
+    # docker fails until `start` brings the context back.
+    for meta in (shared_config / "contexts").rglob("meta.json"):
+        meta.unlink()
+    broken = second.docker("version", check=False)
+    assert broken.returncode != 0 and "not found" in broken.stderr, broken.stderr
+    started = second.machine("start")
+    assert f"docker context {theirs} was missing" in started.stderr.decode(), started.stderr
+    assert second.docker("version", "--format", "{{.Server.Version}}").returncode == 0
+
+    # rm of the current machine leaves the docker CLI at its own default.
+    second.machine("rm", "--force", "default")
+    assert second.docker("context", "show").stdout.strip() == "default"
+    assert "machine-default" not in contexts() and theirs not in contexts()

@@ -47,6 +47,8 @@ public struct MachineFiles: Sendable {
     /// The port on 127.0.0.1 (UDP and TCP) where this boot's guest sends its DNS queries and
     /// the agent's resolver answers them (written at boot, for images with `host-network`).
     public var hostResolverPort: URL { folder.appendingPathComponent("resolver.port") }
+    /// The name of the docker context `up` made for this machine (see DockerContext).
+    public var dockerContext: URL { folder.appendingPathComponent("docker-context") }
     /// Every forward the running agent has, and how each stands (written by the agent).
     public var portsStatus: URL { folder.appendingPathComponent("ports.json") }
 }

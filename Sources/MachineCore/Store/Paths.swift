@@ -11,9 +11,11 @@ public struct Paths: Sendable {
     public init(environment: [String: String] = ProcessInfo.processInfo.environment) {
         let homeFolder = environment["HOME"].map { URL(fileURLWithPath: $0) }
             ?? FileManager.default.homeDirectoryForCurrentUser
-        home = environment["MACHINE_HOME"].map { URL(fileURLWithPath: $0) }
+        // An empty variable means unset, as in the shell's ${VAR:-default}: an empty path
+        // would make the current folder the home.
+        home = environment["MACHINE_HOME"].flatMap { $0.isEmpty ? nil : URL(fileURLWithPath: $0) }
             ?? homeFolder.appendingPathComponent(".machine")
-        cache = environment["MACHINE_CACHE"].map { URL(fileURLWithPath: $0) }
+        cache = environment["MACHINE_CACHE"].flatMap { $0.isEmpty ? nil : URL(fileURLWithPath: $0) }
             ?? home.appendingPathComponent("cache")
     }
 
