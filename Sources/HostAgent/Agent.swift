@@ -88,6 +88,8 @@ public final class Agent {
         var guestSentEOF = false
         var clientShutDown = false
         var finished = false
+        /// Whether the client got any byte from the guest (else it may still get an error).
+        var answered = false
 
         init(client: Int32, listener: Listener) {
             self.client = client
@@ -105,6 +107,9 @@ public final class Agent {
     /// Whether it sets the guest's clock after a stall: one agent of a machine does.
     let keepsClock: Bool
     let log: (String) -> Void
+    /// What libvirt says of the domain, and whether the machine's folder is still this
+    /// agent's (nil: not watched, in tests).
+    let lifeline: AgentLifeline?
     var listeners: [Listener] = []
     var session: Session?
     /// Read in a round where no other channel is (Channel.openReader).
@@ -117,6 +122,8 @@ public final class Agent {
     /// The listener whose spare channel is being opened, and since when. libssh2 has one
     /// channel open in progress per session, so nothing else opens until it is done.
     var spareOpening: (listener: Listener, since: Date)?
+    /// The session being made (on a thread of its own), if one is.
+    var connecting: SessionAttempt?
     var nextConnectAttempt = Date.distantPast
     var reconnectDelay = 0.25
     var lastConnectError = ""
@@ -142,18 +149,34 @@ public final class Agent {
     var wakePipe: [Int32] = [-1, -1]
     var lastHeard = Date()
     var lastReceived: UInt64 = 0
+    /// HostClock.suspendedSeconds() when the guest last spoke.
+    var suspendedAtLastWord = 0.0
+    /// Since when no session has served (from the start until the first one).
+    var sessionLostSince: Date? = Date()
+    /// Whether the last session ended because the guest stopped answering (not because its
+    /// connection closed): clients are refused at once until a new session is made.
+    var guestSilent = false
+    var silentWhy = ""
+    /// The code of the SSHErrors that say the guest stopped answering.
+    static let guestSilentCode: Int32 = -9
     let clockSetting = OneAtATime()
 
-    /// A connection waits this long for the session to come back before it is dropped.
-    static let waitForSession: TimeInterval = 60
+    /// A connection waits this long for the session to come back before it is refused; once
+    /// there was none for this long, new ones are refused at once (until there is one again).
+    static let waitForSession: TimeInterval = 20
     /// A channel open that takes longer means the session is dead (host slept, guest froze).
     static let channelOpenTimeout: TimeInterval = 10
 
-    public init(guest: GuestSSH, link: SSHPortLink.Role = .engine, keepsClock: Bool = true, log: @escaping (String) -> Void) {
+    init(guest: GuestSSH, link: SSHPortLink.Role = .engine, keepsClock: Bool = true, lifeline: AgentLifeline?, log: @escaping (String) -> Void) {
         self.guest = guest
         self.link = link
         self.keepsClock = keepsClock
+        self.lifeline = lifeline
         self.log = log
+    }
+
+    public convenience init(guest: GuestSSH, link: SSHPortLink.Role = .engine, keepsClock: Bool = true, log: @escaping (String) -> Void) {
+        self.init(guest: guest, link: link, keepsClock: keepsClock, lifeline: nil, log: log)
     }
 
     /// Serves `path` on the host, forwarding each connection to `target` in the guest.
@@ -202,6 +225,7 @@ public final class Agent {
             busy = acceptClients(on: readable)
             busy = serveRound() || busy
             watchGuestClock()
+            watchSilence()
         }
         log("stopping: \(connections.count) open connections closed")
         connections.removeAll()
@@ -211,14 +235,20 @@ public final class Agent {
         reader = nil
         forwardListeners.values.forEach { $0.listener.close() }
         forwardListeners.removeAll()
-        for forward in udpForwards.values {
-            try? qemuForwards?.remove(hostAddress: forward.hostAddress, hostPort: forward.hostPort)
+        // A machine made anew at the same path has files of the same names, and a domain of
+        // the same name: they are its own.
+        let ownsFolder = lifeline?.ownsFolder ?? true
+        if ownsFolder {
+            for forward in udpForwards.values {
+                try? qemuForwards?.remove(hostAddress: forward.hostAddress, hostPort: forward.hostPort)
+            }
+            if let forwarding { try? FileManager.default.removeItem(at: forwarding.statusFile) }
         }
         udpForwards.removeAll()
-        if let forwarding { try? FileManager.default.removeItem(at: forwarding.statusFile) }
         for listener in listeners {
             let path = socketPath(of: listener)
-            if !path.isEmpty { unlink(path) }
+            if !path.isEmpty && ownsFolder { unlink(path) }
+            listener.close()
         }
         listeners.removeAll()
         session = nil

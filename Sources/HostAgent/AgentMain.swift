@@ -14,7 +14,8 @@ public enum AgentMain {
     /// thread of its own (each libssh2 session belongs to one thread).
     /// `loadConfig` reads the machine's config whenever the manual forwards are reloaded.
     /// `udp`: QEMU's own forwards for published UDP ports (nil on a remote libvirt host).
-    public static func serve(_ process: AgentProcess, guest: GuestSSH, udp: QEMUForwards?,
+    /// `watch`: the domain this boot runs in, whose end (or replacement) ends the agent.
+    public static func serve(_ process: AgentProcess, guest: GuestSSH, udp: QEMUForwards?, watch: DomainWatch?,
                              loadConfig: @escaping () throws(MachineError) -> MachineConfig) throws(MachineError) {
         Agent.installSignalHandlers()
         let lockFD = open(process.files.agentLock.path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
@@ -24,10 +25,12 @@ public enum AgentMain {
             return
         }
         try AtomicFile.save(Data("\(getpid())\n".utf8), to: process.files.agentPid, mode: 0o600)
-        AgentProcess.log("agent \(getpid()) for \(process.name) starting")
-        let agent = Agent(guest: guest, log: AgentProcess.log)
+        AgentProcess.log("agent \(getpid()) for \(process.name) starting" + (watch?.uuid.map { " (domain UUID \($0))" } ?? ""))
+        let lifeline = AgentLifeline(lockPath: process.files.agentLock.path, lockFD: lockFD, watch: watch, log: AgentProcess.log)
+        lifeline.start()
+        let agent = Agent(guest: guest, lifeline: lifeline, log: AgentProcess.log)
         try agent.listen(unixSocket: process.files.dockerSocket.path, name: "docker.sock", target: .unixSocket(AgentProcess.guestDockerSocket))
-        let forwarder = guest.hasLink(.ports) ? Agent(guest: guest, link: .ports, keepsClock: false, log: AgentProcess.log) : agent
+        let forwarder = guest.hasLink(.ports) ? Agent(guest: guest, link: .ports, keepsClock: false, lifeline: lifeline, log: AgentProcess.log) : agent
         forwarder.enablePortForwarding(statusFile: process.files.portsStatus, engineSocket: process.files.dockerSocket.path, udp: udp) {
             do throws(MachineError) {
                 return try loadConfig()
@@ -48,7 +51,7 @@ public enum AgentMain {
         } else {
             agent.run()
         }
-        unlink(process.files.agentPid.path)
+        if lifeline.ownsFolder { unlink(process.files.agentPid.path) }
         AgentProcess.log("agent \(getpid()) stopped")
         close(lockFD)
     }

@@ -10,13 +10,17 @@ extension Agent {
     /// One pass over everything; true if anything moved.
     func serveRound() -> Bool {
         var progress = false
-        // Connections nobody can serve in time are dropped: the client sees the socket close.
+        // Connections nobody can serve in time are refused: the client sees why (an engine
+        // client), or the socket close.
+        let now = Date()
+        let lostLong = session == nil && (guestSilent || (sessionLostSince.map { now.timeIntervalSince($0) > Self.waitForSession } ?? false))
         waiting.removeAll { connection in
-            if Date().timeIntervalSince(connection.accepted) > Self.waitForSession {
-                log("dropped a connection to \(connection.listener.name): no SSH session to \(guest.name) for \(Int(Self.waitForSession)) s")
-                return true
-            }
-            return false
+            guard lostLong || now.timeIntervalSince(connection.accepted) > Self.waitForSession else { return false }
+            let lost = Int(now.timeIntervalSince(sessionLostSince ?? connection.accepted))
+            log("refused a connection to \(connection.listener.name): no SSH session to \(guest.name) for \(lost) s")
+            refuse(connection, why: guestSilent ? "it stopped answering \(lost) s ago (\(silentWhy))"
+                                                : "no SSH session to the guest for \(lost) s" + (lastConnectError.isEmpty ? "" : " (\(lastConnectError))"))
+            return true
         }
         guard let session else { return false }
         let receivedBefore = session.bytesReceived
@@ -77,7 +81,7 @@ extension Agent {
             }
             guard let channel else {
                 if let since = connection.openingSince, Date().timeIntervalSince(since) > Self.channelOpenTimeout {
-                    throw SSHError(kind: .library, code: -9, message: "no answer to a channel open for \(Int(Self.channelOpenTimeout)) s",
+                    throw SSHError(kind: .library, code: Agent.guestSilentCode, message: "no answer to a channel open for \(Int(Self.channelOpenTimeout)) s",
                                    operation: "opening a channel to \(connection.listener.target)")
                 }
                 return progress
@@ -120,7 +124,7 @@ extension Agent {
         }
         guard let channel else {
             if Date().timeIntervalSince(since) > Self.channelOpenTimeout {
-                throw SSHError(kind: .library, code: -9, message: "no answer to a channel open for \(Int(Self.channelOpenTimeout)) s",
+                throw SSHError(kind: .library, code: Agent.guestSilentCode, message: "no answer to a channel open for \(Int(Self.channelOpenTimeout)) s",
                                operation: "opening a channel to \(listener.target)")
             }
             return
@@ -205,6 +209,7 @@ extension Agent {
                 if !buffer.isEmpty {
                     let count = send(connection.client, buffer.pending.baseAddress, buffer.pending.count, Int32(MSG_NOSIGNAL))
                     if count > 0 {
+                        connection.answered = true
                         buffer.consumed(count)
                         progress = true
                         continue
@@ -227,5 +232,24 @@ extension Agent {
             return true
         }
         return progress
+    }
+
+    /// Tells an engine client that got nothing yet why it gets nothing, as the engine tells
+    /// its errors (the docker CLI prints "Error response from daemon: ..."); any other client
+    /// sees its connection close.
+    func refuse(_ connection: Connection, why: String) {
+        guard connection.listener.keepsSpare, !connection.answered, !connection.clientShutDown else { return }
+        let message = "machine \(guest.name) does not answer: \(why); see `machine status\(MachineName.commandSuffix(guest.name))` and \(guest.files.agentLog.path)"
+        let body = (try? JSONSerialization.data(withJSONObject: ["message": message])) ?? Data()
+        let head = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n"
+        let reply = Data(head.utf8) + body
+        // The request first (briefly: it comes in one write): a reply to an unread request,
+        // then a close, resets the connection, and the client would see the reset, not why.
+        var poller = pollfd(fd: connection.client, events: Int16(POLLIN), revents: 0)
+        var scratch = [UInt8](repeating: 0, count: 65536)
+        if poll(&poller, 1, 300) > 0 { _ = recv(connection.client, &scratch, scratch.count, Int32(MSG_DONTWAIT)) }
+        reply.withUnsafeBytes { _ = send(connection.client, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        shutdown(connection.client, Int32(SHUT_WR))
+        connection.answered = true
     }
 }

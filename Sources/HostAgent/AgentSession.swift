@@ -1,4 +1,5 @@
 import Foundation
+import HostOS
 import MachineCore
 import SSH
 #if canImport(Glibc)
@@ -10,30 +11,39 @@ extension Agent {
     /// How the log names this agent's session: the engine's is the machine's, plain.
     var sessionPurpose: String { link == .ports ? " for its forwarded ports" : "" }
 
+    /// Makes the session on a thread of its own (a guest that is stopped makes a connect wait
+    /// for its timeouts), and takes it on a later round: meanwhile the loop goes on serving
+    /// and refusing clients.
     func connectSession() {
-        do throws(MachineError) {
-            let (session, via) = try guest.connectAgent(link: link, timeout: 5)
-            session.timeout = 5
-            do {
-                reader = try Channel.openReader(session)
-            } catch {
-                throw GuestSSH.explain(error, name: guest.name, files: guest.files)
-            }
-            session.timeout = 0
-            session.isBlocking = false
+        guard let attempt = connecting else {
+            let attempt = SessionAttempt()
+            connecting = attempt
+            let (guest, link) = (self.guest, self.link)
+            Thread.detachNewThread { attempt.make(guest: guest, link: link) }
+            return
+        }
+        guard let outcome = attempt.take() else { return }
+        connecting = nil
+        switch outcome {
+        case .success(let made):
+            let session = made.session
+            reader = made.reader
             // The guest answers within a round trip while its CPUs run: a longer silence is a
             // stopped guest (watchGuestClock).
             session.configureKeepalive(interval: Int(Self.keepaliveInterval))
             self.session = session
+            sessionLostSince = nil
+            guestSilent = false
             reconnectDelay = 0.25
             lastConnectError = ""
-            log("\(everConnected ? "reconnected" : "connected") to \(guest.name)\(sessionPurpose) \(via) (\(session.algorithms))")
+            log("\(everConnected ? "reconnected" : "connected") to \(guest.name)\(sessionPurpose) \(made.via) (\(session.algorithms))")
             // A session lost and found again may have spanned a pause of the guest.
             if everConnected && keepsClock { setGuestClock(why: "after a reconnect") }
             everConnected = true
             lastHeard = Date()
             lastReceived = session.bytesReceived
-        } catch {
+            suspendedAtLastWord = HostClock.suspendedSeconds()
+        case .failure(let error):
             if error.description != lastConnectError {
                 log("cannot connect to \(guest.name)\(sessionPurpose) yet: \(error.message); retrying")
                 lastConnectError = error.description
@@ -54,12 +64,35 @@ extension Agent {
     /// Sets the guest's clock when it speaks again after a stall: within a second or two of a
     /// resume, where a timer (Lima pushes the time every 10 s) would wait up to its period.
     func watchGuestClock() {
-        guard keepsClock, let session, session.bytesReceived != lastReceived else { return }
+        guard let session, session.bytesReceived != lastReceived else { return }
         let now = Date()
         let silence = now.timeIntervalSince(lastHeard)
+        let slept = HostClock.suspendedSeconds() - suspendedAtLastWord
         lastReceived = session.bytesReceived
-        lastHeard = now
-        if silence > Self.stallThreshold { setGuestClock(why: String(format: "after %.0f s without a word from the guest", silence)) }
+        suspendedAtLastWord += slept
+        defer { lastHeard = now }
+        guard keepsClock, silence > Self.stallThreshold else { return }
+        // A guest busy enough to keep quiet (under TCG, twenty containers starting) kept its
+        // clock: only a pause or the host's sleep stopped it.
+        let why = String(format: "after %.0f s without a word from the guest", silence)
+        if lifeline == nil || lifeline?.sawPause(since: lastHeard) == true || slept > 1 {
+            setGuestClock(why: why + (slept > 1 ? String(format: " (the host slept %.0f s)", slept) : ""))
+        } else {
+            log("\(why) while its domain ran: busy, its clock kept")
+        }
+    }
+
+    // MARK: An unreachable guest
+
+    /// Silence this long while libvirt says the domain runs (not paused) means the guest cannot
+    /// be reached (its QEMU stopped, its sshd hung): the session is dropped, so its clients get
+    /// an error now rather than wait for ever, and a new one is tried.
+    static let unreachableAfter: TimeInterval = 20
+
+    func watchSilence() {
+        guard session != nil, Date().timeIntervalSince(lastHeard) > Self.unreachableAfter, lifeline?.isPaused != true else { return }
+        dropSession(SSHError(kind: .library, code: Agent.guestSilentCode, message: "no word from the guest for \(Int(Self.unreachableAfter)) s while its domain runs",
+                              operation: "waiting for the guest"))
     }
 
     /// Over a connection of its own, on a thread: the loop's session is non-blocking and busy.
@@ -84,7 +117,11 @@ extension Agent {
     /// resumed), waiting ones stay for the next session.
     func dropSession(_ error: SSHError) {
         log("SSH session to \(guest.name)\(sessionPurpose) lost (\(error)); \(connections.count) connections closed, reconnecting")
+        for connection in connections { refuse(connection, why: "the SSH session to the guest broke (\(error.message))") }
         connections.removeAll()
+        sessionLostSince = Date()
+        guestSilent = error.kind == .library && error.code == Self.guestSilentCode
+        silentWhy = error.message
         closing.removeAll()
         forgetSpares()
         reader = nil
@@ -93,5 +130,39 @@ extension Agent {
         session = nil
         nextConnectAttempt = Date()
         reconnectDelay = 0.25
+    }
+}
+
+/// One attempt at the agent's session, made on its own thread and taken by the loop: the
+/// session is used by one thread at a time, first this one, then the loop's.
+final class SessionAttempt: @unchecked Sendable {
+    typealias Made = (session: Session, reader: Channel, via: String)
+    private let lock = NSLock()
+    private var outcome: Result<Made, MachineError>?
+
+    func make(guest: GuestSSH, link: SSHPortLink.Role) {
+        let result = Result { () throws(MachineError) -> Made in
+            let (session, via) = try guest.connectAgent(link: link, timeout: 5)
+            session.timeout = 5
+            let reader: Channel
+            do throws(SSHError) {
+                reader = try Channel.openReader(session)
+            } catch {
+                throw GuestSSH.explain(error, name: guest.name, files: guest.files)
+            }
+            session.timeout = 0
+            session.isBlocking = false
+            return (session, reader, via)
+        }
+        lock.lock()
+        outcome = result
+        lock.unlock()
+    }
+
+    /// The outcome once the attempt is over; nil while it runs.
+    func take() -> Result<Made, MachineError>? {
+        lock.lock()
+        defer { lock.unlock() }
+        return outcome
     }
 }

@@ -185,10 +185,20 @@ public enum LocalSocket {
     }
 
     /// Connects to a unix socket; the descriptor, or nil with errno set.
-    public static func connectUnix(_ path: String) -> Int32? {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    /// `timeout`: a listener whose backlog is full (a stopped QEMU's accepts nothing) makes a
+    /// blocking connect wait for ever; this one tries again until then, and fails EAGAIN.
+    public static func connectUnix(_ path: String, timeout: Double = 10) -> Int32? {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
         guard fd >= 0 else { return nil }
-        if withUnixAddress(path, { address, length in connect(fd, address, length) == 0 }) { return fd }
+        let deadline = Date().addingTimeInterval(timeout)
+        while true {
+            if withUnixAddress(path, { address, length in connect(fd, address, length) == 0 }) {
+                _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
+                return fd
+            }
+            guard errno == EAGAIN || errno == EINTR, Date() < deadline else { break }
+            usleep(50_000)
+        }
         let saved = errno
         close(fd)
         errno = saved

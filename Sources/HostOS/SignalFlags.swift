@@ -19,6 +19,11 @@ public enum SignalFlags {
         }
     }
 
+    /// Stops the loop as SIGTERM would: for a thread that found the loop has no more to do.
+    public static func requestTermination() {
+        terminationRequested = 1
+    }
+
     /// SIGUSR1 sets `reloadRequested`.
     public static func catchReload() {
         signal(SIGUSR1) { _ in SignalFlags.reloadRequested = 1 }

@@ -25,6 +25,13 @@ public final class Domain {
         virDomainGetName(handle).map { String(cString: $0) } ?? ""
     }
 
+    /// libvirt's UUID of the domain: a domain defined anew under the same name has another.
+    public var uuid: String {
+        var text = [CChar](repeating: 0, count: Int(VIR_UUID_STRING_BUFLEN))
+        guard virDomainGetUUIDString(handle, &text) == 0 else { return "" }
+        return String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
     /// A state and libvirt's reason for it ("paused", "unknown"; "stopped", "crashed").
     public struct Status: Sendable, Equatable {
         public let state: State

@@ -25,7 +25,7 @@ extension Machine {
                 let loadConfig = { () throws(MachineError) -> MachineConfig in try global.machines(for: name).trustedConfig(name) }
                 let machines = try global.machines(for: name)
                 try AgentMain.serve(AgentProcess(name: name, files: machines.files(name)), guest: try machines.guest(name),
-                                    udp: machines.qemuForwards(name), loadConfig: loadConfig)
+                                    udp: machines.qemuForwards(name), watch: machines.domainWatch(name), loadConfig: loadConfig)
             }
         }
     }

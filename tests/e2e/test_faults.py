@@ -88,6 +88,17 @@ def assert_engine_and_data(m):
     assert out == "before the fault\n"
 
 
+def wait_for_exit(pid, timeout):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"process {pid} still runs after {timeout} s")
+
+
 def test_qemu_killed_then_up_boots_again_with_a_new_agent(machine):
     old_agent = machine.agent_pid()
     os.kill(qemu_pid(machine.domain), signal.SIGKILL)
@@ -95,10 +106,13 @@ def test_qemu_killed_then_up_boots_again_with_a_new_agent(machine):
     status = machine.machine("status").stdout.decode()
     assert status.startswith("stopped (crashed)"), status
     assert "QEMU:" in status, status
+    # The agent served that boot only: it ends with it, and docker says nothing listens.
+    wait_for_exit(old_agent, 30)
+    assert "exiting: its domain has stopped" in (machine.folder / "agent.log").read_text()
+    gone = machine.docker("version", check=False, timeout=30)
+    assert gone.returncode != 0 and "Cannot connect to the Docker daemon" in gone.stderr, gone.stderr
     started = time.time()
-    up = machine.machine("up", "--no-context")
-    err = up.stderr.decode()
-    assert "stopped the host agent of default's earlier boot" in err, err
+    machine.machine("up", "--no-context")
     assert machine.agent_pid() != old_agent
     # The engine answers as soon as the new boot's is ready, not after the old agent gives up.
     assert time.time() - started < 150
@@ -282,3 +296,55 @@ def test_a_guest_that_kvm_stops_at_boot_is_booted_again_under_tcg(tmp_path, cach
         assert "starting default (tcg," in again and "KVM could not run" not in again, again
     finally:
         m.machine("rm", "--force", "default", check=False, timeout=180)
+
+
+def agents_of(home):
+    """The pids of `machine agent` processes started with this MACHINE_HOME."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            argv = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+            environ = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+        except OSError:
+            continue
+        if len(argv) > 2 and argv[1] == b"agent" and f"MACHINE_HOME={home}".encode() in environ:
+            found.append(int(pid))
+    return found
+
+
+def test_an_agent_ends_with_its_machines_folder_and_never_serves_the_next_machine(machine):
+    """The folder deleted under a running machine (a tool cleaned a work tree): its agent ends,
+    rm --force leaves no process, and a new machine at the same path is served by its own."""
+    old_agent = machine.agent_pid()
+    subprocess.run(["rm", "-rf", str(machine.folder)], check=True)
+    wait_for_exit(old_agent, 60)
+    machine.machine("rm", "--force", "default")
+    assert agents_of(machine.home) == []
+    assert domain_state(machine.domain) == "absent"
+    machine.machine("up", "--no-context", "--no-mounts")
+    assert agents_of(machine.home) == [machine.agent_pid()]
+    assert machine.docker("version", "--format", "{{.Server.Version}}", timeout=60).stdout.strip()
+    log = (machine.folder / "agent.log").read_text()
+    assert "connected to default" in log, log
+
+
+def test_an_unreachable_guest_fails_docker_within_30_s_then_serves_again(machine):
+    """QEMU stopped (SIGSTOP: libvirt still says it runs): docker commands fail within 30 s
+    with a message naming the machine, not hang; once QEMU runs again, they work."""
+    qemu = qemu_pid(machine.domain)
+    os.kill(qemu, signal.SIGSTOP)
+    try:
+        for attempt in range(2):
+            started = time.time()
+            result = machine.docker("version", "--format", "{{.Server.Version}}", check=False, timeout=120)
+            took = time.time() - started
+            assert result.returncode != 0, result.stdout
+            assert took < 30, (attempt, took, result.stderr)
+            assert "machine default does not answer" in result.stderr, (attempt, result.stderr)
+    finally:
+        os.kill(qemu, signal.SIGCONT)
+    deadline = time.time() + 60
+    while machine.docker("version", check=False, timeout=60).returncode != 0:
+        assert time.time() < deadline, "docker did not work again within 60 s of QEMU running again"
+        time.sleep(1)
+    assert_engine_and_data(machine)

@@ -36,12 +36,12 @@ public enum SSHPortLink {
     /// stream, and the connection to write. Both are closed on failure.
     public static func open(socketPath: String, inputPort: Int, timeout: Double) throws(SSHError) -> (receive: Int32, send: Int32) {
         // The port first: the guest answers on it as soon as the connection's line arrives.
-        guard let receive = LocalSocket.connectUnix(socketPath) else {
+        guard let receive = LocalSocket.connectUnix(socketPath, timeout: timeout) else {
             throw SSHError(kind: .system, code: errno, message: String(cString: strerror(errno)), operation: "connecting to \(socketPath)")
         }
         let send: Int32
         do {
-            send = try Session.connectTCP(host: GuestSSH.host, port: inputPort)
+            send = try Session.connectTCP(host: GuestSSH.host, port: inputPort, timeout: timeout)
         } catch {
             close(receive)
             throw error

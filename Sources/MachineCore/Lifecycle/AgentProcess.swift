@@ -81,6 +81,32 @@ public struct AgentProcess: Sendable {
         return true
     }
 
+    /// Stops the agents of machine `name` of this home that no lock file finds any more (its
+    /// folder was deleted while it ran): found by their command line and MACHINE_HOME in /proc.
+    /// They would end by themselves within seconds (AgentLifeline); `rm --force` does not wait.
+    public static func stopStrays(name: String, paths: Paths) {
+        let home = paths.home.standardizedFileURL.path
+        let pids = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { pid_t($0) }
+        for pid in pids where pid != getpid() {
+            guard let argv = procStrings(pid, "cmdline"), argv.count == 5, argv[1] == "agent", argv[4] == name,
+                  let environ = procStrings(pid, "environ") else { continue }
+            let environment = Dictionary(environ.compactMap { entry -> (String, String)? in
+                guard let equals = entry.firstIndex(of: "=") else { return nil }
+                return (String(entry[..<equals]), String(entry[entry.index(after: equals)...]))
+            }, uniquingKeysWith: { first, _ in first })
+            guard Paths(environment: environment).home.standardizedFileURL.path == home else { continue }
+            kill(pid, SIGTERM)
+            let deadline = Date().addingTimeInterval(5)
+            while kill(pid, 0) == 0 && Date() < deadline { usleep(20_000) }
+            if kill(pid, 0) == 0 { kill(pid, SIGKILL) }
+        }
+    }
+
+    private static func procStrings(_ pid: pid_t, _ file: String) -> [String]? {
+        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/\(file)") else { return nil }
+        return data.split(separator: 0, omittingEmptySubsequences: false).dropLast().map { String(decoding: $0, as: UTF8.self) }
+    }
+
     public static func log(_ line: String) {
         let stamp = ISO8601DateFormatter.string(from: Date(), timeZone: .current, formatOptions: [.withInternetDateTime])
         FileHandle.standardError.write(Data("\(stamp) \(line)\n".utf8))

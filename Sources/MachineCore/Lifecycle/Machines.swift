@@ -242,7 +242,11 @@ public final class Machines {
             throw MachineError(status.state == .running ? "\(name) is running" : "\(name) \(BootWatcher.describe(status)) and still has a QEMU",
                                hint: "stop it first with `machine stop \(name)`, or use `machine rm --force \(name)`")
         }
-        if known { AgentProcess(name: name, files: store.files(name)).stop() }
+        if known {
+            AgentProcess(name: name, files: store.files(name)).stop()
+        } else {
+            AgentProcess.stopStrays(name: name, paths: paths)
+        }
         try hypervisor.undefine(name)
         if known { UserVirtiofsd.stopAll(pidsFile: store.files(name).virtiofsdPids) }
         try remoteVolumes(name)?.removeOwn()

@@ -1,0 +1,96 @@
+import Foundation
+import HostOS
+import MachineCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Keeps an agent to the one boot of the one machine it was started for. It ends the agent
+/// when the machine's folder or its agent.lock goes (deleted, or made anew by another machine
+/// at the same path, whose files the agent must then leave alone), when the domain goes or is
+/// defined anew (another UUID), or when the domain has stopped. Meanwhile it tells the loop
+/// whether a silent guest is paused (wait for it) or runs (unreachable, or busy).
+final class AgentLifeline: @unchecked Sendable {
+    let lockPath: String
+    let lockFD: Int32
+    let watch: DomainWatch?
+    let log: (String) -> Void
+    private let lock = NSLock()
+    private var lastPaused: Date?
+    private var replaced = false
+
+    /// How often the lock file and the domain are looked at.
+    static let lockInterval: TimeInterval = 2
+    static let domainInterval: TimeInterval = 3
+    /// Looks in a row that must find the domain stopped: a libvirt that is restoring or saving
+    /// it reports it stopped for a moment.
+    static let stoppedLooks = 2
+
+    init(lockPath: String, lockFD: Int32, watch: DomainWatch?, log: @escaping (String) -> Void) {
+        self.lockPath = lockPath
+        self.lockFD = lockFD
+        self.watch = watch
+        self.log = log
+    }
+
+    /// False once the machine's folder is not the one this agent started in: its files
+    /// (sockets, pid, ports.json) may be another machine's now.
+    var ownsFolder: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return !replaced
+    }
+
+    /// Whether libvirt reported the domain paused at or after `date`.
+    func sawPause(since date: Date) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return lastPaused.map { $0 >= date.addingTimeInterval(-Self.domainInterval) } ?? false
+    }
+
+    /// Whether the last look found it paused (its silence is no fault).
+    var isPaused: Bool { sawPause(since: Date()) }
+
+    func start() {
+        Thread.detachNewThread { [self] in
+            var stopped = 0
+            var nextDomainLook = Date()
+            while SignalFlags.terminationRequested == 0 {
+                if let why = lockGone() {
+                    lock.lock(); replaced = true; lock.unlock()
+                    return end("\(why); this agent's machine is gone")
+                }
+                if let watch, Date() >= nextDomainLook {
+                    nextDomainLook = Date().addingTimeInterval(Self.domainInterval)
+                    switch watch.look() {
+                    case .gone(let why):
+                        return end(why)
+                    case .stopped:
+                        stopped += 1
+                        if stopped >= Self.stoppedLooks { return end("its domain has stopped") }
+                    case .paused:
+                        stopped = 0
+                        lock.lock(); lastPaused = Date(); lock.unlock()
+                    case .running, .unknown:
+                        stopped = 0
+                    }
+                }
+                Thread.sleep(forTimeInterval: Self.lockInterval)
+            }
+        }
+    }
+
+    /// Why the lock this agent holds is not its machine's any more, if it is not.
+    private func lockGone() -> String? {
+        var held = stat()
+        var now = stat()
+        guard fstat(lockFD, &held) == 0 else { return nil }
+        guard stat(lockPath, &now) == 0 else { return "\(lockPath) was removed" }
+        return held.st_ino == now.st_ino && held.st_dev == now.st_dev ? nil : "\(lockPath) was made anew"
+    }
+
+    private func end(_ why: String) {
+        log("exiting: \(why)")
+        SignalFlags.requestTermination()
+    }
+}
