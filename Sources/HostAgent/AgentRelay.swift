@@ -75,6 +75,8 @@ extension Agent {
                     log("the guest refused a connection to \(connection.listener.target): \(error.message) (not logged again until one works)")
                     refusing = true
                 }
+                refuse(connection, message: "the engine of machine \(guest.name) is not running: the guest refused a connection to \(connection.listener.target) "
+                    + "(\(error.message)); it starts again by itself: see `machine ssh\(MachineName.commandSuffix(guest.name)) -- tail /var/log/docker.log`")
                 waiting.removeFirst()
                 progress = true
                 continue
@@ -238,8 +240,11 @@ extension Agent {
     /// its errors (the docker CLI prints "Error response from daemon: ..."); any other client
     /// sees its connection close.
     func refuse(_ connection: Connection, why: String) {
+        refuse(connection, message: "machine \(guest.name) does not answer: \(why); see `machine status\(MachineName.commandSuffix(guest.name))` and \(guest.files.agentLog.path)")
+    }
+
+    func refuse(_ connection: Connection, message: String) {
         guard connection.listener.keepsSpare, !connection.answered, !connection.clientShutDown else { return }
-        let message = "machine \(guest.name) does not answer: \(why); see `machine status\(MachineName.commandSuffix(guest.name))` and \(guest.files.agentLog.path)"
         let body = (try? JSONSerialization.data(withJSONObject: ["message": message])) ?? Data()
         let head = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n"
         let reply = Data(head.utf8) + body

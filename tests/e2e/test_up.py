@@ -683,3 +683,38 @@ def test_rm_removes_the_docker_context(up):
     contexts = up.docker("context", "ls", "--format", "{{.Name}}").stdout.split()
     assert "machine-default" not in contexts
     assert not up.socket.exists()
+
+
+def engine_pid(up):
+    return up.machine("ssh", "--", "cat /run/docker.pid").stdout.decode().strip()
+
+
+def test_a_busy_guest_keeps_its_engine(up, busybox):
+    """What a compose file of twenty services does to the default machine (1 GiB), three times
+    in a row: 100 concurrent `docker version` and 20 concurrent `docker run --rm` all succeed,
+    and the engine is the one that started (without swap the OOM killer took dockerd here)."""
+    from concurrent.futures import ThreadPoolExecutor
+    before = engine_pid(up)
+    for round in range(3):
+        with ThreadPoolExecutor(100) as pool:
+            versions = list(pool.map(lambda _: up.docker("version", "--format", "{{.Server.Version}}", check=False), range(100)))
+        failed = [r.stderr for r in versions if r.returncode != 0]
+        assert not failed, (round, len(failed), failed[:3])
+        with ThreadPoolExecutor(20) as pool:
+            runs = list(pool.map(lambda _: up.docker("run", "--rm", busybox, "true", check=False, timeout=900), range(20)))
+        failed = [r.stderr for r in runs if r.returncode != 0]
+        assert not failed, (round, len(failed), failed[:3])
+    assert engine_pid(up) == before
+
+
+def test_out_of_memory_the_kernel_kills_the_container_not_the_engine(up, busybox):
+    before = engine_pid(up)
+    swap = up.machine("ssh", "--", "free -m | grep Swap").stdout.decode().split()
+    assert int(swap[1]) >= 256, swap  # compressed swap in RAM, half the machine's memory
+    # `tail` keeps a line with no end: all of /dev/zero, until the kernel stops it.
+    hog = up.docker("run", "--rm", busybox, "busybox", "tail", "/dev/zero", check=False, timeout=600)
+    assert hog.returncode == 137, (hog.returncode, hog.stderr)
+    killed = up.machine("ssh", "--", "dmesg | grep 'Killed process'").stdout.decode()
+    assert "(busybox)" in killed and "(dockerd)" not in killed and "(containerd)" not in killed, killed
+    assert engine_pid(up) == before
+    assert up.docker("run", "--rm", busybox, "echo", "still here").stdout == "still here\n"
