@@ -26,11 +26,16 @@ final class AgentLifeline: @unchecked Sendable {
     /// it reports it stopped for a moment.
     static let stoppedLooks = 2
 
-    init(lockPath: String, lockFD: Int32, watch: DomainWatch?, log: @escaping (String) -> Void) {
+    /// What else wants doing now and then while the machine runs (keeping its logs bounded).
+    let chores: @Sendable () -> Void
+    static let choresInterval: TimeInterval = 30
+
+    init(lockPath: String, lockFD: Int32, watch: DomainWatch?, log: @escaping (String) -> Void, chores: @escaping @Sendable () -> Void = {}) {
         self.lockPath = lockPath
         self.lockFD = lockFD
         self.watch = watch
         self.log = log
+        self.chores = chores
     }
 
     /// False once the machine's folder is not the one this agent started in: its files
@@ -55,6 +60,7 @@ final class AgentLifeline: @unchecked Sendable {
         Thread.detachNewThread { [self] in
             var stopped = 0
             var nextDomainLook = Date()
+            var nextChores = Date()
             while SignalFlags.terminationRequested == 0 {
                 if let why = lockGone() {
                     lock.lock(); replaced = true; lock.unlock()
@@ -74,6 +80,10 @@ final class AgentLifeline: @unchecked Sendable {
                     case .running, .unknown:
                         stopped = 0
                     }
+                }
+                if Date() >= nextChores {
+                    nextChores = Date().addingTimeInterval(Self.choresInterval)
+                    chores()
                 }
                 Thread.sleep(forTimeInterval: Self.lockInterval)
             }

@@ -25,8 +25,10 @@ public enum AgentMain {
             return
         }
         try AtomicFile.save(Data("\(getpid())\n".utf8), to: process.files.agentPid, mode: 0o600)
+        AgentProcess.logPath = process.files.agentLog.path
         AgentProcess.log("agent \(getpid()) for \(process.name) starting" + (watch?.uuid.map { " (domain UUID \($0))" } ?? ""))
-        let lifeline = AgentLifeline(lockPath: process.files.agentLock.path, lockFD: lockFD, watch: watch, log: AgentProcess.log)
+        let lifeline = AgentLifeline(lockPath: process.files.agentLock.path, lockFD: lockFD, watch: watch, log: AgentProcess.log,
+                                     chores: { process.trimConsoleLog() })
         lifeline.start()
         let agent = Agent(guest: guest, lifeline: lifeline, log: AgentProcess.log)
         try agent.listen(unixSocket: process.files.dockerSocket.path, name: "docker.sock", target: .unixSocket(AgentProcess.guestDockerSocket))

@@ -107,9 +107,24 @@ public struct AgentProcess: Sendable {
         return data.split(separator: 0, omittingEmptySubsequences: false).dropLast().map { String(decoding: $0, as: UTF8.self) }
     }
 
+    /// agent.log, once the agent runs: it is rotated at `logLimit` (agent.log.1 keeps the last).
+    nonisolated(unsafe) public static var logPath: String?
+    public static let logLimit = 1 << 20
+    /// The console log (this boot's only) is trimmed past `consoleLimit` to its first 256 KiB
+    /// and its last MiB.
+    public static let consoleLimit = 4 << 20
+
     public static func log(_ line: String) {
         let stamp = ISO8601DateFormatter.string(from: Date(), timeZone: .current, formatOptions: [.withInternetDateTime])
         FileHandle.standardError.write(Data("\(stamp) \(line)\n".utf8))
+        if let logPath { BoundedLog.rotateOutput(logPath, limit: logLimit) }
+    }
+
+    /// Keeps the console log of the running boot under `consoleLimit` (the agent, now and then).
+    public func trimConsoleLog() {
+        if let dropped = BoundedLog.trim(files.consoleLog.path, limit: Self.consoleLimit, head: 256 << 10, tail: 1 << 20) {
+            Self.log("trimmed \(dropped) bytes from the middle of \(files.consoleLog.lastPathComponent)")
+        }
     }
 
     public static func currentExecutable() -> String {
