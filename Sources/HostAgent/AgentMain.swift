@@ -42,6 +42,7 @@ public enum AgentMain {
             }
         }
         startResolver(process)
+        DiskWatcher(guest: guest, destination: process.files.dataDiskUsage, log: AgentProcess.log).start()
         if let config = try? loadConfig() {
             ShareEventForwarder(guest: agent.guest, shares: config.mounts, machineHome: Paths().home.path, log: AgentProcess.log).start()
         }

@@ -73,6 +73,7 @@ extension Machine {
                      "\(config.memoryMiB) MiB", "\(config.diskGiB) GiB", "127.0.0.1:\(config.sshPort)"]
                 } + broken.map { [$0.0, "broken", "-", "-", "-", "-", "-"] }
                 printTable(header: ["NAME", "STATE", "HOST", "CPUS", "MEMORY", "DISK", "SSH"], rows: rows)
+                for warning in infos.flatMap(\.warnings) { FileHandleStream.standardError.write(warning + "\n") }
             }
         }
     }

@@ -11,6 +11,8 @@ extension Machine {
                 QEMU's last error line, e.g.:
                   paused (unknown)
                   QEMU: KVM internal error. Suberror: 1 (emulation failure)
+                A running machine whose data disk is 90% full or more gets a warning
+                with the fixes (on stderr).
 
                 EXAMPLES:
                   machine status
@@ -25,6 +27,7 @@ extension Machine {
                 let info = try global.machines(for: target.name).info(target.name)
                 print(info.stateLine)
                 if let qemuError = info.qemuError { print("QEMU: \(qemuError)") }
+                for warning in info.warnings { FileHandleStream.standardError.write(warning + "\n") }
             }
         }
     }

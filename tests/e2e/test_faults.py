@@ -4,6 +4,7 @@ KVM that cannot run the guest), `machine up` killed during its engine wait, many
 cycles. Each test has a machine of its own, so none depends on another's order."""
 import contextlib
 import json
+import re
 import os
 import signal
 import socket
@@ -348,3 +349,34 @@ def test_an_unreachable_guest_fails_docker_within_30_s_then_serves_again(machine
         assert time.time() < deadline, "docker did not work again within 60 s of QEMU running again"
         time.sleep(1)
     assert_engine_and_data(machine)
+
+
+def test_a_full_data_disk_is_named_and_stops_nothing(tmp_path, cache_dir, built):
+    """A 4 GiB data disk filled from a container: `status` and `ls` name it with the fixes; stop,
+    start and rm still work."""
+    m = Up(tmp_path / "home", cache_dir, tmp_path / "work")
+    m.work.mkdir()
+    m.env["DOCKER_HOST"] = f"unix://{m.socket}"
+    try:
+        m.machine("up", "--no-context", "--no-mounts", "--disk", "4G")
+        m.docker("import", str(busybox_image_tar(m.work / "busybox")), "busybox:latest")
+        fill = m.docker("run", "--rm", "-v", "fill:/fill", "busybox", "sh", "-c", "dd if=/dev/zero of=/fill/zeros bs=1M; sync",
+                        check=False, timeout=900)
+        assert "No space left on device" in fill.stderr, fill.stderr
+        deadline = time.time() + 120
+        while "% full" not in (status := m.machine("status")).stderr.decode():
+            assert time.time() < deadline, "status never warned of the full disk"
+            time.sleep(5)
+        assert status.stdout.decode().strip() == "running"
+        warning = status.stderr.decode()
+        assert re.search(r"the data disk of default is (9\d|100)% full", warning), warning
+        assert "`docker system prune`" in warning and "`machine set --disk 8G`" in warning, warning
+        assert "% full" in m.machine("ls").stderr.decode()
+        m.machine("stop")
+        m.machine("start")
+        assert m.docker("version", "--format", "{{.Server.Version}}").stdout.strip()
+        m.machine("stop")
+        m.machine("rm", "default")
+        assert not m.folder.exists()
+    finally:
+        m.machine("rm", "--force", "default", check=False, timeout=180)

@@ -70,6 +70,13 @@ extension Machines {
         public let builds: BuildsInfo?
         public let tls: TLSInfo?
         public let network: NetworkInfo
+        /// How full the data disk is, as the agent last measured it (while it runs).
+        public let dataDiskUsage: DataDiskUsage?
+
+        /// What `status`, `ls` and `up` warn about: a data disk 90% full or more.
+        public var warnings: [String] {
+            [dataDiskUsage?.warning(machine: name)].compactMap { $0 }
+        }
     }
 
     /// What containers see of the host (issue 32): whether they may reach it, by which names
@@ -129,7 +136,8 @@ extension Machines {
                            dns: (try? String(contentsOf: files.hostResolverPort, encoding: .utf8))
                                .map { "host agent on 127.0.0.1:\($0.trimmingCharacters(in: .whitespacesAndNewlines))" + (config.hostAccess ? "" : " (the guest's own; containers use QEMU's relay)") }
                                ?? "QEMU's relay",
-                           udp: remote == nil ? "QEMU" : "not forwarded: QEMU runs on \(remote?.host ?? "the libvirt host")"))
+                           udp: remote == nil ? "QEMU" : "not forwarded: QEMU runs on \(remote?.host ?? "the libvirt host")"),
+            dataDiskUsage: status.state == .running ? DataDiskUsage.recent(at: files.dataDiskUsage) : nil)
     }
 }
 

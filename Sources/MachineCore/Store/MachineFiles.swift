@@ -49,6 +49,8 @@ public struct MachineFiles: Sendable {
     public var hostResolverPort: URL { folder.appendingPathComponent("resolver.port") }
     /// The name of the docker context `up` made for this machine (see DockerContext).
     public var dockerContext: URL { folder.appendingPathComponent("docker-context") }
+    /// How full the data disk is, as the running agent last measured it (DataDiskUsage).
+    public var dataDiskUsage: URL { folder.appendingPathComponent("disk.json") }
     /// Every forward the running agent has, and how each stands (written by the agent).
     public var portsStatus: URL { folder.appendingPathComponent("ports.json") }
 }

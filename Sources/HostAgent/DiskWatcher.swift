@@ -1,0 +1,48 @@
+import Foundation
+import MachineCore
+import SSH
+
+/// Measures the data disk in the guest every DataDiskUsage.interval seconds, for `status`,
+/// `ls` and `up` to warn from (disk.json). On a thread with a blocking SSH session of its own,
+/// kept between measurements (a new one costs an emulated guest more than the command).
+final class DiskWatcher: @unchecked Sendable {
+    let guest: GuestSSH
+    let destination: URL
+    let log: (String) -> Void
+    private var warned = false
+
+    init(guest: GuestSSH, destination: URL, log: @escaping (String) -> Void) {
+        self.guest = guest
+        self.destination = destination
+        self.log = log
+    }
+
+    func start() {
+        Thread.detachNewThread { [self] in
+            var session: Session?
+            while true {
+                Thread.sleep(forTimeInterval: session == nil ? 5 : DataDiskUsage.interval)
+                do throws(MachineError) {
+                    let current: Session
+                    if let session { current = session } else { current = try guest.connect(timeout: 10) }
+                    session = current
+                    let result: (status: Int32, output: Data, errors: Data)
+                    do throws(SSHError) {
+                        result = try current.run(DataDiskUsage.command)
+                    } catch {
+                        session = nil
+                        continue
+                    }
+                    guard result.status == 0, let usage = DataDiskUsage.parse(df: String(decoding: result.output, as: UTF8.self)) else { continue }
+                    usage.save(to: destination)
+                    // Said once in the log each time it crosses the threshold.
+                    let warning = usage.warning(machine: guest.name)
+                    if let warning, !warned { log(warning) }
+                    warned = warning != nil
+                } catch {
+                    session = nil
+                }
+            }
+        }
+    }
+}
