@@ -380,3 +380,62 @@ def test_a_full_data_disk_is_named_and_stops_nothing(tmp_path, cache_dir, built)
         assert not m.folder.exists()
     finally:
         m.machine("rm", "--force", "default", check=False, timeout=180)
+
+
+def libvirtd_pid():
+    out = subprocess.run(["ps", "-C", "libvirtd", "-o", "pid=,stat="], capture_output=True, text=True).stdout.split("\n")
+    return next((int(line.split()[0]) for line in out if line.strip() and not line.split()[1].startswith("Z")), None)
+
+
+def test_libvirtd_restarted_under_a_running_machine(tmp_path, cache_dir, built):
+    """libvirtd killed and started again while a machine runs a container with a published
+    port and a bind mount of a shared folder: the engine, the port and the mount keep working;
+    a machine command made meanwhile names libvirt; after, they all work again."""
+    m = Up(tmp_path / "home", cache_dir, tmp_path / "work")
+    m.work.mkdir()
+    m.env["DOCKER_HOST"] = f"unix://{m.socket}"
+    site = m.work / "site"
+    site.mkdir()
+    (site / "index.html").write_text("before\n")
+    try:
+        m.machine("up", "--no-context", "--mount", str(m.work))
+        m.docker("import", str(busybox_image_tar(m.work / "busybox")), "busybox:latest")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        m.docker("run", "-d", "--name", "web", "-p", f"127.0.0.1:{port}:80", "-v", f"{site}:/www", "busybox", "httpd", "-f", "-h", "/www")
+
+        def page():
+            return urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10).read().decode()
+
+        deadline = time.time() + 60
+        while True:
+            try:
+                assert page() == "before\n"
+                break
+            except OSError:
+                assert time.time() < deadline, "the published port never answered"
+                time.sleep(1)
+        os.kill(libvirtd_pid(), signal.SIGKILL)
+        try:
+            down = m.machine("status", check=False, timeout=60)
+            assert down.returncode != 0 and "libvirt" in down.stderr.decode(), down.stderr
+            # Nothing on the way of the engine, its ports or its shares goes through libvirtd.
+            assert "web" in m.docker("ps", "--format", "{{.Names}}").stdout
+            (site / "index.html").write_text("during\n")
+            assert page() == "during\n"
+        finally:
+            subprocess.run(["scripts/host-setup.sh"], cwd=machine_binary().parents[2], check=True, timeout=600,
+                           env=dict(os.environ, MACHINE_BIN=str(machine_binary())), capture_output=True)
+        deadline = time.time() + 10
+        while m.machine("status", check=False).stdout.decode().strip() != "running":
+            assert time.time() < deadline, "machine status did not say running within 10 s of libvirtd's restart"
+            time.sleep(0.5)
+        (site / "index.html").write_text("after\n")
+        assert page() == "after\n"
+        assert m.agent_pid() and "exiting" not in (m.folder / "agent.log").read_text()
+        m.machine("stop")
+        m.machine("start")
+        assert "web" in m.docker("ps", "-a", "--format", "{{.Names}}").stdout
+    finally:
+        m.machine("rm", "--force", "default", check=False, timeout=180)
