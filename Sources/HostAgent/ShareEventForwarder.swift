@@ -26,10 +26,10 @@ final class ShareEventForwarder: @unchecked Sendable {
         self.log = log
     }
 
-    /// The guest program that takes the lines (iso/rootfs/usr/lib/machine/share-events).
-    static let guestCommand = "/usr/lib/machine/share-events"
-    /// Its exit status when the image has no machine_notify.ko (an image from before it).
-    static let notSupported: Int32 = 3
+    /// The guest program that takes the lines, and its exit status when the image has no
+    /// machine_notify.ko (an image from before it).
+    static let guestCommand = GuestContract.shareEventsCommand
+    static let notSupported = GuestContract.shareEventsUnsupportedStatus
 
     func start() {
         guard !lines.roots.isEmpty else { return }

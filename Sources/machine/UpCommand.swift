@@ -83,7 +83,7 @@ extension Machine {
                 } else {
                     Start.restoreContext(of: name, machines)
                 }
-                for warning in (try? machines.info(name))?.warnings ?? [] { machines.progress(warning) }
+                if let warning = machines.dataDiskUsage(name)?.warning(machine: name) { machines.progress(warning) }
                 print("""
                     engine socket: \(DockerContext.dockerHost(socket: socket))
                     \(contextLine ?? "to use it: eval \"$(machine env\(MachineName.commandSuffix(name)))\"")

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import MachineCore
 import Testing
 
@@ -13,7 +16,7 @@ import Testing
 
     static let guest = "iso/rootfs/usr/lib/machine/"
 
-    @Test(arguments: [
+    static let said: [(String, String)] = [
         (guest + "boot.d/40-data-disk.sh", "disk_by_serial \(GuestContract.dataDiskSerial)"),
         (guest + "boot.d/50-seed.sh", "disk_by_serial \(GuestContract.seedDiskSerial)"),
         (guest + "boot.d/45-engine-disk.sh", "disk_by_serial \(GuestContract.engineDiskSerial)"),
@@ -45,7 +48,19 @@ import Testing
         (guest + "boot.d/30-network.sh", "ip addr add \(GuestContract.guestAddress)/24 dev eth0"),
         (guest + "boot.d/58-host-trust.sh", "cp \"$SEED/\(GuestContract.caBundleSeedFile)\" /etc/ssl/certs/ca-certificates.crt"),
         (guest + "boot.d/58-host-trust.sh", "cp -R \"$SEED/\(GuestContract.certsDSeedFolder)\" /etc/docker/certs.d"),
-    ])
+        (guest + "boot.d/50-seed.sh", "cp \"$SEED/\(GuestContract.authorizedKeysSeedFile)\" /etc/ssh/authorized_keys/root"),
+        (guest + "boot.d/50-seed.sh", "hostname \"$(head -n 1 \"$SEED/\(GuestContract.hostnameSeedFile)\")\""),
+        (guest + "boot.d/70-shares.sh", "while IFS=\"$tab\" read -r \(GuestContract.mountsFields.joined(separator: " ")); do"),
+        (guest + "boot.d/70-shares.sh", "done <\"$SEED/\(GuestContract.mountsSeedFile)\""),
+        (guest + "boot.d/70-shares.sh", "done <\"$SEED/\(GuestContract.hiddenSeedFile)\""),
+        ("iso/rootfs" + GuestContract.shareEventsCommand, "exit \(GuestContract.shareEventsUnsupportedStatus); }"),
+        ("iso/rootfs" + GuestContract.shareEventsCommand, "exec cat >/proc/machine-notify"),
+        ("iso/notify/machine_notify.c", "strcmp(word + length, \"\(GuestContract.notifyDirectorySuffix)\") == 0"),
+        ("iso/notify/machine_notify.c", "char *op = strsep(&line, \" \");\n\tchar *cookie_text = strsep(&line, \" \");\n\tchar *path = line,"),
+    ]
+    static let notifyTable: [(String, String)] = GuestContract.notifyOperations.map { ("iso/notify/machine_notify.c", "{ \"\($0)\", FS_") }
+
+    @Test(arguments: said + notifyTable)
     func theScriptSaysTheSame(path: String, expected: String) throws {
         #expect(try script(path).contains(expected), "\(path) no longer has \(expected.debugDescription)")
     }
@@ -62,5 +77,27 @@ import Testing
         #expect(xml.contains("-:\(GuestContract.agentInputGuestPort)"))
         #expect(xml.contains("name='\(GuestContract.portsPortName)'"))
         #expect(xml.contains("-:\(GuestContract.portsInputGuestPort)"))
+    }
+
+    @Test func theMountsLineHasTheContractsFieldsInOrder() {
+        let device = SharedFolder(tag: "share0", share: Share(hostPath: "/home/ada", guestPath: "/src", readOnly: true), transport: .ninep)
+        let fields = Shares.seedMounts([device]).dropLast().split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
+        #expect(fields.count == GuestContract.mountsFields.count)
+        #expect(Dictionary(uniqueKeysWithValues: zip(GuestContract.mountsFields, fields)) == ["tag": "share0", "path": "/src", "type": "9p", "mode": "ro"])
+    }
+
+    /// What the host writes is what machine_notify.c parses: `OPERATION COOKIE PATH`, each
+    /// operation a word of the contract (and of the module's table, checked above).
+    @Test(arguments: [IN_CREATE, IN_DELETE, IN_MODIFY, IN_CLOSE_WRITE, IN_ATTRIB, IN_MOVED_FROM, IN_MOVED_TO])
+    func theNotifyLineIsTheModules(mask: Int32) throws {
+        let lines = ShareEventLines(shares: [Share(hostPath: "/home/ada", guestPath: "/src")])
+        for isDir in [false, true] {
+            let line = try #require(lines.line(mask: UInt32(mask) | (isDir ? UInt32(IN_ISDIR) : 0), cookie: 7, hostPath: "/home/ada/a b"))
+            let words = line.dropLast().split(separator: " ", maxSplits: 2).map(String.init)
+            #expect(words.count == 3 && words[1] == "7" && words[2] == "/src/a b" && line.hasSuffix("\n"))
+            let operation = isDir ? String(words[0].dropLast(GuestContract.notifyDirectorySuffix.count)) : words[0]
+            #expect(GuestContract.notifyOperations.contains(operation), "\(words[0]) is no word of machine_notify")
+            #expect(words[0].hasSuffix(GuestContract.notifyDirectorySuffix) == isDir)
+        }
     }
 }

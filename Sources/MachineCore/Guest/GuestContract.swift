@@ -60,4 +60,22 @@ public enum GuestContract {
     /// boot.d/58-host-trust.sh where dockerd reads them.
     public static let caBundleSeedFile = "ca-certificates.crt"
     public static let certsDSeedFolder = "certs.d"
+
+    /// The seed's other files (boot.d/50-seed.sh, boot.d/70-shares.sh): who may log in, the
+    /// hostname, the shares, and the paths inside them that hold the host's machine state.
+    public static let authorizedKeysSeedFile = "authorized_keys"
+    public static let hostnameSeedFile = "hostname"
+    public static let mountsSeedFile = "mounts"
+    public static let hiddenSeedFile = "hidden"
+    /// A `mounts` line's fields, in order, tab-separated (70-shares.sh reads them by name).
+    public static let mountsFields = ["tag", "path", "type", "mode"]
+
+    /// The guest program the agent writes host edits to (ShareEventForwarder), and its exit
+    /// status when the image has no machine_notify.ko.
+    public static let shareEventsCommand = "/usr/lib/machine/share-events"
+    public static let shareEventsUnsupportedStatus: Int32 = 3
+    /// A notify line is `OPERATION COOKIE GUESTPATH`, OPERATION one of these words (with
+    /// `notifyDirectorySuffix` for a folder), as machine_notify.c's operations[] spells them.
+    public static let notifyOperations = ["create", "delete", "modify", "closewrite", "attrib", "movedfrom", "movedto"]
+    public static let notifyDirectorySuffix = "dir"
 }

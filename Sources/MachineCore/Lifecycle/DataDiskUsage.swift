@@ -54,3 +54,16 @@ public struct DataDiskUsage: Codable, Sendable, Equatable {
         return usage
     }
 }
+
+extension Machines {
+    /// The data disk's usage: the agent's recent measurement, else one made now over SSH (nil
+    /// when the guest does not answer), for `up`, which may come before the agent's first.
+    public func dataDiskUsage(_ name: String) -> DataDiskUsage? {
+        let files = store.files(name)
+        if let recent = DataDiskUsage.recent(at: files.dataDiskUsage) { return recent }
+        guard let session = try? guest(name).connect(timeout: 10), let result = try? session.run(DataDiskUsage.command),
+              result.status == 0, let usage = DataDiskUsage.parse(df: String(decoding: result.output, as: UTF8.self)) else { return nil }
+        usage.save(to: files.dataDiskUsage)
+        return usage
+    }
+}

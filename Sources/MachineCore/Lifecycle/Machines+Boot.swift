@@ -37,6 +37,8 @@ extension Machines {
         try Shares.verifyBeforeBoot(config.mounts, machine: name)
         let shares = try Shares.devices(config.mounts, type: config.mountType, systemDaemon: hypervisor.isSystemDaemon,
                                             machineFolder: files.folder)
+        // A measurement of the last boot's disk may be of a smaller one (`machine set --disk`).
+        try? FileManager.default.removeItem(at: files.dataDiskUsage)
         // The agent's split sessions are made anew at each boot (QEMU makes the ports' sockets,
         // the input ports are chosen now); stale ones would send the agent where nobody serves.
         var agentInputPorts: [SSHPortLink.Role: Int] = [:]

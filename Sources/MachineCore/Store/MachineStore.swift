@@ -109,10 +109,10 @@ public struct MachineStore: Sendable {
             throw MachineError("cannot read \(files.publicKey.path): \(error.localizedDescription)", hint: "recreate the machine")
         }
         let content: [(String, Data)] = [
-            ("authorized_keys", publicKey),
-            ("hostname", Data((config.name + "\n").utf8)),
-            ("mounts", Data(Shares.seedMounts(shares).utf8)),
-            ("hidden", Data(hidden.map { $0 + "\n" }.joined().utf8)),
+            (GuestContract.authorizedKeysSeedFile, publicKey),
+            (GuestContract.hostnameSeedFile, Data((config.name + "\n").utf8)),
+            (GuestContract.mountsSeedFile, Data(Shares.seedMounts(shares).utf8)),
+            (GuestContract.hiddenSeedFile, Data(hidden.map { $0 + "\n" }.joined().utf8)),
             (GuestContract.engineDaemonSeedFile, config.daemonJSON),
             (GuestContract.hostAccessSeedFile, Data((config.hostAccess ? "on\n" : "off\n").utf8)),
             (GuestContract.engineEnvironmentSeedFile, config.engine.environmentFile()),

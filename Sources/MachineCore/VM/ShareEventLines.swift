@@ -29,7 +29,7 @@ public struct ShareEventLines: Sendable {
         else { return nil }
         let inside = hostPath.dropFirst(share.hostPath == "/" ? 1 : share.hostPath.count + 1)
         let guestPath = share.guestPath == "/" ? "/" + inside : share.guestPath + "/" + inside
-        let kind = mask & UInt32(IN_ISDIR) != 0 ? operation + "dir" : operation
+        let kind = mask & UInt32(IN_ISDIR) != 0 ? operation + GuestContract.notifyDirectorySuffix : operation
         return "\(kind) \(cookie) \(guestPath)\n"
     }
 

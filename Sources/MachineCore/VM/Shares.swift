@@ -250,9 +250,13 @@ public enum Shares {
         virtiofsdCandidates.first { access($0, X_OK) == 0 }
     }
 
-    /// The seed's `mounts` file: TAG, GUESTPATH, TYPE and MODE per line, tab-separated.
+    /// The seed's `mounts` file: per line, the fields GuestContract.mountsFields names (tag,
+    /// guest path, virtiofs or 9p, rw or ro), tab-separated.
     public static func seedMounts(_ devices: [SharedFolder]) -> String {
-        devices.map { "\($0.tag)\t\($0.share.guestPath)\t\($0.typeName)\t\($0.share.readOnly ? "ro" : "rw")\n" }.joined()
+        devices.map { device in
+            let fields = ["tag": device.tag, "path": device.share.guestPath, "type": device.typeName, "mode": device.share.readOnly ? "ro" : "rw"]
+            return GuestContract.mountsFields.map { fields[$0] ?? "" }.joined(separator: "\t") + "\n"
+        }.joined()
     }
 
     /// Guest paths of host folders that hold `machine`'s own state (keys, disks) and happen to
