@@ -195,8 +195,6 @@ public struct DomainDefinition: Sendable, Equatable {
         "      <address type='pci' domain='0x0000' bus='0x00' slot='\(String(format: "0x%02x", number))' function='0x0'/>\n"
     }
 
-    /// One `<filesystem>`. 9p uses accessmode squash: files the guest creates belong to the
-    /// user QEMU runs as (the user who runs machine), and a failing chown is not an error.
     /// A raw, read-only virtio disk the guest finds by its serial (the seed, the engine).
     static func readOnlyDiskXML(_ path: String, dev: String, serial: String, slot: Int) -> String {
         """
@@ -211,6 +209,8 @@ public struct DomainDefinition: Sendable, Equatable {
         """
     }
 
+    /// One `<filesystem>`. 9p uses accessmode squash: files the guest creates belong to the
+    /// user QEMU runs as (the user who runs machine), and a failing chown is not an error.
     static func filesystemXML(_ folder: SharedFolder, address: String = "") -> String {
         let e = Self.escape
         let driver: String
@@ -244,8 +244,6 @@ public struct DomainDefinition: Sendable, Equatable {
             """
     }
 
-    /// XML text and attribute escaping. Control characters cannot appear in XML 1.0 at all,
-    /// so callers reject them before (see MachineName and the path checks).
     /// The reverse of `escape`, for text libvirt hands back (it may use &#39; or &quot;).
     static func unescape(_ text: String) -> String {
         var out = text
@@ -255,6 +253,8 @@ public struct DomainDefinition: Sendable, Equatable {
         return out.replacingOccurrences(of: "&amp;", with: "&")
     }
 
+    /// XML text and attribute escaping. Control characters cannot appear in XML 1.0 at all,
+    /// so callers reject them before (see MachineName and the path checks).
     static func escape(_ text: String) -> String {
         var out = ""
         out.reserveCapacity(text.count)
