@@ -24,7 +24,13 @@ final class DiskWatcher: @unchecked Sendable {
                 Thread.sleep(forTimeInterval: session == nil ? 5 : DataDiskUsage.interval)
                 do throws(MachineError) {
                     let current: Session
-                    if let session { current = session } else { current = try guest.connect(timeout: 10) }
+                    if let session {
+                        current = session
+                    } else {
+                        current = try guest.connect(timeout: 10)
+                        // Said each time: this session goes in through sshd's own port, as `machine ssh` does.
+                        log("the data disk of \(guest.name) is measured at \(current.peer), on a session of its own")
+                    }
                     session = current
                     let result: (status: Int32, output: Data, errors: Data)
                     do throws(SSHError) {

@@ -151,12 +151,15 @@ def test_the_agent_holds_its_own_session_and_nothing_inherited(up):
         remote = int(fields[2].split(":")[1], 16)
         if remote in states and fields[9] in sockets:
             states[remote].append(fields[3])
-    # 01: ESTABLISHED. Through the SSH port only the session for host edits in the shares, made
-    # at the first edit after the agent started (anything may edit the home meanwhile), and
-    # logged within a moment of its login.
+    # 01: ESTABLISHED. Through the SSH port only the sessions of its own threads, each logged
+    # within a moment of its login: the one for host edits in the shares, made at the first edit
+    # after the agent started (anything may edit the home meanwhile), and the one that measures
+    # the data disk.
     time.sleep(2)
-    edits = "on a session of their own" in (up.folder / "agent.log").read_text()
-    assert states[ssh_port] in ([[], ["01"]] if edits else [[]]), f"agent's connections to the SSH port: {states}"
+    log = (up.folder / "agent.log").read_text()
+    own = ("on a session of their own" in log) + ("is measured at" in log)
+    assert states[ssh_port] == ["01"] * len(states[ssh_port]) and len(states[ssh_port]) <= own, \
+        f"agent's connections to the SSH port: {states}, {own} sessions of its own logged"
     assert states[input_port] == ["01"] and states[ports_input_port] == ["01"], \
         f"agent's connections to the input ports, by TCP state: {states}"
     assert not [link for link in links.values() if link.startswith("pipe:")][2:], links  # only its wake pipe
