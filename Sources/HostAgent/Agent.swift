@@ -153,10 +153,9 @@ public final class Agent {
     var suspendedAtLastWord = 0.0
     /// Since when no session has served (from the start until the first one).
     var sessionLostSince: Date? = Date()
-    /// Whether the last session ended because the guest stopped answering (not because its
-    /// connection closed): clients are refused at once until a new session is made.
-    var guestSilent = false
-    var silentWhy = ""
+    /// Why the last session ended, when it ended because the guest stopped answering (not
+    /// because its connection closed): clients are refused at once until a new session is made.
+    var guestSilence: String?
     /// The code of the SSHErrors that say the guest stopped answering.
     static let guestSilentCode: Int32 = -9
     let clockSetting = OneAtATime()

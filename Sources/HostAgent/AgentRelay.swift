@@ -13,13 +13,13 @@ extension Agent {
         // Connections nobody can serve in time are refused: the client sees why (an engine
         // client), or the socket close.
         let now = Date()
-        let lostLong = session == nil && (guestSilent || (sessionLostSince.map { now.timeIntervalSince($0) > Self.waitForSession } ?? false))
+        let lostLong = session == nil && (guestSilence != nil || (sessionLostSince.map { now.timeIntervalSince($0) > Self.waitForSession } ?? false))
         waiting.removeAll { connection in
             guard lostLong || now.timeIntervalSince(connection.accepted) > Self.waitForSession else { return false }
             let lost = Int(now.timeIntervalSince(sessionLostSince ?? connection.accepted))
             log("refused a connection to \(connection.listener.name): no SSH session to \(guest.name) for \(lost) s")
-            refuse(connection, why: guestSilent ? "it stopped answering \(lost) s ago (\(silentWhy))"
-                                                : "no SSH session to the guest for \(lost) s" + (lastConnectError.isEmpty ? "" : " (\(lastConnectError))"))
+            refuse(connection, why: guestSilence.map { "it stopped answering \(lost) s ago (\($0))" }
+                ?? "no SSH session to the guest for \(lost) s" + (lastConnectError.isEmpty ? "" : " (\(lastConnectError))"))
             return true
         }
         guard let session else { return false }

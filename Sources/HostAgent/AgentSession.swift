@@ -33,7 +33,7 @@ extension Agent {
             session.configureKeepalive(interval: Int(Self.keepaliveInterval))
             self.session = session
             sessionLostSince = nil
-            guestSilent = false
+            guestSilence = nil
             reconnectDelay = 0.25
             lastConnectError = ""
             log("\(everConnected ? "reconnected" : "connected") to \(guest.name)\(sessionPurpose) \(made.via) (\(session.algorithms))")
@@ -120,8 +120,7 @@ extension Agent {
         for connection in connections { refuse(connection, why: "the SSH session to the guest broke (\(error.message))") }
         connections.removeAll()
         sessionLostSince = Date()
-        guestSilent = error.kind == .library && error.code == Self.guestSilentCode
-        silentWhy = error.message
+        guestSilence = error.kind == .library && error.code == Self.guestSilentCode ? error.message : nil
         closing.removeAll()
         forgetSpares()
         reader = nil

@@ -32,14 +32,14 @@ final class DiskWatcher: @unchecked Sendable {
                         log("the data disk of \(guest.name) is measured at \(current.peer), on a session of its own")
                     }
                     session = current
-                    let result: (status: Int32, output: Data, errors: Data)
+                    let measured: DataDiskUsage?
                     do throws(SSHError) {
-                        result = try current.run(DataDiskUsage.command)
+                        measured = try DataDiskUsage.measure(over: current)
                     } catch {
                         session = nil
                         continue
                     }
-                    guard result.status == 0, let usage = DataDiskUsage.parse(df: String(decoding: result.output, as: UTF8.self)) else { continue }
+                    guard let usage = measured else { continue }
                     usage.save(to: destination)
                     // Said once in the log each time it crosses the threshold.
                     let warning = usage.warning(machine: guest.name)

@@ -1,5 +1,6 @@
 import Foundation
 import HostOS
+import SSH
 
 /// How full the machine's data disk is (the engine's images, containers and volumes live
 /// there), as the host agent last measured it in the guest: `status`, `ls` and `up` warn from
@@ -42,6 +43,12 @@ public struct DataDiskUsage: Codable, Sendable, Equatable {
             + "`machine set\(MachineName.commandSuffix(machine)) --disk \(suggested)G` and `machine restart\(MachineName.commandSuffix(machine))`"
     }
 
+    /// Measures over `session` (nil when df fails or says something else).
+    public static func measure(over session: Session) throws(SSHError) -> DataDiskUsage? {
+        let result = try session.run(command)
+        return result.status == 0 ? parse(df: String(decoding: result.output, as: UTF8.self)) : nil
+    }
+
     public func save(to url: URL) {
         guard let data = try? JSONEncoder().encode(self) else { return }
         try? AtomicFile.write(data, to: url, mode: 0o600)
@@ -61,8 +68,7 @@ extension Machines {
     public func dataDiskUsage(_ name: String) -> DataDiskUsage? {
         let files = store.files(name)
         if let recent = DataDiskUsage.recent(at: files.dataDiskUsage) { return recent }
-        guard let session = try? guest(name).connect(timeout: 10), let result = try? session.run(DataDiskUsage.command),
-              result.status == 0, let usage = DataDiskUsage.parse(df: String(decoding: result.output, as: UTF8.self)) else { return nil }
+        guard let session = try? guest(name).connect(timeout: 10), let usage = (try? DataDiskUsage.measure(over: session)) ?? nil else { return nil }
         usage.save(to: files.dataDiskUsage)
         return usage
     }

@@ -60,8 +60,7 @@ public struct DockerContext: Sendable {
     /// current one.
     public func apply() throws(MachineError) -> Outcome {
         guard let docker = Self.dockerCLI() else { return .noDockerCLI }
-        let name = chooseName(docker)
-        let existing = endpoint(of: name, docker)
+        let (name, existing) = chooseName(docker)
         if existing == nil {
             try Subprocess.output(of: [docker, "context", "create", name, "--description", "machine \(machine)", "--docker", "host=\(host)"],
                                  timeout: 30, what: "creating the docker context \(name)")
@@ -95,21 +94,27 @@ public struct DockerContext: Sendable {
     public func remove() {
         guard let docker = Self.dockerCLI() else { return }
         let name = recordedName ?? plainName
-        if endpoint(of: name, docker) == host {
-            _ = try? Subprocess.run([docker, "context", "rm", "--force", name], timeout: 30)
+        var endpoint = endpoint(of: name, docker)
+        if endpoint == host, (try? Subprocess.run([docker, "context", "rm", "--force", name], timeout: 30))?.status == 0 {
+            endpoint = nil
         }
-        if current(docker) == name && endpoint(of: name, docker) == nil {
+        // The docker CLI resets its current context when it removes it, not when it is gone.
+        if current(docker) == name && endpoint == nil {
             _ = try? Subprocess.run([docker, "context", "use", "default"], timeout: 30)
         }
     }
 
     /// The recorded name while it is free or still ours; else `machine-NAME` if that is free,
-    /// ours, or left by a machine whose folder is gone; else the name with this home's id.
-    func chooseName(_ docker: String) -> String {
-        if let recorded = recordedName, [nil, host].contains(endpoint(of: recorded, docker)) { return recorded }
+    /// ours, or left by a machine whose folder is gone; else the name with this home's id. With
+    /// the chosen context's endpoint now (nil: no such context).
+    func chooseName(_ docker: String) -> (name: String, endpoint: String?) {
+        if let recorded = recordedName {
+            let found = endpoint(of: recorded, docker)
+            if [nil, host].contains(found) { return (recorded, found) }
+        }
         let plain = endpoint(of: plainName, docker)
-        if plain == nil || plain == host || plain.map(Self.isAbandoned) == true { return plainName }
-        return homeName
+        if plain == nil || plain == host || plain.map(Self.isAbandoned) == true { return (plainName, plain) }
+        return (homeName, endpoint(of: homeName, docker))
     }
 
     /// An endpoint at a unix socket in a machine folder that no longer exists.
