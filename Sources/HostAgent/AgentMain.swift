@@ -18,12 +18,14 @@ public enum AgentMain {
     public static func serve(_ process: AgentProcess, guest: GuestSSH, udp: QEMUForwards?, watch: DomainWatch?,
                              loadConfig: @escaping () throws(MachineError) -> MachineConfig) throws(MachineError) {
         Agent.installSignalHandlers()
-        let lockFD = open(process.files.agentLock.path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard lockFD >= 0 else { throw MachineError("cannot open \(process.files.agentLock.path): \(String(cString: strerror(errno)))") }
-        guard flock(lockFD, LOCK_EX | LOCK_NB) == 0 else {
+        let held = try onHost { () throws(SystemError) in try FileLock.tryExclusive(process.files.agentLock.path) }
+        guard let lock = held else {
             AgentProcess.log("another agent serves \(process.name) already; exiting")
             return
         }
+        // Held until the agent returns from here (the process ends then).
+        defer { withExtendedLifetime(lock) {} }
+        let lockFD = lock.fd
         try AtomicFile.save(Data("\(getpid())\n".utf8), to: process.files.agentPid, mode: 0o600)
         AgentProcess.logPath = process.files.agentLog.path
         AgentProcess.log("agent \(getpid()) for \(process.name) starting" + (watch?.uuid.map { " (domain UUID \($0))" } ?? ""))

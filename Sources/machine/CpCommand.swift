@@ -37,7 +37,7 @@ extension Machine {
                     try copier(name).download(remote, to: local)
                 default:
                     throw MachineError("one side must be on the host and the other in a machine (NAME:PATH)",
-                                       hint: "e.g. machine cp ./file default:/tmp/ or machine cp default:/tmp/file .", exitCode: 64)
+                                       hint: "e.g. machine cp ./file default:/tmp/ or machine cp default:/tmp/file .", kind: .usage)
                 }
             }
         }

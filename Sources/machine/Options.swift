@@ -20,10 +20,10 @@ struct GlobalOptions: ParsableArguments {
         let paths = Paths()
         let recorded = try? MachineStore(paths: paths).config(name).connect
         if let recorded, let uri, uri != recorded {
-            throw MachineError("\(name) lives on \(recorded), not \(uri)", hint: "leave out --connect: its commands go to \(recorded) by themselves", exitCode: 64)
+            throw MachineError("\(name) lives on \(recorded), not \(uri)", hint: "leave out --connect: its commands go to \(recorded) by themselves", kind: .usage)
         }
         if recorded == nil, let uri, MachineStore(paths: paths).exists(name), try RemoteLibvirt(uri: uri) != nil {
-            throw MachineError("\(name) lives on this host, not \(uri)", hint: "leave out --connect, or give another name to make a machine there", exitCode: 64)
+            throw MachineError("\(name) lives on this host, not \(uri)", hint: "leave out --connect, or give another name to make a machine there", kind: .usage)
         }
         return try Self.machines(uri: recorded ?? Hypervisor.defaultURI(flag: uri))
     }
@@ -114,7 +114,7 @@ struct MachineShapeOptions: ParsableArguments {
     static func mebibytes(memory: String?) throws(MachineError) -> Int? {
         guard let memory else { return nil }
         let memoryMiB = try Size.mebibytes(memory)
-        guard memoryMiB >= 256 else { throw MachineError("--memory must be at least 256M", exitCode: 64) }
+        guard memoryMiB >= 256 else { throw MachineError("--memory must be at least 256M", kind: .usage) }
         return memoryMiB
     }
 

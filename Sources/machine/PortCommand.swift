@@ -90,6 +90,6 @@ private func nameAndSpec(_ words: [String]) throws(MachineError) -> (String, Str
         try MachineName.validate(words[0])
         return (words[0], words[1])
     default:
-        throw MachineError("expected [NAME] HOSTPORT:GUESTPORT", hint: "e.g. machine port add 8080:80", exitCode: 64)
+        throw MachineError("expected [NAME] HOSTPORT:GUESTPORT", hint: "e.g. machine port add 8080:80", kind: .usage)
     }
 }

@@ -40,12 +40,12 @@ extension Machine {
                 let machines = try global.machines(for: target.name)
                 configTrust.apply(to: machines)
                 let name = target.name
-                let plan = try machines.planUpgrade(name, refreshPackageLists: refresh)
+                // The machine's lock is held from here until the upgrade goes (the end of run).
+                let upgrade = try machines.beginUpgrade(name, refreshPackageLists: refresh)
+                let plan = upgrade.plan
                 if plan.upToDate {
-                    if try machines.config(name).held != nil {
-                        // The latest builds are again the ones it went back to: nothing to hold.
-                        try machines.releaseHold(name)
-                    }
+                    // The latest builds are again the ones it went back to: nothing to hold.
+                    try upgrade.releaseHold()
                     print("\(name) is up to date: \(Self.describe(plan.new))")
                     return
                 }
@@ -61,7 +61,7 @@ extension Machine {
                 } else {
                     print("\(name) will run \(Self.describe(plan.new))")
                 }
-                let started = try machines.applyUpgrade(plan, engineTimeout: engineTimeout)
+                let started = try upgrade.apply(engineTimeout: engineTimeout)
                 print("\(name) upgraded: engine \(plan.new.engine.manifest.version) answers at \(DockerContext.dockerHost(socket: URL(fileURLWithPath: started.dockerSocket)))")
             }
         }

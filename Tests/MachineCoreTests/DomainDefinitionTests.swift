@@ -58,14 +58,16 @@ import Virt
             try domain.metadata(namespace: DomainDefinition.Owner.namespace, persistent: true).flatMap(DomainDefinition.Owner.init(xml:))
         }
         #expect(try kept()?.config.map(MachineConfig.decode) == first)
-        // Replaced in place: still this machine, with the new copy.
+        #expect(try kept()?.previous == nil)
+        // Replaced in place: still this machine, with the new copy and the one it replaced.
         var second = first
         second.publishAddress = "0.0.0.0"
-        try domain.setMetadata(DomainDefinition.Owner(home: "/m", machine: "test", config: second.encoded()).elementForSetMetadata,
+        try domain.setMetadata(DomainDefinition.Owner(home: "/m", machine: "test", config: second.encoded(), previous: first.encoded()).elementForSetMetadata,
                                key: DomainDefinition.Owner.key, namespace: DomainDefinition.Owner.namespace)
         let owner = try #require(try kept())
         #expect(owner.isSameMachine(as: .init(home: "/m", machine: "test")))
         #expect(try owner.config.map(MachineConfig.decode) == second)
+        #expect(try owner.previous.map(MachineConfig.decode) == first)
     }
 
     @Test func configChangesAreNamedInConfigJSONsWords() {

@@ -17,11 +17,6 @@ import Glibc
         #expect(MachineError(SystemError("read /x", code: EACCES)).hint == nil)
     }
 
-    @Test func badInputIsAUsageError() {
-        #expect(MachineError("invalid --mount", exitCode: 64).kind == .usage)
-        #expect(MachineError("the engine did not answer").kind == .failed)
-    }
-
     @Test func aMissingMachineIsNotFound() throws {
         let store = MachineStore(paths: Paths(environment: ["MACHINE_HOME": "/nonexistent/machine-home"]))
         #expect(throws: MachineError.self) { try store.config("dev") }

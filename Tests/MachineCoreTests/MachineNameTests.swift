@@ -15,7 +15,7 @@ import Testing
             Issue.record("\(name) was accepted")
         } catch {
             #expect(error.hint?.contains("lowercase letters") == true)
-            #expect(error.exitCode == 64)
+            #expect(error.kind == .usage)
         }
     }
 }

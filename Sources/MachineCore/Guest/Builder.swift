@@ -34,6 +34,26 @@ public struct Builder: Sendable {
         return try image(quiet: quiet)
     }
 
+    /// apt-get update as root, before a build that should see what Debian has now (`machine
+    /// upgrade`); for anyone else, a line saying how old apt's lists are and who can refresh them.
+    public static func refreshAptLists(progress: (String) -> Void) {
+        guard getuid() == 0 else {
+            let lists = (try? FileManager.default.contentsOfDirectory(atPath: "/var/lib/apt/lists")) ?? []
+            let newest = lists.filter { $0.hasSuffix("Release") }
+                .compactMap { try? FileManager.default.attributesOfItem(atPath: "/var/lib/apt/lists/" + $0)[.modificationDate] as? Date }
+                .max()
+            let age = newest.map { " (refreshed \(Int(Date().timeIntervalSince($0) / 86_400)) days ago)" } ?? ""
+            progress("building from the Debian packages apt knows now\(age); only root can refresh that list: `sudo apt-get update`")
+            return
+        }
+        progress("refreshing apt's package lists (apt-get update)")
+        let result = try? Subprocess.outcome(of: ["apt-get", "update", "-q"], timeout: 600)
+        if result?.status != 0 {
+            let last = result?.output.split(separator: "\n").last.map(String.init) ?? "it did not run"
+            progress("apt-get update failed (\(last)); building from the package lists apt already has")
+        }
+    }
+
     /// The bundle built last (`engine/latest`), or a new build when there is none or it came from
     /// another recipe.
     public func latestEngineBundle(quiet: Bool = false) throws(MachineError) -> EngineBundle {
@@ -113,7 +133,7 @@ public struct Builder: Sendable {
         let data = output.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         guard process.terminationStatus == 0 else {
-            throw MachineError("building the \(what) failed (see the error above)", exitCode: process.terminationStatus)
+            throw MachineError("building the \(what) failed (see the error above)")
         }
         let folder = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
             .split(separator: "\n").last.map(String.init) ?? ""

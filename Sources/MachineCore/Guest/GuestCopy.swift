@@ -50,22 +50,22 @@ public struct GuestCopy {
         let entry = try locate(hostPath)
         switch entry.kind {
         case .missing:
-            throw MachineError("\(hostPath) does not exist", exitCode: 1)
+            throw MachineError("\(hostPath) does not exist")
         case .sharedSymlink:
             throw MachineError("not copying \(entry.path): it is a symlink inside a folder shared with a machine, which may have put it there",
-                               hint: "copy the file it points to by its own path", exitCode: 1)
+                               hint: "copy the file it points to by its own path")
         case .regularFile:
             break
         case .directory, .other:
-            throw MachineError("\(hostPath) is not a regular file", hint: "machine cp copies one file; for a folder use `tar -C DIR -c . | machine ssh NAME -- tar -C DEST -x`", exitCode: 1)
+            throw MachineError("\(hostPath) is not a regular file", hint: "machine cp copies one file; for a folder use `tar -C DIR -c . | machine ssh NAME -- tar -C DEST -x`")
         }
         let fd = openat(entry.folder, entry.name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
-        guard fd >= 0 else { throw MachineError("cannot read \(entry.path): \(String(cString: strerror(errno)))", exitCode: 1) }
+        guard fd >= 0 else { throw MachineError("cannot read \(entry.path): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         var info = stat()
         // Checked again on the open file: it may have been swapped since the walk.
         guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
-            throw MachineError("\(entry.path) is not a regular file", exitCode: 1)
+            throw MachineError("\(entry.path) is not a regular file")
         }
         var destination = guestPath
         if let existing = try attributes(guestPath), existing.isDirectory {
@@ -98,9 +98,9 @@ public struct GuestCopy {
         case .missing, .regularFile, .sharedSymlink:
             break
         case .directory:
-            throw MachineError("\(entry.path) is a folder; not replacing it with a file", exitCode: 1)
+            throw MachineError("\(entry.path) is a folder; not replacing it with a file")
         case .other:
-            throw MachineError("\(entry.path) is not a regular file; not writing into it", exitCode: 1)
+            throw MachineError("\(entry.path) is not a regular file; not writing into it")
         }
         let temp = ".\(entry.name).machine-cp.\(getpid())"
         let fd = openat(entry.folder, temp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)

@@ -21,13 +21,7 @@ public struct AgentProcess: Sendable {
 
     /// The agent's pid if one runs for this machine.
     public func runningPid() -> pid_t? {
-        let fd = open(files.agentLock.path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        if flock(fd, LOCK_SH | LOCK_NB) == 0 {
-            flock(fd, LOCK_UN)
-            return nil
-        }
+        guard FileLock.isHeld(files.agentLock.path) else { return nil }
         let text = (try? String(contentsOf: files.agentPid, encoding: .utf8)) ?? ""
         return pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines))
     }

@@ -1,82 +1,79 @@
 import Foundation
 import Virt
 
-/// What `status`, `ls` and `inspect` show about a machine: read from its config and from
-/// libvirt, with libvirt's reason and QEMU's last words when a state is one nobody asked for.
-extension Machines {
-    /// Everything `inspect` and `ls` show about one machine.
-    public struct Info: Codable, Sendable {
-        public struct SSH: Codable, Sendable {
-            public let host: String
-            public let port: Int
-            public let user: String
-            public let identityFile: String
-            public let knownHostsFile: String
-            /// For a machine on a remote libvirt host: the OpenSSH ProxyCommand that reaches
-            /// its port there (`ssh -W`), since `host` and `port` are that host's loopback.
-            public let proxyCommand: String?
-        }
-        public struct SharedFolderInfo: Codable, Sendable {
-            public let hostPath: String
-            public let guestPath: String
-            public let readOnly: Bool
-            /// virtiofs or 9p, as this connection serves it.
-            public let type: String
-            /// Whether host edits inside it raise inotify events for watchers in the guest.
-            public let inotify: Bool
-            /// The virtiofsd that machine started for it (session machines), while it runs.
-            public let virtiofsdPid: Int32?
-        }
-        /// The builds a machine's last boot was made of.
-        public struct BuildsInfo: Codable, Sendable {
-            public struct Image: Codable, Sendable {
-                public let folder: String
-                public let kernel: String
-            }
-            public struct Engine: Codable, Sendable {
-                public let folder: String
-                /// The installed version: Debian's docker.io version and the bundle's key.
-                public let version: String
-                public let docker: String
-            }
-            public let image: Image?
-            public let engine: Engine
-            /// Kept on these builds after a failed upgrade (`machine upgrade` tries again).
-            public let held: Bool
-        }
-        public struct TLSInfo: Codable, Sendable {
-            public let host: String
-            /// DOCKER_CERT_PATH: ca.pem, cert.pem and key.pem.
-            public let certPath: String
-        }
-        public let name: String
-        /// Where it runs: "local", or the remote libvirt host as user@host:port.
+/// Everything `status`, `ls` and `inspect` show about one machine: read from its config and
+/// from libvirt, with libvirt's reason and QEMU's last words when a state is one nobody asked for.
+public struct MachineInfo: Codable, Sendable {
+    public struct SSH: Codable, Sendable {
         public let host: String
-        public let state: String
-        /// libvirt's reason for the state ("unknown" for a QEMU that stopped its own CPUs).
-        public let stateReason: String
-        /// QEMU's last error line, when the machine is not running and QEMU left one.
-        public let qemuError: String?
-        /// libvirt's log of the machine's QEMU.
-        public let qemuLog: String?
-        public let domain: String
-        public let config: MachineConfig
-        public let folder: String
-        public let consoleLog: String
-        public let dataDisk: String
-        public let ssh: SSH
-        public let shares: [SharedFolderInfo]
-        /// Nil before the first boot, or when the cache no longer has its builds.
-        public let builds: BuildsInfo?
-        public let tls: TLSInfo?
-        public let network: NetworkInfo
-        /// How full the data disk is, as the agent last measured it (while it runs).
-        public let dataDiskUsage: DataDiskUsage?
-
-        /// What `status`, `ls` and `up` warn about: a data disk 90% full or more.
-        public var warnings: [String] {
-            [dataDiskUsage?.warning(machine: name)].compactMap { $0 }
+        public let port: Int
+        public let user: String
+        public let identityFile: String
+        public let knownHostsFile: String
+        /// For a machine on a remote libvirt host: the OpenSSH ProxyCommand that reaches
+        /// its port there (`ssh -W`), since `host` and `port` are that host's loopback.
+        public let proxyCommand: String?
+    }
+    public struct SharedFolderInfo: Codable, Sendable {
+        public let hostPath: String
+        public let guestPath: String
+        public let readOnly: Bool
+        /// virtiofs or 9p: what the running guest got, or what its next boot would get.
+        public let type: String
+        /// Whether host edits inside it raise inotify events for watchers in the guest.
+        public let inotify: Bool
+        /// The virtiofsd that machine started for it (session machines), while it runs.
+        public let virtiofsdPid: Int32?
+    }
+    /// The builds a machine's last boot was made of.
+    public struct BuildsInfo: Codable, Sendable {
+        public struct Image: Codable, Sendable {
+            public let folder: String
+            public let kernel: String
         }
+        public struct Engine: Codable, Sendable {
+            public let folder: String
+            /// The installed version: Debian's docker.io version and the bundle's key.
+            public let version: String
+            public let docker: String
+        }
+        public let image: Image?
+        public let engine: Engine
+        /// Kept on these builds after a failed upgrade (`machine upgrade` tries again).
+        public let held: Bool
+    }
+    public struct TLSInfo: Codable, Sendable {
+        public let host: String
+        /// DOCKER_CERT_PATH: ca.pem, cert.pem and key.pem.
+        public let certPath: String
+    }
+    public let name: String
+    /// Where it runs: "local", or the remote libvirt host as user@host:port.
+    public let host: String
+    public let state: String
+    /// libvirt's reason for the state ("unknown" for a QEMU that stopped its own CPUs).
+    public let stateReason: String
+    /// QEMU's last error line, when the machine is not running and QEMU left one.
+    public let qemuError: String?
+    /// libvirt's log of the machine's QEMU.
+    public let qemuLog: String?
+    public let domain: String
+    public let config: MachineConfig
+    public let folder: String
+    public let consoleLog: String
+    public let dataDisk: String
+    public let ssh: SSH
+    public let shares: [SharedFolderInfo]
+    /// Nil before the first boot, or when the cache no longer has its builds.
+    public let builds: BuildsInfo?
+    public let tls: TLSInfo?
+    public let network: NetworkInfo
+    /// How full the data disk is, as the agent last measured it (while it runs).
+    public let dataDiskUsage: DataDiskUsage?
+
+    /// What `status`, `ls` and `up` warn about: a data disk 90% full or more.
+    public var warnings: [String] {
+        [dataDiskUsage?.warning(machine: name)].compactMap { $0 }
     }
 
     /// What containers see of the host (issue 32): whether they may reach it, by which names
@@ -100,8 +97,11 @@ extension Machines {
         default: return true
         }
     }
+}
 
-    public func info(_ name: String) throws(MachineError) -> Info {
+/// Reading a machine's info from its files and libvirt.
+extension LibvirtRuntime {
+    func info(_ name: String) throws(MachineError) -> MachineInfo {
         let config = try store.config(name)
         let files = store.files(name)
         // One lookup (name, owner check, adoption) serves the state, the name and the log.
@@ -110,11 +110,13 @@ extension Machines {
         let domainName = domain?.name ?? hypervisor.domainName(name)
         let qemuLog = hypervisor.qemuLog(domainNamed: domainName)
         let ownVirtiofsd = UserVirtiofsd.running(pidsFile: files.virtiofsdPids)
-        return Info(
+        // What the running guest got (`auto` chooses at each boot); the next boot's otherwise.
+        let booted = status.state == .stopped ? nil : BootRecord.last(files)?.transports
+        return MachineInfo(
             // A machine saved by `machine suspend` is stopped to libvirt, suspended to its user.
             name: name, host: remote?.destination ?? "local", state: status.state == .stopped && status.reason == "saved" ? "suspended" : status.state.rawValue,
             stateReason: status.reason,
-            qemuError: status.state == .running || !Self.isNotable(status) ? nil : QEMULog.lastError(at: qemuLog),
+            qemuError: status.state == .running || !MachineInfo.isNotable(status) ? nil : QEMULog.lastError(at: qemuLog),
             qemuLog: qemuLog?.path, domain: domainName, config: config,
             folder: files.folder.path, consoleLog: files.consoleLog.path, dataDisk: remoteVolumes(name).map { "\(RemoteVolumes.poolPath)/\($0.dataDiskName)" } ?? files.dataDisk.path,
             ssh: .init(host: "127.0.0.1", port: config.sshPort, user: "root", identityFile: files.privateKey.path,
@@ -122,10 +124,10 @@ extension Machines {
                        proxyCommand: remote.map { $0.jump(toLoopbackPort: config.sshPort).map(ShellEnvironment.posixQuote).joined(separator: " ") }),
             shares: ((try? Shares.devices(config.mounts, type: config.mountType, systemDaemon: hypervisor.isSystemDaemon,
                                           machineFolder: files.folder)) ?? []).map {
-                .init(hostPath: $0.share.hostPath, guestPath: $0.share.guestPath, readOnly: $0.share.readOnly, type: $0.typeName,
+                .init(hostPath: $0.share.hostPath, guestPath: $0.share.guestPath, readOnly: $0.share.readOnly, type: booted?[$0.share.guestPath] ?? $0.typeName,
                       inotify: $0.share.raisesEvents, virtiofsdPid: ownVirtiofsd[$0.tag])
             },
-            builds: lastBootBuilds(name).map {
+            builds: BootRecord.last(files)?.builds.map {
                 .init(image: $0.image.map { .init(folder: $0.folder.path, kernel: $0.manifest.kernel) },
                       engine: .init(folder: $0.engine.folder.path, version: $0.engine.manifest.version, docker: $0.engine.manifest.docker),
                       held: config.held != nil)
@@ -141,11 +143,11 @@ extension Machines {
     }
 }
 
-extension Machines.Info {
+extension MachineInfo {
     /// The state as `status` and `ls` show it: with libvirt's reason when nobody asked for it.
     public var stateLine: String {
         if state == "suspended" && stateReason == "saved" { return state }  // by `machine suspend`
         guard let state = Domain.State(rawValue: state) else { return state }
-        return Machines.isNotable(Domain.Status(state: state, reason: stateReason)) ? "\(self.state) (\(stateReason))" : self.state
+        return MachineInfo.isNotable(Domain.Status(state: state, reason: stateReason)) ? "\(self.state) (\(stateReason))" : self.state
     }
 }

@@ -6,29 +6,23 @@ extension Machines {
     /// running machine gets them at once (dockerd restarts); returns true if anything changed.
     @discardableResult
     public func enableTLS(_ name: String) throws(MachineError) -> Bool {
-        let files = store.files(name)
-        _ = try store.config(name)  // a machine that does not exist says so before any lock file is made
-        let lock = try MachineLock(files: files, name: name)
-        defer { withExtendedLifetime(lock) {} }
-        var config = try trustedConfig(name)
+        let machine = try lock(name)
+        var config = try machine.config()
         guard config.tlsPort == nil else { return false }
-        try EngineTLS.make(files, name: name)
+        try EngineTLS.make(machine.files, name: name)
         config.tlsPort = try MachineStore.freeLoopbackPort()
-        try saveConfig(config)
-        try pushTLS(name)
+        try machine.save(config)
+        try pushTLS(machine)
         return true
     }
 
     /// New certificates in place of the old (a new CA, so the old client certificate is
     /// refused from now on); a running machine's engine restarts with them.
     public func regenerateCertificates(_ name: String) throws(MachineError) {
-        let files = store.files(name)
-        _ = try store.config(name)
-        let lock = try MachineLock(files: files, name: name)
-        defer { withExtendedLifetime(lock) {} }
-        guard try trustedConfig(name).tlsPort != nil else { throw Self.noTLSEndpoint(name) }
-        try EngineTLS.make(files, name: name)
-        try pushTLS(name)
+        let machine = try lock(name)
+        guard try machine.config().tlsPort != nil else { throw Self.noTLSEndpoint(name) }
+        try EngineTLS.make(machine.files, name: name)
+        try pushTLS(machine)
     }
 
     /// DOCKER_HOST, DOCKER_CERT_PATH and DOCKER_TLS_VERIFY for the machine's TLS endpoint.
@@ -48,19 +42,14 @@ extension Machines {
 
     /// Uploads the TLS files to a running machine (restarting dockerd if they changed) and
     /// has its agent forward the endpoint. A stopped machine gets them through the seed.
-    func pushTLS(_ name: String) throws(MachineError) {
-        guard try hypervisor.state(name) == .running else { return }
-        let config = try store.config(name)
-        let files = store.files(name)
-        let guest = guest(config)
+    func pushTLS(_ machine: LockedMachine) throws(MachineError) {
+        guard try hypervisor.state(machine.name) == .running else { return }
         // The engine it runs: pushing certificates is no time to change engines.
         let bundle: EngineBundle
-        if let running = lastBootBuilds(name)?.engine { bundle = running } else { bundle = try engineBundle(for: config, quiet: true) }
-        let session = try guest.connect()
-        progress("restarting the engine of \(name) with its TLS certificates")
-        _ = try Provisioner(session: session, guest: guest, progress: progress)
-            .provision(bundle: bundle, config: config, tls: EngineTLS.serverFiles(files))
-        AgentProcess(name: name, files: files).reload()
-        try waitForEngine(name, files: files, timeout: 180)
+        if let running = lastBootBuilds(machine.name)?.engine { bundle = running } else { bundle = try buildSelection.engine(for: try machine.config(), quiet: true) }
+        progress("restarting the engine of \(machine.name) with its TLS certificates")
+        _ = try runtime.provision(machine, engine: bundle)
+        AgentProcess(name: machine.name, files: machine.files).reload()
+        try runtime.waitForEngine(machine, timeout: 180)
     }
 }

@@ -2,35 +2,11 @@ import Foundation
 
 /// `machine up`: create the machine if it does not exist, else apply what changed, then start it.
 extension Machines {
-    /// What `up` asks of a machine: the config of a new one, and the changes to one that exists
-    /// (nil or empty: leave that alone).
-    public struct UpRequest {
-        /// The shape asked for: a new machine's, and for one that exists, the changes to it
-        /// (each nil or false: leave that alone; its ISO applies only at create).
-        public var shape: MachineShape
-        /// Made only when the machine does not exist yet.
-        public var newConfig: () throws(MachineError) -> MachineConfig
-        public var changeShares: ((inout MachineConfig) throws(MachineError) -> Void)?
-        public var changeEngine: ((EngineSettings) throws(MachineError) -> EngineSettings)?
-
-        public init(shape: MachineShape, newConfig: @escaping () throws(MachineError) -> MachineConfig,
-                    changeShares: ((inout MachineConfig) throws(MachineError) -> Void)? = nil,
-                    changeEngine: ((EngineSettings) throws(MachineError) -> EngineSettings)? = nil) {
-            self.shape = shape
-            self.newConfig = newConfig
-            self.changeShares = changeShares
-            self.changeEngine = changeEngine
-        }
-    }
-
-    public struct UpOutcome: Sendable {
-        public let created: Bool
-        public let started: Started
-    }
+    public typealias UpRequest = MachineUpRequest
 
     /// Creates the machine, or applies the request's changes to the one that exists (each
     /// kept in its config; what needs a boot is said to need one), then starts it.
-    public func up(_ name: String, _ request: UpRequest) throws(MachineError) -> UpOutcome {
+    public func up(_ name: String, _ request: UpRequest) throws(MachineError) -> MachineUpOutcome {
         let created = !store.exists(name)
         let restart = "`machine restart\(MachineName.commandSuffix(name))`"
         var engineChanged = false
@@ -65,7 +41,7 @@ extension Machines {
         }
         do {
             // New engine settings reach an engine that is up now, not at its next start.
-            return UpOutcome(created: created, started: try start(name, provision: engineChanged))
+            return MachineUpOutcome(created: created, started: try start(name, provision: engineChanged))
         } catch {
             if created {
                 progress("note: \(name) was created but is not up; once the error below is dealt with, `machine up\(MachineName.commandSuffix(name))` completes it (`machine rm \(name)` removes it)")

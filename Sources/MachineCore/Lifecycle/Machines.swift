@@ -54,16 +54,7 @@ public final class Machines {
 
     /// How to reach the machine's sshd (`machine ssh`, `cp`).
     public func guest(_ name: String) throws(MachineError) -> GuestSSH {
-        guest(try store.config(name))
-    }
-
-    func guest(_ config: MachineConfig) -> GuestSSH {
-        GuestSSH(name: config.name, port: config.sshPort, files: store.files(config.name), jump: remote)
-    }
-
-    /// The machine's own volumes on its remote libvirt host (nil for one on this host).
-    func remoteVolumes(_ name: String) -> RemoteVolumes? {
-        remote.map { RemoteVolumes(connection: hypervisor.connection, host: $0.destination, domain: hypervisor.domainName(name), progress: progress) }
+        runtime.guest(try store.config(name))
     }
 
     public func create(_ config: MachineConfig) throws(MachineError) {
@@ -72,10 +63,10 @@ public final class Machines {
             // Nothing of this host reaches a remote one's QEMU: no folder, no ISO file.
             if !config.mounts.isEmpty {
                 throw MachineError("\(remote.host) is a remote libvirt host: machine does not share folders of this host with a machine there",
-                                   hint: "leave out --mount (`up` shares no folder there by default); copy files in with `machine cp`, or run `docker build` with a context", exitCode: 64)
+                                   hint: "leave out --mount (`up` shares no folder there by default); copy files in with `machine cp`, or run `docker build` with a context", kind: .usage)
             }
             if config.iso != nil {
-                throw MachineError("--iso is not offered on a remote libvirt host (\(remote.host)): it boots the built image", exitCode: 64)
+                throw MachineError("--iso is not offered on a remote libvirt host (\(remote.host)): it boots the built image", kind: .usage)
             }
             config.connect = remote.uri
         }
@@ -103,65 +94,43 @@ public final class Machines {
     /// through the forwarded socket. On a machine that is already up this checks and changes
     /// nothing, unless `provision` asks for the engine's settings to be applied again.
     public func start(_ name: String, quietBuild: Bool = false, engineTimeout: Double = 180, provision: Bool = false) throws(MachineError) -> Started {
-        let files = store.files(name)
-        _ = try store.config(name)  // a machine that does not exist says so before any lock file is made
-        let lock = try MachineLock(files: files, name: name)
-        defer { withExtendedLifetime(lock) {} }
-        var config = try trustedConfig(name)
-        var uptime: Double?
-        var resumed = false
-        var bundle: EngineBundle?
-        func engineBundle() throws(MachineError) -> EngineBundle {
-            if let bundle { return bundle }
-            let built = try self.engineBundle(for: config, quiet: quietBuild)
-            bundle = built
-            return built
-        }
-        let status = try hypervisor.status(name)
-        let alreadyRunning = status.state == .running
-        let agent = AgentProcess(name: name, files: files)
-        if status.state == .paused && status.reason == "user" {
-            progress("\(name) was paused; resuming it")
-            try hypervisor.resume(name)
-            do {
-                uptime = try BootWatcher.waitForSSH(files: files, name: name, status: statusReader(name))
-            } catch {
-                throw error.machineError
-            }
-            _ = try BootWatcher.pinHostKey(files: files, config: config)
-        } else if !alreadyRunning, try restorableSavedState(config, files: files, quietBuild: quietBuild, engine: engineBundle) {
-            progress("resuming \(name) from its saved state")
-            resumed = true
-            if agent.stop() { progress("stopped the host agent of \(name)'s earlier boot") }
-            try hypervisor.restore(name)
-            // Its sshd runs on where it was; the key pinned at its first boot is checked at login.
-            try waitForRestoredSSH(guest(config))
-        } else if !alreadyRunning {
-            if status.state != .stopped {
-                progress("\(name) was \(BootWatcher.describe(status)); stopping what is left of it and booting it again")
-            }
-            // An agent serves one boot: one left from an earlier boot (QEMU killed or crashed,
-            // the host asleep) would keep reaching for that boot's ports.
-            if agent.stop() { progress("stopped the host agent of \(name)'s earlier boot") }
-            (uptime, config) = try boot(config, files: files, quietBuild: quietBuild, engine: try engineBundle())
-        }
-        let guest = guest(config)
-        var outcome: Provisioner.Outcome?
-        if provision || !alreadyRunning || agent.runningPid() == nil || !EngineAPI.ping(socket: files.dockerSocket.path, timeout: 2) {
-            let bundle = try engineBundle()
-            let session = try guest.connect()
-            // A guest that was paused (or a host that slept) has a clock that stopped with it.
-            if let offset = try GuestClock.set(over: session, guest: guest) {
-                progress("set the clock of \(name), which was \(abs(offset)) s \(offset > 0 ? "behind" : "ahead")")
-            }
-            outcome = try Provisioner(session: session, guest: guest, progress: progress)
-                .provision(bundle: bundle, config: config, tls: config.tlsPort == nil ? [] : EngineTLS.serverFiles(files))
-            try agent.start(uri: hypervisor.connection.uri)
-            try waitForEngine(name, files: files, timeout: engineTimeout)
-        }
-        return Started(alreadyRunning: alreadyRunning, resumed: resumed, sshReadyUptime: uptime,
-                       installedEngine: outcome?.installed == true ? outcome?.installedVersion : nil,
-                       settingsChanged: outcome?.settingsChanged ?? false, dockerSocket: files.dockerSocket.path)
+        try lifecycle.start(try lock(name), quietBuild: quietBuild, engineTimeout: engineTimeout, provision: provision)
+    }
+
+    /// Saves the running machine to disk and stops it; `start` (or `resume`) brings it back.
+    public func suspend(_ name: String) throws(MachineError) {
+        try lifecycle.suspend(try lock(name))
+    }
+
+    /// Takes the lock of machine `name` (which must exist), for a verb to act under.
+    func lock(_ name: String) throws(MachineError) -> LockedMachine {
+        try LockedMachine(name, copies: configCopies)
+    }
+
+    /// The two copies of every config of this home, and what to do when they differ.
+    var configCopies: ConfigCopies {
+        ConfigCopies(store: store, recorder: hypervisor, foreignChange: foreignConfigChange, progress: progress)
+    }
+
+    /// The builds a boot uses: held, or the cache's latest.
+    var buildSelection: BuildSelection {
+        BuildSelection(paths: paths, progress: progress)
+    }
+
+    /// libvirt, the guests and their agents, as the verbs act on them.
+    var runtime: LibvirtRuntime {
+        LibvirtRuntime(store: store, hypervisor: hypervisor, paths: paths, remote: remote, progress: progress)
+    }
+
+    var lifecycle: MachineLifecycle {
+        MachineLifecycle(runtime: runtime, builds: buildSelection, progress: progress)
+    }
+
+    public typealias Info = MachineInfo
+
+    /// What `status`, `ls` and `inspect` show.
+    public func info(_ name: String) throws(MachineError) -> Info {
+        try runtime.info(name)
     }
 
     /// The forwards the running agent reports; the config's manual ones when it does not run.
@@ -191,24 +160,7 @@ public final class Machines {
     /// Returns true if the guest shut down cleanly, false if it had to be stopped hard.
     @discardableResult
     public func stop(_ name: String, force: Bool, timeout: Double = 60) throws(MachineError) -> Bool {
-        _ = try store.config(name)
-        let lock = try MachineLock(files: store.files(name), name: name)
-        defer { withExtendedLifetime(lock) {} }
-        // The agent first, so it does not try to reconnect to a guest going away.
-        AgentProcess(name: name, files: store.files(name)).stop()
-        if try hypervisor.hasSavedState(name) {
-            if force {
-                try hypervisor.discardSavedState(name)
-                return false
-            }
-            // Its memory holds writes the data disk has not seen: a clean stop runs it first.
-            progress("restoring \(name) from its saved state to shut it down cleanly")
-            try hypervisor.restore(name)
-        }
-        let clean = try hypervisor.stop(name, force: force, timeout: timeout)
-        // Each ends with its QEMU; one QEMU never connected to would wait for good.
-        UserVirtiofsd.stopAll(pidsFile: store.files(name).virtiofsdPids)
-        return clean
+        try lifecycle.stop(try lock(name), force: force, timeout: timeout)
     }
 
     /// Removes what this host has of a machine whose remote libvirt host cannot be reached
@@ -235,6 +187,7 @@ public final class Machines {
         guard known || defined else {
             throw MachineError("no machine named \"\(name)\"", hint: "see `machine ls`", kind: .notFound)
         }
+        // The lock alone: a machine whose config.json cannot be read can still be removed.
         let lock = known ? try MachineLock(files: store.files(name), name: name) : nil
         defer { withExtendedLifetime(lock) {} }
         let status = try hypervisor.status(name)
@@ -249,7 +202,7 @@ public final class Machines {
         }
         try hypervisor.undefine(name)
         if known { UserVirtiofsd.stopAll(pidsFile: store.files(name).virtiofsdPids) }
-        try remoteVolumes(name)?.removeOwn()
+        try runtime.remoteVolumes(name)?.removeOwn()
         try store.remove(name)
     }
 }

@@ -37,7 +37,7 @@ public struct ManualForward: Codable, Sendable, Equatable, Hashable {
         guard ["tcp", "udp"].contains(proto), (1...2).contains(parts.count), let host = Int(parts[0]), let guest = Int(parts[parts.count - 1]),
               (1...65535).contains(host), (1...65535).contains(guest)
         else {
-            throw MachineError("invalid forward \"\(text)\"", hint: "write HOSTPORT:GUESTPORT[/udp], e.g. 8080:80 or 5353:53/udp (ports 1-65535)", exitCode: 64)
+            throw MachineError("invalid forward \"\(text)\"", hint: "write HOSTPORT:GUESTPORT[/udp], e.g. 8080:80 or 5353:53/udp (ports 1-65535)", kind: .usage)
         }
         self.init(hostPort: host, guestPort: guest, proto: proto)
     }
@@ -108,7 +108,7 @@ public enum PortForwards {
         var v4 = in_addr()
         var v6 = in6_addr()
         guard inet_pton(AF_INET, address, &v4) == 1 || inet_pton(AF_INET6, address, &v6) == 1 else {
-            throw MachineError("invalid --publish-address \"\(address)\"", hint: "give an IP address of this host, e.g. 127.0.0.1 (the default) or 0.0.0.0 for every interface", exitCode: 64)
+            throw MachineError("invalid --publish-address \"\(address)\"", hint: "give an IP address of this host, e.g. 127.0.0.1 (the default) or 0.0.0.0 for every interface", kind: .usage)
         }
     }
 

@@ -177,17 +177,17 @@ public struct EngineSettings: Codable, Sendable, Equatable {
                 && key.unicodeScalars.allSatisfy { ("A"..."Z").contains($0) || ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "_" }
                 && !("0"..."9").contains(key.unicodeScalars.first!)
             guard keyOK, !entry.contains("\n") else {
-                throw MachineError("invalid --engine-env \"\(entry)\"", hint: "write KEY=VALUE, e.g. --engine-env HTTP_PROXY=http://proxy:3128", exitCode: 64)
+                throw MachineError("invalid --engine-env \"\(entry)\"", hint: "write KEY=VALUE, e.g. --engine-env HTTP_PROXY=http://proxy:3128", kind: .usage)
             }
         }
         for mirror in registryMirrors {
             guard let url = URL(string: mirror), ["http", "https"].contains(url.scheme ?? ""), url.host != nil else {
-                throw MachineError("invalid --registry-mirror \"\(mirror)\"", hint: "give a URL, e.g. --registry-mirror https://mirror.example.com", exitCode: 64)
+                throw MachineError("invalid --registry-mirror \"\(mirror)\"", hint: "give a URL, e.g. --registry-mirror https://mirror.example.com", kind: .usage)
             }
         }
         for registry in insecureRegistries {
             guard !registry.isEmpty, !registry.contains("://"), !registry.contains(where: { $0.isWhitespace }) else {
-                throw MachineError("invalid --insecure-registry \"\(registry)\"", hint: "give HOST[:PORT] or a CIDR, e.g. --insecure-registry registry.local:5000", exitCode: 64)
+                throw MachineError("invalid --insecure-registry \"\(registry)\"", hint: "give HOST[:PORT] or a CIDR, e.g. --insecure-registry registry.local:5000", kind: .usage)
             }
         }
         return self
@@ -235,7 +235,7 @@ public enum Size {
             break
         }
         guard let value = Double(number), value > 0, value.isFinite else {
-            throw MachineError("invalid size \"\(text)\"", hint: "write a size like 2G, 512M or 2048 (MiB)", exitCode: 64)
+            throw MachineError("invalid size \"\(text)\"", hint: "write a size like 2G, 512M or 2048 (MiB)", kind: .usage)
         }
         return Int((value * factor).rounded())
     }

@@ -1,14 +1,17 @@
 import HostOS
 #if canImport(Glibc)
-import Glibc
+import Glibc  // errno's names, to give the common host failures their hints
 #endif
 
 /// The one error type the command line shows: what went wrong and what to do about it, with
 /// a kind callers and tests can match on, and the lower-level error it came from.
 public struct MachineError: Error, CustomStringConvertible, Sendable {
+    /// What kind of failure it is; the command line picks the exit status from it.
     public enum Kind: Sendable, Equatable {
         /// Bad input on the command line (exit 64).
         case usage
+        /// A host program or service this needs is not installed (exit 69).
+        case unavailable
         /// No machine, image or file of that name.
         case notFound
         /// The libvirt domain of that name belongs to another home.
@@ -24,17 +27,14 @@ public struct MachineError: Error, CustomStringConvertible, Sendable {
     public let message: String
     /// What the user can run or change; printed as "hint: ...".
     public let hint: String?
-    /// Process exit status for this failure.
-    public let exitCode: Int32
     public let kind: Kind
     /// The error this one reports, when it comes from a lower layer.
     public let cause: (any Error & Sendable)?
 
-    public init(_ message: String, hint: String? = nil, exitCode: Int32 = 1, kind: Kind? = nil, cause: (any Error & Sendable)? = nil) {
+    public init(_ message: String, hint: String? = nil, kind: Kind = .failed, cause: (any Error & Sendable)? = nil) {
         self.message = message
         self.hint = hint
-        self.exitCode = exitCode
-        self.kind = kind ?? (exitCode == 64 ? .usage : .failed)
+        self.kind = kind
         self.cause = cause
     }
 
@@ -56,7 +56,7 @@ public struct MachineError: Error, CustomStringConvertible, Sendable {
 }
 
 /// Runs host work (HostOS), turning its failure into a MachineError with a hint.
-func onHost<T>(_ body: () throws(SystemError) -> T) throws(MachineError) -> T {
+public func onHost<T>(_ body: () throws(SystemError) -> T) throws(MachineError) -> T {
     do {
         return try body()
     } catch {

@@ -74,7 +74,7 @@ public enum MachineName {
             throw MachineError(
                 "invalid machine name \"\(name)\"",
                 hint: "use 1 to 63 characters: lowercase letters, digits and '-', starting with a letter or digit (e.g. dev-1)",
-                exitCode: 64)
+                kind: .usage)
         }
     }
 

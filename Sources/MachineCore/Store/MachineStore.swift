@@ -55,7 +55,7 @@ public struct MachineStore: Sendable {
             guard DomainDefinition.isRepresentable(path: iso),
                   FileManager.default.fileExists(atPath: iso, isDirectory: &isFolder), !isFolder.boolValue
             else {
-                throw MachineError("no ISO file at \(iso)", hint: "give the full path of a bootable ISO", exitCode: 64)
+                throw MachineError("no ISO file at \(iso)", hint: "give the full path of a bootable ISO", kind: .usage)
             }
         }
         guard DomainDefinition.isRepresentable(path: files.folder.path) else {

@@ -9,11 +9,15 @@ extension DomainDefinition {
         public var machine: String
         /// config.json's content as machine wrote it; nil in domains made before machine kept it.
         public var config: Data?
+        /// The config `config` replaced: a config.json still equal to it is a save cut short
+        /// between its two writes (this one first, then config.json).
+        public var previous: Data?
 
-        public init(home: String, machine: String, config: Data? = nil) {
+        public init(home: String, machine: String, config: Data? = nil, previous: Data? = nil) {
             self.home = home
             self.machine = machine
             self.config = config
+            self.previous = previous
         }
 
         /// The namespace of our element in libvirt's `<metadata>`, and its prefix.
@@ -38,6 +42,7 @@ extension DomainDefinition {
         private func children(prefix p: String) -> String {
             "<\(p)home>\(DomainDefinition.escape(home))</\(p)home><\(p)name>\(DomainDefinition.escape(machine))</\(p)name>"
                 + (config.map { "<\(p)config>\($0.base64EncodedString())</\(p)config>" } ?? "")
+                + (previous.map { "<\(p)previous>\($0.base64EncodedString())</\(p)previous>" } ?? "")
         }
 
         /// Reads what `xml` wrote (libvirt hands the element back with its own prefix and quotes).
@@ -49,7 +54,8 @@ extension DomainDefinition {
                 return DomainDefinition.unescape(String(xml[open.upperBound..<close.lowerBound]))
             }
             guard let home = value("home"), let machine = value("name") else { return nil }
-            self.init(home: home, machine: machine, config: value("config").flatMap { Data(base64Encoded: $0) })
+            self.init(home: home, machine: machine, config: value("config").flatMap { Data(base64Encoded: $0) },
+                      previous: value("previous").flatMap { Data(base64Encoded: $0) })
         }
     }
 }

@@ -76,24 +76,29 @@ public final class Hypervisor {
         }
     }
 
-    /// The config machine last wrote for `name`, as kept in its domain's metadata; nil when
-    /// libvirt has no domain for it, or one made before machine kept a copy there.
-    public func recordedConfig(_ name: String) throws(MachineError) -> Data? {
+    /// The config machine last wrote for `name`, as kept in its domain's metadata (with the one
+    /// it replaced); nil when libvirt has no domain for it, or
+    /// one made before machine kept a copy there.
+    public func recordedConfig(_ name: String) throws(MachineError) -> RecordedConfig? {
         guard let domain = try domain(name) else { return nil }
         do {
-            return try domain.metadata(namespace: DomainDefinition.Owner.namespace, persistent: true)
-                .flatMap(DomainDefinition.Owner.init(xml:))?.config
+            let owner = try domain.metadata(namespace: DomainDefinition.Owner.namespace, persistent: true)
+                .flatMap(DomainDefinition.Owner.init(xml:))
+            return owner?.config.map { RecordedConfig(config: $0, previous: owner?.previous) }
         } catch {
             throw MachineError("cannot read the metadata of \(domain.name): \(error.message)")
         }
     }
 
     /// Keeps `config` as the one machine last wrote, in the machine's domain if it has one
-    /// (one without a domain gets it kept when its domain is defined at the next boot).
-    public func record(config: MachineConfig) throws(MachineError) {
+    /// (one without a domain gets it kept when its domain is defined at the next boot), with
+    /// the one it replaces.
+    public func record(config: MachineConfig, previous: MachineConfig?) throws(MachineError) {
         guard let domain = try domain(config.name) else { return }
+        var owner = owner(config.name, config: config)
+        owner.previous = previous?.encoded()
         do {
-            try domain.setMetadata(owner(config.name, config: config).elementForSetMetadata, key: DomainDefinition.Owner.key,
+            try domain.setMetadata(owner.elementForSetMetadata, key: DomainDefinition.Owner.key,
                                    namespace: DomainDefinition.Owner.namespace)
         } catch {
             throw MachineError("cannot keep the config of \(config.name) in its domain \(domain.name): \(error.message)")

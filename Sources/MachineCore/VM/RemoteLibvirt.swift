@@ -22,7 +22,7 @@ public struct RemoteLibvirt: Equatable, Sendable {
 
     public init?(uri: String) throws(MachineError) {
         guard let components = URLComponents(string: uri), let scheme = components.scheme else {
-            throw MachineError("\(uri) is not a libvirt URI", hint: "write e.g. qemu:///system or qemu+ssh://user@host/system", exitCode: 64)
+            throw MachineError("\(uri) is not a libvirt URI", hint: "write e.g. qemu:///system or qemu+ssh://user@host/system", kind: .usage)
         }
         let parts = scheme.split(separator: "+", maxSplits: 1).map(String.init)
         guard parts.count == 2 else {
@@ -40,13 +40,13 @@ public struct RemoteLibvirt: Equatable, Sendable {
             throw Self.unsupported(uri, transport: transport)
         }
         guard let host = components.host, !host.isEmpty else {
-            throw MachineError("\(uri) names no host", hint: "write qemu+ssh://user@host/system", exitCode: 64)
+            throw MachineError("\(uri) names no host", hint: "write qemu+ssh://user@host/system", kind: .usage)
         }
         // The volumes go in a pool of the system daemon's; a session daemon there could
         // neither make it nor let QEMU reach it.
         guard components.path == "/system" else {
             throw MachineError("machine runs machines on a remote libvirt host through its system daemon, not \(components.path.isEmpty ? "no daemon path" : components.path) (\(uri))",
-                               hint: "write qemu+ssh://user@\(host)/system; the account needs libvirt's access there (root, or the libvirt group)", exitCode: 64)
+                               hint: "write qemu+ssh://user@\(host)/system; the account needs libvirt's access there (root, or the libvirt group)", kind: .usage)
         }
         let query = Dictionary((components.queryItems ?? []).map { ($0.name, $0.value ?? "") }, uniquingKeysWith: { _, last in last })
         self.uri = uri
@@ -60,7 +60,7 @@ public struct RemoteLibvirt: Equatable, Sendable {
 
     static func unsupported(_ uri: String, transport: String) -> MachineError {
         MachineError("machine reaches a remote libvirt host only over SSH, not \(transport) (\(uri))",
-                     hint: "use qemu+ssh://user@host/system: the machine's engine and ports come back over the same SSH", exitCode: 64)
+                     hint: "use qemu+ssh://user@host/system: the machine's engine and ports come back over the same SSH", kind: .usage)
     }
 
     /// Where errors name it: `user@host:port`.

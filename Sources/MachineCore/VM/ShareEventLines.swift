@@ -1,7 +1,4 @@
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// The lines the host agent writes to the guest's /proc/machine-notify (iso/notify) for a change
 /// made on the host to a shared folder: `OP COOKIE GUESTPATH`, the guest path being where the

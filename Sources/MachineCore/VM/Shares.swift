@@ -99,7 +99,7 @@ public enum Shares {
         }
         guard (1...2).contains(parts.count), !parts[0].isEmpty, parts.count == 1 || !parts[1].isEmpty else {
             throw MachineError("invalid --mount \"\(spec)\"",
-                               hint: "write HOSTPATH[:GUESTPATH][:ro][:noinotify], e.g. --mount ~/src or --mount ~/data:/data:ro (paths cannot contain ':')", exitCode: 64)
+                               hint: "write HOSTPATH[:GUESTPATH][:ro][:noinotify], e.g. --mount ~/src or --mount ~/data:/data:ro (paths cannot contain ':')", kind: .usage)
         }
         let hostPath = try canonicalFolder(expand(parts[0], currentDirectory: currentDirectory, home: home), spec: spec)
         let guestPath = parts.count == 2 ? try guestFolder(parts[1]) : try guestFolder(hostPath)
@@ -114,11 +114,11 @@ public enum Shares {
         let home = canonical(machineHome)
         for share in shares {
             guard seen.insert(share.guestPath).inserted else {
-                throw MachineError("two shares are mounted at \(share.guestPath) in the guest", hint: "give one of them another guest path: --mount HOSTPATH:GUESTPATH", exitCode: 64)
+                throw MachineError("two shares are mounted at \(share.guestPath) in the guest", hint: "give one of them another guest path: --mount HOSTPATH:GUESTPATH", kind: .usage)
             }
             if share.hostPath == home || share.hostPath.hasPrefix(home + "/") {
                 throw MachineError("cannot share \(share.hostPath): it is inside \(home), where machine keeps its SSH keys and disks",
-                                   hint: "share another folder", exitCode: 64)
+                                   hint: "share another folder", kind: .usage)
             }
         }
         return shares.sorted { depth($0.guestPath) < depth($1.guestPath) }
@@ -131,16 +131,16 @@ public enum Shares {
 
     static func guestFolder(_ path: String) throws(MachineError) -> String {
         guard DomainDefinition.isRepresentable(path: path) else {
-            throw MachineError("the guest path \"\(path)\" must be absolute, without control characters", exitCode: 64)
+            throw MachineError("the guest path \"\(path)\" must be absolute, without control characters", kind: .usage)
         }
         let components = path.split(separator: "/").map(String.init)
         guard !components.contains("."), !components.contains("..") else {
-            throw MachineError("the guest path \"\(path)\" must not contain . or ..", exitCode: 64)
+            throw MachineError("the guest path \"\(path)\" must not contain . or ..", kind: .usage)
         }
         let normalized = "/" + components.joined(separator: "/")
         if normalized == "/" || reservedGuestPaths.contains(where: { normalized == $0 || normalized.hasPrefix($0 + "/") }) {
             throw MachineError("a share cannot be mounted at \(normalized) in the guest: the guest's own files are there",
-                               hint: "give it another guest path: --mount HOSTPATH:/some/other/path", exitCode: 64)
+                               hint: "give it another guest path: --mount HOSTPATH:/some/other/path", kind: .usage)
         }
         return normalized
     }
@@ -155,16 +155,16 @@ public enum Shares {
     static func canonicalFolder(_ path: String, spec: String) throws(MachineError) -> String {
         guard let resolved = realpath(path, nil) else {
             throw MachineError("cannot share \(path): \(String(cString: strerror(errno)))",
-                               hint: "give a folder that exists (create it first, or fix the path in --mount \(spec))", exitCode: 64)
+                               hint: "give a folder that exists (create it first, or fix the path in --mount \(spec))", kind: .usage)
         }
         defer { free(resolved) }
         let canonical = String(cString: resolved)
         var info = stat()
         guard stat(canonical, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR else {
-            throw MachineError("cannot share \(path): it is not a folder", hint: "share the folder that holds it", exitCode: 64)
+            throw MachineError("cannot share \(path): it is not a folder", hint: "share the folder that holds it", kind: .usage)
         }
         guard DomainDefinition.isRepresentable(path: canonical) else {
-            throw MachineError("cannot share \(path): its path contains control characters", exitCode: 64)
+            throw MachineError("cannot share \(path): its path contains control characters", kind: .usage)
         }
         return canonical
     }
@@ -208,18 +208,18 @@ public enum Shares {
         case .virtiofs:
             guard virtiofsd != nil else {
                 throw MachineError("virtiofsd is not installed (looked for \(virtiofsdCandidates.joined(separator: ", ")))",
-                                   hint: "install it: apt-get install qemu-system-common (or the virtiofsd package), or use --mount-type 9p", exitCode: 69)
+                                   hint: "install it: apt-get install qemu-system-common (or the virtiofsd package), or use --mount-type 9p", kind: .unavailable)
             }
             if systemDaemon {
                 guard isRoot else {
                     throw MachineError("virtiofs shares on libvirt's system daemon are only offered to root: virtiofsd runs as root there, so files containers write would be owned by root",
-                                       hint: "use qemu:///session (the default for you), where machine runs virtiofsd as you; or --mount-type 9p", exitCode: 64)
+                                       hint: "use qemu:///session (the default for you), where machine runs virtiofsd as you; or --mount-type 9p", kind: .usage)
                 }
                 choice = .libvirt
             } else {
                 guard !isRoot else {
                     throw MachineError("virtiofs on libvirt's session daemon is for ordinary users; root's machines use the system daemon",
-                                       hint: "drop --connect qemu:///session, or use --mount-type 9p", exitCode: 64)
+                                       hint: "drop --connect qemu:///session, or use --mount-type 9p", kind: .usage)
                 }
                 if let problem = userNamespace() { throw problem }
                 choice = .own

@@ -61,7 +61,7 @@ public enum UserVirtiofsd {
         let user = getpwuid(uid).map { String(cString: $0.pointee.pw_name) } ?? "\(uid)"
         guard access(uidMapper, X_OK) == 0, access(gidMapper, X_OK) == 0, access(unshare, X_OK) == 0 else {
             return .failure(MachineError("virtiofs as an ordinary user needs newuidmap and newgidmap, which are missing",
-                                         hint: "as root: apt-get install uidmap (scripts/host-setup.sh does), or use --mount-type 9p", exitCode: 69))
+                                         hint: "as root: apt-get install uidmap (scripts/host-setup.sh does), or use --mount-type 9p", kind: .unavailable))
         }
         let read = { (path: String) in (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
         guard let uids = subordinateRange(in: read("/etc/subuid"), user: user, id: uid),
@@ -70,7 +70,7 @@ public enum UserVirtiofsd {
             let range = "\(start)-\(start + 65535)"
             return .failure(MachineError("virtiofs as \(user) needs subordinate ids in /etc/subuid and /etc/subgid, and \(user) has none",
                                          hint: "as root: usermod --add-subuids \(range) --add-subgids \(range) \(user) (a range no one has yet), or use --mount-type 9p",
-                                         exitCode: 69))
+                                         kind: .unavailable))
         }
         return .success((uids, gids))
     }

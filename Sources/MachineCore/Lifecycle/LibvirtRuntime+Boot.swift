@@ -1,29 +1,17 @@
 import Foundation
 import HostOS
 import Virt
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Booting a machine's domain: the image, the seed, the accelerator (with the fall back from
-/// KVM to TCG), and the waits for sshd and the engine.
-extension Machines {
-    /// Reads the machine's state for the boot watcher, with QEMU's last error line.
-    func statusReader(_ name: String) -> () -> (Domain.Status, qemuError: String?) {
-        let hypervisor = self.hypervisor
-        return {
-            let status = (try? hypervisor.status(name)) ?? Domain.Status(state: .unknown, reason: "libvirt did not answer")
-            return (status, status.state == .running ? nil : QEMULog.lastError(at: hypervisor.qemuLog(name)))
-        }
-    }
-
+/// KVM to TCG), and the wait for sshd.
+extension LibvirtRuntime {
     /// Defines and boots the domain, waits for sshd and pins the host key. A guest that KVM
     /// (chosen by `auto`) stops, crashes or leaves silent is booted again under TCG, and TCG is
     /// remembered for this host boot.
-    func boot(_ config: MachineConfig, files: MachineFiles, quietBuild: Bool, engine: EngineBundle) throws(MachineError) -> (uptime: Double, config: MachineConfig) {
-        let name = config.name
-        var config = config
-        let image = try guestImage(for: config, quiet: quietBuild)
+    func boot(_ machine: LockedMachine, builds: MachineBuilds) throws(MachineError) -> Double {
+        let name = machine.name, files = machine.files
+        let config = try machine.config()
+        let image = builds.image, engine = builds.engine
         // The built image mounts the engine's own disk; an ISO of the user's gets none.
         let engineDisk = image == nil ? nil : engine.disk
         let volumes = remoteVolumes(name)
@@ -70,9 +58,7 @@ extension Machines {
             placement = try RemotePlacement(volumes: volumes, config: config, files: files, image: image, engine: engine, engineDisk: engineDisk)
         }
         let plan = BootPlan(image: image, shares: shares, agentInputPorts: agentInputPorts, engineDisk: engineDisk?.path, remote: placement)
-        if let data = try? JSONEncoder().encode(record(config, image: image, engine: engine)) {
-            try AtomicFile.save(data, to: files.bootRecord, mode: 0o600)
-        }
+        try BootRecord(config, builds: builds, shares: shares).save(files)
         let (accelerator, notice) = try chooseAccelerator(config, image: image)
         if let notice {
             progress(notice)
@@ -80,8 +66,9 @@ extension Machines {
                 progress("note: libvirtd can open /dev/kvm, which does not run guests here, so it re-probes QEMU at every start (tens of seconds); `scripts/host-setup.sh` restarts it without /dev/kvm")
             }
         }
+        let uptime: Double
         do {
-            return (try bootOnce(&config, files: files, plan: plan, accelerator: accelerator), config)
+            uptime = try bootOnce(machine, plan: plan, accelerator: accelerator)
         } catch let failure where accelerator == .kvm && config.accel == "auto" && failure.isGuestFailure {
             if let remote {
                 progress("KVM could not run \(name) on \(remote.host): \(failure.reason); booting it again with QEMU's TCG emulation (slower)")
@@ -90,13 +77,14 @@ extension Machines {
                 AcceleratorProbe.rememberFailure(in: paths.kvmFailedVerdict)
             }
             do {
-                return (try bootOnce(&config, files: files, plan: plan, accelerator: .tcg), config)
+                uptime = try bootOnce(machine, plan: plan, accelerator: .tcg)
             } catch {
                 throw error.machineError
             }
         } catch {
             throw error.machineError
         }
+        return uptime
     }
 
     /// A free port from `pick` that is none of `taken`: the ports this boot already chose are
@@ -133,19 +121,25 @@ extension Machines {
 
     /// One boot. On a remote libvirt host the machine's SSH port was chosen free here, not
     /// there: one QEMU cannot forward (taken by another user's machine, say) is replaced by
-    /// another, kept in `config`.
-    func bootOnce(_ config: inout MachineConfig, files: MachineFiles, plan: BootPlan, accelerator: Accelerator) throws(BootWatcher.Failure) -> Double {
+    /// another, kept in the machine's config.
+    func bootOnce(_ machine: LockedMachine, plan: BootPlan, accelerator: Accelerator) throws(BootWatcher.Failure) -> Double {
         var tries = 0
         while true {
+            let config: MachineConfig
             do {
-                return try bootOnce(config, files: files, plan: plan, accelerator: accelerator)
+                config = try machine.config()
+            } catch {
+                throw .other(error)
+            }
+            do {
+                return try bootOnce(config, files: machine.files, plan: plan, accelerator: accelerator)
             } catch .other(let error) where remote != nil && error.message.contains("host forwarding rule") && tries < 3 {
                 tries += 1
-                let taken = config.sshPort
-                config.sshPort = Int.random(in: 20000...60999)
-                progress("port \(taken) is taken on \(remote?.host ?? ""); forwarding \(config.sshPort) to \(config.name)'s sshd instead")
+                var moved = config
+                moved.sshPort = Int.random(in: 20000...60999)
+                progress("port \(config.sshPort) is taken on \(remote?.host ?? ""); forwarding \(moved.sshPort) to \(config.name)'s sshd instead")
                 do {
-                    try saveConfig(config)
+                    try machine.save(moved)
                 } catch {
                     throw .other(error)
                 }
@@ -196,24 +190,6 @@ extension Machines {
             let pid = try UserVirtiofsd.start(binary: binary, folder: folder.share.hostPath, socket: socket, log: files.virtiofsdLog.path)
             pids += UserVirtiofsd.pidsLine(pid, tag: folder.tag)
             try AtomicFile.save(Data(pids.utf8), to: files.virtiofsdPids, mode: 0o600)
-        }
-    }
-
-    func waitForEngine(_ name: String, files: MachineFiles, timeout: Double) throws(MachineError) {
-        let started = Date()
-        var nextReport = 5.0
-        progress("waiting for the engine")
-        while !EngineAPI.ping(socket: files.dockerSocket.path) {
-            let waited = Date().timeIntervalSince(started)
-            if waited > timeout {
-                throw MachineError("the engine in \(name) did not answer within \(Int(timeout)) s",
-                                   hint: "see `machine ssh \(name) -- tail /var/log/docker.log` and \(files.agentLog.path)")
-            }
-            if waited >= nextReport {
-                progress("still waiting for the engine (\(Int(waited)) s)")
-                nextReport += 5
-            }
-            usleep(100_000)
         }
     }
 }
