@@ -67,14 +67,21 @@ extension Machine {
                 }
                 let rows = infos.map { info in
                     [info.name, info.stateLine, info.host, "\(info.config.cpus)", "\(info.config.memoryMiB) MiB",
-                     "\(info.config.diskGiB) GiB", "127.0.0.1:\(info.config.sshPort)"]
+                     Self.disk(info), "127.0.0.1:\(info.config.sshPort)"]
                 } + unreachable.map { name, config in
                     [name, "unreachable", (try? RemoteLibvirt(uri: config.connect ?? ""))??.destination ?? "-", "\(config.cpus)",
                      "\(config.memoryMiB) MiB", "\(config.diskGiB) GiB", "127.0.0.1:\(config.sshPort)"]
                 } + broken.map { [$0.0, "broken", "-", "-", "-", "-", "-"] }
-                printTable(header: ["NAME", "STATE", "HOST", "CPUS", "MEMORY", "DISK", "SSH"], rows: rows)
+                printTable(header: ["NAME", "STATE", "HOST", "CPUS", "MEMORY", "DISK (ON HOST)", "SSH"], rows: rows)
                 for warning in infos.flatMap(\.warnings) { FileHandleStream.standardError.write(warning + "\n") }
             }
+        }
+
+        /// The disk's size, and what its file holds on this host: "20 GiB (1.3 GiB)".
+        static func disk(_ info: Machines.Info) -> String {
+            let size = "\(info.config.diskGiB) GiB"
+            guard let held = info.dataDiskOnHost?.allocatedBytes else { return size }
+            return size + " (" + String(format: "%.1f GiB", Double(held) / Double(1 << 30)) + ")"
         }
     }
 }

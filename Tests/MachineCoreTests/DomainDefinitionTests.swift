@@ -114,8 +114,8 @@ import Virt
         // No USB controller; given addresses are all on bus 0 and all different.
         #expect(try document.nodes(forXPath: "//controller[@type='usb']/@model").compactMap(\.stringValue) == ["none"])
         let slots = try document.nodes(forXPath: "//devices/*/address[@type='pci'][@bus='0x00']/@slot").compactMap(\.stringValue)
-        // The data disk, seed, engine disk, RNG and serial controller, then as many shares as fit.
-        #expect(slots.count == 5 + DomainDefinition.shareSlotCount)
+        // The data disk, seed, engine disk, RNG, balloon and serial controller, then as many shares as fit.
+        #expect(slots.count == 6 + DomainDefinition.shareSlotCount)
         #expect(Set(slots).count == slots.count)
         #expect(!slots.contains("0x10"))  // the network device's slot (given on QEMU's command line)
     }

@@ -1,4 +1,5 @@
 import Foundation
+import HostOS
 import Virt
 
 /// Everything `status`, `ls` and `inspect` show about one machine: read from its config and
@@ -62,6 +63,12 @@ public struct MachineInfo: Codable, Sendable {
     public let folder: String
     public let consoleLog: String
     public let dataDisk: String
+    /// What the data disk's file holds on this host (nil for one on a remote libvirt host):
+    /// its qcow2 grows as the guest writes, and gives back what the guest frees and trims.
+    public let dataDiskOnHost: FileSpace?
+    /// The resident memory of the machine's QEMU while it runs on this host: the guest RAM it
+    /// touched and has not been given back (free page reporting), and QEMU's own.
+    public let qemuResidentBytes: Int64?
     public let ssh: SSH
     public let shares: [SharedFolderInfo]
     /// Nil before the first boot, or when the cache no longer has its builds.
@@ -119,6 +126,8 @@ extension LibvirtRuntime {
             qemuError: status.state == .running || !MachineInfo.isNotable(status) ? nil : QEMULog.lastError(at: qemuLog),
             qemuLog: qemuLog?.path, domain: domainName, config: config,
             folder: files.folder.path, consoleLog: files.consoleLog.path, dataDisk: remoteVolumes(name).map { "\(RemoteVolumes.poolPath)/\($0.dataDiskName)" } ?? files.dataDisk.path,
+            dataDiskOnHost: remote == nil ? FileSpace.of(files.dataDisk.path) : nil,
+            qemuResidentBytes: status.state == .stopped ? nil : QEMUProcess.residentBytes(domain: domainName, uri: hypervisor.connection.uri),
             ssh: .init(host: "127.0.0.1", port: config.sshPort, user: "root", identityFile: files.privateKey.path,
                        knownHostsFile: files.knownHosts.path,
                        proxyCommand: remote.map { $0.jump(toLoopbackPort: config.sshPort).map(ShellEnvironment.posixQuote).joined(separator: " ") }),
