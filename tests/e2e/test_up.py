@@ -694,12 +694,12 @@ def engine_pid(up):
 
 
 def test_a_busy_guest_keeps_its_engine(up, busybox):
-    """What a compose file of twenty services does to the default machine (1 GiB), three times
-    in a row: 100 concurrent `docker version` and 20 concurrent `docker run --rm` all succeed,
-    and the engine is the one that started (without swap the OOM killer took dockerd here)."""
+    """What a compose file of twenty services does to the default machine (1 GiB), twice in a
+    row: 100 concurrent `docker version` and 20 concurrent `docker run --rm` all succeed, and
+    the engine is the one that started (without swap the OOM killer took dockerd here)."""
     from concurrent.futures import ThreadPoolExecutor
     before = engine_pid(up)
-    for round in range(3):
+    for round in range(2):
         with ThreadPoolExecutor(100) as pool:
             versions = list(pool.map(lambda _: up.docker("version", "--format", "{{.Server.Version}}", check=False), range(100)))
         failed = [r.stderr for r in versions if r.returncode != 0]
