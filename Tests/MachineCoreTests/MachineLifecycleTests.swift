@@ -133,6 +133,20 @@ import Virt
         #expect(runtime.calls == ["provision e1", "start agent", "wait for engine"])
     }
 
+    /// A start refuses a config.json it did not write even when the machine is up and the
+    /// start would change nothing.
+    @Test func aStartOfAMachineThatIsUpStillRefusesAForeignConfig() throws {
+        _ = try lifecycle.start(try locked())
+        var edited = home.first
+        edited.mounts = [Share(hostPath: "/", guestPath: "/host")]
+        try edited.encoded().write(to: home.store.files("dev").config)
+        runtime.calls = []
+        #expect {
+            try lifecycle.start(try locked())
+        } throws: { ($0 as? MachineError)?.kind == .configChanged }
+        #expect(runtime.calls.isEmpty)
+    }
+
     @Test func aLeftoverOfACrashedBootIsNamedAndItsAgentStoppedBeforeTheBoot() throws {
         runtime.domain = Domain.Status(state: .paused, reason: "ioerror")
         runtime.agent = true

@@ -29,6 +29,9 @@ struct MachineLifecycle {
     /// host agent and waits for the engine when the plan asks for it.
     func start(_ machine: LockedMachine, quietBuild: Bool = false, engineTimeout: Double = 180, provision: Bool = false) throws(MachineError) -> Machines.Started {
         let name = machine.name
+        // Trusted before anything else, whatever the plan: a config.json rewritten behind
+        // machine's back is refused even by a start that would change nothing.
+        _ = try machine.config()
         let (snapshot, chosen) = try snapshot(machine, provision: provision, quietBuild: quietBuild)
         var booted = chosen
         let plan = StartPlan(snapshot)
