@@ -28,7 +28,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
-from qemu_guest import busybox_image_tar, release_machine  # noqa: E402
+from qemu_guest import busybox_image_tar, release_machine, wait_for_ping  # noqa: E402
 
 MACHINE = release_machine()
 DOCKER = "/usr/local/bin/docker"
@@ -52,21 +52,12 @@ def main():
         return subprocess.run([DOCKER, "-H", f"unix://{socket_path}", *a], capture_output=True, text=True, check=True, timeout=900)
 
     def resident_mib(domain):
-        pid = (Path("/run/libvirt/qemu") / f"{domain}.pid").read_text().strip() if os.getuid() == 0 else \
-            subprocess.run(["pgrep", "-f", f"guest={domain},"], capture_output=True, text=True).stdout.split()[0]
+        pid = subprocess.run(["pgrep", "-f", f"guest={domain},"], capture_output=True, text=True).stdout.split()[0]
         status = Path(f"/proc/{pid}/status").read_text()
         return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) // 1024
 
-    def wait_engine(socket_path):
-        deadline = time.time() + 300
-        while time.time() < deadline:
-            if subprocess.run([DOCKER, "-H", f"unix://{socket_path}", "version"], capture_output=True).returncode == 0:
-                return
-            time.sleep(0.5)
-        raise SystemExit("the engine did not answer")
-
     def measure(domain, socket_path):
-        wait_engine(socket_path)
+        wait_for_ping(socket_path, timeout=300)
         time.sleep(60)
         idle = resident_mib(domain)
         for _ in range(8):

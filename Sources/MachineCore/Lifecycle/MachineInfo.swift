@@ -117,8 +117,9 @@ extension LibvirtRuntime {
         let domainName = domain?.name ?? hypervisor.domainName(name)
         let qemuLog = hypervisor.qemuLog(domainNamed: domainName)
         let ownVirtiofsd = UserVirtiofsd.running(pidsFile: files.virtiofsdPids)
+        let lastBoot = BootRecord.last(files)
         // What the running guest got (`auto` chooses at each boot); the next boot's otherwise.
-        let booted = status.state == .stopped ? nil : BootRecord.last(files)?.transports
+        let booted = status.state == .stopped ? nil : lastBoot?.transports
         return MachineInfo(
             // A machine saved by `machine suspend` is stopped to libvirt, suspended to its user.
             name: name, host: remote?.destination ?? "local", state: status.state == .stopped && status.reason == "saved" ? "suspended" : status.state.rawValue,
@@ -136,7 +137,7 @@ extension LibvirtRuntime {
                 .init(hostPath: $0.share.hostPath, guestPath: $0.share.guestPath, readOnly: $0.share.readOnly, type: booted?[$0.share.guestPath] ?? $0.typeName,
                       inotify: $0.share.raisesEvents, virtiofsdPid: ownVirtiofsd[$0.tag])
             },
-            builds: BootRecord.last(files)?.builds.map {
+            builds: lastBoot?.builds.map {
                 .init(image: $0.image.map { .init(folder: $0.folder.path, kernel: $0.manifest.kernel) },
                       engine: .init(folder: $0.engine.folder.path, version: $0.engine.manifest.version, docker: $0.engine.manifest.docker),
                       held: config.held != nil)

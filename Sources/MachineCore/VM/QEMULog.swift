@@ -10,13 +10,20 @@ public enum QEMULog {
     /// Where libvirt writes it: the system daemon under /var/log, a user's session daemon
     /// under that user's cache. nil for a remote daemon.
     public static func path(domain: String, uri: String, environment: [String: String] = ProcessInfo.processInfo.environment) -> URL? {
-        guard uri.hasPrefix("qemu:///") else { return nil }
-        if uri.hasSuffix("/system") || getuid() == 0 {
+        guard let system = localDaemonIsSystem(uri: uri) else { return nil }
+        if system {
             return URL(fileURLWithPath: "/var/log/libvirt/qemu/\(domain).log")
         }
         let cache = environment["XDG_CACHE_HOME"].map { URL(fileURLWithPath: $0) }
             ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache")
         return cache.appendingPathComponent("libvirt/qemu/log/\(domain).log")
+    }
+
+    /// Whether the daemon `uri` names keeps its files where the system daemon does (root's
+    /// session is the system daemon too); nil for a daemon on another host, whose files are there.
+    static func localDaemonIsSystem(uri: String) -> Bool? {
+        guard uri.hasPrefix("qemu:///") else { return nil }
+        return uri.hasSuffix("/system") || getuid() == 0
     }
 
     /// The part of the log written since the domain's last start.

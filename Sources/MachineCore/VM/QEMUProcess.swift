@@ -1,14 +1,14 @@
 import Foundation
 #if canImport(Glibc)
-import Glibc  // getuid: which daemon's run folder
+import Glibc  // getuid: a session daemon's run folder
 #endif
 
 /// The QEMU process of a running domain on this host, as libvirt's pid file names it.
 enum QEMUProcess {
     /// libvirt's pid file of `domain`: the system daemon's, or the user's session daemon's.
     static func pidFile(domain: String, uri: String, environment: [String: String] = ProcessInfo.processInfo.environment) -> URL? {
-        guard uri.hasPrefix("qemu:///") else { return nil }
-        if uri.hasSuffix("/system") || getuid() == 0 {
+        guard let system = QEMULog.localDaemonIsSystem(uri: uri) else { return nil }
+        if system {
             return URL(fileURLWithPath: "/run/libvirt/qemu/\(domain).pid")
         }
         let runtime = environment["XDG_RUNTIME_DIR"] ?? "/run/user/\(getuid())"
