@@ -90,10 +90,13 @@ public final class Agent {
         var finished = false
         /// Whether the client got any byte from the guest (else it may still get an error).
         var answered = false
+        /// A client's, which is use of the machine (IdleSleeper); not the agent's own.
+        let keepsAwake: Bool
 
-        init(client: Int32, listener: Listener) {
+        init(client: Int32, listener: Listener, keepsAwake: Bool = true) {
             self.client = client
             self.listener = listener
+            self.keepsAwake = keepsAwake
         }
         deinit { Glibc.close(client) }
 
@@ -110,6 +113,8 @@ public final class Agent {
     /// What libvirt says of the domain, and whether the machine's folder is still this
     /// agent's (nil: not watched, in tests).
     let lifeline: AgentLifeline?
+    /// Puts the machine to sleep when no client uses it, and wakes it for the next (nil: never).
+    var sleeper: IdleSleeper?
     var listeners: [Listener] = []
     var session: Session?
     /// Read in a round where no other channel is (Channel.openReader).
@@ -223,6 +228,7 @@ public final class Agent {
             let readable = Set(fds.filter { $0.revents & Int16(POLLIN) != 0 }.map(\.fd))
             busy = acceptClients(on: readable)
             busy = serveRound() || busy
+            sleeper?.note(self, busy: connections.contains(where: \.keepsAwake) || waiting.contains(where: \.keepsAwake))
             watchGuestClock()
             watchSilence()
         }

@@ -25,6 +25,7 @@ extension Agent {
     func reloadConfig() {
         guard let config = forwarding?.loadConfig() else { return }
         publishAddress = config.publishAddress
+        sleeper?.setIdleAfter(config.idleSleepSeconds)
         sshPort = config.sshPort
         manualForwards = config.ports.map {
             PortForward(kind: .manual, proto: $0.proto, hostAddress: config.publishAddress, hostPort: $0.hostPort, guestPort: $0.guestPort)

@@ -43,6 +43,14 @@ public enum AgentMain {
                 return nil
             }
         }
+        // On a libvirt it can pause (not in tests, which watch no domain).
+        if let watch {
+            let sleeper = IdleSleeper(guest: guest, watch: watch.twin(), files: process.files,
+                                      idleAfter: (try? loadConfig())?.idleSleepSeconds ?? 0, log: AgentProcess.log)
+            agent.sleeper = sleeper
+            forwarder.sleeper = sleeper
+            sleeper.start()
+        }
         startResolver(process)
         DiskWatcher(guest: guest, destination: process.files.dataDiskUsage, log: AgentProcess.log).start()
         if let config = try? loadConfig() {

@@ -1,6 +1,7 @@
 import Foundation
 import MachineCore
 import SSH
+import HostOS
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -40,7 +41,11 @@ extension Agent {
                     var one: Int32 = 1
                     setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
                 }
-                waiting.append(Connection(client: fd, listener: listener))
+                // The agent's own watch of the engine's events is no use of the machine.
+                let ownWatch: Bool
+                if case .unixSocket = listener.target { ownWatch = LocalSocket.peerIsThisProcess(fd) } else { ownWatch = false }
+                if !ownWatch { sleeper?.clientArrived(listener.name) }
+                waiting.append(Connection(client: fd, listener: listener, keepsAwake: !ownWatch))
                 accepted = true
             }
         }

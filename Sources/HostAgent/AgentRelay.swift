@@ -82,7 +82,7 @@ extension Agent {
                 continue
             }
             guard let channel else {
-                if let since = connection.openingSince, Date().timeIntervalSince(since) > Self.channelOpenTimeout {
+                if let since = connection.openingSince, openTimedOut(since: since) {
                     throw SSHError(kind: .library, code: Agent.guestSilentCode, message: "no answer to a channel open for \(Int(Self.channelOpenTimeout)) s",
                                    operation: "opening a channel to \(connection.listener.target)")
                 }
@@ -96,6 +96,12 @@ extension Agent {
             progress = true
         }
         return progress
+    }
+
+    /// Whether a channel open in flight since `since` waited too long for the guest; a sleep
+    /// of the guest meanwhile does not count.
+    func openTimedOut(since: Date) -> Bool {
+        Date().timeIntervalSince(sleeper?.awakeSince(since) ?? since) > Self.channelOpenTimeout
     }
 
     /// Nil while the open is in progress (call again with the same target).
@@ -125,7 +131,7 @@ extension Agent {
             return
         }
         guard let channel else {
-            if Date().timeIntervalSince(since) > Self.channelOpenTimeout {
+            if openTimedOut(since: since) {
                 throw SSHError(kind: .library, code: Agent.guestSilentCode, message: "no answer to a channel open for \(Int(Self.channelOpenTimeout)) s",
                                operation: "opening a channel to \(listener.target)")
             }

@@ -72,6 +72,8 @@ extension Agent {
         suspendedAtLastWord += slept
         defer { lastHeard = now }
         guard keepsClock, silence > Self.stallThreshold else { return }
+        // A sleep the agent made: its sleeper sets the clock as it wakes the guest.
+        if let sleeper, sleeper.awakeSince(lastHeard) > lastHeard { return }
         // A guest busy enough to keep quiet (under TCG, twenty containers starting) kept its
         // clock: only a pause or the host's sleep stopped it.
         let why = String(format: "after %.0f s without a word from the guest", silence)
@@ -90,7 +92,8 @@ extension Agent {
     static let unreachableAfter: TimeInterval = 20
 
     func watchSilence() {
-        guard session != nil, Date().timeIntervalSince(lastHeard) > Self.unreachableAfter, lifeline?.isPaused != true else { return }
+        guard session != nil, Date().timeIntervalSince(sleeper?.awakeSince(lastHeard) ?? lastHeard) > Self.unreachableAfter,
+              lifeline?.isPaused != true else { return }
         dropSession(SSHError(kind: .library, code: Agent.guestSilentCode, message: "no word from the guest for \(Int(Self.unreachableAfter)) s while its domain runs",
                               operation: "waiting for the guest"))
     }

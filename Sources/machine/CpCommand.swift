@@ -27,7 +27,7 @@ extension Machine {
                 let to = GuestCopy.Location(destination)
                 func copier(_ name: String) throws(MachineError) -> GuestCopy {
                     let machines = try global.machines(for: name)
-                    let guest = try machines.guest(name)
+                    let guest = try machines.awakeGuest(name)
                     return try GuestCopy(session: try guest.connect(), guest: guest, walker: machines.sharesWalker())
                 }
                 switch (from, to) {

@@ -89,13 +89,28 @@ struct MachineShapeOptions: ParsableArguments {
         "Whether containers may reach this host: its 127.0.0.1 services through host.docker.internal, its names and its DNS; off cuts them off, and the engine socket and published ports still work (default: on).",
         valueName: "on|off"))
     var hostAccess: String?
+    @Option(help: ArgumentHelp(
+        "Sleep after this long without a docker client or a connection to a published port, e.g. 30s, 15m, 1h, or off; the next one wakes it (default: 5m).",
+        valueName: "time"))
+    var idleSleep: String?
 
-    var isEmpty: Bool { cpus == nil && memory == nil && disk == nil && iso == nil && accel == nil && !tls && hostAccess == nil }
+    var isEmpty: Bool { cpus == nil && memory == nil && disk == nil && iso == nil && accel == nil && !tls && hostAccess == nil && idleSleep == nil }
 
     func validate() throws {
         if let cpus, !(1...64).contains(cpus) { throw ValidationError("--cpus must be between 1 and 64") }
         if let accel, !["auto", "kvm", "tcg"].contains(accel) { throw ValidationError("--accel must be auto, kvm or tcg") }
         _ = try Self.onOff(hostAccess, flag: "--host-access")
+        _ = try Self.idleSeconds(idleSleep)
+    }
+
+    /// --idle-sleep in seconds (0: never), if given.
+    static func idleSeconds(_ text: String?) throws(ValidationError) -> Int? {
+        guard let text else { return nil }
+        do {
+            return try IdleSleep.parse(text)
+        } catch {
+            throw ValidationError(error.message)
+        }
     }
 
     /// on/off (also yes/no, true/false) as a Bool; nil when not given.
@@ -127,7 +142,8 @@ struct MachineShapeOptions: ParsableArguments {
     func shape() throws(MachineError) -> MachineShape {
         MachineShape(cpus: cpus, memoryMiB: try memoryMiB(), diskGiB: try Self.gibibytes(disk: disk),
                      iso: iso, accel: accel, publishAddress: publishAddress, tls: tls,
-                     hostAccess: (try? Self.onOff(hostAccess, flag: "--host-access")) ?? nil)
+                     hostAccess: (try? Self.onOff(hostAccess, flag: "--host-access")) ?? nil,
+                     idleSleep: (try? Self.idleSeconds(idleSleep)) ?? nil)
     }
 }
 

@@ -5,18 +5,20 @@ import MachineCore
 extension Machine {
     struct Set: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Change a machine's CPUs, memory, data disk size or host access (applied at its next boot).",
+            abstract: "Change a machine's CPUs, memory, data disk size, host access (at its next boot) or idle sleep (at once).",
             discussion: """
                 The change is kept in the machine's config and applied when it
                 next boots: a running machine keeps its shape until `machine
                 restart`. A data disk only grows; the guest grows its filesystem
                 to fill it, keeping what is on it. `machine up` with the same
-                options does the same and starts the machine.
+                options does the same and starts the machine. --idle-sleep
+                applies at once, to a running machine too.
 
                 EXAMPLES:
                   machine set --cpus 4 --memory 4G && machine restart
                   machine set dev --disk 60G
                   machine set --host-access off && machine restart   # containers cannot reach this host
+                  machine set --idle-sleep 15m                         # or off: never sleep
                 """)
 
         @OptionGroup var global: GlobalOptions
@@ -27,12 +29,15 @@ extension Machine {
         @Option(help: "Acceleration: auto, kvm or tcg.") var accel: String?
         @Option(help: ArgumentHelp("Whether containers may reach this host (host.docker.internal, its DNS).", valueName: "on|off"))
         var hostAccess: String?
+        @Option(help: ArgumentHelp("Sleep after this long without a docker client or a connection to a published port (30s, 15m, 1h), or off.", valueName: "time"))
+        var idleSleep: String?
 
         func validate() throws {
-            if cpus == nil && memory == nil && disk == nil && accel == nil && hostAccess == nil {
-                throw ValidationError("nothing to change: give --cpus, --memory, --disk, --accel or --host-access")
+            if cpus == nil && memory == nil && disk == nil && accel == nil && hostAccess == nil && idleSleep == nil {
+                throw ValidationError("nothing to change: give --cpus, --memory, --disk, --accel, --host-access or --idle-sleep")
             }
             _ = try MachineShapeOptions.onOff(hostAccess, flag: "--host-access")
+            _ = try MachineShapeOptions.idleSeconds(idleSleep)
             if let cpus, !(1...64).contains(cpus) { throw ValidationError("--cpus must be between 1 and 64") }
             if let accel, !["auto", "kvm", "tcg"].contains(accel) { throw ValidationError("--accel must be auto, kvm or tcg") }
         }
@@ -49,8 +54,15 @@ extension Machine {
                 if let on = (try? MachineShapeOptions.onOff(hostAccess, flag: "--host-access")) ?? nil {
                     accessChanged = try machines.updateHostAccess(name, on)
                 }
+                var idleChanged = false
+                if let seconds = (try? MachineShapeOptions.idleSeconds(idleSleep)) ?? nil {
+                    idleChanged = try machines.updateIdleSleep(name, seconds)
+                    if idleChanged {
+                        print("\(name): idle sleep \(IdleSleep.describe(before.idleSleepSeconds)) -> \(IdleSleep.describe(seconds)); applied now")
+                    }
+                }
                 guard shapeChanged || accessChanged else {
-                    print("\(name) already has that shape")
+                    if !idleChanged { print("\(name) already has that shape") }
                     return
                 }
                 let after = try machines.config(name)

@@ -27,7 +27,7 @@ extension Machine {
             var status: Int32 = 0
             try perform { () throws(MachineError) in
                 let machines = try global.machines(for: target.name)
-                let guest = try machines.guest(target.name)
+                let guest = try machines.awakeGuest(target.name)
                 let session = try guest.connect()
                 let terminal = isatty(STDIN_FILENO) != 0 && (command.isEmpty || forceTerminal)
                 // Like OpenSSH: the words are joined with spaces and the remote shell parses them.

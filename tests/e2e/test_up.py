@@ -23,7 +23,7 @@ import urllib.request
 import pexpect
 import pytest
 
-from conftest import DOCKER, Up, machine_binary
+from conftest import DOCKER, Up, machine_binary, tail
 from qemu_guest import busybox_image_tar
 
 @pytest.fixture(scope="module")
@@ -803,3 +803,69 @@ def test_memory_a_container_frees_goes_back_to_the_host(up, busybox):
         time.sleep(2)
     after = qemu_resident(up)
     assert after <= before + (64 << 20), f"MiB resident: {before >> 20} before, {after >> 20} 30 s after the container ended"
+
+
+def wait_until_asleep(up, limit=60):
+    """Waits for `machine status` to say sleeping."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if up.machine("status").stdout.decode().strip() == "sleeping":
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"not asleep {limit} s after its last client:\n" + (tail(up.folder / "agent.log") or ""))
+
+
+def qemu_cpu_ticks(up):
+    domain = json.loads(up.machine("inspect").stdout)["domain"]
+    pid = subprocess.run(["pgrep", "-f", f"guest={domain},"], capture_output=True, text=True).stdout.split()[0]
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def test_an_idle_machine_sleeps_and_each_kind_of_client_wakes_it(up, busybox):
+    """With a short idle time, the machine falls asleep (its QEMU runs no guest CPU); then
+    `docker ps`, a request to a published port of a container started before the sleep, and a
+    `docker run -v` of a host folder each wake it and succeed, over 10 sleeps, and that
+    container never restarts. `up`, `ssh` and `stop` work from sleep too; `suspend` of this
+    machine (its home is shared) is refused with the sleep named in its place."""
+    up.machine("set", "--idle-sleep", "3s")
+    folder = Path(tempfile.mkdtemp(prefix=".machine-e2e-", dir=Path.home().resolve()))
+    port = free_port()
+    try:
+        container = up.docker("run", "-d", "-p", f"127.0.0.1:{port}:80", busybox, "sh", "-c", WEB).stdout.strip()
+        wait_until_answers(port)
+        before = up.docker("inspect", "-f", "{{.State.StartedAt}} {{.RestartCount}}", container).stdout
+        for cycle in range(10):
+            wait_until_asleep(up)
+            if cycle == 0:
+                ticks = qemu_cpu_ticks(up)
+                time.sleep(2)
+                assert qemu_cpu_ticks(up) - ticks <= 2, "QEMU used CPU while the machine slept"
+            (folder / "n").write_text(f"{cycle}\n")
+            if cycle % 3 == 0:
+                assert container[:12] in up.docker("ps").stdout
+            elif cycle % 3 == 1:
+                assert http_get(port, timeout=30) == f"hello-{container[:12]}\n".encode()
+            else:
+                out = up.docker("run", "--rm", "-v", f"{folder}:/x", busybox, "sh", "-c", "cat /x/n; echo back > /x/back").stdout
+                assert out == f"{cycle}\n" and (folder / "back").read_text() == "back\n"
+        assert up.docker("inspect", "-f", "{{.State.StartedAt}} {{.RestartCount}}", container).stdout == before
+        assert (up.folder / "agent.log").read_text().count("woke after") >= 10
+        # The guest's clock was put right at each wake: it is the host's, give or take.
+        guest_time = int(up.machine("ssh", "--", "date +%s").stdout)
+        assert abs(guest_time - time.time()) < 3
+
+        wait_until_asleep(up)
+        refused = up.machine("suspend", check=False)
+        assert refused.returncode != 0 and b"sleeps by itself after 3s without use" in refused.stderr, refused.stderr
+        woke = up.machine("up")
+        assert b"was asleep; waking it" in woke.stderr, woke.stderr
+        assert up.machine("status").stdout.decode().strip() == "running"
+        wait_until_asleep(up)
+        assert up.machine("ssh", "--", "echo", "awake").stdout == b"awake\n"
+        wait_until_asleep(up)
+        assert b"stopped" in up.machine("stop").stdout
+        assert up.machine("status").stdout.decode().strip() == "stopped"
+    finally:
+        shutil.rmtree(folder)
+        up.machine("set", "--idle-sleep", "5m")

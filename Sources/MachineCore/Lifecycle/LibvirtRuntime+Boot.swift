@@ -12,6 +12,8 @@ extension LibvirtRuntime {
         let name = machine.name, files = machine.files
         let config = try machine.config()
         let image = builds.image, engine = builds.engine
+        // A mark an agent left asleep is of a boot that is over.
+        IdleSleep.clearMark(files)
         // The built image mounts the engine's own disk; an ISO of the user's gets none.
         let engineDisk = image == nil ? nil : engine.disk
         let volumes = remoteVolumes(name)

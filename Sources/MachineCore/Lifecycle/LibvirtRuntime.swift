@@ -56,6 +56,7 @@ struct LibvirtRuntime: MachineRuntime {
 
     func resume(_ machine: LockedMachine) throws(MachineError) -> Double {
         try hypervisor.resume(machine.name)
+        IdleSleep.clearMark(machine.files)
         let uptime: Double
         do {
             uptime = try BootWatcher.waitForSSH(files: machine.files, name: machine.name, status: statusReader(machine.name))
@@ -80,6 +81,7 @@ struct LibvirtRuntime: MachineRuntime {
 
     func stop(_ machine: LockedMachine, force: Bool, timeout: Double) throws(MachineError) -> Bool {
         let clean = try hypervisor.stop(machine.name, force: force, timeout: timeout)
+        IdleSleep.clearMark(machine.files)
         // Each ends with its QEMU; one QEMU never connected to would wait for good.
         UserVirtiofsd.stopAll(pidsFile: machine.files.virtiofsdPids)
         return clean

@@ -69,6 +69,10 @@ public struct MachineInfo: Codable, Sendable {
     /// The resident memory of the machine's QEMU while it runs on this host: the guest RAM it
     /// touched and has not been given back (free page reporting), and QEMU's own.
     public let qemuResidentBytes: Int64?
+    /// How long it waits without a client before it sleeps ("5m", "off"), and since when it
+    /// sleeps (nil while awake).
+    public let idleSleep: String
+    public let asleepSince: Date?
     public let ssh: SSH
     public let shares: [SharedFolderInfo]
     /// Nil before the first boot, or when the cache no longer has its builds.
@@ -93,6 +97,14 @@ public struct MachineInfo: Codable, Sendable {
         public let dns: String
         /// Who forwards published UDP ports: "QEMU", or why none does.
         public let udp: String
+    }
+
+    /// The state a user reads: libvirt's, but a machine saved by `machine suspend` is stopped
+    /// to libvirt and suspended to its user, and one its agent paused when idle is sleeping.
+    static func state(_ status: Domain.Status, asleep: Bool) -> String {
+        if status.state == .stopped && status.reason == "saved" { return "suspended" }
+        if status.state == .paused && status.reason == "user" && asleep { return "sleeping" }
+        return status.state.rawValue
     }
 
     /// Whether a state is one a user should read the reason of: anything but running, and a
@@ -122,13 +134,14 @@ extension LibvirtRuntime {
         let booted = status.state == .stopped ? nil : lastBoot?.transports
         return MachineInfo(
             // A machine saved by `machine suspend` is stopped to libvirt, suspended to its user.
-            name: name, host: remote?.destination ?? "local", state: status.state == .stopped && status.reason == "saved" ? "suspended" : status.state.rawValue,
+            name: name, host: remote?.destination ?? "local", state: MachineInfo.state(status, asleep: IdleSleep.markedSince(files) != nil),
             stateReason: status.reason,
             qemuError: status.state == .running || !MachineInfo.isNotable(status) ? nil : QEMULog.lastError(at: qemuLog),
             qemuLog: qemuLog?.path, domain: domainName, config: config,
             folder: files.folder.path, consoleLog: files.consoleLog.path, dataDisk: remoteVolumes(name).map { "\(RemoteVolumes.poolPath)/\($0.dataDiskName)" } ?? files.dataDisk.path,
             dataDiskOnHost: remote == nil ? FileSpace.of(files.dataDisk.path) : nil,
             qemuResidentBytes: status.state == .stopped ? nil : QEMUProcess.residentBytes(domain: domainName, uri: hypervisor.connection.uri),
+            idleSleep: IdleSleep.describe(config.idleSleepSeconds), asleepSince: status.state == .paused ? IdleSleep.markedSince(files) : nil,
             ssh: .init(host: "127.0.0.1", port: config.sshPort, user: "root", identityFile: files.privateKey.path,
                        knownHostsFile: files.knownHosts.path,
                        proxyCommand: remote.map { $0.jump(toLoopbackPort: config.sshPort).map(ShellEnvironment.posixQuote).joined(separator: " ") }),
@@ -156,7 +169,8 @@ extension LibvirtRuntime {
 extension MachineInfo {
     /// The state as `status` and `ls` show it: with libvirt's reason when nobody asked for it.
     public var stateLine: String {
-        if state == "suspended" && stateReason == "saved" { return state }  // by `machine suspend`
+        // By `machine suspend`, or by the agent of an idle machine.
+        if (state == "suspended" && stateReason == "saved") || state == "sleeping" { return state }
         guard let state = Domain.State(rawValue: state) else { return state }
         return MachineInfo.isNotable(Domain.Status(state: state, reason: stateReason)) ? "\(self.state) (\(stateReason))" : self.state
     }

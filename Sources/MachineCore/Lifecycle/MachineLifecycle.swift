@@ -19,6 +19,7 @@ struct MachineLifecycle {
             snapshot.savedState = BootRecord.last(machine.files)?.isSameBoot(as: BootRecord(config, builds: now)) == true ? .sameBoot : .otherBoot
         }
         snapshot.agentRunning = runtime.agentRuns(machine)
+        snapshot.asleep = snapshot.pausedByUser && IdleSleep.markedSince(machine.files) != nil
         if snapshot.needsEnginePing {
             snapshot.engineAnswers = runtime.engineAnswers(machine, timeout: 2)
         }
@@ -40,7 +41,7 @@ struct MachineLifecycle {
         case .nothing:
             break
         case .resume:
-            progress("\(name) was paused; resuming it")
+            progress(snapshot.asleep ? "\(name) was asleep; waking it" : "\(name) was paused; resuming it")
             uptime = try runtime.resume(machine)
         case .restore:
             progress("resuming \(name) from its saved state")
@@ -105,8 +106,16 @@ struct MachineLifecycle {
         // (a migration blocker) or any vhost-user-fs device, and says so only after the agent
         // would be gone.
         if let shares = BootRecord.last(machine.files)?.mounts, !shares.isEmpty {
+            let suffix = MachineName.commandSuffix(name)
+            let idle = try machine.config().idleSleepSeconds
+            let sleeps = idle > 0 ? "it sleeps by itself after \(IdleSleep.describe(idle)) without use (no CPU, its page cache given back) and the next docker command or connection to a published port wakes it; "
+                : "`machine set\(suffix) --idle-sleep 5m` lets it sleep when idle (no CPU) and wake on the next docker command; "
             throw MachineError("cannot suspend \(name): QEMU cannot save a machine with shared folders (\(shares.map(\.hostPath).joined(separator: ", ")))",
-                               hint: "`machine stop\(MachineName.commandSuffix(name))` keeps its containers and volumes on its disk; machines made with --no-mounts can be suspended")
+                               hint: sleeps + "`machine stop\(suffix)` keeps its containers and volumes on its disk; machines made with --no-mounts can be suspended")
+        }
+        // A sleeping guest is woken first: a saved state restores paused otherwise.
+        if status.state == .paused, IdleSleep.markedSince(machine.files) != nil {
+            _ = try runtime.resume(machine)
         }
         // The agent first: its session ends with the guest, and the next start makes a new one.
         runtime.stopAgent(machine)

@@ -18,9 +18,11 @@ public struct MachineShape: Sendable {
     public var tls: Bool
     /// Whether containers may reach the host (`--host-access`).
     public var hostAccess: Bool?
+    /// Seconds idle before it sleeps, 0 never (`--idle-sleep`).
+    public var idleSleep: Int?
 
     public init(cpus: Int? = nil, memoryMiB: Int? = nil, diskGiB: Int? = nil, iso: String? = nil,
-                accel: String? = nil, publishAddress: String? = nil, tls: Bool = false, hostAccess: Bool? = nil) {
+                accel: String? = nil, publishAddress: String? = nil, tls: Bool = false, hostAccess: Bool? = nil, idleSleep: Int? = nil) {
         self.cpus = cpus
         self.memoryMiB = memoryMiB
         self.diskGiB = diskGiB
@@ -29,6 +31,7 @@ public struct MachineShape: Sendable {
         self.publishAddress = publishAddress
         self.tls = tls
         self.hostAccess = hostAccess
+        self.idleSleep = idleSleep
     }
 
     /// `sharesHome`: the default share of the user's home (not on a remote libvirt host).
@@ -40,6 +43,7 @@ public struct MachineShape: Sendable {
                              publishAddress: publishAddress ?? "127.0.0.1", mounts: sharesHome ? (try? Shares.defaults()) ?? [] : [])
         if tls { config.tlsPort = try MachineStore.freeLoopbackPort() }
         if let hostAccess { config.hostAccess = hostAccess }
+        config.idleSleep = idleSleep
         return config
     }
 }

@@ -42,6 +42,15 @@ extension Machines {
         try changeConfig(name) { $0.hostAccess = on }
     }
 
+    /// Sets how long the machine waits idle before it sleeps (0: never); its running agent
+    /// takes the new time at once. Returns true if it changed.
+    @discardableResult
+    public func updateIdleSleep(_ name: String, _ seconds: Int) throws(MachineError) -> Bool {
+        let changed = try changeConfig(name) { $0.idleSleep = seconds }
+        if changed { AgentProcess(name: name, files: store.files(name)).reload() }
+        return changed
+    }
+
     /// Adds a manual forward (`machine port add`): not over the machine's own SSH port, nor a
     /// host port already forwarded.
     public func addForward(_ name: String, _ forward: ManualForward) throws(MachineError) {

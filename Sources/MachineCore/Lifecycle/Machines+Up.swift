@@ -32,6 +32,7 @@ extension Machines {
             if let hostAccess = shape.hostAccess, try updateHostAccess(name, hostAccess), try hypervisor.state(name) != .stopped {
                 progress("note: --host-access \(hostAccess ? "on" : "off") of \(name) applies at its next boot: \(restart)")
             }
+            if let idleSleep = shape.idleSleep { try updateIdleSleep(name, idleSleep) }
             if shape.tls, try enableTLS(name) {
                 progress("\(name) has a TLS endpoint now: `machine env --tls\(MachineName.commandSuffix(name))`")
             }

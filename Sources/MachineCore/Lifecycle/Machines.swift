@@ -57,6 +57,28 @@ public final class Machines {
         runtime.guest(try store.config(name))
     }
 
+    /// The same, for a verb that goes in by itself (`machine ssh`, `cp`): a sleeping machine is
+    /// woken first, as a docker client would wake it through the agent.
+    public func awakeGuest(_ name: String) throws(MachineError) -> GuestSSH {
+        let guest = try guest(name)
+        try wakeIfAsleep(name)
+        return guest
+    }
+
+    /// Wakes the machine if its agent put it to sleep (IdleSleep), for a verb that reaches the
+    /// guest by itself (`ssh`, `cp`) rather than through the agent, which wakes it on its own.
+    /// Returns true if it was asleep.
+    @discardableResult
+    public func wakeIfAsleep(_ name: String) throws(MachineError) -> Bool {
+        let files = store.files(name)
+        guard IdleSleep.markedSince(files) != nil else { return false }
+        let status = try hypervisor.status(name)
+        guard status.state == .paused && status.reason == "user" else { return false }
+        try hypervisor.resume(name)
+        IdleSleep.clearMark(files)
+        return true
+    }
+
     public func create(_ config: MachineConfig) throws(MachineError) {
         var config = config
         if let remote {

@@ -20,8 +20,10 @@ struct StartSnapshot: Equatable {
     var engineAnswers: Bool?
     /// The user asked for the engine's settings to be applied again (`up` with new ones).
     var provisionAsked = false
+    /// Its agent marked it asleep (IdleSleep): a pause the agent made and would undo itself.
+    var asleep = false
 
-    /// Whether the domain was paused by someone (`virsh suspend`), not by QEMU.
+    /// Whether the domain was paused by someone (`virsh suspend`, its agent when idle), not by QEMU.
     var pausedByUser: Bool { domain.state == .paused && domain.reason == "user" }
 
     /// Whether the start has to look at a saved state: the guest is not running already.
@@ -67,6 +69,8 @@ struct StartPlan: Equatable {
         }
         // A guest that comes up here gets its engine and agent now; one that runs gets them
         // again when asked, when its agent is gone, or when its engine does not answer.
-        provision = bring != .nothing || snapshot.provisionAsked || !snapshot.agentRunning || snapshot.engineAnswers != true
+        // A machine that only slept wakes as it was: its agent and engine never stopped.
+        let wakesOnly = bring == .resume && snapshot.asleep && snapshot.agentRunning && !snapshot.provisionAsked
+        provision = !wakesOnly && (bring != .nothing || snapshot.provisionAsked || !snapshot.agentRunning || snapshot.engineAnswers != true)
     }
 }

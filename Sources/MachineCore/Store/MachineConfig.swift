@@ -40,6 +40,12 @@ public struct MachineConfig: Codable, Sendable, Equatable {
     /// Whether containers may reach the host: its loopback through QEMU's gateway, its names
     /// and its DNS (`--host-access`, on by default as in Docker Desktop).
     public var hostAccess: Bool = true
+    /// Seconds without a client (and with a quiet guest) before the machine sleeps
+    /// (`--idle-sleep`); 0 never; nil the default, `IdleSleep.defaultSeconds`.
+    public var idleSleep: Int?
+
+    /// The idle time after which the machine sleeps; 0 when it never does.
+    public var idleSleepSeconds: Int { idleSleep ?? IdleSleep.defaultSeconds }
 
     public init(name: String, cpus: Int = 2, memoryMiB: Int = 1024, diskGiB: Int = 20, iso: String? = nil,
                 sshPort: Int, accel: String = "auto", created: Date = Date(), engine: EngineSettings = .init(),
@@ -80,6 +86,7 @@ public struct MachineConfig: Codable, Sendable, Equatable {
         held = try c.decodeIfPresent(HeldBuilds.self, forKey: .held)
         connect = try c.decodeIfPresent(String.self, forKey: .connect)
         hostAccess = try c.decodeIfPresent(Bool.self, forKey: .hostAccess) ?? true
+        idleSleep = try c.decodeIfPresent(Int.self, forKey: .idleSleep)
     }
 
     static let encoder: JSONEncoder = {

@@ -53,6 +53,8 @@ public struct MachineFiles: Sendable {
     public var dataDiskUsage: URL { folder.appendingPathComponent("disk.json") }
     /// Every forward the running agent has, and how each stands (written by the agent).
     public var portsStatus: URL { folder.appendingPathComponent("ports.json") }
+    /// There while the agent has the machine asleep (IdleSleep): since when.
+    public var sleeping: URL { folder.appendingPathComponent("sleeping") }
 }
 
 /// Machine names: short, lowercase, safe in paths, domain names and hostnames.

@@ -1,0 +1,218 @@
+import Foundation
+import MachineCore
+import SSH
+
+/// Puts the machine to sleep when nobody has used it for its idle time, and wakes it for the
+/// next client (IdleSleep says what sleep is). The agents' loops tell it what they serve: a
+/// connection to the engine socket or a published port is use, and the first one that
+/// arrives while it sleeps wakes it. The agent's own connections (its watch of the engine's
+/// events) are not use. A guest whose CPUs work (a build, a container's job) is not idle.
+///
+/// It decides on a thread of its own, with a blocking SSH session of its own for the guest's
+/// CPU, its page cache and its clock, and a libvirt connection of its own for the pause.
+final class IdleSleeper: @unchecked Sendable {
+    let guest: GuestSSH
+    let watch: DomainWatch
+    let files: MachineFiles
+    let log: (String) -> Void
+
+    private let condition = NSCondition()
+    /// Seconds without use before it sleeps; 0 never.
+    private var idleAfter: Int
+    private var lastUse = Date()
+    /// The loops serving a client now.
+    private var busyLoops = Set<ObjectIdentifier>()
+    private var asleepSince: Date?
+    /// When it last woke: a silence of the guest before that was the sleep, not a fault.
+    private var wokeAt = Date.distantPast
+    /// Why it should wake, once a client came while it sleeps.
+    private var wakeReason: String?
+    /// No look at the guest's CPU before this (it was busy at the last one).
+    private var nextCPULook = Date.distantPast
+    private var session: Session?
+    private var nextSleepingLook = Date.distantPast
+
+    /// A guest found busy is looked at again after this long.
+    static let busyRecheck: TimeInterval = 10
+    /// How long free page reporting gets to hand the dropped cache to the host.
+    static let releaseWait: TimeInterval = 2
+    /// How often a sleeping domain is looked at (woken by someone else: `virsh resume`).
+    static let sleepingLook: TimeInterval = 2
+
+    init(guest: GuestSSH, watch: DomainWatch, files: MachineFiles, idleAfter: Int, log: @escaping (String) -> Void) {
+        self.guest = guest
+        self.watch = watch
+        self.files = files
+        self.idleAfter = idleAfter
+        self.log = log
+    }
+
+    // MARK: What the loops tell it
+
+    /// The idle time from the config (at the start, and at each reload).
+    func setIdleAfter(_ seconds: Int) {
+        condition.lock()
+        defer { condition.unlock() }
+        if seconds != idleAfter { log("idle sleep: \(seconds > 0 ? "after \(IdleSleep.describe(seconds)) without use" : "off")") }
+        idleAfter = seconds
+        lastUse = Date()
+    }
+
+    /// A loop's round: whether it serves a client now.
+    func note(_ loop: AnyObject, busy: Bool) {
+        let id = ObjectIdentifier(loop)
+        condition.lock()
+        defer { condition.unlock() }
+        if busy {
+            busyLoops.insert(id)
+            lastUse = Date()
+        } else if busyLoops.remove(id) != nil {
+            lastUse = Date()
+        }
+    }
+
+    /// A client connected to `what`: it is use, and wakes a sleeping machine (on the sleeper's
+    /// thread; the client waits for its channel meanwhile).
+    func clientArrived(_ what: String) {
+        condition.lock()
+        defer { condition.unlock() }
+        lastUse = Date()
+        if asleepSince != nil && wakeReason == nil {
+            wakeReason = "a client of \(what)"
+            condition.signal()
+        }
+    }
+
+    /// When a guest that said nothing since `date` may have slept: the moment it woke, or now
+    /// while it sleeps (`date` itself when it did not sleep since). Timeouts count from here.
+    func awakeSince(_ date: Date) -> Date {
+        condition.lock()
+        defer { condition.unlock() }
+        if asleepSince != nil { return Date() }
+        return max(date, wokeAt)
+    }
+
+    var isAsleep: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return asleepSince != nil
+    }
+
+    // MARK: Its thread
+
+    func start() {
+        Thread.detachNewThread { [self] in
+            while true { round() }
+        }
+    }
+
+    private func round() {
+        condition.lock()
+        if wakeReason == nil { _ = condition.wait(until: Date().addingTimeInterval(1)) }
+        let now = Date()
+        let asleep = asleepSince
+        let reason = wakeReason
+        let idle = idleAfter > 0 && busyLoops.isEmpty && now.timeIntervalSince(lastUse) >= Double(idleAfter) && now >= nextCPULook
+        let decidedAt = lastUse
+        condition.unlock()
+        if let asleep {
+            if let reason {
+                wake(why: reason, asleepSince: asleep)
+            } else if now >= nextSleepingLook {
+                nextSleepingLook = now.addingTimeInterval(Self.sleepingLook)
+                if watch.look() == .running { wake(why: "its domain was resumed by someone else", asleepSince: asleep) }
+            }
+            return
+        }
+        guard idle else { return }
+        if let share = guestCPUShare(), share > IdleSleep.busyShareOfOneCPU {
+            condition.lock()
+            nextCPULook = Date().addingTimeInterval(Self.busyRecheck)
+            condition.unlock()
+            return
+        }
+        release()
+        condition.lock()
+        // A client that came meanwhile keeps it awake.
+        guard lastUse == decidedAt && busyLoops.isEmpty else {
+            condition.unlock()
+            return
+        }
+        asleepSince = Date()
+        condition.unlock()
+        do throws(MachineError) {
+            try watch.pause()
+            IdleSleep.mark(files)
+            log("asleep after \(IdleSleep.describe(idleAfter)) without a client: its CPUs paused until the next connection")
+        } catch {
+            log("could not put \(guest.name) to sleep: \(error.message); trying again after the next idle time")
+            condition.lock()
+            asleepSince = nil
+            wakeReason = nil
+            lastUse = Date()
+            condition.unlock()
+        }
+    }
+
+    private func wake(why: String, asleepSince: Date) {
+        let started = Date()
+        do throws(MachineError) {
+            try watch.resume()
+        } catch {
+            // Left for the next round (libvirt restarting, say); the client waits meanwhile.
+            log("could not wake \(guest.name) for \(why): \(error.message); trying again")
+            Thread.sleep(forTimeInterval: 0.5)
+            return
+        }
+        IdleSleep.clearMark(files)
+        condition.lock()
+        self.asleepSince = nil
+        wakeReason = nil
+        wokeAt = Date()
+        lastUse = Date()
+        condition.unlock()
+        log(String(format: "woke after %.0f s asleep (%@; resumed in %.0f ms)", started.timeIntervalSince(asleepSince), why,
+                   Date().timeIntervalSince(started) * 1000))
+        // Its clock stood still while it slept.
+        do throws(MachineError) {
+            if let offset = try GuestClock.set(over: try connected(), guest: guest) {
+                log("set the clock of \(guest.name) after its sleep: it was \(abs(offset)) s \(offset > 0 ? "behind" : "ahead")")
+            }
+        } catch {
+            session = nil
+            log("could not set the clock of \(guest.name) after its sleep: \(error.message)")
+        }
+    }
+
+    // MARK: The guest
+
+    private func connected() throws(MachineError) -> Session {
+        if let session { return session }
+        let made = try guest.connect(timeout: 10)
+        made.timeout = 30
+        session = made
+        return made
+    }
+
+    /// The share of one vCPU the guest used over a second; nil when it cannot be read (then
+    /// its CPU does not keep it awake: the clients do).
+    private func guestCPUShare() -> Double? {
+        do {
+            let result = try connected().run(IdleSleep.cpuCommand)
+            return IdleSleep.cpuShare(fromProcStat: String(decoding: result.output, as: UTF8.self))
+        } catch {
+            session = nil
+            return nil
+        }
+    }
+
+    /// Hands the guest's page cache to the host, and gives free page reporting a moment.
+    private func release() {
+        do {
+            _ = try connected().run(IdleSleep.releaseCommand)
+            Thread.sleep(forTimeInterval: Self.releaseWait)
+        } catch {
+            session = nil
+        }
+    }
+}
