@@ -125,7 +125,9 @@ final class IdleSleeper: @unchecked Sendable {
             return
         }
         guard idle else { return }
-        if let share = guestCPUShare(), share > IdleSleep.busyShareOfOneCPU {
+        // Only a running guest falls asleep (one a user paused is theirs to resume), and only
+        // a quiet one.
+        guard watch.look() == .running, (guestCPUShare() ?? 0) <= IdleSleep.busyShareOfOneCPU else {
             condition.lock()
             nextCPULook = Date().addingTimeInterval(Self.busyRecheck)
             condition.unlock()

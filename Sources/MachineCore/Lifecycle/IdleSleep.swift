@@ -74,8 +74,15 @@ public enum IdleSleep {
     }
 
     /// Gives the guest's page cache back before it sleeps: written out, dropped, its free
-    /// memory compacted so that free page reporting hands whole blocks to the host.
-    public static let releaseCommand = "sync; echo 3 > /proc/sys/vm/drop_caches; echo 1 > /proc/sys/vm/compact_memory"
+    /// memory compacted so that free page reporting hands whole blocks to the host. The
+    /// helpers the engine runs for each client (runc, docker-init for `docker version`, the
+    /// shim and docker-proxy for `docker run -p`; 22 MiB, next to dockerd) are read back in:
+    /// without them the first `docker version` after a wake took 0.9 s instead of 0.15 s.
+    public static let releaseCommand = """
+        sync; echo 3 > /proc/sys/vm/drop_caches; echo 1 > /proc/sys/vm/compact_memory; \
+        bin=$(dirname "$(readlink /proc/$(pidof dockerd)/exe)") && \
+        cat "$bin/runc" "$bin/docker-init" "$bin/containerd-shim-runc-v2" "$bin/docker-proxy" > /dev/null 2>&1; true
+        """
 
     // MARK: The mark
 
