@@ -44,6 +44,19 @@ public final class StorageVolume {
         return UInt64(info.capacity)
     }
 
+    /// Its file on the libvirt host: its length and the bytes it holds there (a qcow2 disk
+    /// whose guest trims holds less than its length).
+    public func fileSpace() throws(LibvirtError) -> (lengthBytes: UInt64, heldBytes: UInt64) {
+        var info = virStorageVolInfo()
+        guard virStorageVolGetInfo(handle, &info) == 0 else {
+            throw LibvirtError.last("reading the allocation of the volume \(name)")
+        }
+        var physical = virStorageVolInfo()
+        let length = virStorageVolGetInfoFlags(handle, &physical, UInt32(VIR_STORAGE_VOL_GET_PHYSICAL.rawValue)) == 0
+            ? UInt64(physical.allocation) : UInt64(info.capacity)
+        return (length, UInt64(info.allocation))
+    }
+
     /// Removes it from the libvirt host.
     public func delete() throws(LibvirtError) {
         guard virStorageVolDelete(handle, 0) == 0 else {

@@ -63,8 +63,9 @@ public struct MachineInfo: Codable, Sendable {
     public let folder: String
     public let consoleLog: String
     public let dataDisk: String
-    /// What the data disk's file holds on this host (nil for one on a remote libvirt host):
-    /// its qcow2 grows as the guest writes, and gives back what the guest frees and trims.
+    /// What the data disk's file holds on the host it lives on (this one, or the remote libvirt
+    /// host, as libvirt reports it): its qcow2 grows as the guest writes, and gives back what
+    /// the guest frees and trims.
     public let dataDiskOnHost: FileSpace?
     /// The resident memory of the machine's QEMU while it runs on this host: the guest RAM it
     /// touched and has not been given back (free page reporting), and QEMU's own.
@@ -139,7 +140,7 @@ extension LibvirtRuntime {
             qemuError: status.state == .running || !MachineInfo.isNotable(status) ? nil : QEMULog.lastError(at: qemuLog),
             qemuLog: qemuLog?.path, domain: domainName, config: config,
             folder: files.folder.path, consoleLog: files.consoleLog.path, dataDisk: remoteVolumes(name).map { "\(RemoteVolumes.poolPath)/\($0.dataDiskName)" } ?? files.dataDisk.path,
-            dataDiskOnHost: remote == nil ? FileSpace.of(files.dataDisk.path) : nil,
+            dataDiskOnHost: remoteVolumes(name).map { $0.dataDiskSpace() } ?? FileSpace.of(files.dataDisk.path),
             qemuResidentBytes: status.state == .stopped ? nil : QEMUProcess.residentBytes(domain: domainName, uri: hypervisor.connection.uri),
             idleSleep: IdleSleep.describe(config.idleSleepSeconds), asleepSince: status.state == .paused ? IdleSleep.markedSince(files) : nil,
             ssh: .init(host: "127.0.0.1", port: config.sshPort, user: "root", identityFile: files.privateKey.path,

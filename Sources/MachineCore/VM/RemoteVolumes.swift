@@ -1,4 +1,5 @@
 import Foundation
+import HostOS
 import Virt
 
 /// A remote machine's files on its libvirt host, which shares no filesystem with us: volumes
@@ -72,6 +73,15 @@ struct RemoteVolumes {
             }
             return try pool.createVolume(name: dataDiskName, capacity: capacity, format: .qcow2).path()
         }
+    }
+
+    /// What the data disk's file holds on the libvirt host, as `ls` and `inspect` show it; nil
+    /// before it exists or when libvirt does not say.
+    func dataDiskSpace() -> FileSpace? {
+        // Looked up only: a look never makes or starts the pool.
+        guard let pool = try? connection.storagePool(named: Self.poolName), let volume = try? pool.volume(named: dataDiskName),
+              let space = try? volume.fileSpace() else { return nil }
+        return FileSpace(apparentBytes: Int64(space.lengthBytes), allocatedBytes: Int64(space.heldBytes))
     }
 
     /// The seed, uploaded anew for this boot.
