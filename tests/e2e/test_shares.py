@@ -69,6 +69,14 @@ def test_a_bind_mount_under_a_share_reads_and_writes_the_hosts_files(shared):
     assert written.read_text() == "from the container\n"
     # Owned by the user who runs machine (root here: the CI runs as root).
     assert written.stat().st_uid == os.getuid()
+    # A container writing as another id: root's shares keep that id on the host (an ordinary
+    # user's map it to their own; test_lifecycle_user and test_user_path check that).
+    open_to_all = sub / "open"
+    open_to_all.mkdir(exist_ok=True)
+    open_to_all.chmod(0o777)
+    run(shared, "--user", "1234:1235", "-v", f"{sub}:/src", "busybox", "sh", "-c", "echo as 1234 > /src/open/as-1234.txt")
+    as_other = (open_to_all / "as-1234.txt").stat()
+    assert (as_other.st_uid, as_other.st_gid) == ((1234, 1235) if os.getuid() == 0 else (os.getuid(), os.getgid())), as_other
     # A host edit shows in the next container at once.
     (sub / "in.txt").write_text("edited on the host, now longer\n")
     assert run(shared, "-v", f"{sub}:/src", "busybox", "cat", "/src/in.txt").stdout == "edited on the host, now longer\n"

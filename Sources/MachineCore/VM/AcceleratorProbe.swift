@@ -24,9 +24,15 @@ public enum AcceleratorProbe {
     }
 
     /// For tests only: the probe says yes and domains are defined for TCG under KVM's name, so
-    /// a test can stop such a guest at boot (as a broken KVM does) and watch the fallback.
+    /// a test can stop such a guest at boot (as a broken KVM does) and watch the fallback. Only
+    /// in debug builds (the ones the tests run): a release binary, what users install, never
+    /// reports a TCG guest as KVM whatever its environment says.
     public static var pretendsKVM: Bool {
-        ProcessInfo.processInfo.environment["MACHINE_TEST_PRETEND_KVM"] == "1"
+        #if DEBUG
+        return ProcessInfo.processInfo.environment["MACHINE_TEST_PRETEND_KVM"] == "1"
+        #else
+        return false
+        #endif
     }
 
     public static func works(_ accelerator: Accelerator, kernel: URL? = nil, timeout: Double = 5) -> Bool {
