@@ -5,8 +5,12 @@ import MachineCore
 extension Machine {
     struct Status: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Print a machine's state: running, stopped, paused, crashed, ...",
+            abstract: "Print a machine's state: running, sleeping, suspended, stopped, paused, crashed, ...",
             discussion: """
+                `sleeping`: idle for its --idle-sleep time, its CPUs stopped until the next
+                docker command or connection to a published port wakes it (`machine set
+                --idle-sleep` changes the time).
+
                 A state nobody asked for comes with libvirt's reason, and after a crash with
                 QEMU's last error line, e.g.:
                   paused (unknown)
