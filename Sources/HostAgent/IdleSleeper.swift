@@ -92,12 +92,6 @@ final class IdleSleeper: @unchecked Sendable {
         return max(date, wokeAt)
     }
 
-    var isAsleep: Bool {
-        condition.lock()
-        defer { condition.unlock() }
-        return asleepSince != nil
-    }
-
     // MARK: Its thread
 
     func start() {

@@ -1,5 +1,6 @@
 import Foundation
 import HostOS
+import Virt
 
 /// A machine that sleeps when nobody uses it: the setting (`--idle-sleep`), the guest
 /// commands the agent decides and prepares with, and the mark its agent leaves in the
@@ -93,6 +94,12 @@ public enum IdleSleep {
 
     public static func clearMark(_ files: MachineFiles) {
         try? FileManager.default.removeItem(at: files.sleeping)
+    }
+
+    /// Whether the machine sleeps: its agent marked it, and libvirt has it paused at a user's
+    /// request (the agent's pause is one). A mark beside any other state is not believed.
+    public static func isAsleep(_ status: Domain.Status, files: MachineFiles) -> Bool {
+        status.state == .paused && status.reason == "user" && markedSince(files) != nil
     }
 
     /// Since when the agent has had the machine asleep, if it says so. Only a domain that is

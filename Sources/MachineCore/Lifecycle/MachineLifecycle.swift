@@ -19,7 +19,7 @@ struct MachineLifecycle {
             snapshot.savedState = BootRecord.last(machine.files)?.isSameBoot(as: BootRecord(config, builds: now)) == true ? .sameBoot : .otherBoot
         }
         snapshot.agentRunning = runtime.agentRuns(machine)
-        snapshot.asleep = snapshot.pausedByUser && IdleSleep.markedSince(machine.files) != nil
+        snapshot.asleep = IdleSleep.isAsleep(snapshot.domain, files: machine.files)
         if snapshot.needsEnginePing {
             snapshot.engineAnswers = runtime.engineAnswers(machine, timeout: 2)
         }
@@ -114,7 +114,7 @@ struct MachineLifecycle {
                                hint: sleeps + "`machine stop\(suffix)` keeps its containers and volumes on its disk; machines made with --no-mounts can be suspended")
         }
         // A sleeping guest is woken first: a saved state restores paused otherwise.
-        if status.state == .paused, IdleSleep.markedSince(machine.files) != nil {
+        if IdleSleep.isAsleep(status, files: machine.files) {
             _ = try runtime.resume(machine)
         }
         // The agent first: its session ends with the guest, and the next start makes a new one.

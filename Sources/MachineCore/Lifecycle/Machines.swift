@@ -71,9 +71,8 @@ public final class Machines {
     @discardableResult
     public func wakeIfAsleep(_ name: String) throws(MachineError) -> Bool {
         let files = store.files(name)
-        guard IdleSleep.markedSince(files) != nil else { return false }
-        let status = try hypervisor.status(name)
-        guard status.state == .paused && status.reason == "user" else { return false }
+        // No mark, no question to libvirt.
+        guard IdleSleep.markedSince(files) != nil, IdleSleep.isAsleep(try hypervisor.status(name), files: files) else { return false }
         try hypervisor.resume(name)
         IdleSleep.clearMark(files)
         return true
