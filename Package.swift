@@ -8,6 +8,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "machine", targets: ["machine"]),
+        .executable(name: "machine-fuzz", targets: ["MachineFuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -33,6 +34,8 @@ let package = Package(
             "MachineCore", "HostAgent",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        // Fuzz targets for the parsers of what the guest sends (scripts/fuzz.sh).
+        .executableTarget(name: "MachineFuzz", dependencies: ["MachineCore", "HostAgent", "HostOS"]),
         .testTarget(name: "VirtTests", dependencies: ["Virt"]),
         // A real local OpenSSH sshd, for the tests of the libssh2 wrapper.
         .target(name: "TestSupport", path: "Tests/TestSupport"),

@@ -19,7 +19,7 @@ extension Agent {
         guard let path = forwarding?.engineSocket else { return }
         let mailbox = Mailbox(wakeFD: wakePipe[1])
         self.mailbox = mailbox
-        EngineWatcher(socketPath: path, report: { mailbox.put($0) }).start()
+        EngineWatcher(socketPath: path, report: { mailbox.put($0) }, log: log).start()
     }
 
     func reloadConfig() {

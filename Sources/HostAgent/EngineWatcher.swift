@@ -12,13 +12,15 @@ import Glibc
 final class EngineWatcher: @unchecked Sendable {
     let socketPath: String
     let report: @Sendable (Data) -> Void
+    let log: (String) -> Void
 
-    /// Container events that can change which ports are published.
-    static let relevant = ["start", "die", "stop", "kill", "destroy", "pause", "unpause", "restart"]
+    /// A list of a few thousand containers is a few MiB; a longer answer is not read.
+    static let listLimit = 16 << 20
 
-    init(socketPath: String, report: @escaping @Sendable (Data) -> Void) {
+    init(socketPath: String, report: @escaping @Sendable (Data) -> Void, log: @escaping (String) -> Void) {
         self.socketPath = socketPath
         self.report = report
+        self.log = log
     }
 
     func start() {
@@ -33,8 +35,8 @@ final class EngineWatcher: @unchecked Sendable {
         }
     }
 
-    /// One subscription: subscribe, list, then list again on every relevant event. Returns
-    /// whether the engine answered at all.
+    /// One subscription: subscribe, list, then list again after each read that brought a
+    /// relevant event. Returns whether the engine answered at all.
     private func follow() -> Bool {
         let filters = #"{"type":["container"]}"#.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
         guard let response = UnixHTTP.open(socket: socketPath, target: "/events?filters=\(filters)") else { return false }
@@ -43,27 +45,26 @@ final class EngineWatcher: @unchecked Sendable {
         guard response.status == 200 else { return false }
         guard let list = containers() else { return false }
         report(list)
-        var pending = response.bodyStart
+        var stream = EngineEvents()
+        var said = (overlong: 0, unreadable: 0)
+        var changed = response.bodyStart.withUnsafeBytes { stream.feed($0) }
         var buffer = [UInt8](repeating: 0, count: 16384)
         while true {
-            while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
-                let line = pending[..<newline]
-                pending = Data(pending[pending.index(after: newline)...])
-                if let event = try? JSONSerialization.jsonObject(with: line) as? [String: Any],
-                   let action = (event["Action"] ?? event["status"]) as? String,
-                   Self.relevant.contains(action), let list = containers() {
-                    report(list)
-                }
+            if stream.overlong > said.overlong || stream.unreadable > said.unreadable {
+                log("the engine's event stream had \(stream.overlong) lines over \(stream.lineLimit) bytes and \(stream.unreadable) that were not events, so far; skipped")
+                said = (stream.overlong, stream.unreadable)
             }
+            if changed, let list = containers() { report(list) }
             let count = recv(events, &buffer, buffer.count, 0)
             if count <= 0 { return true }
-            pending.append(contentsOf: buffer[0..<count])
+            changed = buffer.withUnsafeBytes { stream.feed(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
         }
     }
 
     /// GET /containers/json: the running containers and their ports.
     private func containers() -> Data? {
-        guard let (status, body) = UnixHTTP.get(socket: socketPath, target: "/containers/json"), status == 200 else { return nil }
+        guard let (status, body) = UnixHTTP.get(socket: socketPath, target: "/containers/json", limit: Self.listLimit), status == 200
+        else { return nil }
         return body
     }
 }

@@ -51,18 +51,41 @@ public enum UnixHTTP {
     private static func readHead(_ fd: Int32) -> (Int, Data)? {
         var data = Data()
         var buffer = [UInt8](repeating: 0, count: 4096)
-        let separator = Data("\r\n\r\n".utf8)
-        while data.count < 65536 {
-            let count = recv(fd, &buffer, buffer.count, 0)
-            if count <= 0 { return nil }
-            data.append(contentsOf: buffer[0..<count])
-            if let range = data.range(of: separator) {
-                let head = String(decoding: data[..<range.lowerBound], as: UTF8.self)
-                let fields = head.split(separator: " ", maxSplits: 2)
-                guard fields.count >= 2, let status = Int(fields[1]) else { return nil }
-                return (status, Data(data[range.upperBound...]))
+        while true {
+            switch parseHead(data) {
+            case .complete(let status, let rest): return (status, rest)
+            case .malformed: return nil
+            case .incomplete:
+                let count = recv(fd, &buffer, buffer.count, 0)
+                if count <= 0 { return nil }
+                data.append(contentsOf: buffer[0..<count])
             }
         }
-        return nil
+    }
+
+    /// What the bytes received so far make of a response head.
+    public enum Head: Equatable {
+        /// No blank line yet, within the limit: read on.
+        case incomplete
+        /// No status code where HTTP puts it, or no end within `headLimit` bytes.
+        case malformed
+        case complete(status: Int, rest: Data)
+    }
+
+    /// The engine's heads are a few hundred bytes; a longer one is not worth reading on.
+    public static let headLimit = 65536
+
+    /// Parses a response head ("HTTP/1.0 200 OK\r\n...\r\n\r\n") from the start of `data`.
+    /// The engine runs in the guest, so these bytes are the guest's (fuzzed: MachineFuzz).
+    public static func parseHead(_ data: Data) -> Head {
+        guard let range = data.range(of: Data("\r\n\r\n".utf8)) else {
+            return data.count < headLimit ? .incomplete : .malformed
+        }
+        guard range.lowerBound - data.startIndex < headLimit else { return .malformed }
+        let head = String(decoding: data[..<range.lowerBound], as: UTF8.self)
+        let fields = head.split(separator: " ", maxSplits: 2)
+        guard fields.count >= 2, fields[0].hasPrefix("HTTP/"), fields[1].count == 3, let status = Int(fields[1]), status >= 100
+        else { return .malformed }
+        return .complete(status: status, rest: Data(data[range.upperBound...]))
     }
 }

@@ -189,13 +189,18 @@ public final class Channel {
     }
 
     /// Reads a stream until the remote side closes it (blocking mode).
-    public func readAll(stream: Int32 = 0) throws(SSHError) -> Data {
+    /// Reads to EOF; more than `limit` bytes is an error (the peer may be a hostile guest).
+    public func readAll(stream: Int32 = 0, limit: Int = .max) throws(SSHError) -> Data {
         var data = Data()
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 32768, alignment: 1)
         defer { buffer.deallocate() }
         while true {
             switch try read(into: buffer, stream: stream) {
-            case .bytes(let count): data.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
+            case .bytes(let count):
+                guard data.count + count <= limit else {
+                    throw SSHError(kind: .remoteCommand, code: -1, message: "more than \(limit) bytes came back", operation: "reading a command's output")
+                }
+                data.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
             case .eof: return data
             case .wouldBlock: continue
             }
@@ -272,12 +277,13 @@ extension Data {
 
 extension Session {
     /// Runs one command on a channel of its own; returns its exit status and what it wrote to
-    /// stdout and stderr.
-    public func run(_ command: String) throws(SSHError) -> (status: Int32, output: Data, errors: Data) {
+    /// stdout and stderr. The host's commands in the guest answer in a few KiB: an answer over
+    /// `limit` is an error, so a hostile guest cannot grow the caller's memory.
+    public func run(_ command: String, limit: Int = 8 << 20) throws(SSHError) -> (status: Int32, output: Data, errors: Data) {
         let channel = try Channel(session: self)
         try channel.exec(command)
-        let output = try channel.readAll(stream: 0)
-        let errors = try channel.readAll(stream: SSH_EXTENDED_DATA_STDERR)
+        let output = try channel.readAll(stream: 0, limit: limit)
+        let errors = try channel.readAll(stream: SSH_EXTENDED_DATA_STDERR, limit: limit)
         return (try channel.close(), output, errors)
     }
 }

@@ -41,6 +41,23 @@ struct PortForwardsTests {
         #expect(QEMUForwards.guestTarget(GuestContract.guestAddress) == GuestContract.guestAddress)
     }
 
+    /// The list is the guest's: a port no listener can have, a protocol other than TCP and
+    /// UDP, an address that is not one, or a name that would forge lines in the agent's log
+    /// are never passed on (a port over 65535 trapped the agent).
+    @Test func whatAHostileEngineListsCannotReachTheListeners() {
+        let hostile = Data(#"""
+        [{"Id": "eeeeeeeeeeeeeeee", "Names": ["/evil\nforwarded 22"], "Ports": [
+            {"IP": "0.0.0.0", "PrivatePort": 1, "PublicPort": 70000, "Type": "tcp"},
+            {"IP": "0.0.0.0", "PrivatePort": 1, "PublicPort": -1, "Type": "tcp"},
+            {"IP": "0.0.0.0", "PrivatePort": 1, "PublicPort": 9000, "Type": "sctp"},
+            {"IP": "10.0.2.15 -net", "PrivatePort": 1, "PublicPort": 9001, "Type": "udp"},
+            {"IP": "0.0.0.0", "PrivatePort": 1, "PublicPort": 9002, "Type": "tcp"}]}]
+        """#.utf8)
+        let forwards = PortForwards.automatic(containersJSON: hostile, publishAddress: "127.0.0.1", sshPort: 2222)
+        #expect(forwards.map(\.hostPort) == [9002])
+        #expect(forwards.first?.container == "evilforwarded 22")
+    }
+
     @Test func theMachinesSSHPortIsNeverAForward() {
         let forwards = PortForwards.automatic(containersJSON: containers, publishAddress: "127.0.0.1", sshPort: 2222)
         #expect(!forwards.contains { $0.hostPort == 2222 })

@@ -23,6 +23,20 @@ import Glibc
         #expect(String(decoding: result.errors, as: UTF8.self) == "err\n")
     }
 
+    /// A guest that answers a command with more than the caller takes fails the command
+    /// instead of growing the caller's memory.
+    @Test func anAnswerOverTheLimitIsAnError() throws {
+        let server = try LocalSSHD()
+        let session = try Session(host: "127.0.0.1", port: server.port)
+        try session.verifyHostKey(pinned: try #require(HostKey(line: server.hostKeyPublic)))
+        try session.authenticate(user: server.user, privateKeyPath: server.clientKey.path)
+        #expect(try session.run("head -c 100000 /dev/zero", limit: 100_000).output.count == 100_000)
+        #expect(throws: SSHError.self) { try session.run("head -c 100001 /dev/zero", limit: 100_000) }
+        #expect(throws: SSHError.self) { try session.run("yes", limit: 1 << 20) }
+        // The session is still good for the next command.
+        #expect(try session.run("echo ok").output == Data("ok\n".utf8))
+    }
+
     @Test func anotherHostKeyIsRefusedBeforeLogin() throws {
         let server = try LocalSSHD()
         let session = try Session(host: "127.0.0.1", port: server.port)

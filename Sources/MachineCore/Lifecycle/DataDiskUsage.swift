@@ -23,7 +23,11 @@ public struct DataDiskUsage: Codable, Sendable, Equatable {
         let lines = output.split(separator: "\n")
         guard lines.count >= 2 else { return nil }
         let fields = lines[1].split(separator: " ", omittingEmptySubsequences: true)
-        guard fields.count >= 4, let size = Int64(fields[1]), let used = Int64(fields[2]), let available = Int64(fields[3]), size > 0 else { return nil }
+        // The guest's df says it: sizes past an exbibyte (2^50 KiB) are not a disk, and would
+        // overflow `percent`.
+        let sane = { (kib: Int64?) in kib.flatMap { (0...(Int64(1) << 50)).contains($0) ? $0 : nil } }
+        guard fields.count >= 4, let size = sane(Int64(fields[1])), let used = sane(Int64(fields[2])), let available = sane(Int64(fields[3])),
+              size > 0 else { return nil }
         return DataDiskUsage(sizeKiB: size, usedKiB: used, availableKiB: available, measured: date.timeIntervalSince1970)
     }
 

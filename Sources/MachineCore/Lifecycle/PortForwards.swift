@@ -105,9 +105,7 @@ public struct ForwardStatus: Codable, Sendable, Equatable {
 public enum PortForwards {
     /// A host address to publish on: an IPv4 or IPv6 literal.
     public static func validateAddress(_ address: String) throws(MachineError) {
-        var v4 = in_addr()
-        var v6 = in6_addr()
-        guard inet_pton(AF_INET, address, &v4) == 1 || inet_pton(AF_INET6, address, &v6) == 1 else {
+        guard isAddress(address) else {
             throw MachineError("invalid --publish-address \"\(address)\"", hint: "give an IP address of this host, e.g. 127.0.0.1 (the default) or 0.0.0.0 for every interface", kind: .usage)
         }
     }
@@ -132,10 +130,13 @@ public enum PortForwards {
         var seen = Set<String>()
         var forwards: [PortForward] = []
         for container in containers {
-            let name = container.Names?.first.map { $0.hasPrefix("/") ? String($0.dropFirst()) : $0 } ?? String(container.Id.prefix(12))
+            let name = containerName(container.Names?.first ?? String(container.Id.prefix(12)))
             for port in container.Ports ?? [] {
-                guard let published = port.PublicPort, published > 0 else { continue }
+                // The list comes from the guest: only what a listener can be opened for.
+                guard let published = port.PublicPort, (1...65535).contains(published), ["tcp", "udp"].contains(port.Type)
+                else { continue }
                 let ip = port.IP ?? ""
+                guard ip.isEmpty || isAddress(ip) else { continue }
                 let anyAddress = ["", "0.0.0.0", "::"].contains(ip) || ip.contains(":")
                 // The guest side. TCP goes through sshd to docker-proxy, which listens on the
                 // published address in the guest. UDP comes from QEMU to the guest's own address,
@@ -153,6 +154,19 @@ public enum PortForwards {
             }
         }
         return forwards.sorted { ($0.hostPort, $0.proto) < ($1.hostPort, $1.proto) }
+    }
+
+    /// A container's name as the agent's log and `port ls` show it: without the engine's "/",
+    /// printable, at most 64 characters (the list is the guest's to write).
+    static func containerName(_ raw: String) -> String {
+        let name = raw.hasPrefix("/") ? raw.dropFirst() : Substring(raw)
+        return String(String.UnicodeScalarView(name.unicodeScalars.filter { $0.value >= 0x20 && $0.value != 0x7F }.prefix(64)))
+    }
+
+    static func isAddress(_ text: String) -> Bool {
+        var v4 = in_addr()
+        var v6 = in6_addr()
+        return inet_pton(AF_INET, text, &v4) == 1 || inet_pton(AF_INET6, text, &v6) == 1
     }
 
     /// The status file the agent writes and `port ls` reads.
