@@ -31,7 +31,7 @@ let package = Package(
         .target(name: "HostAgent", dependencies: ["MachineCore", "SSH", "HostOS"]),
         // The command-line executable: one file per command.
         .executableTarget(name: "machine", dependencies: [
-            "MachineCore", "HostAgent",
+            "MachineCore", "HostAgent", "HostOS",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Fuzz targets for the parsers of what the guest sends (scripts/fuzz.sh).

@@ -7,6 +7,7 @@ set -euo pipefail
 packages=(
 	qemu-system-x86 qemu-utils          # the hypervisor and disk images
 	libvirt-daemon-system libvirt-clients libvirt-dev   # libvirt daemon, virsh, C API headers
+	libxml2-utils                       # xmllint, which virt-xml-validate runs (tests of the domain definition)
 	libssh2-1-dev                       # libssh2 C API headers
 	xorriso                             # bootable ISO and seed (config drive) images
 	uidmap                              # newuidmap/newgidmap: virtiofs for ordinary users' machines
@@ -14,7 +15,7 @@ packages=(
 	gcc-12 make                         # the guest's machine_notify.ko, built against its kernel's headers
 	openssh-client openssh-server       # ssh/scp for tests, a local sshd for the SSH wrapper's tests
 	curl ca-certificates                # tests and benchmarks
-	python3 python3-pytest              # end-to-end tests
+	python3 python3-pytest python3-pexpect python3-docker   # end-to-end tests (scripts/test.sh runs /usr/bin/python3)
 	docker-compose                      # compose v1, in the end-to-end test of a watcher's dev loop
 	dnsmasq-base docker-registry        # a resolver and a registry on the host's loopback (network tests)
 	zsh fish tcsh                       # tests of `machine env` in each shell
@@ -39,6 +40,16 @@ else
 	if [ -z "$(ls /var/lib/apt/lists/ 2>/dev/null | grep -v -e lock -e partial)" ]; then
 		apt-get update -qq
 	fi
+fi
+
+# The docker CLI that talks to the machines: the host's own if it has one; otherwise the client
+# from Debian's docker.io package (its daemon is not installed: engines run in machines).
+if ! command -v docker >/dev/null 2>&1 && [ ! -x /usr/local/bin/docker ]; then
+	echo "==> installing the docker CLI from Debian's docker.io package into /usr/local/bin"
+	cli=$(mktemp -d)
+	(cd "$cli" && apt-get download -qq -o APT::Sandbox::User=root docker.io >/dev/null && dpkg-deb -x docker.io_*.deb root)
+	install -m 0755 "$cli/root/usr/bin/docker" /usr/local/bin/docker
+	rm -rf "$cli"
 fi
 
 # Ordinary users' machines get virtiofs through a user namespace with the user's subordinate ids

@@ -18,4 +18,6 @@ echo "==> guest image and engine bundle (cached after the first build)"
 # restarts libvirtd without /dev/kvm if it does not.
 MACHINE_BIN=.build/debug/machine scripts/host-setup.sh
 echo "==> end-to-end tests (pytest, real VMs under QEMU)"
-exec python3 -m pytest tests/e2e -v -rs --durations=40 "$@"
+# Debian's python3, whose pytest, pexpect and docker modules host setup installs (not whichever
+# python3 comes first on PATH, with whatever it happens to have).
+exec /usr/bin/python3 -m pytest tests/e2e -v -rs --durations=40 "$@"

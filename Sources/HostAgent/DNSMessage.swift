@@ -166,8 +166,10 @@ public struct DNSQuery: Sendable, Equatable {
                 guard position + 1 + count <= bytes.count else { return nil }
                 length += count + 1
                 guard length <= 255 else { return nil }
-                // A dot or NUL inside a label would change the name getaddrinfo is asked for.
-                guard !bytes[(position + 1)...(position + count)].contains(where: { $0 == 0 || $0 == 0x2E }) else { return nil }
+                // A dot or NUL inside a label would change the name getaddrinfo is asked for, and
+                // a byte outside printable ASCII would be decoded into another name (a host name
+                // is ASCII; IDNs travel as punycode). MachineFuzz's dns target found the second.
+                guard !bytes[(position + 1)...(position + count)].contains(where: { $0 == 0x2E || $0 < 0x21 || $0 > 0x7E }) else { return nil }
                 labels.append(String(decoding: bytes[(position + 1)...(position + count)], as: UTF8.self))
                 position += 1 + count
             }

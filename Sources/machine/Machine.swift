@@ -1,4 +1,5 @@
 import ArgumentParser
+import HostOS
 import MachineCore
 
 @main
@@ -16,6 +17,11 @@ struct Machine: ParsableCommand {
         version: "0.1.0",
         subcommands: [Up.self, Create.self, Start.self, Stop.self, Restart.self, Suspend.self, Resume.self, Set.self, Upgrade.self, Rm.self, Ls.self, Status.self, Inspect.self, Ip.self, Logs.self, Ssh.self, SshConfig.self, Cp.self, Env.self, RegenerateCerts.self, Port.self, Image.self, HostCheck.self, Agent.self]
     )
+
+    static func main() {
+        SignalFlags.ignoreBrokenPipes()
+        main(nil)
+    }
 }
 
 /// Prints a MachineError the way every command does and exits with the status of its kind.

@@ -84,6 +84,13 @@ struct DNSReply {
         var dotted = dnsQuery("ab.c", type: 1)
         dotted[14] = UInt8(ascii: ".")
         #expect(throws: DNSQuery.ParseError.self) { try DNSQuery(dotted) }
+        // So would a byte outside printable ASCII, decoded as UTF-8 (found by MachineFuzz).
+        for byte: UInt8 in [0x0A, 0x20, 0x7F, 0xC3, 0xFF] {
+            var odd = dnsQuery("ab.c", type: 1)
+            odd[14] = byte
+            #expect(throws: DNSQuery.ParseError.self) { try DNSQuery(odd) }
+        }
+        #expect(try DNSQuery(dnsQuery("_http._tcp.xn--bcher-kva.example", type: 1)).name == "_http._tcp.xn--bcher-kva.example")
     }
 
     @Test func anyBytesAtAllNeitherCrashNorHang() {

@@ -37,10 +37,14 @@ class Account:
             pytest.skip("making a test user needs root")
         self.remove()
         subprocess.run(["useradd", "-m", "-d", str(self.home), "-s", "/bin/bash", self.name], check=True)
+        self.install()
+        return self
+
+    def install(self):
+        """scripts/install.sh into the account's prefix, as root installs for every user."""
         install = subprocess.run(["scripts/install.sh"], cwd=REPO, capture_output=True, text=True,
                                  env=dict(os.environ, PREFIX=str(self.prefix), MACHINE_BINARY=str(machine_binary())))
         assert install.returncode == 0, install.stdout + install.stderr
-        return self
 
     def __call__(self, command, check=True, timeout=900):
         # `su -`: a login shell, so PATH is the account's default one (no /usr/sbin on Debian).

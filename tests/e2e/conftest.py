@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -13,7 +14,8 @@ sys.path.insert(0, str(REPO / "scripts"))
 from qemu_guest import Guest  # noqa: E402
 
 
-DOCKER = "/usr/local/bin/docker"
+# The host's docker CLI; scripts/host-setup.sh installs Debian's client there when it has none.
+DOCKER = shutil.which("docker") or "/usr/local/bin/docker"
 
 
 def machine_binary():

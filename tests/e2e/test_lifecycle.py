@@ -3,6 +3,7 @@ status, inspect, ip, logs, under QEMU TCG with the system libvirtd."""
 import json
 import re
 import os
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -45,8 +46,21 @@ def ssh(machine, name, command):
                            f"{info['user']}@{info['host']}", command], capture_output=True, text=True, timeout=60)
 
 
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def listens_on_every_address(port):
+    """Whether a TCP socket listens on 0.0.0.0:port (state 0A in /proc/net/tcp)."""
+    rows = [line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:]]
+    return any(row[1] == f"00000000:{port:04X}" and row[3] == "0A" for row in rows)
+
+
 def test_create_start_stop_start_restart_rm(machine):
-    machine("create", "life", "--memory", "1G", "--disk", "4G")
+    # Published on every address of the host, as `--publish-address 0.0.0.0` asks.
+    machine("create", "life", "--memory", "1G", "--disk", "4G", "--publish-address", "0.0.0.0")
     assert machine("status", "life").stdout.strip() == "stopped"
     started = machine("start", "life")
     assert "life is running" in started.stdout
@@ -56,6 +70,24 @@ def test_create_start_stop_start_restart_rm(machine):
     assert domain in virsh_domains()
     assert machine("ip", "life").stdout.strip().startswith("127.0.0.1:")
     assert "machine: sshd ready" in machine("logs", "life").stdout
+    qemu_log = machine("logs", "--qemu", "life").stdout
+    assert f"guest={domain}" in qemu_log and "qemu-system-x86_64" in qemu_log, qemu_log[-2000:]
+    checked = machine("host-check")
+    assert re.search(r"^KVM: (usable|not usable)", checked.stdout, re.M) and "libvirtd:" in checked.stdout, checked.stdout
+
+    # A manual forward opens on every address; the guest's sshd answers through it from the
+    # host's own non-loopback address when it has one.
+    wide = free_port()
+    machine("port", "add", "life", f"{wide}:22")
+    deadline = time.time() + 20
+    while not listens_on_every_address(wide):
+        assert time.time() < deadline, f"nothing listens on 0.0.0.0:{wide}"
+        time.sleep(0.2)
+    addresses = [a for a in subprocess.run(["hostname", "-I"], capture_output=True, text=True).stdout.split() if ":" not in a]
+    with socket.create_connection((addresses[0] if addresses else "127.0.0.1", wide), timeout=20) as client:
+        client.settimeout(20)
+        assert client.recv(64).startswith(b"SSH-2.0-")
+    machine("port", "rm", "life", f"{wide}")
 
     # Logged in with the key pinned from the console, strict checking on.
     login = ssh(machine, "life", "hostname && echo kept > /var/lib/machine/marker")
@@ -71,14 +103,15 @@ def test_create_start_stop_start_restart_rm(machine):
     assert ssh(machine, "life", "cat /var/lib/machine/marker").stdout == "kept\n"
     # A new shape is kept and applied at the next boot: more memory, a bigger disk whose
     # filesystem grows with it, and the data on it kept. A disk never shrinks.
-    changed = machine("set", "life", "--memory", "1536M", "--disk", "5G")
-    assert "memory 1024 -> 1536 MiB, data disk 4 -> 5 GiB; applied at its next boot: `machine restart life`" in changed.stdout
+    changed = machine("set", "life", "--cpus", "1", "--memory", "1536M", "--disk", "5G")
+    assert "CPUs 2 -> 1, memory 1024 -> 1536 MiB, data disk 4 -> 5 GiB; applied at its next boot: `machine restart life`" in changed.stdout
     shrink = machine("set", "life", "--disk", "3G", check=False)
     assert shrink.returncode == 64 and "only grows" in shrink.stderr
     restarted = machine("restart", "life")
     assert "life restarted" in restarted.stdout
     assert "growing the data disk of life to 5 GiB" in restarted.stderr
     assert ssh(machine, "life", "cat /var/lib/machine/marker").stdout == "kept\n"
+    assert ssh(machine, "life", "nproc").stdout == "1\n"
     sizes = ssh(machine, "life", "grep MemTotal /proc/meminfo; df -k /mnt/data | tail -1").stdout.split()
     assert int(sizes[1]) > 1300 * 1024, sizes  # MemTotal in KiB, less the kernel's own
     assert int(sizes[-5]) > 4.5 * 1024 * 1024, sizes  # the filesystem's size in KiB
@@ -89,6 +122,19 @@ def test_create_start_stop_start_restart_rm(machine):
     machine("rm", "--force", "life")
     assert not (machine.home / "machines" / "life").exists()
     assert domain not in virsh_domains()
+
+
+def test_a_share_swapped_for_a_symlink_is_refused_at_boot(machine, tmp_path):
+    project = tmp_path / "project"
+    project.mkdir()
+    machine("create", "swapped", "--mount", str(project))
+    # What a guest with a read-write share of the parent could do while the machine is away.
+    project.rmdir()
+    project.symlink_to("/etc")
+    refused = machine("start", "swapped", check=False)
+    assert refused.returncode == 1
+    assert f"the shared folder {project} is gone or is no longer a plain folder (a symlink now?)" in refused.stderr
+    assert machine("status", "swapped").stdout.strip() == "stopped"
 
 
 def test_two_starts_at_once_one_wins(machine):

@@ -326,6 +326,17 @@ def test_a_config_rewritten_from_inside_the_guest_is_refused_until_accepted_or_r
     assert b"put back the config of shares" in restored.stderr
     assert json.loads(config.read_text()) == json.loads(before)
     assert shared.machine("start", "shares").returncode == 0
+    # An edit the user made by hand is theirs to take: refused once, taken with
+    # --accept-config, and trusted from then on.
+    edited = json.loads(before)
+    edited["memoryMiB"] += 256
+    config.write_text(json.dumps(edited))
+    assert shared.machine("start", "shares", check=False).returncode == 1
+    taken = shared.machine("start", "shares", "--accept-config")
+    assert f"took the config of shares as it is now: memoryMiB {edited['memoryMiB'] - 256} -> {edited['memoryMiB']}".encode() in taken.stderr, taken.stderr
+    assert json.loads(shared.machine("inspect", "shares").stdout)["config"]["memoryMiB"] == edited["memoryMiB"]
+    assert shared.machine("port", "ls", "shares").returncode == 0
+    shared.machine("set", "shares", "--memory", f"{edited['memoryMiB'] - 256}M")
 
 
 def test_restart_always_container_gets_its_mount_back_and_new_shares_apply_at_restart(shared):

@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -77,7 +78,7 @@ def test_tls_added_to_a_running_machine_serves_the_cli_the_sdk_and_curl_and_no_o
     noted = tls.machine("env", "--tls", "tls").stderr.decode()
     assert ("REQUESTS_CA_BUNDLE" in noted) == ("REQUESTS_CA_BUNDLE" in os.environ or "CURL_CA_BUNDLE" in os.environ)
     sdk_env = {k: v for k, v in dict(clean, **env).items() if k not in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")}
-    sdk = subprocess.run(["python3", "-c", "import docker; print(docker.from_env().ping())"],
+    sdk = subprocess.run([sys.executable, "-c", "import docker; print(docker.from_env().ping())"],
                          env=sdk_env, capture_output=True, text=True, timeout=120)
     assert (sdk.returncode, sdk.stdout.strip()) == (0, "True"), sdk.stderr
     # curl with the client certificate; without one, or with another CA's, it is refused.

@@ -503,6 +503,18 @@ def test_busy_host_ports_are_reported_and_the_others_forwarded(up, busybox):
         table = up.machine("port", "ls").stdout.decode()
         assert "already in use" in table and "CONTAINER" in table
         assert f"cannot forward 127.0.0.1:{busy}" in (up.folder / "agent.log").read_text()
+        # Once the host's program lets the ports go, the agent takes them on its next retry.
+        holder.close()
+        udp_holder.close()
+        deadline = time.time() + 30
+        while True:
+            listing = json.loads(up.machine("port", "ls", "--format", "json").stdout)
+            state = {(f["forward"]["hostPort"], f["forward"]["proto"]): f["state"] for f in listing}
+            if state[(busy, "tcp")] == "forwarding" and state[(udp_busy, "udp")] == "forwarding":
+                break
+            assert time.time() < deadline, f"the freed ports were never forwarded: {state}"
+            time.sleep(1)
+        assert http_get(busy).startswith(b"hello-")
         up.docker("rm", "-f", blocked)
     finally:
         holder.close()

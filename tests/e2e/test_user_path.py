@@ -2,6 +2,7 @@
 (scripts/install.sh), then a fresh ordinary account, with its default login environment and an
 empty home (no image shared from root), runs `machine up`, uses docker with a bind mount under
 its home and a published port, and removes the machine, leaving nothing running."""
+import os
 import pwd
 import shutil
 import socket
@@ -72,6 +73,15 @@ def test_a_fresh_account_goes_from_up_to_rm_with_its_default_login_environment(d
         except OSError:
             assert time.time() < deadline, "the published port never answered"
             time.sleep(0.2)
+    # Root installs machine again while the account's machine runs (README: "safely under
+    # running machines"): the agent keeps its binary and its forwards, commands use the new one.
+    agent = developer.processes("machine agent")
+    developer.install()
+    assert developer.processes("machine agent") == agent
+    # It runs the file it started from, which the install renamed a new one over.
+    assert os.readlink(f"/proc/{agent[0]}/exe") == f"{developer.machine} (deleted)"
+    assert urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).read() == b"hi\n"
+    assert developer(f"{developer.machine} status").stdout.strip() == "running"
     # The host by name from a container of an ordinary user's machine (here the host's end of
     # that same published port), and a published UDP port through the session daemon's QEMU.
     assert developer(f"docker run --rm busybox wget -qO- http://host.docker.internal:{port}/").stdout == "hi\n"
