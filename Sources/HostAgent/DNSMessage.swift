@@ -11,7 +11,7 @@ public struct DNSQuery: Sendable, Equatable {
     public let type: UInt16
     public let qclass: UInt16
     /// The question section as it came, echoed in the answer.
-    let question: [UInt8]
+    public let question: [UInt8]
     /// The largest answer the client takes over UDP: 512, or its EDNS payload size.
     public let udpPayloadSize: Int
     /// Whether the query carried an EDNS OPT record (the answer then carries one too).

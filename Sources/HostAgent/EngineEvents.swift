@@ -4,12 +4,12 @@ import Foundation
 /// runs in the guest, so every byte here is the guest's: memory is bounded (a line longer than
 /// `lineLimit` is skipped to its end, and counted), and a burst of events asks for one new
 /// container list, not one per event. Fuzzed by MachineFuzz's `events` target.
-struct EngineEvents {
+public struct EngineEvents {
     /// Docker's container events are about 1 KiB, more with many labels; 1 MiB is far beyond any.
-    static let defaultLineLimit = 1 << 20
-    let lineLimit: Int
+    public static let defaultLineLimit = 1 << 20
+    public let lineLimit: Int
 
-    init(lineLimit: Int = defaultLineLimit) {
+    public init(lineLimit: Int = defaultLineLimit) {
         self.lineLimit = lineLimit
     }
 
@@ -18,16 +18,16 @@ struct EngineEvents {
 
     /// The unfinished line's bytes.
     private var pending: [UInt8] = []
-    var pendingCount: Int { pending.count }
+    public var pendingCount: Int { pending.count }
     /// Inside a line that outgrew the limit: its bytes are thrown away up to its newline.
     private var skipping = false
     /// Lines skipped for their length, and lines that were not an event, so far.
-    private(set) var overlong = 0
-    private(set) var unreadable = 0
+    public private(set) var overlong = 0
+    public private(set) var unreadable = 0
 
     /// Takes the bytes that came; true when a line among them may have changed the published
     /// ports (a relevant event, or a line too long to read, which might have been one).
-    mutating func feed(_ bytes: UnsafeRawBufferPointer) -> Bool {
+    public mutating func feed(_ bytes: UnsafeRawBufferPointer) -> Bool {
         var changed = false
         var start = 0
         while start < bytes.count {

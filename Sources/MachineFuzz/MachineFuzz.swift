@@ -1,7 +1,7 @@
 import Foundation
 import HostOS
-@testable import HostAgent
-@testable import MachineCore
+import HostAgent
+import MachineCore
 
 /// Fuzz targets for every parser on the host that reads bytes the guest controls: its DNS
 /// queries, the engine's event stream, container list and HTTP heads, its console (host key,

@@ -754,11 +754,12 @@ class RandomBytes(io.RawIOBase):
 
 
 def test_space_freed_in_the_guest_returns_to_the_hosts_disk(up):
-    """A 1 GiB image loaded, then removed and pruned: the data disk's file on the host, by what it
+    """A 256 MiB image loaded, then removed and pruned: the data disk's file on the host, by what it
     holds (`du`, not its length), falls back to within 10% of where it was, within 2 minutes
     (the guest trims every minute, and QEMU punches the trimmed blocks out of the qcow2 file).
     A fresh machine's disk holds about 10 MiB (the engine is on a disk of its own), so 10% of
-    it is less than what the engine's own records grow by meanwhile: 32 MiB is allowed then."""
+    it is less than what the engine's own records grow by meanwhile: 32 MiB is allowed then.
+    (1 GiB took 4 minutes of the suite under TCG to say the same.)"""
     disk = up.folder / "data.qcow2"
 
     def held():
@@ -769,13 +770,13 @@ def test_space_freed_in_the_guest_returns_to_the_hosts_disk(up):
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     with tarfile.open(fileobj=load.stdin, mode="w|") as tar:
         blob = tarfile.TarInfo("blob")
-        blob.size = 1 << 30
+        blob.size = 256 << 20
         tar.addfile(blob, io.BufferedReader(RandomBytes(blob.size)))
     load.stdin.close()
     errors = load.stderr.read()
     assert load.wait(timeout=900) == 0, errors
     loaded = held()
-    assert loaded >= before + (900 << 20), (before >> 20, loaded >> 20)
+    assert loaded >= before + (224 << 20), (before >> 20, loaded >> 20)
     up.docker("rmi", "e2e-big:1")
     up.docker("system", "prune", "-af")
     allowed = max(before * 1.1, before + (32 << 20))

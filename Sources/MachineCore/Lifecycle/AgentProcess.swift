@@ -109,8 +109,7 @@ public struct AgentProcess: Sendable {
     public static let consoleLimit = 4 << 20
 
     public static func log(_ line: String) {
-        let stamp = ISO8601DateFormatter.string(from: Date(), timeZone: .current, formatOptions: [.withInternetDateTime])
-        FileHandle.standardError.write(Data("\(stamp) \(line)\n".utf8))
+        FileHandle.standardError.write(Data("\(HostClock.timestamp()) \(line)\n".utf8))
         if let logPath { BoundedLog.rotateOutput(logPath, limit: logLimit) }
     }
 

@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""The host agent's footprint (issue 36): its resident memory and what that is made of, its
+descriptors and threads, for one machine with a home-like tree of 15,000 folders shared (the
+agent watches them all for host edits): idle, after 1,000 and after 10,000 client connections
+through the engine socket, after 1,000 connections through a published port, and idle again.
+
+Resident memory counts the pages of shared libraries the agent touched (Foundation, ICU,
+libcrypto, libvirt), which other processes may share; "private dirty" is what the agent alone
+holds (heap, thread stacks and arenas). Goal: <= 20 MB resident, no growth between the 1,000th
+and the 10,000th connection beyond noise, descriptors back to their idle count.
+
+    bench/agent_footprint.py [--folders 15000] [--connections 10000]
+"""
+import argparse
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+from qemu_guest import busybox_image_tar, free_port, kill_guests_under, release_machine  # noqa: E402
+
+MACHINE = release_machine()
+DOCKER = shutil.which("docker") or "/usr/local/bin/docker"
+GOAL_MIB = 20
+
+
+def sample(pid):
+    status = Path(f"/proc/{pid}/status").read_text()
+    rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+
+    def kib(text, field):
+        return int(re.search(rf"^{field}:\s+(\d+) kB", text, re.M).group(1))
+    return {
+        "rss": kib(status, "VmRSS") / 1024,
+        "files": kib(status, "RssFile") / 1024,
+        "private dirty": kib(rollup, "Private_Dirty") / 1024,
+        "pss": kib(rollup, "Pss") / 1024,
+        "fds": len(os.listdir(f"/proc/{pid}/fd")),
+        "threads": int(re.search(r"^Threads:\s+(\d+)", status, re.M).group(1)),
+    }
+
+
+def ping(path):
+    with socket.socket(socket.AF_UNIX) as client:
+        client.settimeout(60)
+        client.connect(str(path))
+        client.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+        reply = b""
+        while chunk := client.recv(4096):
+            reply += chunk
+    if not reply.startswith(b"HTTP/1.0 200"):
+        raise SystemExit(f"the engine answered {reply[:80]!r}")
+
+
+def fetch(port):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=60) as reply:
+        if reply.read() != b"hi\n":
+            raise SystemExit("the published port answered something else")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--folders", type=int, default=15000)
+    parser.add_argument("--connections", type=int, default=10000)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="footprint-", dir="/tmp"))
+    home = work / "home"
+    env = dict(os.environ, MACHINE_HOME=str(home))
+    env.pop("DOCKER_CONTEXT", None)
+    folder = home / "machines" / "bench"
+    engine = folder / "docker.sock"
+
+    def run(*a):
+        return subprocess.run([MACHINE, *a], env=env, check=True, capture_output=True, text=True)
+
+    def docker(*a):
+        return subprocess.run([DOCKER, "-H", f"unix://{engine}", *a], check=True, capture_output=True, text=True)
+
+    tree = work / "tree"
+    per = 100
+    for i in range(args.folders // per):
+        for j in range(per):
+            (tree / f"project{i}" / f"src{j}").mkdir(parents=True)
+    rows = []
+    try:
+        run("up", "bench", "--no-context", "--mount", str(tree), "--idle-sleep", "off")
+        docker("import", busybox_image_tar(work / "busybox"), "busybox:latest")
+        port = free_port()
+        docker("run", "-d", "-p", f"{port}:80", "busybox", "sh", "-c", "mkdir /w && echo hi > /w/index.html && exec httpd -f -p 80 -h /w")
+        deadline = time.time() + 300
+        log = folder / "agent.log"
+        while "watching" not in log.read_text():
+            if time.time() > deadline:
+                raise SystemExit("the agent never said it watches the shared tree")
+            time.sleep(1)
+        watching = re.search(r"watching (\d+) folders", log.read_text()).group(1)
+        pid = int((folder / "agent.pid").read_text())
+        time.sleep(10)
+        rows.append(("idle", sample(pid)))
+        with ThreadPoolExecutor(8) as pool:
+            done = 0
+            for stage in (1000, args.connections):
+                list(pool.map(lambda _: ping(engine), range(stage - done)))
+                done = stage
+                time.sleep(5)
+                rows.append((f"after {stage} socket connections", sample(pid)))
+            list(pool.map(lambda _: fetch(port), range(1000)))
+            time.sleep(5)
+            rows.append(("after 1000 published-port connections", sample(pid)))
+        time.sleep(30)
+        rows.append(("idle again, 30 s later", sample(pid)))
+    finally:
+        subprocess.run([MACHINE, "rm", "--force", "bench"], env=env, capture_output=True)
+        kill_guests_under(work)
+        shutil.rmtree(work, ignore_errors=True)
+
+    print(f"the agent of a machine sharing {watching} watched folders ({MACHINE}):")
+    print(f"{'':40} {'RSS MiB':>8} {'files':>6} {'priv.dirty':>10} {'PSS':>6} {'fds':>4} {'threads':>7}")
+    for name, s in rows:
+        print(f"{name:40} {s['rss']:8.1f} {s['files']:6.1f} {s['private dirty']:10.1f} {s['pss']:6.1f} {s['fds']:4} {s['threads']:7}")
+    worst = max(s["rss"] for _, s in rows)
+    growth = rows[2][1]["private dirty"] - rows[1][1]["private dirty"]
+    print(f"largest RSS {worst:.1f} MiB = {worst / GOAL_MIB:.2f}x the goal of {GOAL_MIB} MB; "
+          f"private dirty grew {growth:+.1f} MiB from the 1,000th to the {args.connections}th socket connection; "
+          f"descriptors {rows[0][1]['fds']} idle, {rows[-1][1]['fds']} at the end")
+
+
+if __name__ == "__main__":
+    main()
