@@ -49,6 +49,18 @@ def sample(pid):
     }
 
 
+def by_mapping(pid, limit=10):
+    """Resident KiB by mapped file (anonymous memory as "[anonymous]"), largest first."""
+    resident, name = {}, "[anonymous]"
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        fields = line.split()
+        if re.match(r"^[0-9a-f]+-[0-9a-f]+$", fields[0]):
+            name = fields[5] if len(fields) > 5 else "[anonymous]"
+        elif fields[0] == "Rss:":
+            resident[name] = resident.get(name, 0) + int(fields[1])
+    return sorted(resident.items(), key=lambda item: -item[1])[:limit]
+
+
 def ping(path):
     with socket.socket(socket.AF_UNIX) as client:
         client.settimeout(60)
@@ -118,6 +130,7 @@ def main():
             rows.append(("after 1000 published-port connections", sample(pid)))
         time.sleep(30)
         rows.append(("idle again, 30 s later", sample(pid)))
+        mappings = by_mapping(pid)
     finally:
         subprocess.run([MACHINE, "rm", "--force", "bench"], env=env, capture_output=True)
         kill_guests_under(work)
@@ -127,6 +140,9 @@ def main():
     print(f"{'':40} {'RSS MiB':>8} {'files':>6} {'priv.dirty':>10} {'PSS':>6} {'fds':>4} {'threads':>7}")
     for name, s in rows:
         print(f"{name:40} {s['rss']:8.1f} {s['files']:6.1f} {s['private dirty']:10.1f} {s['pss']:6.1f} {s['fds']:4} {s['threads']:7}")
+    print("resident at the end, by mapping:")
+    for name, kib in mappings:
+        print(f"  {kib / 1024:6.1f} MiB  {name}")
     worst = max(s["rss"] for _, s in rows)
     growth = rows[2][1]["private dirty"] - rows[1][1]["private dirty"]
     print(f"largest RSS {worst:.1f} MiB = {worst / GOAL_MIB:.2f}x the goal of {GOAL_MIB} MB; "
