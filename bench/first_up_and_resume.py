@@ -11,7 +11,6 @@
 import argparse
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -22,16 +21,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
-from qemu_guest import busybox_image_tar, release_machine  # noqa: E402
+from qemu_guest import busybox_image_tar, free_port, release_machine  # noqa: E402
 
 MACHINE = release_machine()
 DOCKER = "/usr/local/bin/docker"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def main():

@@ -31,17 +31,11 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
-from qemu_guest import busybox_image_tar, release_machine  # noqa: E402
+from qemu_guest import busybox_image_tar, free_port, release_machine  # noqa: E402
 
 MACHINE = release_machine()
 DOCKER = "/usr/local/bin/docker"
 SIZE = 1400
-
-
-def free_udp_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def round_trips(port, count):
@@ -117,7 +111,7 @@ def main():
         run(DOCKER, "build", "-q", "-t", "netbench", str(context))
 
         # UDP: three ways to echo servers in the guest.
-        paths = {"machine (any address)": free_udp_port(), "machine (guest loopback)": free_udp_port(), "QEMU hostfwd": free_udp_port()}
+        paths = {"machine (any address)": free_port(socket.SOCK_DGRAM), "machine (guest loopback)": free_port(socket.SOCK_DGRAM), "QEMU hostfwd": free_port(socket.SOCK_DGRAM)}
         any_port, loopback_port, floor_port = paths.values()
         run(DOCKER, "run", "-d", "-p", f"{any_port}:7/udp", "netbench", "udp_echo", "7")
         run(DOCKER, "run", "-d", "-p", f"127.0.0.1:{loopback_port}:7/udp", "netbench", "udp_echo", "7")

@@ -23,16 +23,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
-from qemu_guest import release_machine  # noqa: E402
+from qemu_guest import free_port, release_machine  # noqa: E402
 
 MACHINE = release_machine()
 MIB = 1 << 20
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_port(port, timeout=30):

@@ -24,8 +24,9 @@ import time
 from pathlib import Path
 
 
-def free_port():
-    with socket.socket() as s:
+def free_port(kind=socket.SOCK_STREAM):
+    """A port on 127.0.0.1 that nothing holds now (TCP, or UDP with kind=SOCK_DGRAM)."""
+    with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 

@@ -15,7 +15,7 @@ import urllib.request
 import pytest
 
 from conftest import Up, machine_binary
-from qemu_guest import busybox_image_tar
+from qemu_guest import busybox_image_tar, free_port
 
 
 def virsh(*args, check=True):
@@ -189,12 +189,6 @@ def test_after_a_host_sleep_the_agent_sets_the_guest_clock(machine):
     assert abs(offset) < 2, f"the guest clock is still {offset:.1f} s off, {time.time() - resumed:.1f} s after the resume"
     assert "set the clock of default after" in (machine.folder / "agent.log").read_text()
     assert_engine_and_data(machine)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def answer(port):

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import machine_binary, machine_logs
+from qemu_guest import free_port
 
 
 @pytest.fixture
@@ -44,12 +45,6 @@ def ssh(machine, name, command):
     return subprocess.run(["ssh", "-i", info["identityFile"], "-o", f"UserKnownHostsFile={info['knownHostsFile']}",
                            "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-p", str(info["port"]),
                            f"{info['user']}@{info['host']}", command], capture_output=True, text=True, timeout=60)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def listens_on_every_address(port):

@@ -19,15 +19,9 @@ from pathlib import Path
 import pytest
 
 from conftest import Up, machine_binary
-from qemu_guest import busybox_image_tar
+from qemu_guest import busybox_image_tar, free_port
 
 HERE = Path(__file__).resolve().parent
-
-
-def free_port(kind=socket.SOCK_STREAM):
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Quiet(http.server.SimpleHTTPRequestHandler):

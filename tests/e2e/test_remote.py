@@ -16,15 +16,9 @@ from pathlib import Path
 import pytest
 
 from conftest import DOCKER, Up
-from qemu_guest import busybox_image_tar
+from qemu_guest import busybox_image_tar, free_port
 
 VIRSH = ["virsh", "-q", "-c", "qemu:///system"]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class RemoteHost:

@@ -24,7 +24,7 @@ import pexpect
 import pytest
 
 from conftest import DOCKER, Up, machine_binary, tail
-from qemu_guest import busybox_image_tar
+from qemu_guest import busybox_image_tar, free_port
 
 @pytest.fixture(scope="module")
 def machine_up(tmp_path_factory, cache_dir, built):
@@ -359,12 +359,6 @@ def test_openssh_logs_in_with_the_printed_config(up, tmp_path):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "default"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def host_listeners(port):

@@ -14,21 +14,9 @@ from pathlib import Path
 import pytest
 
 from accounts import Account
-from qemu_guest import busybox_image_tar
+from qemu_guest import busybox_image_tar, free_port
 
 USER = "machine-dev"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def free_udp_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -85,7 +73,7 @@ def test_a_fresh_account_goes_from_up_to_rm_with_its_default_login_environment(d
     # The host by name from a container of an ordinary user's machine (here the host's end of
     # that same published port), and a published UDP port through the session daemon's QEMU.
     assert developer(f"docker run --rm busybox wget -qO- http://host.docker.internal:{port}/").stdout == "hi\n"
-    udp = free_udp_port()
+    udp = free_port(socket.SOCK_DGRAM)
     developer(f"cp {developer.udp_echo} ~/proj/udp_echo && docker run -d -p {udp}:7/udp -v ~/proj:/x busybox /x/udp_echo 7")
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
         client.settimeout(1)
