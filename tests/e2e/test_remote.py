@@ -185,6 +185,32 @@ def test_an_unreachable_libvirt_host_is_named_with_the_fix(remote):
     assert not (remote.home / "machines" / "nowhere").exists()
 
 
+def test_the_openssh_transport_the_readme_names_reaches_the_host(remote_host, tmp_path, cache_dir):
+    """`--connect qemu+ssh://...`, as the README writes it: libvirt runs OpenSSH there (the other
+    tests use its libssh2 transport). OpenSSH reads its own known_hosts, not the URI's: the URI's
+    command= gives libvirt an ssh that pins the test host's key, so root's ~/.ssh is left alone."""
+    ssh = tmp_path / "ssh"
+    ssh.write_text(f'#!/bin/sh\nexec ssh -o UserKnownHostsFile={remote_host.known_hosts} -o StrictHostKeyChecking=yes "$@"\n')
+    ssh.chmod(0o755)
+    uri = (f"qemu+ssh://root@127.0.0.1:{remote_host.port}/system?keyfile={remote_host.client_key}"
+           f"&known_hosts={remote_host.known_hosts}&command={ssh}")
+    here = Up(tmp_path / "home", cache_dir, tmp_path / "work", name="viassh")
+    try:
+        here.machine("create", "viassh", "--connect", uri)
+        assert here.config()["connect"] == uri
+        row = here.machine("ls").stdout.decode().splitlines()[1]
+        assert row.split()[:2] == ["viassh", "stopped"] and f"root@127.0.0.1:{remote_host.port}" in row, row
+        here.machine("rm", "viassh")
+        # A host key other than the one pinned is refused by that same transport.
+        other = tmp_path / "other_known_hosts"
+        other.write_text(f"[127.0.0.1]:{remote_host.port} {Path(str(remote_host.client_key) + '.pub').read_text()}")
+        ssh.write_text(ssh.read_text().replace(str(remote_host.known_hosts), str(other)))
+        refused = here.machine("create", "viassh", "--connect", uri, check=False)
+        assert refused.returncode == 1 and b"cannot reach libvirt at qemu+ssh://" in refused.stderr, refused.stderr
+    finally:
+        here.machine("rm", "--force", "viassh", check=False)
+
+
 def test_a_machine_whose_host_is_gone_is_removed_here_by_rm_force(remote_host, tmp_path, cache_dir):
     machine = Up(tmp_path / "home", cache_dir, tmp_path)
     machine.machine("create", "gone", "--connect", remote_host.uri())
