@@ -53,4 +53,36 @@ put "$prefix/bin/.machine-completion.$$" "$prefix/share/zsh/site-functions/_mach
 "$prefix/bin/machine" --generate-completion-script fish > "$prefix/bin/.machine-completion.$$"
 put "$prefix/bin/.machine-completion.$$" "$prefix/share/fish/vendor_completions.d/machine.fish" 644
 rm -f "$prefix/bin/.machine-completion.$$"
-echo "==> installed: $prefix/bin/machine ($("$prefix/bin/machine" --version)), recipes in $share, completion for bash, zsh and fish"
+# The guest image and engine bundle this version boots, for every account of the host: built
+# now into the installing account's cache (found there at once when it has them) and copied to
+# PREFIX/lib/machine/prebuilt, which machine boots when an account has no current build of its
+# own, so a first `up` builds nothing. Builds of earlier versions stay (a machine running from
+# one keeps its files); only `latest` moves. MACHINE_NO_PREBUILT=1 leaves this out.
+prebuilt=$prefix/lib/machine/prebuilt
+publish() { # FOLDER KIND: a build folder of the cache, copied (hard-linked where it can be) as KIND/NAME
+	local name dest
+	name=$(basename "$1")
+	dest=$prebuilt/$2/$name
+	if [ ! -d "$dest" ]; then
+		mkdir -p "$prebuilt/$2"
+		rm -rf "$dest.new.$$"
+		cp -al "$1" "$dest.new.$$" 2>/dev/null || cp -a "$1" "$dest.new.$$"
+		chmod -R a+rX "$dest.new.$$"
+		mv "$dest.new.$$" "$dest"
+	fi
+	ln -sfn "$name" "$prebuilt/$2/.latest.$$"
+	mv -T "$prebuilt/$2/.latest.$$" "$prebuilt/$2/latest"
+}
+if [ -z "${MACHINE_NO_PREBUILT:-}" ]; then
+	echo "==> the guest image and engine bundle, for every account (machine image build; cached after the first)"
+	if built=$("$prefix/bin/machine" image build); then
+		image=$(sed -n 's/^image: *\(.*\) (kernel .*/\1/p' <<<"$built")
+		engine=$(dirname "$(sed -n 's/^engine: *\(.*\) (Docker .*/\1/p' <<<"$built")")
+		publish "$image" images
+		publish "$engine" engine
+		chmod a+rx "$prefix/lib/machine" "$prebuilt" "$prebuilt/images" "$prebuilt/engine"
+	else
+		echo "warning: the guest image could not be built now (see above): each account builds its own on its first \`machine up\`" >&2
+	fi
+fi
+echo "==> installed: $prefix/bin/machine ($("$prefix/bin/machine" --version)), recipes in $share, completion for bash, zsh and fish${built:+, the guest image and engine in $prebuilt}"

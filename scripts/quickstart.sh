@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # The README's first command: set up the host, build machine and install it for every user
-# (/usr/local/bin, with shell completion), build the guest image and engine bundle, `machine up`
-# the default machine, then use its engine from the host's own docker CLI.
+# (/usr/local/bin, with shell completion, and the guest image and engine bundle that every
+# account's first `up` boots), `machine up` the default machine, then use its engine from the
+# host's docker CLI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/host-setup.sh
+# install.sh also builds the guest image and engine bundle, for every account of this host.
 scripts/install.sh
 machine=/usr/local/bin/machine
-echo "==> machine image build"
-"$machine" image build
 # Now that the guest kernel is built, KVM is judged by whether it boots that kernel; host setup
 # restarts libvirtd without /dev/kvm if it does not.
 MACHINE_BIN=$machine scripts/host-setup.sh

@@ -7,9 +7,21 @@ import Testing
 @Suite struct BuilderTests {
     let root = FileManager.default.temporaryDirectory.appendingPathComponent("builder-\(UUID().uuidString.prefix(8))")
     var cache: URL { root.appendingPathComponent("cache") }
-    var builder: Builder {
+    var builder: Builder { builder(prebuilt: nil) }
+
+    func builder(prebuilt: Prebuilt?) -> Builder {
         Builder(recipes: Recipes(root: root.appendingPathComponent("recipes")),
-                paths: Paths(environment: ["MACHINE_HOME": root.path, "MACHINE_CACHE": cache.path]))
+                paths: Paths(environment: ["MACHINE_HOME": root.path, "MACHINE_CACHE": cache.path]), prebuilt: prebuilt)
+    }
+
+    /// An installed image (install.sh's prebuilt/images/latest) built from `recipe`.
+    func installed(recipe: String) throws -> Prebuilt {
+        let prebuilt = Prebuilt(root: root.appendingPathComponent("lib/machine/prebuilt"))
+        let folder = prebuilt.images.appendingPathComponent("shipped")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        try manifest(recipe: recipe).write(to: folder.appendingPathComponent("manifest.json"), atomically: true, encoding: .utf8)
+        try FileManager.default.createSymbolicLink(atPath: prebuilt.images.appendingPathComponent("latest").path, withDestinationPath: "shipped")
+        return prebuilt
     }
 
     func manifest(recipe: String?) -> String {
@@ -52,6 +64,30 @@ import Testing
         let image = try builder.latestImage(quiet: true)
         #expect(image.folder.lastPathComponent == "new" && built)
         #expect(image.manifest.recipe == "00000000000000aa")
+    }
+
+    /// A first `up` boots the installed image when the account has no current one of its own.
+    @Test(arguments: ["00000000000000bb", nil] as [String?])
+    func anInstalledImageOfTheCurrentRecipeIsBootedAndNothingIsBuilt(cached: String?) throws {
+        defer { try? FileManager.default.removeItem(at: root) }
+        try setUp(current: "00000000000000aa", cached: cached)
+        let image = try builder(prebuilt: try installed(recipe: "00000000000000aa")).latestImage(quiet: true)
+        #expect(image.folder.lastPathComponent == "shipped" && !built)
+    }
+
+    @Test func theAccountsOwnCurrentImageComesBeforeTheInstalledOne() throws {
+        defer { try? FileManager.default.removeItem(at: root) }
+        try setUp(current: "00000000000000aa", cached: "00000000000000aa")
+        let image = try builder(prebuilt: try installed(recipe: "00000000000000aa")).latestImage(quiet: true)
+        #expect(image.folder.lastPathComponent == "old" && !built)
+    }
+
+    /// An image installed by an older package is never booted by a newer binary.
+    @Test func anInstalledImageOfAnotherRecipeIsNotBooted() throws {
+        defer { try? FileManager.default.removeItem(at: root) }
+        try setUp(current: "00000000000000aa", cached: "00000000000000bb")
+        let image = try builder(prebuilt: try installed(recipe: "00000000000000bb")).latestImage(quiet: true)
+        #expect(image.folder.lastPathComponent == "new" && built)
     }
 }
 

@@ -1,7 +1,9 @@
 """The README's path for a developer's own account, from scratch: root installs machine once
-(scripts/install.sh), then a fresh ordinary account, with its default login environment and an
-empty home (no image shared from root), runs `machine up`, uses docker with a bind mount under
+(scripts/install.sh, which puts the guest image and engine beside the binary for every
+account), then a fresh ordinary account, with its default login environment and an empty home,
+runs `machine up` (building nothing), uses docker with a bind mount under
 its home and a published port, and removes the machine, leaving nothing running."""
+import json
 import os
 import pwd
 import shutil
@@ -42,8 +44,13 @@ def test_a_fresh_account_goes_from_up_to_rm_with_its_default_login_environment(d
         assert "host-check" in (developer.prefix / path).read_text(), shell
     up = developer(f"{developer.machine} up")
     assert "default is up" in up.stdout, up.stdout + up.stderr
-    # The account built its own image: nothing came from root's cache.
-    assert (developer.home / ".machine" / "cache" / "images" / "latest").exists()
+    # Its first `up` built nothing: it boots the image and engine install.sh put beside the
+    # binary for every account (no apt download, no recipe's progress line).
+    assert "==> " not in up.stderr, up.stderr
+    assert not (developer.home / ".machine" / "cache" / "images").exists()
+    builds = json.loads(developer(f"{developer.machine} inspect").stdout)["builds"]
+    prebuilt = developer.prefix / "lib" / "machine" / "prebuilt"
+    assert builds["image"]["folder"].startswith(f"{prebuilt}/images/") and builds["engine"]["folder"].startswith(f"{prebuilt}/engine/"), builds
     developer(f"docker import {developer.tar} busybox:latest")
     developer("mkdir -p ~/proj && echo from-the-host > ~/proj/in")
     out = developer("docker run --rm -v ~/proj:/src busybox sh -c 'cat /src/in; echo from-a-container > /src/out'").stdout

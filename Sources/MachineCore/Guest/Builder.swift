@@ -10,10 +10,13 @@ import Glibc
 public struct Builder: Sendable {
     public let recipes: Recipes
     public let paths: Paths
+    /// Builds installed with the binary for every account (`Prebuilt`), if any.
+    public let prebuilt: Prebuilt?
 
-    public init(recipes: Recipes, paths: Paths) {
+    public init(recipes: Recipes, paths: Paths, prebuilt: Prebuilt? = Prebuilt.locate()) {
         self.recipes = recipes
         self.paths = paths
+        self.prebuilt = prebuilt
     }
 
     /// The image for the current recipe and Debian mirror, built if it is not cached.
@@ -26,11 +29,16 @@ public struct Builder: Sendable {
     /// another recipe (a `machine` upgrade changed what the guest runs). Starting a machine uses
     /// this: asking apt whether Debian has newer packages costs ~10 s, so only `machine image
     /// build` does.
+    /// The account's own latest build comes first (`machine upgrade` and `image build` make
+    /// them); then the installed one, so that a first `up` builds nothing.
     public func latestImage(quiet: Bool = false) throws(MachineError) -> GuestImage {
-        let latest = paths.images.appendingPathComponent("latest")
-        if let image = try? GuestImage(folder: latest.resolvingSymlinksInPath()) {
-            if isCurrent(image.manifest.recipe, script: recipes.imageBuildScript, what: "guest image", quiet: quiet) { return image }
+        let own = try? GuestImage(folder: paths.images.appendingPathComponent("latest").resolvingSymlinksInPath())
+        if let own, isCurrent(own.manifest.recipe, script: recipes.imageBuildScript) { return own }
+        if let installed = prebuilt.flatMap({ try? GuestImage(folder: $0.images.appendingPathComponent("latest").resolvingSymlinksInPath()) }),
+           isCurrent(installed.manifest.recipe, script: recipes.imageBuildScript) {
+            return installed
         }
+        if own != nil { announceRebuild("guest image", quiet: quiet) }
         return try image(quiet: quiet)
     }
 
@@ -57,10 +65,13 @@ public struct Builder: Sendable {
     /// The bundle built last (`engine/latest`), or a new build when there is none or it came from
     /// another recipe.
     public func latestEngineBundle(quiet: Bool = false) throws(MachineError) -> EngineBundle {
-        let latest = paths.engineBundles.appendingPathComponent("latest")
-        if let bundle = try? EngineBundle(folder: latest.resolvingSymlinksInPath()) {
-            if isCurrent(bundle.manifest.recipe, script: recipes.engineBuildScript, what: "engine bundle", quiet: quiet) { return bundle }
+        let own = try? EngineBundle(folder: paths.engineBundles.appendingPathComponent("latest").resolvingSymlinksInPath())
+        if let own, isCurrent(own.manifest.recipe, script: recipes.engineBuildScript) { return own }
+        if let installed = prebuilt.flatMap({ try? EngineBundle(folder: $0.engineBundles.appendingPathComponent("latest").resolvingSymlinksInPath()) }),
+           isCurrent(installed.manifest.recipe, script: recipes.engineBuildScript) {
+            return installed
         }
+        if own != nil { announceRebuild("engine bundle", quiet: quiet) }
         return try engineBundle(quiet: quiet)
     }
 
@@ -80,12 +91,17 @@ public struct Builder: Sendable {
 
     /// Whether a cached build's recipe hash is the current recipe's. A recipe that cannot say
     /// (an older script) keeps the cached build.
-    private func isCurrent(_ builtFrom: String?, script: URL, what: String, quiet: Bool) -> Bool {
-        guard let current = recipeHash(script), builtFrom != current else { return true }
+    /// (An installed build is judged the same way: one from an older package is never booted
+    /// by a newer binary.)
+    private func isCurrent(_ builtFrom: String?, script: URL) -> Bool {
+        guard let current = recipeHash(script) else { return true }
+        return builtFrom == current
+    }
+
+    private func announceRebuild(_ what: String, quiet: Bool) {
         if !quiet {
             FileHandle.standardError.write(Data("==> the cached \(what) was built from another recipe (machine was upgraded): building it again\n".utf8))
         }
-        return false
     }
 
     private func recipeHash(_ script: URL) -> String? {

@@ -30,7 +30,8 @@ struct BuildSelection {
     func image(for config: MachineConfig, quiet: Bool) throws(MachineError) -> GuestImage? {
         guard config.iso == nil else { return nil }
         if let key = config.held?.image {
-            if let image = try? GuestImage(folder: paths.images.appendingPathComponent(key)) { return image }
+            let folders = [paths.images] + (Prebuilt.locate().map { [$0.images] } ?? [])
+            if let image = folders.lazy.compactMap({ try? GuestImage(folder: $0.appendingPathComponent(key)) }).first { return image }
             progress("the image \(key) that \(config.name) is held on is gone from the cache; booting the latest instead")
         }
         return try Builder(recipes: try Recipes.locate(), paths: paths).latestImage(quiet: quiet)
@@ -38,7 +39,8 @@ struct BuildSelection {
 
     func engine(for config: MachineConfig, quiet: Bool) throws(MachineError) -> EngineBundle {
         if let key = config.held?.engine {
-            if let bundle = try? EngineBundle(folder: paths.engineBundles.appendingPathComponent(key)) { return bundle }
+            let folders = [paths.engineBundles] + (Prebuilt.locate().map { [$0.engineBundles] } ?? [])
+            if let bundle = folders.lazy.compactMap({ try? EngineBundle(folder: $0.appendingPathComponent(key)) }).first { return bundle }
             progress("the engine \(key) that \(config.name) is held on is gone from the cache; using the latest instead")
         }
         return try Builder(recipes: try Recipes.locate(), paths: paths).latestEngineBundle(quiet: quiet)
