@@ -25,21 +25,15 @@ public struct Builder: Sendable {
         try GuestImage(folder: run(recipes.imageBuildScript, quiet: quiet, what: "guest image"))
     }
 
-    /// The image built last (`images/latest`), or a new build when there is none or it came from
-    /// another recipe (a `machine` upgrade changed what the guest runs). Starting a machine uses
-    /// this: asking apt whether Debian has newer packages costs ~10 s, so only `machine image
-    /// build` does.
-    /// The account's own latest build comes first (`machine upgrade` and `image build` make
-    /// them); then the installed one, so that a first `up` builds nothing.
+    /// The image to boot: the account's own latest build (`machine upgrade` and `image build`
+    /// make them), else the one installed for every account (so a first `up` builds nothing),
+    /// whichever is of the current recipe; else a new build (a `machine` upgrade changed what
+    /// the guest runs). Starting a machine uses this: asking apt whether Debian has newer
+    /// packages costs ~10 s, so only `machine image build` does.
     public func latestImage(quiet: Bool = false) throws(MachineError) -> GuestImage {
-        let own = try? GuestImage(folder: paths.images.appendingPathComponent("latest").resolvingSymlinksInPath())
-        if let own, isCurrent(own.manifest.recipe, script: recipes.imageBuildScript) { return own }
-        if let installed = prebuilt.flatMap({ try? GuestImage(folder: $0.images.appendingPathComponent("latest").resolvingSymlinksInPath()) }),
-           isCurrent(installed.manifest.recipe, script: recipes.imageBuildScript) {
-            return installed
-        }
-        if own != nil { announceRebuild("guest image", quiet: quiet) }
-        return try image(quiet: quiet)
+        try latest(own: paths.images, installed: prebuilt?.images, script: recipes.imageBuildScript, what: "guest image", quiet: quiet,
+                   open: { (folder) throws(MachineError) in try GuestImage(folder: folder) }, recipe: \.manifest.recipe,
+                   build: { () throws(MachineError) in try image(quiet: quiet) })
     }
 
     /// apt-get update as root, before a build that should see what Debian has now (`machine
@@ -62,17 +56,26 @@ public struct Builder: Sendable {
         }
     }
 
-    /// The bundle built last (`engine/latest`), or a new build when there is none or it came from
-    /// another recipe.
+    /// The engine bundle to use, chosen as `latestImage` chooses.
     public func latestEngineBundle(quiet: Bool = false) throws(MachineError) -> EngineBundle {
-        let own = try? EngineBundle(folder: paths.engineBundles.appendingPathComponent("latest").resolvingSymlinksInPath())
-        if let own, isCurrent(own.manifest.recipe, script: recipes.engineBuildScript) { return own }
-        if let installed = prebuilt.flatMap({ try? EngineBundle(folder: $0.engineBundles.appendingPathComponent("latest").resolvingSymlinksInPath()) }),
-           isCurrent(installed.manifest.recipe, script: recipes.engineBuildScript) {
-            return installed
+        try latest(own: paths.engineBundles, installed: prebuilt?.engineBundles, script: recipes.engineBuildScript, what: "engine bundle",
+                   quiet: quiet, open: { (folder) throws(MachineError) in try EngineBundle(folder: folder) }, recipe: \.manifest.recipe,
+                   build: { () throws(MachineError) in try engineBundle(quiet: quiet) })
+    }
+
+    private func latest<Build>(own: URL, installed: URL?, script: URL, what: String, quiet: Bool,
+                               open: (URL) throws(MachineError) -> Build, recipe: (Build) -> String?,
+                               build: () throws(MachineError) -> Build) throws(MachineError) -> Build {
+        let ownBuild = try? open(own.appendingPathComponent("latest").resolvingSymlinksInPath())
+        if let ownBuild, isCurrent(recipe(ownBuild), script: script) { return ownBuild }
+        if let installed, let shipped = try? open(installed.appendingPathComponent("latest").resolvingSymlinksInPath()),
+           isCurrent(recipe(shipped), script: script) {
+            return shipped
         }
-        if own != nil { announceRebuild("engine bundle", quiet: quiet) }
-        return try engineBundle(quiet: quiet)
+        if ownBuild != nil && !quiet {
+            FileHandle.standardError.write(Data("==> the cached \(what) was built from another recipe (machine was upgraded): building it again\n".utf8))
+        }
+        return try build()
     }
 
     /// Points `latest` of the build's kind (`images/` or `engine/`) at `folder`, a build in the
@@ -96,12 +99,6 @@ public struct Builder: Sendable {
     private func isCurrent(_ builtFrom: String?, script: URL) -> Bool {
         guard let current = recipeHash(script) else { return true }
         return builtFrom == current
-    }
-
-    private func announceRebuild(_ what: String, quiet: Bool) {
-        if !quiet {
-            FileHandle.standardError.write(Data("==> the cached \(what) was built from another recipe (machine was upgraded): building it again\n".utf8))
-        }
     }
 
     private func recipeHash(_ script: URL) -> String? {
