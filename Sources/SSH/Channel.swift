@@ -188,8 +188,8 @@ public final class Channel {
         }
     }
 
-    /// Reads a stream until the remote side closes it (blocking mode).
-    /// Reads to EOF; more than `limit` bytes is an error (the peer may be a hostile guest).
+    /// Reads a stream until the remote side closes it (blocking mode); more than `limit` bytes
+    /// is an error (the peer may be a hostile guest).
     public func readAll(stream: Int32 = 0, limit: Int = .max) throws(SSHError) -> Data {
         var data = Data()
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 32768, alignment: 1)

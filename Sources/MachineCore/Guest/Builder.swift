@@ -63,6 +63,16 @@ public struct Builder: Sendable {
                    build: { () throws(MachineError) in try engineBundle(quiet: quiet) })
     }
 
+    /// The image of that key (a held build) in the account's cache or among the installed ones.
+    public func cachedImage(_ key: String) -> GuestImage? {
+        [paths.images, prebuilt?.images].compactMap { $0 }.lazy.compactMap { try? GuestImage(folder: $0.appendingPathComponent(key)) }.first
+    }
+
+    /// The engine bundle of that key, found as `cachedImage` finds an image.
+    public func cachedEngineBundle(_ key: String) -> EngineBundle? {
+        [paths.engineBundles, prebuilt?.engineBundles].compactMap { $0 }.lazy.compactMap { try? EngineBundle(folder: $0.appendingPathComponent(key)) }.first
+    }
+
     private func latest<Build>(own: URL, installed: URL?, script: URL, what: String, quiet: Bool,
                                open: (URL) throws(MachineError) -> Build, recipe: (Build) -> String?,
                                build: () throws(MachineError) -> Build) throws(MachineError) -> Build {

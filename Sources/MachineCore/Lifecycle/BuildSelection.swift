@@ -29,21 +29,21 @@ struct BuildSelection {
     /// The image; none for a machine that boots an ISO.
     func image(for config: MachineConfig, quiet: Bool) throws(MachineError) -> GuestImage? {
         guard config.iso == nil else { return nil }
+        let builder = Builder(recipes: try Recipes.locate(), paths: paths)
         if let key = config.held?.image {
-            let folders = [paths.images] + (Prebuilt.locate().map { [$0.images] } ?? [])
-            if let image = folders.lazy.compactMap({ try? GuestImage(folder: $0.appendingPathComponent(key)) }).first { return image }
+            if let image = builder.cachedImage(key) { return image }
             progress("the image \(key) that \(config.name) is held on is gone from the cache; booting the latest instead")
         }
-        return try Builder(recipes: try Recipes.locate(), paths: paths).latestImage(quiet: quiet)
+        return try builder.latestImage(quiet: quiet)
     }
 
     func engine(for config: MachineConfig, quiet: Bool) throws(MachineError) -> EngineBundle {
+        let builder = Builder(recipes: try Recipes.locate(), paths: paths)
         if let key = config.held?.engine {
-            let folders = [paths.engineBundles] + (Prebuilt.locate().map { [$0.engineBundles] } ?? [])
-            if let bundle = folders.lazy.compactMap({ try? EngineBundle(folder: $0.appendingPathComponent(key)) }).first { return bundle }
+            if let bundle = builder.cachedEngineBundle(key) { return bundle }
             progress("the engine \(key) that \(config.name) is held on is gone from the cache; using the latest instead")
         }
-        return try Builder(recipes: try Recipes.locate(), paths: paths).latestEngineBundle(quiet: quiet)
+        return try builder.latestEngineBundle(quiet: quiet)
     }
 
     func builds(for config: MachineConfig, quiet: Bool) throws(MachineError) -> MachineBuilds {
