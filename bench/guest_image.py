@@ -7,7 +7,9 @@ Prints a table: ISO and bundle sizes, guest uptime at "sshd ready", at the end o
 steps and at "engine ready" (the engine's API listening; median of N boots after the first,
 with the engine's own disk attached as `machine` attaches it), and guest memory used with
 the engine idle. Times are guest uptime (steady under host noise) and
-medians; the ratio to the bare boot is what to compare between runs.
+medians; the ratio to the bare boot is what to compare between runs. The same boots are
+made again with emulation of other platforms off (the seed's `platforms` is "none"): the
+ratio is what registering the emulators costs on the way to "engine ready".
 
     bench/guest_image.py [--boots N]
 """
@@ -62,6 +64,33 @@ def bare_boot(image, work):
     return float(m.group(1))
 
 
+def boots(image, engine, folder, count, seed_files):
+    """Boots a guest count + 1 times (the first formats the data disk and makes the host key,
+    so only the later ones count): uptimes at sshd ready, boot finished, engine starting and
+    engine ready, the boot steps and /proc/meminfo of the last one."""
+    guest = Guest(image, folder, engine_disk=engine / "engine.img", seed_files=seed_files)
+    sshd, finished, starting, ready, steps, meminfo = [], [], [], [], [], {}
+    sock = folder / "docker.sock"
+    for i in range(count + 1):
+        guest.start()
+        guest.wait_for("sshd ready")
+        guest.pin_host_key()
+        ready_at = guest.wait_for("engine ready", timeout=180)
+        if i > 0:
+            sshd.append(guest.wait_for("sshd ready"))
+            finished.append(guest.wait_for("boot finished"))
+            starting.append(float(re.search(r"\[([0-9.]+)\] machine: engine starting", guest.console_text()).group(1)))
+            ready.append(ready_at)
+        if i == count:
+            steps = guest.ssh("cat /run/machine/boot-steps").stdout.decode().split("\n")
+            guest.forward_socket(sock)
+            wait_for_ping(sock)
+            time.sleep(5)  # let the engine settle to idle
+            meminfo = dict(l.split(":") for l in guest.ssh("cat /proc/meminfo").stdout.decode().splitlines())
+        guest.poweroff()
+    return sshd, finished, starting, ready, steps, meminfo
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--boots", type=int, default=5)
@@ -74,27 +103,8 @@ def main():
         disk_mb = (engine / "engine.img").stat().st_size / 1e6
         bare = [bare_boot(image, work) for _ in range(args.boots)]
         # The engine's own disk attached as `machine` attaches it: every boot starts the engine.
-        guest = Guest(image, work / "vm", engine_disk=engine / "engine.img")
-        sshd, finished, starting, ready, steps = [], [], [], [], []
-        sock = work / "docker.sock"
-        # The first boot formats the data disk and makes the host key: only the later ones count.
-        for i in range(args.boots + 1):
-            guest.start()
-            guest.wait_for("sshd ready")
-            guest.pin_host_key()
-            ready_at = guest.wait_for("engine ready", timeout=180)
-            if i > 0:
-                sshd.append(guest.wait_for("sshd ready"))
-                finished.append(guest.wait_for("boot finished"))
-                starting.append(float(re.search(r"\[([0-9.]+)\] machine: engine starting", guest.console_text()).group(1)))
-                ready.append(ready_at)
-            if i == args.boots:
-                steps = guest.ssh("cat /run/machine/boot-steps").stdout.decode().split("\n")
-                guest.forward_socket(sock)
-                wait_for_ping(sock)
-                time.sleep(5)  # let the engine settle to idle
-                meminfo = dict(l.split(":") for l in guest.ssh("cat /proc/meminfo").stdout.decode().splitlines())
-            guest.poweroff()
+        sshd, finished, starting, ready, steps, meminfo = boots(image, engine, work / "vm", args.boots, {})
+        _, _, _, ready_off, _, _ = boots(image, engine, work / "vm-off", args.boots, {"platforms": "none\n"})
         kb = lambda k: int(meminfo[k].split()[0])
         # `free`'s "used": what is neither free nor reclaimable cache. The unpacked initramfs
         # (the root filesystem, in shmem) is shown beside it, and MemTotal-MemAvailable too,
@@ -113,6 +123,7 @@ def main():
             ("boot steps finished", f"{med(finished):.2f} s  ({med(finished) / med(bare):.2f}x bare)", ""),
             ("engine ready (API listening)", f"{med(ready):.2f} s  ({med(ready) / med(bare):.2f}x bare)", "<= 2.5x bare"),
             ("  of which the engine's own start", f"{med(engine_own):.2f} s", ""),
+            ("engine ready, emulation off (peer)", f"{med(ready_off):.2f} s  (on: {med(ready) / med(ready_off):.2f}x off)", "on <= 1.0x off"),
             ("guest memory used, engine idle", f"{used_mb:.0f} MB (+{shmem_mb:.0f} MB rootfs)", "<= 150 MB"),
             ("  MemTotal - MemAvailable", f"{unavailable_mb:.0f} MB", ""),
         ]
@@ -120,7 +131,7 @@ def main():
         print(f"{'measure':<36} {'result':<28} target")
         for name, value, target in rows:
             print(f"{name:<36} {value:<28} {target}")
-        print(f"samples: bare {bare}, sshd {sshd}, boot finished {finished}, engine {ready}")
+        print(f"samples: bare {bare}, sshd {sshd}, boot finished {finished}, engine {ready}, engine with emulation off {ready_off}")
         print("boot steps of the last boot (uptime at each step's start): " + ", ".join(l for l in steps if l))
     finally:
         kill_guests_under(work)

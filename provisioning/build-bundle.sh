@@ -43,7 +43,7 @@ while [ $# -gt 0 ]; do
 	esac
 done
 CACHE=${CACHE:-$(machine_cache_dir)}
-for tool in apt-get apt-cache dpkg-deb readelf patchelf tar xz sha256sum; do
+for tool in apt-get apt-cache dpkg-deb readelf patchelf tar xz sha256sum mksquashfs python3; do
 	command -v "$tool" >/dev/null || die "$tool is not installed" "run scripts/host-setup.sh (or apt-get install the host packages it lists)"
 done
 mkdir -p "$CACHE/engine" "$CACHE/tmp" || die "cannot create the cache folder $CACHE" "set MACHINE_CACHE to a writable folder"
@@ -93,8 +93,30 @@ for f in "$bundle"/bin/* "$bundle"/lib/*; do
 		patchelf --force-rpath --set-rpath /var/lib/machine/engine/current/lib "$f"
 	fi
 done
-cp "$RECIPE/guest/service" "$RECIPE/guest/install.sh" "$RECIPE/guest/containerd.toml" "$bundle/"
-chmod 0755 "$bundle/service" "$bundle/install.sh"
+cp "$RECIPE/guest/service" "$RECIPE/guest/install.sh" "$RECIPE/guest/containerd.toml" "$RECIPE/guest/platforms" "$bundle/"
+chmod 0755 "$bundle/service" "$bundle/install.sh" "$bundle/platforms"
+
+step "making the emulators' squashfs"
+# The static emulators of platforms.txt, one probe program each (probe-elf.py) and the table
+# guest/platforms registers from: Debian's magic and mask, so nothing is copied by hand.
+emulators="$work/emulators"
+mkdir -p "$emulators/probes"
+platforms=()
+while read -r platform emulator; do
+	conf="$stage/usr/lib/binfmt.d/qemu-$emulator.conf"
+	[ -f "$conf" ] && [ -f "$stage/usr/bin/qemu-$emulator-static" ] ||
+		die "qemu-user-static has no emulator $emulator for $platform" "check provisioning/platforms.txt against the package"
+	cp "$stage/usr/bin/qemu-$emulator-static" "$emulators/"
+	ln -s "qemu-$emulator-static" "$emulators/$emulator-binfmt-P"
+	# Debian's line is :NAME:M::MAGIC:MASK:INTERPRETER:FLAGS (the magic's colons are escaped).
+	IFS=: read -r _ _ _ _ magic mask _ <"$conf"
+	printf '%s %s %s %s\n' "$platform" "$emulator" "$magic" "$mask" >>"$emulators/platforms.txt"
+	python3 "$RECIPE/probe-elf.py" "$platform" "$emulators/probes/$(printf %s "$platform" | tr / -)"
+	platforms+=("$platform")
+done < <(read_list "$RECIPE/platforms.txt")
+# zstd, not xz: each emulated program's first start reads its emulator from here, and zstd
+# unpacks several times faster than xz for 10% more (11.1 against 10.1 MB for the five).
+mksquashfs "$emulators" "$bundle/emulators.squashfs" -comp zstd -Xcompression-level 19 -b 1M -all-root -noappend -quiet >/dev/null
 printf '%s\n' "$version" >"$bundle/VERSION"
 
 step "compressing the bundle"
@@ -112,16 +134,18 @@ step "making the engine disk"
 size_mb=$(($(du -sm "$bundle" | cut -f1) * 12 / 10 + 16))
 mke2fs -q -t ext4 -O ^has_journal -m 0 -L machine-engine -E root_owner=0:0 -d "$bundle" "$out/engine.img" "${size_mb}M"
 {
-	printf '{\n  "key": "%s",\n  "recipe": "%s",\n  "version": "%s",\n  "docker": "%s",\n  "built": "%s",\n  "packages": [\n' \
-		"$key" "$(recipe_hash "$RECIPE")" "$(json_escape "$version")" "$(json_escape "$docker_version")" "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+	printf '{\n  "key": "%s",\n  "recipe": "%s",\n  "version": "%s",\n  "docker": "%s",\n  "built": "%s",\n  "platforms": [%s],\n  "packages": [\n' \
+		"$key" "$(recipe_hash "$RECIPE")" "$(json_escape "$version")" "$(json_escape "$docker_version")" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+		"$(printf '"%s", ' "${platforms[@]}" | sed 's/, $//')"
 	sep=""
 	while read -r url file size sha; do
 		printf '%s    {"name": "%s", "version": "%s", "sha256": "%s"}' "$sep" "${file%%_*}" "$(json_escape "$(dpkg-deb -f "$CACHE/debs/$file" Version)")" "$sha"
 		sep=$',\n'
 	done <"$work/uris"
-	printf '\n  ],\n  "artefacts": {\n    "engine.tar.xz": {"size": %s, "sha256": "%s", "unpacked": %s},\n    "engine.img": {"size": %s, "sha256": "%s"}\n  }\n}\n' \
+	printf '\n  ],\n  "artefacts": {\n    "engine.tar.xz": {"size": %s, "sha256": "%s", "unpacked": %s},\n    "engine.img": {"size": %s, "sha256": "%s"},\n    "emulators.squashfs": {"size": %s, "sha256": "%s"}\n  }\n}\n' \
 		"$(stat -c %s "$out/engine.tar.xz")" "$(sha256sum "$out/engine.tar.xz" | cut -d' ' -f1)" "$(du -sb "$work/bundle" | cut -f1)" \
-		"$(stat -c %s "$out/engine.img")" "$(sha256sum "$out/engine.img" | cut -d' ' -f1)"
+		"$(stat -c %s "$out/engine.img")" "$(sha256sum "$out/engine.img" | cut -d' ' -f1)" \
+		"$(stat -c %s "$bundle/emulators.squashfs")" "$(sha256sum "$bundle/emulators.squashfs" | cut -d' ' -f1)"
 } >"$out/manifest.json"
 cp "$RECIPE/guest/install.sh" "$out/install.sh"
 

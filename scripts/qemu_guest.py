@@ -39,7 +39,7 @@ class Guest:
     """One VM: a folder with its data disk, seed, SSH key, console log and QEMU pid."""
 
     def __init__(self, image, folder, *, boot_iso=False, memory_mb=1024, cpus=2, data_disk=None, hostname="machine-test",
-                 engine_disk=None, cpu="max"):
+                 engine_disk=None, cpu="max", seed_files=None):
         self.image = Path(image)
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -52,6 +52,8 @@ class Guest:
         # it the engine is installed from its archive over SSH (install_engine).
         self.engine_disk = Path(engine_disk) if engine_disk else None
         self.cpu = cpu
+        # More seed files, by name (the seed as `machine` writes it, e.g. "platforms").
+        self.seed_files = dict(seed_files or {})
         self.console = self.folder / "console.log"
         self.pidfile = self.folder / "qemu.pid"
         self.key = self.folder / "id_ed25519"
@@ -67,6 +69,8 @@ class Guest:
         seed.mkdir(exist_ok=True)
         shutil.copy(f"{self.key}.pub", seed / "authorized_keys")
         (seed / "hostname").write_text(self.hostname + "\n")
+        for name, text in self.seed_files.items():
+            (seed / name).write_text(text)
         subprocess.run(["xorriso", "-as", "mkisofs", "-quiet", "-V", "MACHINE_SEED", "-J", "-R",
                         "-o", str(self.folder / "seed.iso"), str(seed)], check=True, stderr=subprocess.DEVNULL)
         if not self.data_disk.exists():

@@ -5,8 +5,9 @@ import MachineCore
 
 /// Fuzz targets for every parser on the host that reads bytes the guest controls: its DNS
 /// queries, the engine's event stream, container list and HTTP heads, its console (host key,
-/// boot steps), and the answers of the host's commands in it (df, /proc/stat). Each target
-/// checks what the code that uses the result relies on, besides not crashing.
+/// boot steps), and the answers of the host's commands in it (df, /proc/stat, platforms
+/// check). Each target checks what the code that uses the result relies on, besides not
+/// crashing.
 ///
 /// Built two ways (scripts/fuzz.sh):
 /// - with `-sanitize=fuzzer -DFUZZING`, libFuzzer drives `LLVMFuzzerTestOneInput` with the
@@ -14,7 +15,7 @@ import MachineCore
 /// - plainly, as `machine-fuzz TARGET FILE...`, which runs files through a target: a crash
 ///   libFuzzer saved is replayed under the debugger this way.
 enum FuzzTarget: String, CaseIterable {
-    case dns, events, containers, httpHead = "http-head", console, procStat = "proc-stat", df
+    case dns, events, containers, httpHead = "http-head", console, procStat = "proc-stat", df, platforms
 
     func run(_ bytes: UnsafeRawBufferPointer) {
         switch self {
@@ -25,6 +26,7 @@ enum FuzzTarget: String, CaseIterable {
         case .console: Self.console(String(decoding: bytes, as: UTF8.self))
         case .procStat: Self.procStat(String(decoding: bytes, as: UTF8.self))
         case .df: Self.df(String(decoding: bytes, as: UTF8.self))
+        case .platforms: Self.platforms(String(decoding: bytes, as: UTF8.self))
         }
     }
 
@@ -86,6 +88,17 @@ enum FuzzTarget: String, CaseIterable {
         guard let usage = DataDiskUsage.parse(df: text) else { return }
         check((0...100).contains(usage.percent), "a disk \(usage.percent)% full")
         _ = usage.warning(machine: "default")
+    }
+
+    /// What the guest's `platforms check` answers (inspect): known platforms only, printable
+    /// text of bounded length.
+    static func platforms(_ text: String) {
+        var info = PlatformsInfo(setting: nil, emulation: "")
+        info.read(check: text)
+        check(info.emulated.keys.allSatisfy(GuestContract.emulatedPlatforms.contains), "a platform machine does not know")
+        for said in [info.emulation] + info.emulated.values {
+            check(said.utf8.count <= 420 && said.unicodeScalars.allSatisfy { (0x20..<0x7f).contains($0.value) }, "unprintable or overlong text: \(said.debugDescription)")
+        }
     }
 
     static func check(_ condition: Bool, _ what: @autoclosure () -> String) {

@@ -93,14 +93,29 @@ struct MachineShapeOptions: ParsableArguments {
         "Sleep after this long without a docker client or a connection to a published port, e.g. 30s, 15m, 1h, or off; the next one wakes it (default: 5m).",
         valueName: "time"))
     var idleSleep: String?
+    @Option(help: ArgumentHelp(
+        "Other platforms whose images and builds run through emulation (docker run --platform linux/arm64): all, none, or some of linux/arm64, linux/arm/v7, linux/riscv64, linux/ppc64le, linux/s390x separated by commas (default: all).",
+        valueName: "list"))
+    var platforms: String?
 
-    var isEmpty: Bool { cpus == nil && memory == nil && disk == nil && iso == nil && accel == nil && !tls && hostAccess == nil && idleSleep == nil }
+    var isEmpty: Bool { cpus == nil && memory == nil && disk == nil && iso == nil && accel == nil && !tls && hostAccess == nil && idleSleep == nil && platforms == nil }
 
     func validate() throws {
         if let cpus, !(1...64).contains(cpus) { throw ValidationError("--cpus must be between 1 and 64") }
         if let accel, !["auto", "kvm", "tcg"].contains(accel) { throw ValidationError("--accel must be auto, kvm or tcg") }
         _ = try Self.onOff(hostAccess, flag: "--host-access")
         _ = try Self.idleSeconds(idleSleep)
+        _ = try Self.platforms(platforms)
+    }
+
+    /// --platforms, if given.
+    static func platforms(_ text: String?) throws(ValidationError) -> EmulatedPlatforms.Choice? {
+        guard let text else { return nil }
+        do {
+            return try EmulatedPlatforms.Choice(text)
+        } catch {
+            throw ValidationError(error.message + (error.hint.map { " (\($0))" } ?? ""))
+        }
     }
 
     /// --idle-sleep in seconds (0: never), if given.
@@ -143,7 +158,7 @@ struct MachineShapeOptions: ParsableArguments {
         MachineShape(cpus: cpus, memoryMiB: try memoryMiB(), diskGiB: try Self.gibibytes(disk: disk),
                      iso: iso, accel: accel, publishAddress: publishAddress, tls: tls,
                      hostAccess: (try? Self.onOff(hostAccess, flag: "--host-access")) ?? nil,
-                     idleSleep: (try? Self.idleSeconds(idleSleep)) ?? nil)
+                     idleSleep: (try? Self.idleSeconds(idleSleep)) ?? nil, platforms: (try? Self.platforms(platforms)) ?? nil)
     }
 }
 

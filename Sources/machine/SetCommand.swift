@@ -5,20 +5,22 @@ import MachineCore
 extension Machine {
     struct Set: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Change a machine's CPUs, memory, data disk size, host access (at its next boot) or idle sleep (at once).",
+            abstract: "Change a machine's CPUs, memory, data disk size, host access (at its next boot), emulated platforms or idle sleep (at once).",
             discussion: """
                 The change is kept in the machine's config and applied when it
                 next boots: a running machine keeps its shape until `machine
                 restart`. A data disk only grows; the guest grows its filesystem
                 to fill it, keeping what is on it. `machine up` with the same
                 options does the same and starts the machine. --idle-sleep
-                applies at once, to a running machine too.
+                and --platforms apply at once, to a running machine too.
 
                 EXAMPLES:
                   machine set --cpus 4 --memory 4G && machine restart
                   machine set dev --disk 60G
                   machine set --host-access off && machine restart   # containers cannot reach this host
                   machine set --idle-sleep 15m                         # or off: never sleep
+                  machine set --platforms none                         # no emulation of other platforms
+                  machine set --platforms linux/arm64,linux/arm/v7     # only these
                 """)
 
         @OptionGroup var global: GlobalOptions
@@ -31,11 +33,14 @@ extension Machine {
         var hostAccess: String?
         @Option(help: ArgumentHelp("Sleep after this long without a docker client or a connection to a published port (30s, 15m, 1h), or off.", valueName: "time"))
         var idleSleep: String?
+        @Option(help: ArgumentHelp("Other platforms run through emulation: all, none, or a list such as linux/arm64,linux/riscv64.", valueName: "list"))
+        var platforms: String?
 
         func validate() throws {
-            if cpus == nil && memory == nil && disk == nil && accel == nil && hostAccess == nil && idleSleep == nil {
-                throw ValidationError("nothing to change: give --cpus, --memory, --disk, --accel, --host-access or --idle-sleep")
+            if cpus == nil && memory == nil && disk == nil && accel == nil && hostAccess == nil && idleSleep == nil && platforms == nil {
+                throw ValidationError("nothing to change: give --cpus, --memory, --disk, --accel, --host-access, --platforms or --idle-sleep")
             }
+            _ = try MachineShapeOptions.platforms(platforms)
             _ = try MachineShapeOptions.onOff(hostAccess, flag: "--host-access")
             _ = try MachineShapeOptions.idleSeconds(idleSleep)
             if let cpus, !(1...64).contains(cpus) { throw ValidationError("--cpus must be between 1 and 64") }
@@ -50,9 +55,23 @@ extension Machine {
                 let name = target.name
                 let before = try machines.config(name)
                 let shapeChanged = try machines.updateShape(name, accel: shape.accel, cpus: shape.cpus, memoryMiB: shape.memoryMiB, diskGiB: shape.diskGiB)
-                var accessChanged = false
+                var bootChanged = false
                 if let on = (try? MachineShapeOptions.onOff(hostAccess, flag: "--host-access")) ?? nil {
-                    accessChanged = try machines.updateHostAccess(name, on)
+                    bootChanged = try machines.updateHostAccess(name, on)
+                }
+                // Applied to a running guest at once: emulators need no boot.
+                var platformsChanged = false
+                if let choice = (try? MachineShapeOptions.platforms(platforms)) ?? nil {
+                    let change = "\(name): platforms \(EmulatedPlatforms.describe(before.platforms)) -> \(EmulatedPlatforms.describe(choice.platforms))"
+                    switch try machines.updatePlatforms(name, choice.platforms) {
+                    case .unchanged: break
+                    case .applied(let said):
+                        platformsChanged = true
+                        print("\(change); applied now: \(said)")
+                    case .nextBoot(let why):
+                        platformsChanged = true
+                        print("\(change); applied when it next boots" + (why.map { " (\($0))" } ?? ""))
+                    }
                 }
                 var idleChanged = false
                 if let seconds = (try? MachineShapeOptions.idleSeconds(idleSleep)) ?? nil {
@@ -61,8 +80,8 @@ extension Machine {
                         print("\(name): idle sleep \(IdleSleep.describe(before.idleSleepSeconds)) -> \(IdleSleep.describe(seconds)); applied now")
                     }
                 }
-                guard shapeChanged || accessChanged else {
-                    if !idleChanged { print("\(name) already has that shape") }
+                guard shapeChanged || bootChanged else {
+                    if !idleChanged && !platformsChanged { print("\(name) already has that shape") }
                     return
                 }
                 let after = try machines.config(name)

@@ -57,6 +57,14 @@ import Testing
         ("iso/rootfs" + GuestContract.shareEventsCommand, "exec cat >/proc/machine-notify"),
         ("iso/notify/machine_notify.c", "strcmp(word + length, \"\(GuestContract.notifyDirectorySuffix)\") == 0"),
         ("iso/notify/machine_notify.c", "char *op = strsep(&line, \" \");\n\tchar *cookie_text = strsep(&line, \" \");\n\tchar *path = line,"),
+        (guest + "lib.sh", "SEED=\(GuestContract.seedFolder)\n"),
+        ("provisioning/build-bundle.sh", "\"$RECIPE/guest/platforms\" \"$bundle/\""),
+        ("provisioning/guest/platforms", "if [ -s \"$SEED/\(GuestContract.platformsSeedFile)\" ]; then SETTING=$(cat \"$SEED/\(GuestContract.platformsSeedFile)\")"),
+        ("provisioning/guest/platforms", "printf '\(GuestContract.platformsEmulationWord)\\t\(GuestContract.platformsEmulationStates[0])\\n'"),
+        ("provisioning/guest/platforms", "printf '\(GuestContract.platformsEmulationWord)\\t\(GuestContract.platformsEmulationStates[1])\\n'"),
+        ("provisioning/guest/platforms", "printf '\(GuestContract.platformsEmulationWord)\\t\(GuestContract.platformsEmulationStates[2])\\t%s\\n'"),
+        ("provisioning/guest/platforms", "printf '%s\\t\(GuestContract.platformWorks)\\n' \"$platform\""),
+        ("provisioning/guest/platforms", "printf '%s\\t\(GuestContract.platformFailing)\\t"),
     ]
     static let notifyTable: [(String, String)] = GuestContract.notifyOperations.map { ("iso/notify/machine_notify.c", "{ \"\($0)\", FS_") }
 
@@ -77,6 +85,16 @@ import Testing
         #expect(xml.contains("-:\(GuestContract.agentInputGuestPort)"))
         #expect(xml.contains("name='\(GuestContract.portsPortName)'"))
         #expect(xml.contains("-:\(GuestContract.portsInputGuestPort)"))
+    }
+
+    /// The platforms the host offers (`--platforms`, inspect) are the ones the engine's recipe
+    /// carries emulators for, in its order.
+    @Test func theEmulatedPlatformsAreTheRecipes() throws {
+        let listed = try script("provisioning/platforms.txt").split(separator: "\n")
+            .map { $0.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false)[0] }
+            .compactMap { $0.split(separator: " ").first.map(String.init) }
+        #expect(listed == GuestContract.emulatedPlatforms)
+        #expect(GuestContract.platformsCheckCommand == GuestContract.engineHome + "/current/platforms check")
     }
 
     @Test func theMountsLineHasTheContractsFieldsInOrder() {

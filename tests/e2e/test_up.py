@@ -24,6 +24,7 @@ import pexpect
 import pytest
 
 from conftest import DOCKER, Up, machine_binary, tail
+from foreign_images import PLATFORMS, image_archive
 from qemu_guest import busybox_image_tar, free_port
 
 @pytest.fixture(scope="module")
@@ -68,6 +69,28 @@ def busybox(up):
         tar = busybox_image_tar(up.work / "busybox")
         up.docker("import", str(tar), "busybox:latest")
     return "busybox:latest"
+
+
+@pytest.fixture
+def foreign(up, cache_dir):
+    """Images of arm64, arm/v7 and riscv64 in the engine (busybox of Debian's packages of those
+    architectures, foreign_images.py), by platform."""
+    tags = {}
+    for platform in PLATFORMS:
+        tag = "machine-test/busybox:" + platform.split("/", 1)[1].replace("/", "-")
+        if up.docker("image", "inspect", tag, check=False).returncode != 0:
+            up.docker("load", "-i", str(image_archive(cache_dir, platform, tag, up.work)))
+        tags[platform] = tag
+    return tags
+
+
+UNAME = {"linux/arm64": "aarch64", "linux/arm/v7": "armv7l", "linux/riscv64": "riscv64"}
+
+
+def run_as(up, platform, image):
+    """`uname -m` in a container of the platform: what it printed, or the engine's error."""
+    result = up.docker("run", "--rm", "--platform", platform, image, "uname", "-m", check=False)
+    return result.stdout.strip() if result.returncode == 0 else result.stderr
 
 
 def test_up_prints_how_to_use_the_engine_and_docker_reaches_it(up):
@@ -624,7 +647,9 @@ def test_an_engine_restarted_in_the_guest_is_reached_again(up):
 GUEST_WEB = "mkdir -p /tmp/w && echo manual-$(hostname) > /tmp/w/index.html && busybox httpd -p 9999 -h /tmp/w"
 
 
-def test_restart_keeps_restart_always_containers_and_manual_forwards(up, busybox):
+def test_restart_keeps_restart_always_containers_manual_forwards_and_the_chosen_platforms(up, busybox, foreign):
+    # Applied at once, and registered from the seed at the boot below.
+    assert "applied now: emulating linux/arm64\n" in up.machine("set", "--platforms", "arm64").stdout.decode()
     host_port = free_port()
     up.machine("port", "add", f"{host_port}:9999")
     up.machine("ssh", "--", GUEST_WEB)
@@ -645,6 +670,12 @@ def test_restart_keeps_restart_always_containers_and_manual_forwards(up, busybox
         time.sleep(1)
     assert state.stdout.strip() == "true"
     up.docker("rm", "-f", container)
+    try:
+        assert run_as(up, "linux/arm64", foreign["linux/arm64"]) == "aarch64"
+        assert "exec format error" in run_as(up, "linux/riscv64", foreign["linux/riscv64"])
+    finally:
+        up.machine("set", "--platforms", "all")
+    assert run_as(up, "linux/riscv64", foreign["linux/riscv64"]) == "riscv64"
 
 
 def test_engine_settings_given_to_up_reach_the_engine_that_runs_now(up):
@@ -875,3 +906,66 @@ def test_an_idle_machine_sleeps_and_each_kind_of_client_wakes_it(up, busybox):
     finally:
         shutil.rmtree(folder)
         up.machine("set", "--idle-sleep", "5m")
+
+
+# --- programs of other platforms --------------------------------------------------------------
+
+def test_images_of_other_platforms_run_and_build_while_the_engine_stays_x86_64(up, busybox, foreign, tmp_path):
+    for platform, image in foreign.items():
+        recorded = up.docker("image", "inspect", image, "--format", "{{.Os}}/{{.Architecture}}{{if .Variant}}/{{.Variant}}{{end}}").stdout.strip()
+        assert recorded.startswith(platform), recorded
+        assert run_as(up, platform, image) == UNAME[platform]
+    # A build whose RUN step runs arm64 programs (inside the build's own root, where no
+    # emulator is), and the image it made runs.
+    (tmp_path / "Dockerfile").write_text(f"FROM {foreign['linux/arm64']}\nRUN uname -m > /built-on\nCMD [\"cat\", \"/built-on\"]\n")
+    up.docker("build", "--platform", "linux/arm64", "-t", "machine-test/built:arm64", str(tmp_path))
+    assert up.docker("run", "--rm", "--platform", "linux/arm64", "machine-test/built:arm64").stdout.strip() == "aarch64"
+    assert up.docker("image", "inspect", "machine-test/built:arm64", "--format", "{{.Architecture}}").stdout.strip() == "arm64"
+    # argv[0] reaches the program as the caller gave it ("cat", not the path the kernel
+    # found, "/bin/cat"): the P flag.
+    cmdline = up.docker("run", "--rm", "--platform", "linux/arm64", foreign["linux/arm64"], "cat", "/proc/self/cmdline").stdout
+    assert cmdline.split("\0")[:2] == ["cat", "/proc/self/cmdline"], cmdline
+    # Native containers, and the engine itself, are x86-64 as before.
+    assert up.docker("run", "--rm", busybox, "busybox", "uname", "-m").stdout.strip() == "x86_64"
+    assert up.docker("info", "--format", "{{.Architecture}}").stdout.strip() == "x86_64"
+    assert up.docker("version", "--format", "{{.Server.Os}}/{{.Server.Arch}}").stdout.strip() == "linux/amd64"
+
+
+def test_inspect_checks_each_platform_and_reports_a_broken_handler_as_failing(up):
+    platforms = json.loads(up.machine("inspect").stdout)["platforms"]
+    everything = ["linux/arm64", "linux/arm/v7", "linux/riscv64", "linux/ppc64le", "linux/s390x"]
+    assert platforms == {"native": "linux/amd64", "setting": "all", "emulation": "on",
+                         "emulated": {platform: "works" for platform in everything}}
+    # A handler that is registered and enabled but runs the wrong emulator (podman #28181's
+    # kind): listed as failing, not as present.
+    table = up.machine("ssh", "--", "cat /run/machine/emulators/*/platforms.txt").stdout.decode()
+    magic, mask = next(line.split()[2:4] for line in table.splitlines() if line.startswith("linux/riscv64 "))
+    up.machine("ssh", "--", "h=/proc/sys/fs/binfmt_misc/qemu-riscv64; echo -1 >$h; cd /run/machine/emulators/*/ && "
+               f"printf '%s' ':qemu-riscv64:M::{magic}:{mask}:'$PWD'/aarch64-binfmt-P:POCF' >/proc/sys/fs/binfmt_misc/register")
+    try:
+        emulated = json.loads(up.machine("inspect").stdout)["platforms"]["emulated"]
+        assert emulated["linux/riscv64"].startswith("failing: its test program exited with"), emulated
+        assert emulated["linux/arm64"] == "works"
+    finally:
+        # The guest's own registration replaces the handlers it made (the broken one is at
+        # its path too).
+        up.machine("ssh", "--", "/var/lib/machine/engine/current/platforms register")
+    assert json.loads(up.machine("inspect").stdout)["platforms"]["emulated"]["linux/riscv64"] == "works"
+
+
+def test_with_emulation_off_other_platforms_fail_as_the_engine_says_until_it_is_on_again(up, busybox, foreign):
+    out = up.machine("set", "--platforms", "none").stdout.decode()
+    assert "platforms all -> none; applied now: emulation of other platforms is off" in out, out
+    try:
+        for platform, image in foreign.items():
+            assert "exec format error" in run_as(up, platform, image)
+        assert up.docker("run", "--rm", busybox, "busybox", "uname", "-m").stdout.strip() == "x86_64"
+        platforms = json.loads(up.machine("inspect").stdout)["platforms"]
+        assert (platforms["setting"], platforms["emulation"], platforms["emulated"]) == ("none", "off", {})
+        # Not a platform machine knows: refused before anything changes.
+        refused = up.machine("set", "--platforms", "linux/mips", check=False)
+        assert refused.returncode == 64 and b"linux/arm64" in refused.stderr
+    finally:
+        up.machine("set", "--platforms", "all")
+    assert run_as(up, "linux/arm/v7", foreign["linux/arm/v7"]) == "armv7l"
+

@@ -78,4 +78,17 @@ public enum GuestContract {
     /// `notifyDirectorySuffix` for a folder), as machine_notify.c's operations[] spells them.
     public static let notifyOperations = ["create", "delete", "modify", "closewrite", "attrib", "movedfrom", "movedto"]
     public static let notifyDirectorySuffix = "dir"
+    /// Programs of other platforms (provisioning/guest/platforms, platforms.txt): the platforms
+    /// the engine's emulators run, the seed file that says which the machine wants ("all",
+    /// "none" or one a line), and the words of `platforms check`, which `inspect` runs.
+    public static let emulatedPlatforms = ["linux/arm64", "linux/arm/v7", "linux/riscv64", "linux/ppc64le", "linux/s390x"]
+    public static let platformsSeedFile = "platforms"
+    public static let platformsCheckCommand = engineHome + "/current/platforms check"
+    public static let platformsRegisterCommand = engineHome + "/current/platforms register"
+    /// Where the guest keeps its copy of the seed (lib.sh's SEED).
+    public static let seedFolder = "/run/machine/seed"
+    public static let platformsEmulationWord = "emulation"
+    public static let platformsEmulationStates = ["on", "off", "unavailable"]
+    public static let platformWorks = "works"
+    public static let platformFailing = "failing"
 }

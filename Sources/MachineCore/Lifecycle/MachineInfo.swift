@@ -82,6 +82,9 @@ public struct MachineInfo: Codable, Sendable {
     public let network: NetworkInfo
     /// How full the data disk is, as the agent last measured it (while it runs).
     public let dataDiskUsage: DataDiskUsage?
+    /// The platforms it runs natively and through emulation, checked in the guest: only
+    /// `inspect` asks (a round trip to the guest that `ls` and `status` do without).
+    public var platforms: PlatformsInfo? = nil
 
     /// What `status`, `ls` and `up` warn about: a data disk 90% full or more.
     public var warnings: [String] {

@@ -20,9 +20,12 @@ public struct MachineShape: Sendable {
     public var hostAccess: Bool?
     /// Seconds idle before it sleeps, 0 never (`--idle-sleep`).
     public var idleSleep: Int?
+    /// The platforms it emulates (`--platforms`); nil to leave as is (all, for a new machine).
+    public var platforms: EmulatedPlatforms.Choice?
 
     public init(cpus: Int? = nil, memoryMiB: Int? = nil, diskGiB: Int? = nil, iso: String? = nil,
-                accel: String? = nil, publishAddress: String? = nil, tls: Bool = false, hostAccess: Bool? = nil, idleSleep: Int? = nil) {
+                accel: String? = nil, publishAddress: String? = nil, tls: Bool = false, hostAccess: Bool? = nil, idleSleep: Int? = nil,
+                platforms: EmulatedPlatforms.Choice? = nil) {
         self.cpus = cpus
         self.memoryMiB = memoryMiB
         self.diskGiB = diskGiB
@@ -32,6 +35,7 @@ public struct MachineShape: Sendable {
         self.tls = tls
         self.hostAccess = hostAccess
         self.idleSleep = idleSleep
+        self.platforms = platforms
     }
 
     /// `sharesHome`: the default share of the user's home (not on a remote libvirt host).
@@ -44,6 +48,7 @@ public struct MachineShape: Sendable {
         if tls { config.tlsPort = try MachineStore.freeLoopbackPort() }
         if let hostAccess { config.hostAccess = hostAccess }
         config.idleSleep = idleSleep
+        if let platforms { config.platforms = platforms.platforms }
         return config
     }
 }

@@ -32,6 +32,14 @@ extension Machines {
             if let hostAccess = shape.hostAccess, try updateHostAccess(name, hostAccess), try hypervisor.state(name) != .stopped {
                 progress("note: --host-access \(hostAccess ? "on" : "off") of \(name) applies at its next boot: \(restart)")
             }
+            if let choice = shape.platforms {
+                let platforms = choice.platforms
+                switch try updatePlatforms(name, platforms) {
+                case .applied(let said): progress("--platforms \(EmulatedPlatforms.describe(platforms)): \(said)")
+                case .nextBoot(let why?): progress("note: --platforms \(EmulatedPlatforms.describe(platforms)) of \(name) applies at its next boot (\(why)): \(restart)")
+                case .nextBoot(nil), .unchanged: break
+                }
+            }
             if let idleSleep = shape.idleSleep { try updateIdleSleep(name, idleSleep) }
             if shape.tls, try enableTLS(name) {
                 progress("\(name) has a TLS endpoint now: `machine env --tls\(MachineName.commandSuffix(name))`")

@@ -43,6 +43,9 @@ public struct MachineConfig: Codable, Sendable, Equatable {
     /// Seconds without a client (and with a quiet guest) before the machine sleeps
     /// (`--idle-sleep`); 0 never; nil the default, `IdleSleep.defaultSeconds`.
     public var idleSleep: Int?
+    /// The platforms whose programs it runs through emulation (`--platforms`): nil for every
+    /// one the engine's emulators run, empty for none.
+    public var platforms: [String]?
 
     /// The idle time after which the machine sleeps; 0 when it never does.
     public var idleSleepSeconds: Int { idleSleep ?? IdleSleep.defaultSeconds }
@@ -87,6 +90,7 @@ public struct MachineConfig: Codable, Sendable, Equatable {
         connect = try c.decodeIfPresent(String.self, forKey: .connect)
         hostAccess = try c.decodeIfPresent(Bool.self, forKey: .hostAccess) ?? true
         idleSleep = try c.decodeIfPresent(Int.self, forKey: .idleSleep)
+        platforms = try c.decodeIfPresent([String].self, forKey: .platforms)
     }
 
     static let encoder: JSONEncoder = {

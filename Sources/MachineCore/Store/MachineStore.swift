@@ -116,6 +116,7 @@ public struct MachineStore: Sendable {
             (GuestContract.engineDaemonSeedFile, config.daemonJSON),
             (GuestContract.hostAccessSeedFile, Data((config.hostAccess ? "on\n" : "off\n").utf8)),
             (GuestContract.engineEnvironmentSeedFile, config.engine.environmentFile()),
+            (GuestContract.platformsSeedFile, EmulatedPlatforms.seedFile(config.platforms)),
         ] + (agentInputPorts.isEmpty ? [] : [(GuestContract.agentInputPortSeedFile, Data(agentInputPorts.map { "\($0)\n" }.joined().utf8))])
             + (hostResolverPort.map { [(GuestContract.hostResolverPortSeedFile, Data("\($0)\n".utf8))] } ?? [])
             + (try engineTLSSeed(config, files: files))
