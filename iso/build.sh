@@ -16,19 +16,31 @@ set -Eeuo pipefail
 
 usage() {
 	cat <<'USAGE'
-Usage: iso/build.sh [--cache DIR] [--check] [--quiet] [--recipe-hash]
+Usage: iso/build.sh [--suite SUITE] [--refresh] [--cache DIR] [--check] [--quiet] [--recipe-hash]
 
 Builds (or finds in the cache) the guest image and prints the folder that holds it.
 
+  --suite SUITE the Debian release of the guest's programs: bookworm (default) or trixie.
+                The kernel is bookworm's for both (see "The kernel" below).
+  --refresh     fetch the Debian package lists again first (else the ones fetched before)
   --cache DIR   cache folder (default: $MACHINE_CACHE, else $MACHINE_HOME/cache, else ~/.machine/cache)
   --check       do not build: print the folder if the image for these inputs is cached, else exit 3
   --quiet       no progress lines on stderr
   --recipe-hash print the hash of the recipe that builds record in their manifest, and exit
 
+Packages come from the host's Debian mirror through apt roots of the build's own, in
+CACHE/apt/SUITE: the host's apt sources, lists and dpkg state are not used or changed.
+
+The kernel: machine_notify.ko (iso/notify) is built on this host against the kernel's headers,
+with the host's compiler and the kernel package's own build tools. Debian 12's gcc-12 and glibc
+can build for bookworm's 6.1 kernel; trixie's kbuild tools need a newer glibc than Debian 12's.
+So every suite boots bookworm's kernel (6.1, still supported by Debian's LTS).
+
 Environment: MACHINE_APT_OPTIONS passes options to apt (e.g. a proxy).
 
 Examples:
   iso/build.sh                      # build once, then answer from the cache
+  iso/build.sh --suite trixie       # the Debian 13 guest (Docker Engine 26.1)
   qemu-system-x86_64 -cdrom "$(iso/build.sh)/machine.iso" -nographic
 USAGE
 }
@@ -37,9 +49,11 @@ RECIPE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=../scripts/lib/debian.sh
 . "$RECIPE/../scripts/lib/debian.sh"
 
-CACHE="" CHECK="" QUIET=""
+CACHE="" CHECK="" QUIET="" SUITE=${SUITES[0]} REFRESH="" KERNEL_SUITE=bookworm
 while [ $# -gt 0 ]; do
 	case $1 in
+	--suite) SUITE=${2:?--suite needs a Debian release}; shift 2 ;;
+	--refresh) REFRESH=1; shift ;;
 	--cache) CACHE=${2:?--cache needs a folder}; shift 2 ;;
 	--check) CHECK=1; shift ;;
 	--quiet) QUIET=1; shift ;;
@@ -54,31 +68,37 @@ for tool in apt-get apt-cache dpkg-deb readelf cpio lz4 xz xorriso depmod sha256
 done
 mkdir -p "$CACHE/images" "$CACHE/tmp" || die "cannot create the cache folder $CACHE" "set MACHINE_CACHE to a writable folder"
 
-# The kernel is pinned through the meta package to one concrete ABI, so the cache key changes
-# when Debian publishes a new kernel.
+begin_build "$CACHE" image
+
+# The kernel (bookworm's for every suite, see --help) is pinned through the meta package to one
+# concrete ABI, so the cache key changes when Debian publishes a new kernel.
 step "resolving packages"
-mapfile -t wanted < <(read_list "$RECIPE/packages.txt" | awk '{print $1}')
-kernel_pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*\)$/\1/p' | head -1)
-[ -n "$kernel_pkg" ] || die "apt does not know linux-image-amd64" "run 'apt-get update' so apt knows the mirror's packages"
-mapfile -t packages < <(resolve_closure "${wanted[@]}" "$kernel_pkg")
+use_suite "$CACHE" "$KERNEL_SUITE" "$REFRESH"
+kernel_pkg=$(apt-cache "${APT_OPTS[@]}" depends linux-image-amd64 2>/dev/null | sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*\)$/\1/p' | head -1)
+[ -n "$kernel_pkg" ] || die "apt does not know linux-image-amd64" "fetch the package lists again: machine image build --refresh"
 # The kernel's headers build machine_notify.ko (iso/notify) for exactly this kernel. Only the
 # three packages themselves: their dependencies are the compiler, which the host has.
 headers_pkg=${kernel_pkg/linux-image-/linux-headers-}
-mapfile -t headers < <(apt-cache depends "$headers_pkg" 2>/dev/null | sed -n 's/^ *Depends: \(linux-\(headers\|kbuild\)-[^ ]*\)$/\1/p')
-[ ${#headers[@]} -eq 2 ] || die "apt does not know $headers_pkg and its common headers and kbuild" "run 'apt-get update' so apt knows the mirror's packages"
-packages+=("$headers_pkg" "${headers[@]}")
+mapfile -t headers < <(apt-cache "${APT_OPTS[@]}" depends "$headers_pkg" 2>/dev/null | sed -n 's/^ *Depends: \(linux-\(headers\|kbuild\)-[^ ]*\)$/\1/p')
+[ ${#headers[@]} -eq 2 ] || die "apt does not know $headers_pkg and its common headers and kbuild" "fetch the package lists again: machine image build --refresh"
+# The packages alone: what they depend on are tools for a Debian install (kmod, initramfs-tools)
+# and bookworm's libraries, which must not be mixed with another suite's C library.
+print_uris "$kernel_pkg" "$headers_pkg" "${headers[@]}" | sort -k2 >"$work/uris.kernel"
+kernel_apt=("${APT_OPTS[@]}")
 
-begin_build "$CACHE" image
-
-print_uris "${packages[@]}" | sort -k2 >"$work/uris"
-[ -s "$work/uris" ] || die "apt returned no packages to download" "run 'apt-get update'"
+use_suite "$CACHE" "$SUITE" "$REFRESH"
+mapfile -t wanted < <(read_list "$RECIPE/packages.txt" "$SUITE" | awk '{print $1}')
+mapfile -t packages < <(resolve_closure "${wanted[@]}")
+print_uris "${packages[@]}" | sort -k2 >"$work/uris.suite"
+[ -s "$work/uris.suite" ] && [ -s "$work/uris.kernel" ] || die "apt returned no packages to download" "fetch the package lists again: machine image build --refresh"
+sort -k2 -u "$work/uris.kernel" "$work/uris.suite" >"$work/uris"
 
 # The key covers the recipe (every file under iso/ and the shared helper) and the exact .deb files.
 key=$(recipe_key "$RECIPE" "$work/uris")
 final="$CACHE/images/$key"
 if [ -f "$final/manifest.json" ]; then
 	step "image is cached"
-	point_latest "$final"
+	point_latest "$final" "$SUITE"
 	printf '%s\n' "$final"
 	exit 0
 fi
@@ -86,7 +106,8 @@ if [ -n "$CHECK" ]; then
 	exit 3
 fi
 
-fetch_debs "$work/uris" "$CACHE/debs" "$work"
+fetch_debs "$work/uris.suite" "$CACHE/debs" "$work"
+(APT_OPTS=("${kernel_apt[@]}") && fetch_debs "$work/uris.kernel" "$CACHE/debs" "$work")
 step "unpacking $(wc -l <"$work/uris") packages"
 stage="$work/stage" root="$work/root" out="$work/out"
 extract_debs "$work/uris" "$CACHE/debs" "$stage"
@@ -101,14 +122,14 @@ mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,lib/x86_64-linux-gnu,lib64,etc,proc,
 ln -s ../run "$root/var/run"
 chmod 1777 "$root/tmp"
 chmod 0700 "$root/root"
-cp "$stage/bin/busybox" "$root/bin/busybox"
-for applet in $("$stage/bin/busybox" --list-full); do
+cp "$stage/$(stage_path "$stage" bin/busybox)" "$root/bin/busybox"
+for applet in $("$root/bin/busybox" --list-full); do
 	[ -e "$root/$applet" ] || ln -s /bin/busybox "$root/$applet"
 done
 
 while read -r src dest; do
 	copy_elf "$stage" "$root" "$src" "${dest:-$src}"
-done < <(read_list "$RECIPE/files.txt")
+done < <(read_list "$RECIPE/files.txt" "$SUITE")
 # Names the tools are called by. iptables stays on the legacy backend: it was ~1 s faster
 # than nft for dockerd's setup under TCG. modprobe must be kmod's (busybox's cannot read
 # every modules.dep feature); the kernel runs /sbin/modprobe to autoload netfilter modules.
@@ -183,7 +204,7 @@ xorriso -as mkisofs -quiet -o "$out/machine.iso" -V MACHINE -J -R \
 
 step "writing the manifest"
 {
-	printf '{\n  "key": "%s",\n  "recipe": "%s",\n  "kernel": "%s",\n  "built": "%s",\n  "packages": [\n' "$key" "$(recipe_hash "$RECIPE")" "$kver" "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+	printf '{\n  "key": "%s",\n  "recipe": "%s",\n  "suite": "%s",\n  "kernel": "%s",\n  "built": "%s",\n  "packages": [\n' "$key" "$(recipe_hash "$RECIPE")" "$SUITE" "$kver" "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 	sep=""
 	while read -r url file size sha; do
 		n=${file%%_*}; v=$(dpkg-deb -f "$CACHE/debs/$file" Version)
@@ -200,6 +221,6 @@ step "writing the manifest"
 } >"$out/manifest.json"
 
 commit_dir "$out" "$final"
-point_latest "$final"
+point_latest "$final" "$SUITE"
 step "image ready: $final ($(du -sh "$final/machine.iso" | cut -f1) ISO)"
 printf '%s\n' "$final"

@@ -12,10 +12,14 @@ set -Eeuo pipefail
 
 usage() {
 	cat <<'USAGE'
-Usage: provisioning/build-bundle.sh [--cache DIR] [--check] [--quiet] [--recipe-hash]
+Usage: provisioning/build-bundle.sh [--suite SUITE] [--refresh] [--cache DIR] [--check] [--quiet] [--recipe-hash]
 
 Builds (or finds in the cache) the engine bundle and prints the folder that holds it.
 
+  --suite SUITE the Debian release the engine comes from: bookworm (default, Docker Engine
+                20.10) or trixie (Engine 26.1). A machine's image and engine are of one suite:
+                the engine runs on the image's C library.
+  --refresh     fetch the Debian package lists again first (else the ones fetched before)
   --cache DIR   cache folder (default: $MACHINE_CACHE, else $MACHINE_HOME/cache, else ~/.machine/cache)
   --check       do not build: print the folder if the bundle for these inputs is cached, else exit 3
   --quiet       no progress lines on stderr
@@ -23,6 +27,7 @@ Builds (or finds in the cache) the engine bundle and prints the folder that hold
 
 Examples:
   provisioning/build-bundle.sh
+  provisioning/build-bundle.sh --suite trixie
   scp "$(provisioning/build-bundle.sh)/engine.tar.xz" provisioning/guest/install.sh root@vm:/tmp/
 USAGE
 }
@@ -31,9 +36,11 @@ RECIPE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=../scripts/lib/debian.sh
 . "$RECIPE/../scripts/lib/debian.sh"
 
-CACHE="" CHECK="" QUIET=""
+CACHE="" CHECK="" QUIET="" SUITE=${SUITES[0]} REFRESH=""
 while [ $# -gt 0 ]; do
 	case $1 in
+	--suite) SUITE=${2:?--suite needs a Debian release}; shift 2 ;;
+	--refresh) REFRESH=1; shift ;;
 	--cache) CACHE=${2:?--cache needs a folder}; shift 2 ;;
 	--check) CHECK=1; shift ;;
 	--quiet) QUIET=1; shift ;;
@@ -48,19 +55,19 @@ for tool in apt-get apt-cache dpkg-deb readelf patchelf tar xz sha256sum mksquas
 done
 mkdir -p "$CACHE/engine" "$CACHE/tmp" || die "cannot create the cache folder $CACHE" "set MACHINE_CACHE to a writable folder"
 
-step "resolving packages"
-mapfile -t wanted < <(read_list "$RECIPE/packages.txt" | awk '{print $1}')
-mapfile -t packages < <(resolve_closure "${wanted[@]}")
-
 begin_build "$CACHE" engine
 
+step "resolving packages"
+use_suite "$CACHE" "$SUITE" "$REFRESH"
+mapfile -t wanted < <(read_list "$RECIPE/packages.txt" "$SUITE" | awk '{print $1}')
+mapfile -t packages < <(resolve_closure "${wanted[@]}")
 print_uris "${packages[@]}" | sort -k2 >"$work/uris"
-[ -s "$work/uris" ] || die "apt returned no packages to download" "run 'apt-get update'"
+[ -s "$work/uris" ] || die "apt returned no packages to download" "fetch the package lists again: machine image build --refresh"
 key=$(recipe_key "$RECIPE" "$work/uris")
 final="$CACHE/engine/$key"
 if [ -f "$final/manifest.json" ]; then
 	step "engine bundle is cached"
-	point_latest "$final"
+	point_latest "$final" "$SUITE"
 	printf '%s\n' "$final"
 	exit 0
 fi
@@ -81,7 +88,7 @@ mkdir -p "$bundle/bin" "$bundle/lib"
 step "collecting binaries and libraries"
 while read -r src dest; do
 	copy_elf "$stage" "$bundle" "$src" "$dest" lib
-done < <(read_list "$RECIPE/files.txt")
+done < <(read_list "$RECIPE/files.txt" "$SUITE")
 # glibc comes from the guest image: mixing two builds of libc and its loader breaks programs.
 (cd "$bundle/lib" && rm -f libc.so.* libm.so.* libpthread.so.* libdl.so.* librt.so.* libresolv.so.* ld-linux-x86-64.so.*)
 # The binaries find their libraries through an absolute RPATH to the install folder, not
@@ -104,9 +111,12 @@ mkdir -p "$emulators/probes"
 platforms=()
 while read -r platform emulator; do
 	conf="$stage/usr/lib/binfmt.d/qemu-$emulator.conf"
-	[ -f "$conf" ] && [ -f "$stage/usr/bin/qemu-$emulator-static" ] ||
-		die "qemu-user-static has no emulator $emulator for $platform" "check provisioning/platforms.txt against the package"
-	cp "$stage/usr/bin/qemu-$emulator-static" "$emulators/"
+	# bookworm's qemu-user-static names them qemu-NAME-static; trixie's qemu-user, qemu-NAME.
+	binary="$stage/usr/bin/qemu-$emulator-static"
+	[ -f "$binary" ] || binary="$stage/usr/bin/qemu-$emulator"
+	[ -f "$conf" ] && [ -f "$binary" ] && ! readelf -l "$binary" | grep -q INTERP ||
+		die "Debian's $SUITE has no static emulator $emulator for $platform" "check provisioning/platforms.txt against the packages"
+	cp "$binary" "$emulators/qemu-$emulator-static"
 	ln -s "qemu-$emulator-static" "$emulators/$emulator-binfmt-P"
 	# Debian's line is :NAME:M::MAGIC:MASK:INTERPRETER:FLAGS (the magic's colons are escaped).
 	IFS=: read -r _ _ _ _ magic mask _ <"$conf"
@@ -134,8 +144,8 @@ step "making the engine disk"
 size_mb=$(($(du -sm "$bundle" | cut -f1) * 12 / 10 + 16))
 mke2fs -q -t ext4 -O ^has_journal -m 0 -L machine-engine -E root_owner=0:0 -d "$bundle" "$out/engine.img" "${size_mb}M"
 {
-	printf '{\n  "key": "%s",\n  "recipe": "%s",\n  "version": "%s",\n  "docker": "%s",\n  "built": "%s",\n  "platforms": [%s],\n  "packages": [\n' \
-		"$key" "$(recipe_hash "$RECIPE")" "$(json_escape "$version")" "$(json_escape "$docker_version")" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+	printf '{\n  "key": "%s",\n  "recipe": "%s",\n  "suite": "%s",\n  "version": "%s",\n  "docker": "%s",\n  "built": "%s",\n  "platforms": [%s],\n  "packages": [\n' \
+		"$key" "$(recipe_hash "$RECIPE")" "$SUITE" "$(json_escape "$version")" "$(json_escape "$docker_version")" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
 		"$(printf '"%s", ' "${platforms[@]}" | sed 's/, $//')"
 	sep=""
 	while read -r url file size sha; do
@@ -150,6 +160,6 @@ mke2fs -q -t ext4 -O ^has_journal -m 0 -L machine-engine -E root_owner=0:0 -d "$
 cp "$RECIPE/guest/install.sh" "$out/install.sh"
 
 commit_dir "$out" "$final"
-point_latest "$final"
+point_latest "$final" "$SUITE"
 step "engine bundle ready: $final ($(du -sh "$final/engine.tar.xz" | cut -f1))"
 printf '%s\n' "$final"

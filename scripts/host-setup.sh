@@ -11,7 +11,7 @@ packages=(
 	libssh2-1-dev                       # libssh2 C API headers
 	xorriso                             # bootable ISO and seed (config drive) images
 	uidmap                              # newuidmap/newgidmap: virtiofs for ordinary users' machines
-	apt dpkg binutils cpio lz4 xz-utils kmod patchelf e2fsprogs squashfs-tools  # image and engine bundle recipes (mke2fs: the engine disk; mksquashfs: the emulators)
+	apt dpkg debian-archive-keyring binutils cpio lz4 xz-utils kmod patchelf e2fsprogs squashfs-tools  # image and engine bundle recipes (the keyring signs their own apt roots; mke2fs: the engine disk; mksquashfs: the emulators)
 	gcc-12 make                         # the guest's machine_notify.ko, built against its kernel's headers
 	openssh-client openssh-server       # ssh/scp for tests, a local sshd for the SSH wrapper's tests
 	curl ca-certificates                # tests and benchmarks

@@ -57,9 +57,10 @@ rm -f "$prefix/bin/.machine-completion.$$"
 # now into the installing account's cache (found there at once when it has them) and copied to
 # PREFIX/lib/machine/prebuilt, which machine boots when an account has no current build of its
 # own, so a first `up` builds nothing. Builds of earlier versions stay (a machine running from
-# one keeps its files); only `latest` moves. MACHINE_NO_PREBUILT=1 leaves this out.
+# one keeps its files); only `latest-SUITE` moves. Only the default suite is built here (an
+# account that asks for another builds its own). MACHINE_NO_PREBUILT=1 leaves this out.
 prebuilt=$prefix/lib/machine/prebuilt
-publish() { # FOLDER KIND: a build folder of the cache, copied (hard-linked where it can be) as KIND/NAME
+publish() { # FOLDER KIND SUITE: a build folder of the cache, copied (hard-linked where it can be) as KIND/NAME
 	local name dest
 	name=$(basename "$1")
 	dest=$prebuilt/$2/$name
@@ -71,15 +72,16 @@ publish() { # FOLDER KIND: a build folder of the cache, copied (hard-linked wher
 		mv "$dest.new.$$" "$dest"
 	fi
 	ln -sfn "$name" "$prebuilt/$2/.latest.$$"
-	mv -T "$prebuilt/$2/.latest.$$" "$prebuilt/$2/latest"
+	mv -T "$prebuilt/$2/.latest.$$" "$prebuilt/$2/latest-$3"
 }
 if [ -z "${MACHINE_NO_PREBUILT:-}" ]; then
 	echo "==> the guest image and engine bundle, for every account (machine image build; cached after the first)"
 	if built=$("$prefix/bin/machine" image build); then
+		suite=$(sed -n 's/^suite: *\([a-z]*\).*/\1/p' <<<"$built")
 		image=$(sed -n 's/^image: *\(.*\) (kernel .*/\1/p' <<<"$built")
 		engine=$(dirname "$(sed -n 's/^engine: *\(.*\) (Docker .*/\1/p' <<<"$built")")
-		publish "$image" images
-		publish "$engine" engine
+		publish "$image" images "$suite"
+		publish "$engine" engine "$suite"
 		chmod a+rx "$prefix/lib/machine" "$prebuilt" "$prebuilt/images" "$prebuilt/engine"
 	else
 		echo "warning: the guest image could not be built now (see above): each account builds its own on its first \`machine up\`" >&2

@@ -22,25 +22,41 @@ extension Machine.Image {
                 ~/.machine/cache), keyed by every input: a second build with the same recipe
                 and mirror is instant. An interrupted build leaves the cache as it was.
 
+                Packages come from one Debian release, --suite: bookworm (Debian 12, Docker
+                Engine 20.10; the default) or trixie (Debian 13, Engine 26.1). Its package
+                lists are fetched from the host's Debian mirror into the cache (apt/SUITE) on
+                the first build and with --refresh; the host's own apt state is not touched.
+
                 EXAMPLES:
                   machine image build
-                  machine image build --quiet
+                  machine image build --refresh                 # what Debian has now
+                  machine image build --suite trixie --quiet
                   qemu-system-x86_64 -cdrom "$(machine image build --quiet | sed -n 's/^iso: //p')" -nographic
                 """
         )
 
         @Flag(help: "No progress lines.")
         var quiet = false
+        @Option(help: ArgumentHelp("The Debian release: bookworm or trixie (default: \(DebianSuite.default)).", valueName: "suite"))
+        var suite: String?
+        @Flag(help: "Fetch Debian's package lists again first, to build from what Debian has now.")
+        var refresh = false
+
+        func validate() throws {
+            _ = try MachineShapeOptions.suite(suite)
+        }
 
         func run() throws {
             do {
+                let suite = try suite.map { (text) throws(MachineError) in try DebianSuite.parse(text) } ?? DebianSuite.default
                 let builder = Builder(recipes: try Recipes.locate(), paths: Paths())
-                let image = try builder.image(quiet: quiet)
-                let engine = try builder.engineBundle(quiet: quiet)
+                let image = try builder.image(suite: suite, refresh: refresh, quiet: quiet)
+                let engine = try builder.engineBundle(suite: suite, quiet: quiet)
                 let size = { (name: String, artefacts: [String: ArtefactRecord]) -> String in
                     let bytes = artefacts[name]?.size ?? 0
                     return String(format: "%.1f MB", Double(bytes) / 1_000_000)
                 }
+                print("suite:  \(suite) (\(DebianSuite.describe(suite)))")
                 print("image:  \(image.folder.path) (kernel \(image.manifest.kernel))")
                 print("iso:    \(image.iso.path) (\(size("machine.iso", image.manifest.artefacts)))")
                 print("engine: \(engine.archive.path) (Docker \(engine.manifest.docker), \(size("engine.tar.xz", engine.manifest.artefacts)))")

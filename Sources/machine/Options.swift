@@ -97,8 +97,12 @@ struct MachineShapeOptions: ParsableArguments {
         "Other platforms whose images and builds run through emulation (docker run --platform linux/arm64): all, none, or some of linux/arm64, linux/arm/v7, linux/riscv64, linux/ppc64le, linux/s390x separated by commas (default: all).",
         valueName: "list"))
     var platforms: String?
+    @Option(help: ArgumentHelp(
+        "The Debian release of the guest and its engine: bookworm (Debian 12, Docker Engine 20.10) or trixie (Debian 13, Engine 26.1) (default: \(DebianSuite.default)). `machine upgrade --suite` moves a machine that exists.",
+        valueName: "suite"))
+    var suite: String?
 
-    var isEmpty: Bool { cpus == nil && memory == nil && disk == nil && iso == nil && accel == nil && !tls && hostAccess == nil && idleSleep == nil && platforms == nil }
+    var isEmpty: Bool { cpus == nil && memory == nil && disk == nil && iso == nil && accel == nil && !tls && hostAccess == nil && idleSleep == nil && platforms == nil && suite == nil }
 
     func validate() throws {
         if let cpus, !(1...64).contains(cpus) { throw ValidationError("--cpus must be between 1 and 64") }
@@ -106,6 +110,17 @@ struct MachineShapeOptions: ParsableArguments {
         _ = try Self.onOff(hostAccess, flag: "--host-access")
         _ = try Self.idleSeconds(idleSleep)
         _ = try Self.platforms(platforms)
+        _ = try Self.suite(suite)
+    }
+
+    /// --suite, if given.
+    static func suite(_ text: String?) throws(ValidationError) -> String? {
+        guard let text else { return nil }
+        do {
+            return try DebianSuite.parse(text)
+        } catch {
+            throw ValidationError(error.message + (error.hint.map { " (\($0))" } ?? ""))
+        }
     }
 
     /// --platforms, if given.
@@ -158,7 +173,8 @@ struct MachineShapeOptions: ParsableArguments {
         MachineShape(cpus: cpus, memoryMiB: try memoryMiB(), diskGiB: try Self.gibibytes(disk: disk),
                      iso: iso, accel: accel, publishAddress: publishAddress, tls: tls,
                      hostAccess: (try? Self.onOff(hostAccess, flag: "--host-access")) ?? nil,
-                     idleSleep: (try? Self.idleSeconds(idleSleep)) ?? nil, platforms: (try? Self.platforms(platforms)) ?? nil)
+                     idleSleep: (try? Self.idleSeconds(idleSleep)) ?? nil, platforms: (try? Self.platforms(platforms)) ?? nil,
+                     suite: (try? Self.suite(suite)) ?? nil)
     }
 }
 

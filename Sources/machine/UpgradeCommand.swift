@@ -7,9 +7,12 @@ extension Machine {
         static let configuration = CommandConfiguration(
             abstract: "Bring a machine's Debian packages and engine up to date, going back if the new engine fails.",
             discussion: """
-                Refreshes apt's package lists (as root; `--no-refresh` skips it), builds
-                the guest image and the engine bundle from the packages apt knows now,
-                shows the old and new versions, then restarts the machine onto them. The
+                Fetches Debian's package lists (`--no-refresh` skips it), builds the guest
+                image and the engine bundle from the packages Debian has now, shows the old
+                and new versions, then restarts the machine onto them. The builds are of
+                the machine's Debian release, or of --suite, which moves it to another
+                (kept from then on): bookworm (Docker Engine 20.10, the default) or trixie
+                (Engine 26.1). The
                 data disk stays as it is: images, containers, volumes and restart
                 policies carry over. When the new engine does not answer within
                 --engine-timeout, the machine is booted again on the image and engine it
@@ -20,19 +23,23 @@ extension Machine {
                 EXAMPLES:
                   machine upgrade
                   machine upgrade dev --no-refresh
+                  machine upgrade dev --suite trixie     # to Debian 13 and Engine 26.1
                   machine inspect dev | python3 -c 'import json,sys; print(json.load(sys.stdin)["builds"])'
                 """)
 
         @OptionGroup var global: GlobalOptions
         @OptionGroup var target: NameArgument
         @OptionGroup var configTrust: ConfigTrustOptions
-        @Flag(inversion: .prefixedNo, help: "Run `apt-get update` first (root only; others are told how old apt's lists are).")
+        @Flag(inversion: .prefixedNo, help: "Fetch Debian's package lists first (into machine's cache; the host's apt is not touched).")
         var refresh = true
+        @Option(help: ArgumentHelp("Move the machine to this Debian release: bookworm or trixie (default: the one it has chosen, else \(DebianSuite.default)).", valueName: "suite"))
+        var suite: String?
         @Option(help: "Seconds to wait for the new engine before going back to the old one.")
         var engineTimeout: Double = 180
 
         func validate() throws {
             guard engineTimeout > 0 else { throw ValidationError("--engine-timeout must be more than 0") }
+            _ = try MachineShapeOptions.suite(suite)
         }
 
         func run() throws {
@@ -41,7 +48,8 @@ extension Machine {
                 configTrust.apply(to: machines)
                 let name = target.name
                 // The machine's lock is held from here until the upgrade goes (the end of run).
-                let upgrade = try machines.beginUpgrade(name, refreshPackageLists: refresh)
+                let suite = try suite.map { (text) throws(MachineError) in try DebianSuite.parse(text) }
+                let upgrade = try machines.beginUpgrade(name, refreshPackageLists: refresh, suite: suite)
                 let plan = upgrade.plan
                 if plan.upToDate {
                     // The latest builds are again the ones it went back to: nothing to hold.
@@ -79,7 +87,7 @@ extension Machine {
         }
 
         static func engineText(_ engine: EngineBundle) -> String {
-            "Docker \(engine.manifest.docker) (bundle \(engine.folder.lastPathComponent))"
+            "Docker \(engine.manifest.docker) (Debian \(engine.suite), bundle \(engine.folder.lastPathComponent))"
         }
 
         static func describe(_ builds: Machines.Builds) -> String {

@@ -14,13 +14,13 @@ import Testing
                 paths: Paths(environment: ["MACHINE_HOME": root.path, "MACHINE_CACHE": cache.path]), prebuilt: prebuilt)
     }
 
-    /// An installed image (install.sh's prebuilt/images/latest) built from `recipe`.
+    /// An installed image (install.sh's prebuilt/images/latest-trixie) built from `recipe`.
     func installed(recipe: String) throws -> Prebuilt {
         let prebuilt = Prebuilt(root: root.appendingPathComponent("lib/machine/prebuilt"))
         let folder = prebuilt.images.appendingPathComponent("shipped")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         try manifest(recipe: recipe).write(to: folder.appendingPathComponent("manifest.json"), atomically: true, encoding: .utf8)
-        try FileManager.default.createSymbolicLink(atPath: prebuilt.images.appendingPathComponent("latest").path, withDestinationPath: "shipped")
+        try FileManager.default.createSymbolicLink(atPath: prebuilt.images.appendingPathComponent("latest-trixie").path, withDestinationPath: "shipped")
         return prebuilt
     }
 
@@ -37,23 +37,37 @@ import Testing
         try """
             #!/bin/bash
             [ "$1" = --recipe-hash ] && { echo \(current); exit 0; }
-            mkdir -p "$2/images/new" && touch "$2/built"
-            echo '\(manifest(recipe: current))' >"$2/images/new/manifest.json"
-            echo "$2/images/new"
+            while [ $# -gt 0 ]; do case $1 in --cache) cache=$2 ;; --suite) suite=$2 ;; esac; shift; done
+            mkdir -p "$cache/images/new" && echo "$suite" >"$cache/built"
+            echo '\(manifest(recipe: current))' >"$cache/images/new/manifest.json"
+            echo "$cache/images/new"
             """.write(to: script, atomically: true, encoding: .utf8)
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: script.path)
         let old = cache.appendingPathComponent("images/old")
         try FileManager.default.createDirectory(at: old, withIntermediateDirectories: true)
         try manifest(recipe: cached).write(to: old.appendingPathComponent("manifest.json"), atomically: true, encoding: .utf8)
-        try FileManager.default.createSymbolicLink(atPath: cache.appendingPathComponent("images/latest").path, withDestinationPath: "old")
+        try FileManager.default.createSymbolicLink(atPath: cache.appendingPathComponent("images/latest-trixie").path, withDestinationPath: "old")
     }
 
     var built: Bool { FileManager.default.fileExists(atPath: cache.appendingPathComponent("built").path) }
+    /// The suite the recipe was asked to build, if it ran.
+    var builtSuite: String? {
+        (try? String(contentsOf: cache.appendingPathComponent("built"), encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Each suite has a latest of its own: bookworm's is never booted for trixie, nor the other way.
+    @Test func theLatestImageOfAnotherSuiteIsNotUsed() throws {
+        defer { try? FileManager.default.removeItem(at: root) }
+        try setUp(current: "00000000000000aa", cached: "00000000000000aa")
+        let image = try builder.latestImage(suite: "bookworm", quiet: true)
+        #expect(image.folder.lastPathComponent == "new" && builtSuite == "bookworm")
+        #expect(try builder.latestImage(suite: "trixie", quiet: true).folder.lastPathComponent == "old")
+    }
 
     @Test func theLatestImageIsUsedWhileItsRecipeIsTheCurrentOne() throws {
         defer { try? FileManager.default.removeItem(at: root) }
         try setUp(current: "00000000000000aa", cached: "00000000000000aa")
-        let image = try builder.latestImage(quiet: true)
+        let image = try builder.latestImage(suite: "trixie", quiet: true)
         #expect(image.folder.lastPathComponent == "old" && !built)
     }
 
@@ -61,8 +75,8 @@ import Testing
     func anImageFromAnotherOrAnUnknownRecipeIsBuiltAgain(cached: String?) throws {
         defer { try? FileManager.default.removeItem(at: root) }
         try setUp(current: "00000000000000aa", cached: cached)
-        let image = try builder.latestImage(quiet: true)
-        #expect(image.folder.lastPathComponent == "new" && built)
+        let image = try builder.latestImage(suite: "trixie", quiet: true)
+        #expect(image.folder.lastPathComponent == "new" && builtSuite == "trixie")
         #expect(image.manifest.recipe == "00000000000000aa")
     }
 
@@ -71,14 +85,14 @@ import Testing
     func anInstalledImageOfTheCurrentRecipeIsBootedAndNothingIsBuilt(cached: String?) throws {
         defer { try? FileManager.default.removeItem(at: root) }
         try setUp(current: "00000000000000aa", cached: cached)
-        let image = try builder(prebuilt: try installed(recipe: "00000000000000aa")).latestImage(quiet: true)
+        let image = try builder(prebuilt: try installed(recipe: "00000000000000aa")).latestImage(suite: "trixie", quiet: true)
         #expect(image.folder.lastPathComponent == "shipped" && !built)
     }
 
     @Test func theAccountsOwnCurrentImageComesBeforeTheInstalledOne() throws {
         defer { try? FileManager.default.removeItem(at: root) }
         try setUp(current: "00000000000000aa", cached: "00000000000000aa")
-        let image = try builder(prebuilt: try installed(recipe: "00000000000000aa")).latestImage(quiet: true)
+        let image = try builder(prebuilt: try installed(recipe: "00000000000000aa")).latestImage(suite: "trixie", quiet: true)
         #expect(image.folder.lastPathComponent == "old" && !built)
     }
 
@@ -86,7 +100,7 @@ import Testing
     @Test func anInstalledImageOfAnotherRecipeIsNotBooted() throws {
         defer { try? FileManager.default.removeItem(at: root) }
         try setUp(current: "00000000000000aa", cached: "00000000000000bb")
-        let image = try builder(prebuilt: try installed(recipe: "00000000000000bb")).latestImage(quiet: true)
+        let image = try builder(prebuilt: try installed(recipe: "00000000000000bb")).latestImage(suite: "trixie", quiet: true)
         #expect(image.folder.lastPathComponent == "new" && built)
     }
 }
@@ -98,5 +112,24 @@ import Testing
         let checkout = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         #expect(recipes.root.standardizedFileURL.path == checkout.standardizedFileURL.path)
         #expect(FileManager.default.isExecutableFile(atPath: recipes.engineBuildScript.path))
+    }
+}
+
+@Suite struct DebianSuiteTests {
+    @Test func aSuiteIsNamedAsDebianNamesIt() throws {
+        #expect(try DebianSuite.parse("Trixie") == "trixie")
+        #expect(try DebianSuite.parse(" bookworm") == "bookworm")
+        for bad in ["sid", "", "trixie;rm", "bullseye"] {
+            let error = #expect(throws: MachineError.self) { try DebianSuite.parse(bad) }
+            #expect(error?.kind == .usage && error?.hint?.contains("bookworm, trixie") == true)
+        }
+    }
+
+    @Test func theDefaultIsTheFirstTheRecipesBuild() throws {
+        // scripts/lib/debian.sh's SUITES lists the same, the default first.
+        let recipes = try Recipes.locate(environment: [:])
+        let shell = try String(contentsOf: recipes.root.appendingPathComponent("scripts/lib/debian.sh"), encoding: .utf8)
+        #expect(shell.contains("SUITES=(\(DebianSuite.all.joined(separator: " ")))"))
+        #expect(DebianSuite.all.first == DebianSuite.default)
     }
 }

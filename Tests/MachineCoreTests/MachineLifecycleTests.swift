@@ -84,16 +84,19 @@ import Virt
     final class FakeBuilds: BuildChooser {
         var latest: MachineBuilds
         var known: [MachineBuilds]
+        /// The suite of each choice asked for.
+        var suites: [String] = []
         init(_ latest: MachineBuilds, also: [MachineBuilds] = []) {
             self.latest = latest
             known = [latest] + also
         }
-        func builds(for config: MachineConfig, quiet: Bool) throws(MachineError) -> MachineBuilds {
+        func builds(for config: MachineConfig, suite: String, quiet: Bool) throws(MachineError) -> MachineBuilds {
+            suites.append(suite)
             guard let held = config.held else { return latest }
             return known.first { $0.held == held } ?? latest
         }
-        func engine(for config: MachineConfig, quiet: Bool) throws(MachineError) -> EngineBundle {
-            try builds(for: config, quiet: quiet).engine
+        func engine(for config: MachineConfig, suite: String, quiet: Bool) throws(MachineError) -> EngineBundle {
+            try builds(for: config, suite: suite, quiet: quiet).engine
         }
     }
 
@@ -222,7 +225,7 @@ import Virt
                                   "stop agent", "stop hard", "boot on e1", "provision e1", "start agent", "wait for engine"])
         #expect(try machine.config().held == old.held)
         #expect(try home.onDisk().held == old.held)
-        let latest = home.paths.engineBundles.appendingPathComponent("latest").resolvingSymlinksInPath()
+        let latest = home.paths.engineBundles.appendingPathComponent("latest-bookworm").resolvingSymlinksInPath()
         #expect(latest.lastPathComponent == "e1")
         // Held, a start stays on the old builds though the latest are others.
         chooser.latest = new
@@ -230,6 +233,43 @@ import Virt
         _ = try lifecycle.stop(machine, force: false)
         _ = try lifecycle.start(machine)
         #expect(runtime.calls.contains("boot on e1"))
+    }
+
+    /// A start keeps the Debian release the machine ran last (bookworm, for one booted before
+    /// there was a choice); a new machine gets the default; a chosen one wins.
+    @Test func aStartKeepsTheSuiteTheMachineRanLast() throws {
+        let machine = try locked()
+        _ = try lifecycle.start(machine)
+        #expect(chooser.suites == [DebianSuite.default])
+        _ = try lifecycle.stop(machine, force: false)
+        _ = try lifecycle.start(machine)
+        #expect(chooser.suites.last == "bookworm")
+        try machine.change { $0.suite = "trixie" }
+        _ = try lifecycle.stop(machine, force: false)
+        _ = try lifecycle.start(machine)
+        #expect(chooser.suites.last == "trixie")
+    }
+
+    /// `upgrade --suite` boots the new suite's builds and keeps the choice once they answer;
+    /// when they fail, the machine goes back and its choice stays as it was.
+    @Test(arguments: [false, true])
+    func anUpgradeToAnotherSuiteKeepsTheChoiceOnlyWhenItComesUp(fails: Bool) throws {
+        let machine = try locked()
+        _ = try lifecycle.start(machine)
+        let new = try home.builds(image: "i2", engine: "e2", docker: "26.1.5", suite: "trixie")
+        if fails { runtime.failingEngines = ["e2"] }
+        let upgrade = MachineUpgrade(machine, new: new, lifecycle: lifecycle, chosenSuite: "trixie")
+        if fails {
+            #expect(throws: MachineError.self) { try upgrade.apply(engineTimeout: 5) }
+            #expect(try machine.config().suite == nil)
+            #expect(runtime.calls.last(where: { $0.hasPrefix("boot") }) == "boot on e1")
+        } else {
+            _ = try upgrade.apply(engineTimeout: 5)
+            #expect(try home.onDisk().suite == "trixie")
+            _ = try lifecycle.stop(machine, force: false)
+            _ = try lifecycle.start(machine)
+            #expect(chooser.suites.last == "trixie")
+        }
     }
 
     @Test func anUpgradeThatComesUpReleasesTheHold() throws {

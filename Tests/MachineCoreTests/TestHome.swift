@@ -38,19 +38,21 @@ final class TestHome {
 
     /// A cache folder of `kind` ("images" or "engine") named `key`, with a manifest of these packages.
     @discardableResult
-    static func build(_ kind: String, key: String, packages: [String: String], in cache: URL) throws -> URL {
+    static func build(_ kind: String, key: String, packages: [String: String], suite: String? = nil, in cache: URL) throws -> URL {
         let folder = cache.appendingPathComponent(kind).appendingPathComponent(key)
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let list = packages.sorted { $0.key < $1.key }.map { #"{"name": "\#($0.key)", "version": "\#($0.value)", "sha256": "00"}"# }
         let specific = kind == "images" ? #""kernel": "6.1.0-57-amd64""# : #""version": "20.10-\#(key)", "docker": "20.10""#
-        let manifest = #"{"key": "\#(key)", \#(specific), "packages": [\#(list.joined(separator: ", "))], "artefacts": {}}"#
+        let suiteField = suite.map { #""suite": "\#($0)", "# } ?? ""
+        let manifest = #"{"key": "\#(key)", \#(suiteField)\#(specific), "packages": [\#(list.joined(separator: ", "))], "artefacts": {}}"#
         try manifest.write(to: folder.appendingPathComponent("manifest.json"), atomically: true, encoding: .utf8)
         return folder
     }
 
     /// An image and an engine bundle in this home's cache, named `image` and `engine`.
-    func builds(image: String, engine: String, docker: String = "20.10.24") throws -> MachineBuilds {
-        MachineBuilds(image: try GuestImage(folder: Self.build("images", key: image, packages: ["busybox-static": "1:1.35.0-4"], in: paths.cache)),
-                      engine: try EngineBundle(folder: Self.build("engine", key: engine, packages: ["docker.io": docker], in: paths.cache)))
+    /// Builds without a suite are bookworm's, as those made before there was a choice.
+    func builds(image: String, engine: String, docker: String = "20.10.24", suite: String? = nil) throws -> MachineBuilds {
+        MachineBuilds(image: try GuestImage(folder: Self.build("images", key: image, packages: ["busybox-static": "1:1.35.0-4"], suite: suite, in: paths.cache)),
+                      engine: try EngineBundle(folder: Self.build("engine", key: engine, packages: ["docker.io": docker], suite: suite, in: paths.cache)))
     }
 }

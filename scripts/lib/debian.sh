@@ -21,6 +21,11 @@ machine_cache_dir() {
 	fi
 }
 
+# The Debian suites a guest can be built from. The first is the default: bookworm until the
+# whole e2e suite passes on trixie (one share-events test still restarts a container twice).
+SUITES=(bookworm trixie)
+DEBIAN_KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
+
 # apt runs as the calling user; as root its download sandbox user (_apt) cannot write
 # into our private folders, so keep downloads as the caller.
 APT_OPTS=(-o "APT::Sandbox::User=$(id -un)" -q)
@@ -29,10 +34,79 @@ if [ -n "${MACHINE_APT_OPTIONS:-}" ]; then
 	read -r -a _extra <<<"$MACHINE_APT_OPTIONS"
 	APT_OPTS+=("${_extra[@]}")
 fi
+_BASE_APT_OPTS=("${APT_OPTS[@]}")
 
-# read_list FILE: the names in a recipe list, without comments and blank lines.
+# check_suite SUITE: dies unless SUITE is one a guest can be built from.
+check_suite() {
+	local s
+	for s in "${SUITES[@]}"; do [ "$s" = "$1" ] && return 0; done
+	die "unknown Debian suite: $1" "choose one of: ${SUITES[*]}"
+}
+
+# suite_sources SUITE: the apt source lines of SUITE on the host's own mirror. They are the
+# host's sources (whatever their format, as apt itself reads them) with the host's release
+# name replaced: bookworm, bookworm-updates and bookworm-security become trixie,
+# trixie-updates and trixie-security. Only the mirror's addresses are taken from the host.
+suite_sources() {
+	local suite=$1 host lines
+	host=$(. /etc/os-release 2>/dev/null && printf '%s' "${VERSION_CODENAME:-}")
+	lines=""
+	if [ -n "$host" ]; then
+		lines=$(apt-get indextargets --no-release-info --format '$(REPO_URI) $(RELEASE)' 'Created-By: Packages' 2>/dev/null |
+			awk -v host="$host" -v suite="$suite" -v keyring="$DEBIAN_KEYRING" '
+				$2 == host || index($2, host "-") == 1 {
+					sub("^" host, suite, $2); sub("/$", "", $1)
+					line = "deb [signed-by=" keyring "] " $1 " " $2 " main"
+					if (!(line in seen)) { seen[line] = 1; print line }
+				}')
+	fi
+	if [ -z "$lines" ]; then
+		lines=$(printf 'deb [signed-by=%s] http://deb.debian.org/debian %s main\n' "$DEBIAN_KEYRING" "$suite" "$DEBIAN_KEYRING" "$suite-updates"
+			printf 'deb [signed-by=%s] http://deb.debian.org/debian-security %s-security main\n' "$DEBIAN_KEYRING" "$suite")
+	fi
+	printf '%s\n' "$lines"
+}
+
+# use_suite CACHE SUITE [refresh]: points APT_OPTS at an apt root of the builder's own,
+# CACHE/apt/SUITE, with the package lists of SUITE on the host's mirror. The host's sources,
+# lists, preferences and dpkg state are neither read nor changed (its apt.conf still applies,
+# for a proxy). The lists are fetched when there are none, when the mirror's lines changed,
+# or when asked (`refresh`: machine upgrade, machine image build --refresh).
+use_suite() {
+	local cache=$1 suite=$2 refresh=${3:-} root sources
+	check_suite "$suite"
+	[ -r "$DEBIAN_KEYRING" ] || die "Debian's archive keyring $DEBIAN_KEYRING is missing" "apt-get install debian-archive-keyring"
+	root="$cache/apt/$suite"
+	mkdir -p "$root/lists/partial" "$root/archives/partial" "$root/sources.list.d" "$root/preferences.d" ||
+		die "cannot create the apt folder $root" "check permissions and free space of $cache"
+	[ -f "$root/status" ] || : >"$root/status"
+	APT_OPTS=("${_BASE_APT_OPTS[@]}"
+		-o "Dir::State=$root" -o "Dir::State::Lists=$root/lists" -o "Dir::State::status=$root/status"
+		-o "Dir::Cache=$root" -o "Dir::Cache::archives=$root/archives"
+		-o "Dir::Etc::sourcelist=$root/sources.list" -o "Dir::Etc::sourceparts=$root/sources.list.d"
+		-o "Dir::Etc::preferences=$root/preferences" -o "Dir::Etc::preferencesparts=$root/preferences.d"
+		-o "APT::Architecture=amd64" -o "APT::Architectures=amd64")
+	sources=$(suite_sources "$suite")
+	if [ "$sources" != "$(cat "$root/sources.list" 2>/dev/null)" ]; then
+		printf '%s\n' "$sources" >"$root/sources.list"
+		refresh=1
+	fi
+	compgen -G "$root/lists/*Release" >/dev/null || refresh=1
+	[ -z "$refresh" ] && return 0
+	step "fetching Debian $suite's package lists"
+	local out
+	# One update at a time per apt root: another build may be reading or fetching the same lists.
+	if ! out=$(flock "$root/lists/.machine-lock" apt-get "${APT_OPTS[@]}" update 2>&1) || printf '%s' "$out" | grep -q '^[EW]:'; then
+		die "could not fetch Debian $suite's package lists: $(printf '%s' "$out" | grep -E '^(E|W|Err):' | head -3 | tr '\n' ' ')" \
+			"check the network and the mirror in $root/sources.list (taken from the host's apt sources); MACHINE_APT_OPTIONS passes options such as a proxy to apt"
+	fi
+}
+
+# read_list FILE [SUITE]: the names in a recipe list, without comments and blank lines. A line
+# that starts with @SUITE (e.g. "@trixie usr/lib/openssh/sshd-session") is for that suite only.
 read_list() {
-	sed -e 's/#.*//' -e 's/[[:space:]]*$//' -e '/^$/d' "$1"
+	sed -e 's/#.*//' -e 's/[[:space:]]*$//' -e '/^$/d' "$1" |
+		awk -v suite="${2:-}" '$1 ~ /^@/ { if ($1 != "@" suite) next; sub(/^@[^[:space:]]+[[:space:]]+/, "") } { print }'
 }
 
 # resolve_closure PKG...: the packages plus every library package (lib*) they depend on,
@@ -41,15 +115,15 @@ read_list() {
 resolve_closure() {
 	local missing=()
 	for p in "$@"; do
-		apt-cache show --no-all-versions "$p" >/dev/null 2>&1 || missing+=("$p")
+		apt-cache "${APT_OPTS[@]}" show --no-all-versions "$p" >/dev/null 2>&1 || missing+=("$p")
 	done
 	if [ ${#missing[@]} -gt 0 ]; then
 		die "package(s) not found in the Debian package lists: ${missing[*]}" \
-			"check the recipe's package list for typos, then run 'apt-get update' so apt knows the mirror's packages"
+			"check the recipe's package list for typos, then fetch the package lists again: machine image build --refresh"
 	fi
 	{
 		printf '%s\n' "$@"
-		apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts --no-breaks \
+		apt-cache "${APT_OPTS[@]}" depends --recurse --no-recommends --no-suggests --no-conflicts --no-breaks \
 			--no-replaces --no-enhances "$@" 2>/dev/null |
 			sed -n 's/^ *\(Pre\)\{0,1\}Depends: \([^<][^ ]*\)$/\2/p' | grep -E '^(lib|zlib1g$)' || true
 	} | sed 's/:any$//' | sort -u
@@ -61,7 +135,7 @@ print_uris() {
 	local out
 	if ! out=$(apt-get "${APT_OPTS[@]}" download --print-uris "$@" 2>&1); then
 		die "apt could not resolve the packages: $(printf '%s' "$out" | grep '^E:' | head -3 | tr '\n' ' ')" \
-			"run 'apt-get update' and check the recipe's package list"
+			"fetch the package lists again (machine image build --refresh) and check the recipe's package list"
 	fi
 	printf '%s\n' "$out" | sed -n "s/^'\([^']*\)' \([^ ]*\) \([0-9]*\) SHA256:\([0-9a-f]*\)$/\1 \2 \3 \4/p"
 }
@@ -89,7 +163,7 @@ fetch_debs() {
 			die "the disk is full while downloading packages into $work" "free some space (df -h '$work') and run the build again"
 		fi
 		die "could not download packages from the Debian mirror: $(printf '%s' "$out" | grep -E '^(E|Err):' | head -3 | tr '\n' ' ')" \
-			"check the network and the mirror in /etc/apt/sources.list*; MACHINE_APT_OPTIONS passes options such as a proxy to apt"
+			"check the network and the mirror in the host's apt sources; MACHINE_APT_OPTIONS passes options such as a proxy to apt"
 	fi
 	while read -r url file size sha; do
 		[ -f "$debs/$file" ] && continue
@@ -99,7 +173,7 @@ fetch_debs() {
 			alt=$(cd "$work/download" && ls "${file%%_*}"_*.deb 2>/dev/null | head -1)
 			[ -n "$alt" ] && mv "$work/download/$alt" "$work/download/$file"
 		fi
-		[ -f "$work/download/$file" ] || die "apt did not deliver $file" "run 'apt-get update' and build again"
+		[ -f "$work/download/$file" ] || die "apt did not deliver $file" "fetch the package lists again: machine image build --refresh"
 		echo "$sha  $work/download/$file" | sha256sum -c --quiet - >/dev/null 2>&1 ||
 			die "checksum mismatch for $file" "the mirror served a corrupt file; build again"
 		mv "$work/download/$file" "$debs/$file.part.$$" && mv "$debs/$file.part.$$" "$debs/$file"
@@ -127,11 +201,18 @@ find_lib() {
 	return 1
 }
 
+# stage_path STAGE PATH: PATH as the extracted tree has it. Trixie's packages moved /bin, /sbin,
+# /lib and /lib64 under /usr (merged /usr); recipes name the classic path, which the guest keeps.
+stage_path() {
+	if [ ! -e "$1/$2" ] && [ -e "$1/usr/$2" ]; then printf 'usr/%s\n' "$2"; else printf '%s\n' "$2"; fi
+}
+
 # copy_elf STAGE ROOT SRC [DEST] [LIBDIR]: copy one binary from the extracted tree and,
 # recursively, every shared library its ELF header names (DT_NEEDED), found in the
 # same tree. Libraries go to LIBDIR (default: where they were in the package).
 copy_elf() {
-	local stage=$1 root=$2 src=$3 dest=${4:-$3} libdir=${5:-}
+	local stage=$1 root=$2 dest=${4:-$3} libdir=${5:-} src
+	src=$(stage_path "$stage" "$3")
 	[ -e "$stage/$src" ] || die "the recipe names $src, but no package provides it" "add the package that ships it to the recipe's package list"
 	mkdir -p "$root/$(dirname "$dest")"
 	# rm first: DEST may be a busybox applet link, and cp would write through it into busybox.
@@ -200,12 +281,12 @@ recipe_key() {
 	} | sha256sum | cut -c1-16
 }
 
-# point_latest FOLDER: CACHE/KIND/latest -> the folder just built or found, replaced atomically,
-# so `machine start` can use the last build without asking apt again.
+# point_latest FOLDER SUITE: CACHE/KIND/latest-SUITE -> the folder just built or found, replaced
+# atomically, so `machine start` can use the last build of a suite without asking apt again.
 point_latest() {
 	local parent
 	parent=$(dirname "$1")
-	ln -sfn "$(basename "$1")" "$parent/.latest.$$" && mv -T "$parent/.latest.$$" "$parent/latest"
+	ln -sfn "$(basename "$1")" "$parent/.latest.$$" && mv -T "$parent/.latest.$$" "$parent/latest-$2"
 }
 
 # json_escape STRING

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, machine_binary
+from conftest import REPO, SUITE, machine_binary
 
 
 def delete_account(name):
@@ -63,10 +63,10 @@ class Account:
         """A copy of the built image and engine bundle, so the account does not build its own."""
         cache = self.home / ".machine" / "cache"
         for kind in ("images", "engine"):
-            latest = (cache_dir / kind / "latest").resolve()
+            latest = (cache_dir / kind / f"latest-{SUITE}").resolve()
             (cache / kind).mkdir(parents=True)
             shutil.copytree(latest, cache / kind / latest.name)
-            (cache / kind / "latest").symlink_to(latest.name)
+            (cache / kind / f"latest-{SUITE}").symlink_to(latest.name)
         subprocess.run(["chown", "-R", f"{self.name}:{self.name}", str(self.home / ".machine")], check=True)
 
     def remove(self):

@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -13,6 +14,12 @@ sys.path.insert(0, str(REPO / "scripts"))
 
 from qemu_guest import Guest  # noqa: E402
 
+
+# The Debian suite machines get when none is chosen: the first of the recipes' SUITES.
+SUITE = re.search(r"^SUITES=\((\w+)", (REPO / "scripts" / "lib" / "debian.sh").read_text(), re.M).group(1)
+
+# The Docker Engine version (its start) and API each suite's bundle has.
+ENGINE = {"trixie": ("26.1", "1.45"), "bookworm": ("20.10", "1.41")}
 
 # The host's docker CLI; scripts/host-setup.sh installs Debian's client there when it has none.
 DOCKER = shutil.which("docker") or "/usr/local/bin/docker"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from accounts import delete_account
-from conftest import REPO, machine_binary
+from conftest import REPO, SUITE, machine_binary
 
 USER = "machine-e2e"
 
@@ -32,7 +32,7 @@ def user(tmp_path, built):
     images = home / ".machine" / "cache" / "images"
     images.mkdir(parents=True)
     shutil.copytree(built["image"], images / built["image"].name)
-    (images / "latest").symlink_to(built["image"].name)
+    (images / f"latest-{SUITE}").symlink_to(built["image"].name)
     subprocess.run(["chown", "-R", f"{USER}:{USER}", str(home / ".machine")], check=True)
     subprocess.run(["chmod", "-R", "a+rX", str(share)], check=True)
 

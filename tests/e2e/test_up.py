@@ -23,7 +23,7 @@ import urllib.request
 import pexpect
 import pytest
 
-from conftest import DOCKER, Up, machine_binary, tail
+from conftest import DOCKER, ENGINE, SUITE, Up, machine_binary, tail
 from foreign_images import PLATFORMS, image_archive
 from qemu_guest import busybox_image_tar, free_port
 
@@ -104,7 +104,7 @@ def test_up_prints_how_to_use_the_engine_and_docker_reaches_it(up):
     # Through the context `up` made and switched to: no DOCKER_HOST needed.
     assert up.docker("context", "show").stdout.strip() == "machine-default"
     version = json.loads(up.docker("version", "--format", "{{json .}}").stdout)
-    assert version["Server"]["Version"].startswith("20.10")
+    assert version["Server"]["Version"].startswith(ENGINE[SUITE][0]) and version["Server"]["ApiVersion"] == ENGINE[SUITE][1], version["Server"]
     # The socket: owner-only, in an owner-only folder.
     assert os.stat(up.socket).st_mode & 0o777 == 0o600
     assert os.stat(up.folder).st_mode & 0o777 == 0o700

@@ -1,17 +1,22 @@
-"""`machine upgrade`: the machine restarted onto a newer image and engine keeps its volumes
-and its containers with their restart policies; when the new engine does not come up it is
-booted again on the builds it ran before, and held there.
+"""`machine upgrade --suite`: a machine made on the old guest (Debian 12, Docker Engine 20.10)
+moves to the new one (Debian 13, Engine 26.1) and keeps its images, volumes, networks and containers
+with their restart policies; when the new engine does not come up it is booted again on the
+builds it ran before, and held there.
 
-The mirror cannot be made to publish a newer docker.io for a test, so a copy of the recipes
-(MACHINE_RECIPES) stands in for "newer": a changed recipe builds a new engine bundle as new
-packages would. One machine serves the module; the tests run in file order."""
+The engine that fails is the new suite's bundle built from a copy of the recipes
+(MACHINE_RECIPES) whose guest service exits at once. One machine serves the module; the tests
+run in file order: the old guest's core cases, the rollback, then the upgrade that succeeds."""
 import json
 import shutil
+import time
+import urllib.request
 
 import pytest
 
-from conftest import REPO, Up
+from conftest import ENGINE, REPO, Up
 from qemu_guest import busybox_image_tar
+
+OLD, NEW = "bookworm", "trixie"
 
 
 def recipe_copy(folder, note, service_edit=None):
@@ -28,16 +33,32 @@ def recipe_copy(folder, note, service_edit=None):
     return folder
 
 
+def builds_of(machine):
+    return json.loads(machine.machine("inspect", machine.name).stdout)["builds"]
+
+
 def engine_of(machine):
-    builds = json.loads(machine.machine("inspect", machine.name).stdout)["builds"]
+    builds = builds_of(machine)
     return builds["engine"]["version"], builds["held"]
+
+
+def answers(port, timeout=30):
+    deadline = time.time() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/index.html", timeout=5) as response:
+                return response.read().decode()
+        except OSError:
+            if time.time() > deadline:
+                raise
+            time.sleep(1)
 
 
 @pytest.fixture(scope="module")
 def machine(tmp_path_factory, cache_dir, built):
     machine = Up(tmp_path_factory.mktemp("upgrade-home"), cache_dir, tmp_path_factory.mktemp("upgrade-work"), name="upg")
     try:
-        machine.machine("up", "upg", "--no-context", "--no-mounts")
+        machine.machine("up", "upg", "--suite", OLD, "--no-context", "--no-mounts", timeout=1200)
         machine.env["DOCKER_HOST"] = f"unix://{machine.socket}"
         yield machine
     finally:
@@ -47,50 +68,77 @@ def machine(tmp_path_factory, cache_dir, built):
         machine.machine("image", "build", "--quiet", check=False)
 
 
-def test_an_upgrade_keeps_volumes_and_restarts_containers_with_restart_always(machine, tmp_path):
+def test_the_old_guest_runs_engine_20_10_with_volumes_networks_and_published_ports(machine):
+    """The short run of the core cases on the old suite, which users can still choose."""
+    builds = builds_of(machine)
+    assert builds["suite"] == OLD, builds
+    version = json.loads(machine.docker("version", "--format", "{{json .Server}}").stdout)
+    assert version["Version"].startswith(ENGINE[OLD][0]) and version["ApiVersion"] == ENGINE[OLD][1], version
     machine.docker("import", str(busybox_image_tar(machine.work / "busybox")), "busybox:latest")
     machine.docker("volume", "create", "kept")
     machine.docker("run", "--rm", "-v", "kept:/data", "busybox", "sh", "-c", "echo before-upgrade > /data/note")
-    machine.docker("run", "-d", "--name", "always", "--restart=always", "busybox", "sleep", "100000")
-    before, held = engine_of(machine)
-    assert not held
-
-    newer = recipe_copy(tmp_path / "recipes", "a newer engine")
-    machine.env["MACHINE_RECIPES"] = str(newer)
-    try:
-        upgraded = machine.machine("upgrade", "upg")
-    finally:
-        del machine.env["MACHINE_RECIPES"]
-    out = upgraded.stdout.decode()
-    after, held = engine_of(machine)
-    assert after != before and not held
-    # Old and new are named before the restart, and the outcome after it.
-    assert before.split("-")[-1] in out and after.split("-")[-1] in out, out
-    assert "upg upgraded: engine " + after in out, out
-    assert machine.docker("run", "--rm", "-v", "kept:/data", "busybox", "cat", "/data/note").stdout == "before-upgrade\n"
-    state = machine.docker("inspect", "-f", "{{.State.Running}} {{.HostConfig.RestartPolicy.Name}}", "always").stdout
-    assert state.split() == ["true", "always"]
+    machine.docker("network", "create", "apps")
+    machine.docker("run", "-d", "--name", "always", "--restart=always", "--network", "apps", "-p", "127.0.0.1:18731:80",
+                   "-v", "kept:/www", "busybox", "httpd", "-f", "-p", "80", "-h", "/www")
+    machine.docker("run", "--rm", "-v", "kept:/data", "busybox", "sh", "-c", "cp /data/note /data/index.html")
+    assert answers(18731) == "before-upgrade\n"
+    # A container on the user network reaches the other by name (Debian 12's busybox wget crashes: ping).
+    reached = machine.docker("run", "--rm", "--network", "apps", "busybox", "ping", "-c", "1", "-W", "5", "always", check=False)
+    assert reached.returncode == 0, reached
 
 
-def test_an_engine_that_does_not_come_up_is_rolled_back_and_held(machine, tmp_path, cache_dir):
+def test_a_new_engine_that_does_not_come_up_is_rolled_back_to_the_old_suite_and_held(machine, tmp_path, cache_dir):
     working, _ = engine_of(machine)
     # dockerd of this bundle exits at once, as a broken build would.
     broken = recipe_copy(tmp_path / "recipes", "a broken engine", service_edit=lambda text: text.replace(
         "\nrun)\n", "\nrun)\n\techo 'dockerd: broken on purpose by the upgrade test' >>/var/log/docker.log\n\tsleep 1\n\texit 1\n", 1))
     machine.env["MACHINE_RECIPES"] = str(broken)
     try:
-        failed = machine.machine("upgrade", "upg", "--no-refresh", "--engine-timeout", "25", check=False, timeout=900)
+        failed = machine.machine("upgrade", "upg", "--suite", NEW, "--no-refresh", "--engine-timeout", "25", check=False, timeout=900)
         err = failed.stderr.decode()
         assert failed.returncode == 1, err
         assert "the upgrade of upg failed" in err and "broken on purpose" in err, err
         assert f"runs its previous engine {working} again" in err, err
-        # Held: the broken bundle is still the latest, and the start after the rollback booted
-        # the working one (a later start reads the same hold).
+        # Held on the old suite's builds, and its choice of suite left as it was.
         assert engine_of(machine) == (working, True)
+        assert builds_of(machine)["suite"] == OLD
         assert machine.config()["held"]["engine"] == working.split("-")[-1]
-        # Other machines start on the latest builds: those point at the working ones again.
-        assert (cache_dir / "engine" / "latest").resolve().name == working.split("-")[-1]
+        assert "suite" not in machine.config()
+        # Other machines of the old suite start on its latest builds: those are the working ones.
+        assert (cache_dir / "engine" / f"latest-{OLD}").resolve().name == working.split("-")[-1]
     finally:
         del machine.env["MACHINE_RECIPES"]
-    assert machine.docker("run", "--rm", "-v", "kept:/data", "busybox", "cat", "/data/note").stdout == "before-upgrade\n"
-    assert machine.docker("inspect", "-f", "{{.State.Running}}", "always").stdout.strip() == "true"
+    assert machine.docker("version", "--format", "{{.Server.Version}}").stdout.startswith(ENGINE[OLD][0])
+    assert answers(18731) == "before-upgrade\n"
+
+
+def test_the_upgrade_to_the_new_suite_keeps_containers_volumes_and_networks(machine):
+    upgraded = machine.machine("upgrade", "upg", "--suite", NEW, timeout=1200)
+    out = upgraded.stdout.decode()
+    builds = builds_of(machine)
+    assert builds["suite"] == NEW and not builds["held"], builds
+    assert f"Debian {OLD}" in out and f"Debian {NEW}" in out, out
+    assert machine.config()["suite"] == NEW
+    version = json.loads(machine.docker("version", "--format", "{{json .Server}}").stdout)
+    assert version["Version"].startswith(ENGINE[NEW][0]) and version["ApiVersion"] == ENGINE[NEW][1], version
+    # The container came back by itself, on its network, with its volume and published port.
+    state = machine.docker("inspect", "-f", "{{.State.Running}} {{.HostConfig.RestartPolicy.Name}}", "always").stdout
+    assert state.split() == ["true", "always"]
+    assert answers(18731) == "before-upgrade\n"
+    assert "apps" in machine.docker("network", "ls", "--format", "{{.Name}}").stdout.split()
+    reached = machine.docker("run", "--rm", "--network", "apps", "busybox", "ping", "-c", "1", "-W", "5", "always", check=False)
+    assert reached.returncode == 0, reached
+
+
+def test_the_new_engines_features_reach_the_hosts_cli(machine):
+    # A healthcheck with a start interval (Engine 25+) and an annotation (Engine 24+).
+    machine.docker("run", "-d", "--name", "healthy", "--annotation", "org.example.team=machine",
+                   "--health-cmd", "true", "--health-interval", "1h", "--health-start-period", "60s", "--health-start-interval", "1s",
+                   "busybox", "sleep", "1000")
+    deadline = time.time() + 60
+    while machine.docker("inspect", "-f", "{{.State.Health.Status}}", "healthy").stdout.strip() != "healthy":
+        assert time.time() < deadline, "the start interval did not check the container within 60 s"
+        time.sleep(1)
+    hostconfig = json.loads(machine.docker("inspect", "-f", "{{json .HostConfig}}", "healthy").stdout)
+    assert hostconfig["Annotations"] == {"org.example.team": "machine"}, hostconfig
+    machine.docker("rm", "-f", "healthy")

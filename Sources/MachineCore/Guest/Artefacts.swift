@@ -19,6 +19,8 @@ public struct GuestImage: Sendable {
         /// The hash of the recipe it was built from (`iso/build.sh --recipe-hash`); absent in
         /// older images.
         public let recipe: String?
+        /// The Debian suite of its programs (`DebianSuite`); absent in images made before the choice.
+        public let suite: String?
         public let kernel: String
         public let packages: [PackageRecord]
         public let artefacts: [String: ArtefactRecord]
@@ -33,6 +35,8 @@ public struct GuestImage: Sendable {
         self.folder = folder
         manifest = try decodeManifest(folder.appendingPathComponent("manifest.json"), Manifest.self)
     }
+
+    public var suite: String { manifest.suite ?? DebianSuite.beforeChoice }
 
     /// The image runs an sshd for this split session of the agent (ssh-port-run).
     public func serves(_ link: SSHPortLink.Role) -> Bool { manifest.features?.contains(link.feature) == true }
@@ -60,6 +64,8 @@ public struct EngineBundle: Sendable {
         public let key: String
         /// The hash of the recipe it was built from; absent in older bundles.
         public let recipe: String?
+        /// The Debian suite it comes from; absent in bundles made before the choice.
+        public let suite: String?
         public let version: String
         public let docker: String
         public let packages: [PackageRecord]
@@ -74,6 +80,7 @@ public struct EngineBundle: Sendable {
         manifest = try decodeManifest(folder.appendingPathComponent("manifest.json"), Manifest.self)
     }
 
+    public var suite: String { manifest.suite ?? DebianSuite.beforeChoice }
     public var archive: URL { folder.appendingPathComponent("engine.tar.xz") }
     /// The engine as a read-only ext4 disk a machine mounts at boot; nil in bundles made
     /// before there was one (those are uploaded and unpacked in the guest).

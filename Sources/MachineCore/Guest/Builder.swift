@@ -19,48 +19,29 @@ public struct Builder: Sendable {
         self.prebuilt = prebuilt
     }
 
-    /// The image for the current recipe and Debian mirror, built if it is not cached.
-    /// Progress lines from the recipe go to stderr unless `quiet`.
-    public func image(quiet: Bool = false) throws(MachineError) -> GuestImage {
-        try GuestImage(folder: run(recipes.imageBuildScript, quiet: quiet, what: "guest image"))
+    /// The image of `suite` for the current recipe and Debian mirror, built if it is not cached;
+    /// `refresh` fetches Debian's package lists first. Progress lines from the recipe go to
+    /// stderr unless `quiet`.
+    public func image(suite: String, refresh: Bool = false, quiet: Bool = false) throws(MachineError) -> GuestImage {
+        try GuestImage(folder: run(recipes.imageBuildScript, suite: suite, refresh: refresh, quiet: quiet, what: "guest image"))
     }
 
-    /// The image to boot: the account's own latest build (`machine upgrade` and `image build`
-    /// make them), else the one installed for every account (so a first `up` builds nothing),
-    /// whichever is of the current recipe; else a new build (a `machine` upgrade changed what
-    /// the guest runs). Starting a machine uses this: asking apt whether Debian has newer
-    /// packages costs ~10 s, so only `machine image build` does.
-    public func latestImage(quiet: Bool = false) throws(MachineError) -> GuestImage {
-        try latest(own: paths.images, installed: prebuilt?.images, script: recipes.imageBuildScript, what: "guest image", quiet: quiet,
+    /// The image of `suite` to boot: the account's own latest build (`machine upgrade` and
+    /// `image build` make them), else the one installed for every account (so a first `up`
+    /// builds nothing), whichever is of the current recipe; else a new build (a `machine`
+    /// upgrade changed what the guest runs). Starting a machine uses this: fetching Debian's
+    /// package lists costs seconds, so only `machine image build` and `upgrade` do.
+    public func latestImage(suite: String, quiet: Bool = false) throws(MachineError) -> GuestImage {
+        try latest(own: paths.images, installed: prebuilt?.images, suite: suite, script: recipes.imageBuildScript, what: "guest image", quiet: quiet,
                    open: { (folder) throws(MachineError) in try GuestImage(folder: folder) }, recipe: \.manifest.recipe,
-                   build: { () throws(MachineError) in try image(quiet: quiet) })
-    }
-
-    /// apt-get update as root, before a build that should see what Debian has now (`machine
-    /// upgrade`); for anyone else, a line saying how old apt's lists are and who can refresh them.
-    public static func refreshAptLists(progress: (String) -> Void) {
-        guard getuid() == 0 else {
-            let lists = (try? FileManager.default.contentsOfDirectory(atPath: "/var/lib/apt/lists")) ?? []
-            let newest = lists.filter { $0.hasSuffix("Release") }
-                .compactMap { try? FileManager.default.attributesOfItem(atPath: "/var/lib/apt/lists/" + $0)[.modificationDate] as? Date }
-                .max()
-            let age = newest.map { " (refreshed \(Int(Date().timeIntervalSince($0) / 86_400)) days ago)" } ?? ""
-            progress("building from the Debian packages apt knows now\(age); only root can refresh that list: `sudo apt-get update`")
-            return
-        }
-        progress("refreshing apt's package lists (apt-get update)")
-        let result = try? Subprocess.outcome(of: ["apt-get", "update", "-q"], timeout: 600)
-        if result?.status != 0 {
-            let last = result?.output.split(separator: "\n").last.map(String.init) ?? "it did not run"
-            progress("apt-get update failed (\(last)); building from the package lists apt already has")
-        }
+                   build: { () throws(MachineError) in try image(suite: suite, quiet: quiet) })
     }
 
     /// The engine bundle to use, chosen as `latestImage` chooses.
-    public func latestEngineBundle(quiet: Bool = false) throws(MachineError) -> EngineBundle {
-        try latest(own: paths.engineBundles, installed: prebuilt?.engineBundles, script: recipes.engineBuildScript, what: "engine bundle",
+    public func latestEngineBundle(suite: String, quiet: Bool = false) throws(MachineError) -> EngineBundle {
+        try latest(own: paths.engineBundles, installed: prebuilt?.engineBundles, suite: suite, script: recipes.engineBuildScript, what: "engine bundle",
                    quiet: quiet, open: { (folder) throws(MachineError) in try EngineBundle(folder: folder) }, recipe: \.manifest.recipe,
-                   build: { () throws(MachineError) in try engineBundle(quiet: quiet) })
+                   build: { () throws(MachineError) in try engineBundle(suite: suite, quiet: quiet) })
     }
 
     /// The image of that key (a held build) in the account's cache or among the installed ones.
@@ -73,12 +54,17 @@ public struct Builder: Sendable {
         [paths.engineBundles, prebuilt?.engineBundles].compactMap { $0 }.lazy.compactMap { try? EngineBundle(folder: $0.appendingPathComponent(key)) }.first
     }
 
-    private func latest<Build>(own: URL, installed: URL?, script: URL, what: String, quiet: Bool,
+    /// The link to the latest build of a suite in a cache folder of builds (`images/`, `engine/`).
+    public static func latestLink(in folder: URL, suite: String) -> URL {
+        folder.appendingPathComponent("latest-\(suite)")
+    }
+
+    private func latest<Build>(own: URL, installed: URL?, suite: String, script: URL, what: String, quiet: Bool,
                                open: (URL) throws(MachineError) -> Build, recipe: (Build) -> String?,
                                build: () throws(MachineError) -> Build) throws(MachineError) -> Build {
-        let ownBuild = try? open(own.appendingPathComponent("latest").resolvingSymlinksInPath())
+        let ownBuild = try? open(Self.latestLink(in: own, suite: suite).resolvingSymlinksInPath())
         if let ownBuild, isCurrent(recipe(ownBuild), script: script) { return ownBuild }
-        if let installed, let shipped = try? open(installed.appendingPathComponent("latest").resolvingSymlinksInPath()),
+        if let installed, let shipped = try? open(Self.latestLink(in: installed, suite: suite).resolvingSymlinksInPath()),
            isCurrent(recipe(shipped), script: script) {
             return shipped
         }
@@ -88,15 +74,17 @@ public struct Builder: Sendable {
         return try build()
     }
 
-    /// Points `latest` of the build's kind (`images/` or `engine/`) at `folder`, a build in the
-    /// same cache folder, replacing the link in one rename as the recipes' point_latest does.
-    public static func pointLatest(at folder: URL) throws(MachineError) {
+    /// Points the suite's `latest` of the build's kind (`images/` or `engine/`) at `folder`, a
+    /// build in the same cache folder, replacing the link in one rename as the recipes'
+    /// point_latest does.
+    public static func pointLatest(at folder: URL, suite: String) throws(MachineError) {
         let parent = folder.deletingLastPathComponent()
         let temporary = parent.appendingPathComponent(".latest.\(getpid())")
+        let link = latestLink(in: parent, suite: suite)
         unlink(temporary.path)
         guard symlink(folder.lastPathComponent, temporary.path) == 0,
-              rename(temporary.path, parent.appendingPathComponent("latest").path) == 0 else {
-            let error = SystemError.last("point \(parent.path)/latest at \(folder.lastPathComponent)")
+              rename(temporary.path, link.path) == 0 else {
+            let error = SystemError.last("point \(link.path) at \(folder.lastPathComponent)")
             unlink(temporary.path)
             throw MachineError(error)
         }
@@ -135,14 +123,14 @@ public struct Builder: Sendable {
         return environment
     }
 
-    public func engineBundle(quiet: Bool = false) throws(MachineError) -> EngineBundle {
-        try EngineBundle(folder: run(recipes.engineBuildScript, quiet: quiet, what: "engine bundle"))
+    public func engineBundle(suite: String, refresh: Bool = false, quiet: Bool = false) throws(MachineError) -> EngineBundle {
+        try EngineBundle(folder: run(recipes.engineBuildScript, suite: suite, refresh: refresh, quiet: quiet, what: "engine bundle"))
     }
 
-    private func run(_ script: URL, quiet: Bool, what: String) throws(MachineError) -> URL {
+    private func run(_ script: URL, suite: String, refresh: Bool, quiet: Bool, what: String) throws(MachineError) -> URL {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = [script.path, "--cache", paths.cache.path] + (quiet ? ["--quiet"] : [])
+        process.arguments = [script.path, "--suite", suite, "--cache", paths.cache.path] + (refresh ? ["--refresh"] : []) + (quiet ? ["--quiet"] : [])
         process.environment = Self.environmentWithSystemTools()
         let output = Pipe()
         process.standardOutput = output

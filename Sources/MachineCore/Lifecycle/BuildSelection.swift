@@ -21,33 +21,33 @@ public struct MachineBuilds: Sendable {
 }
 
 /// Which builds a boot of a machine uses: the ones it is held on after a failed upgrade, else
-/// the cache's latest (built when the cache has none).
+/// the cache's latest of its Debian suite (built when the cache has none).
 struct BuildSelection {
     let paths: Paths
     let progress: (String) -> Void
 
     /// The image; none for a machine that boots an ISO.
-    func image(for config: MachineConfig, quiet: Bool) throws(MachineError) -> GuestImage? {
+    func image(for config: MachineConfig, suite: String, quiet: Bool) throws(MachineError) -> GuestImage? {
         guard config.iso == nil else { return nil }
         let builder = Builder(recipes: try Recipes.locate(), paths: paths)
         if let key = config.held?.image {
             if let image = builder.cachedImage(key) { return image }
             progress("the image \(key) that \(config.name) is held on is gone from the cache; booting the latest instead")
         }
-        return try builder.latestImage(quiet: quiet)
+        return try builder.latestImage(suite: suite, quiet: quiet)
     }
 
-    func engine(for config: MachineConfig, quiet: Bool) throws(MachineError) -> EngineBundle {
+    func engine(for config: MachineConfig, suite: String, quiet: Bool) throws(MachineError) -> EngineBundle {
         let builder = Builder(recipes: try Recipes.locate(), paths: paths)
         if let key = config.held?.engine {
             if let bundle = builder.cachedEngineBundle(key) { return bundle }
             progress("the engine \(key) that \(config.name) is held on is gone from the cache; using the latest instead")
         }
-        return try builder.latestEngineBundle(quiet: quiet)
+        return try builder.latestEngineBundle(suite: suite, quiet: quiet)
     }
 
-    func builds(for config: MachineConfig, quiet: Bool) throws(MachineError) -> MachineBuilds {
-        MachineBuilds(image: try image(for: config, quiet: quiet), engine: try engine(for: config, quiet: quiet))
+    func builds(for config: MachineConfig, suite: String, quiet: Bool) throws(MachineError) -> MachineBuilds {
+        MachineBuilds(image: try image(for: config, suite: suite, quiet: quiet), engine: try engine(for: config, suite: suite, quiet: quiet))
     }
 }
 
@@ -64,6 +64,8 @@ struct BootRecord: Codable, Equatable {
     var memoryMiB: Int
     var mounts: [Share]
     var mountType: ShareType
+    /// The Debian suite of the builds (absent in records of older machines: bookworm's).
+    var suite: String?
     /// How each share was served, by its guest path ("virtiofs" or "9p"): `auto` chooses at
     /// each boot from what the host has then, and `inspect` shows what the guest got.
     var transports: [String: String]?
@@ -72,6 +74,7 @@ struct BootRecord: Codable, Equatable {
         image = builds.image?.folder.path
         engine = builds.image == nil ? nil : builds.engine.disk?.path
         bundle = builds.engine.folder.path
+        suite = builds.image?.suite ?? builds.engine.suite
         cpus = config.cpus
         memoryMiB = config.memoryMiB
         mounts = config.mounts
@@ -81,11 +84,13 @@ struct BootRecord: Codable, Equatable {
 
     /// Whether a boot now would be made of the same builds and shape, so a saved state of that
     /// boot can be restored. The transports follow from the shares and the host, and a machine
-    /// with shares is never saved.
+    /// with shares is never saved. The suite follows from the builds (and older records lack it).
     func isSameBoot(as other: BootRecord) -> Bool {
         var mine = self, theirs = other
         mine.transports = nil
         theirs.transports = nil
+        mine.suite = nil
+        theirs.suite = nil
         return mine == theirs
     }
 

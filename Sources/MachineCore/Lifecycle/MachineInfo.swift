@@ -38,6 +38,8 @@ public struct MachineInfo: Codable, Sendable {
             public let version: String
             public let docker: String
         }
+        /// The Debian release of the guest and its engine (`DebianSuite`).
+        public let suite: String
         public let image: Image?
         public let engine: Engine
         /// Kept on these builds after a failed upgrade (`machine upgrade` tries again).
@@ -155,7 +157,7 @@ extension LibvirtRuntime {
                       inotify: $0.share.raisesEvents, virtiofsdPid: ownVirtiofsd[$0.tag])
             },
             builds: lastBoot?.builds.map {
-                .init(image: $0.image.map { .init(folder: $0.folder.path, kernel: $0.manifest.kernel) },
+                .init(suite: $0.engine.suite, image: $0.image.map { .init(folder: $0.folder.path, kernel: $0.manifest.kernel) },
                       engine: .init(folder: $0.engine.folder.path, version: $0.engine.manifest.version, docker: $0.engine.manifest.docker),
                       held: config.held != nil)
             },

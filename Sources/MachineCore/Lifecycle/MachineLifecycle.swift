@@ -14,7 +14,7 @@ struct MachineLifecycle {
         var chosen: MachineBuilds?
         if snapshot.needsSavedState, try runtime.hasSavedState(machine.name) {
             let config = try machine.config()
-            let now = try builds.builds(for: config, quiet: quietBuild)
+            let now = try builds.builds(for: config, suite: suite(machine), quiet: quietBuild)
             chosen = now
             snapshot.savedState = BootRecord.last(machine.files)?.isSameBoot(as: BootRecord(config, builds: now)) == true ? .sameBoot : .otherBoot
         }
@@ -26,15 +26,22 @@ struct MachineLifecycle {
         return (snapshot, chosen)
     }
 
+    /// The Debian suite a boot of the machine uses (`DebianSuite.forBoot`).
+    func suite(_ machine: LockedMachine) throws(MachineError) -> String {
+        DebianSuite.forBoot(try machine.config(), lastBoot: BootRecord.last(machine.files))
+    }
+
     /// Brings the machine up as its `StartPlan` says, then provisions the engine, starts the
-    /// host agent and waits for the engine when the plan asks for it.
-    func start(_ machine: LockedMachine, quietBuild: Bool = false, engineTimeout: Double = 180, provision: Bool = false) throws(MachineError) -> Machines.Started {
+    /// host agent and waits for the engine when the plan asks for it. A boot uses `builds` when
+    /// given (an upgrade's), else those `BuildChooser` chooses.
+    func start(_ machine: LockedMachine, quietBuild: Bool = false, engineTimeout: Double = 180, provision: Bool = false,
+               builds given: MachineBuilds? = nil) throws(MachineError) -> Machines.Started {
         let name = machine.name
         // Trusted before anything else, whatever the plan: a config.json rewritten behind
         // machine's back is refused even by a start that would change nothing.
         _ = try machine.config()
         let (snapshot, chosen) = try snapshot(machine, provision: provision, quietBuild: quietBuild)
-        var booted = chosen
+        var booted = given ?? chosen
         let plan = StartPlan(snapshot)
         var uptime: Double?
         switch plan.bring {
@@ -59,7 +66,9 @@ struct MachineLifecycle {
             // the host asleep) would keep reaching for that boot's ports.
             if runtime.stopAgent(machine) { progress("stopped the host agent of \(name)'s earlier boot") }
             let now: MachineBuilds
-            if let chosen { now = chosen } else { now = try builds.builds(for: try machine.config(), quiet: quietBuild) }
+            if let given { now = given } else if let chosen { now = chosen } else {
+                now = try builds.builds(for: try machine.config(), suite: suite(machine), quiet: quietBuild)
+            }
             booted = now
             uptime = try runtime.boot(machine, builds: now)
         }
@@ -67,7 +76,7 @@ struct MachineLifecycle {
         if plan.provision {
             // A guest that runs already needs the engine only, not an image a boot would use.
             let engine: EngineBundle
-            if let booted { engine = booted.engine } else { engine = try builds.engine(for: try machine.config(), quiet: quietBuild) }
+            if let booted { engine = booted.engine } else { engine = try builds.engine(for: try machine.config(), suite: suite(machine), quiet: quietBuild) }
             outcome = try runtime.provision(machine, engine: engine)
             try runtime.startAgent(machine)
             try runtime.waitForEngine(machine, timeout: engineTimeout)

@@ -40,8 +40,8 @@ protocol MachineRuntime {
 
 /// Which builds a boot uses (`BuildSelection`, or a test's).
 protocol BuildChooser {
-    func builds(for config: MachineConfig, quiet: Bool) throws(MachineError) -> MachineBuilds
-    func engine(for config: MachineConfig, quiet: Bool) throws(MachineError) -> EngineBundle
+    func builds(for config: MachineConfig, suite: String, quiet: Bool) throws(MachineError) -> MachineBuilds
+    func engine(for config: MachineConfig, suite: String, quiet: Bool) throws(MachineError) -> EngineBundle
 }
 
 extension BuildSelection: BuildChooser {}

@@ -22,10 +22,12 @@ public struct MachineShape: Sendable {
     public var idleSleep: Int?
     /// The platforms it emulates (`--platforms`); nil to leave as is (all, for a new machine).
     public var platforms: EmulatedPlatforms.Choice?
+    /// The Debian release of its guest and engine (`--suite`); nil for the default.
+    public var suite: String?
 
     public init(cpus: Int? = nil, memoryMiB: Int? = nil, diskGiB: Int? = nil, iso: String? = nil,
                 accel: String? = nil, publishAddress: String? = nil, tls: Bool = false, hostAccess: Bool? = nil, idleSleep: Int? = nil,
-                platforms: EmulatedPlatforms.Choice? = nil) {
+                platforms: EmulatedPlatforms.Choice? = nil, suite: String? = nil) {
         self.cpus = cpus
         self.memoryMiB = memoryMiB
         self.diskGiB = diskGiB
@@ -36,6 +38,7 @@ public struct MachineShape: Sendable {
         self.hostAccess = hostAccess
         self.idleSleep = idleSleep
         self.platforms = platforms
+        self.suite = suite
     }
 
     /// `sharesHome`: the default share of the user's home (not on a remote libvirt host).
@@ -49,6 +52,7 @@ public struct MachineShape: Sendable {
         if let hostAccess { config.hostAccess = hostAccess }
         config.idleSleep = idleSleep
         if let platforms { config.platforms = platforms.platforms }
+        config.suite = suite
         return config
     }
 }

@@ -1,8 +1,9 @@
 import Foundation
 
-/// `machine upgrade`: the guest image and engine bundle built again from the packages apt
-/// knows now, the machine restarted onto them, and, when the new engine does not come up,
-/// booted again on the builds it ran before and held there. One lock is held from the plan
+/// `machine upgrade`: the guest image and engine bundle built again from the packages Debian
+/// has now (of the machine's suite, or of another it moves to), the machine restarted onto
+/// them, and, when the new engine does not come up, booted again on the builds it ran before
+/// and held there. One lock is held from the plan
 /// to the end of a rollback, so no other command starts or changes the machine in between.
 public final class MachineUpgrade {
     /// What the upgrade would change, shown before it restarts anything.
@@ -21,21 +22,29 @@ public final class MachineUpgrade {
     private let machine: LockedMachine
     private let lifecycle: MachineLifecycle
 
-    /// Takes the machine's lock and builds the image and engine bundle from the packages apt
-    /// knows now (refreshing apt's lists first when `refreshPackageLists` and this is root).
-    convenience init(_ machines: Machines, name: String, refreshPackageLists: Bool) throws(MachineError) {
+    /// Takes the machine's lock and builds the image and engine bundle from the packages Debian
+    /// has (fetching its package lists first when `refreshPackageLists`): of `suite` when
+    /// given (kept as the machine's choice once it runs there), else of the machine's own
+    /// choice, else of the default suite.
+    convenience init(_ machines: Machines, name: String, refreshPackageLists: Bool, suite: String? = nil) throws(MachineError) {
         let machine = try machines.lock(name)
         let config = try machine.config()
-        if refreshPackageLists { Builder.refreshAptLists(progress: machines.progress) }
+        let target = suite ?? config.suite ?? DebianSuite.default
         let builder = Builder(recipes: try Recipes.locate(), paths: machines.paths)
-        let new = MachineBuilds(image: config.iso == nil ? try builder.image() : nil, engine: try builder.engineBundle())
-        self.init(machine, new: new, lifecycle: machines.lifecycle)
+        // One fetch of the lists serves both recipes: the engine's suite is the image's.
+        let new = MachineBuilds(image: config.iso == nil ? try builder.image(suite: target, refresh: refreshPackageLists) : nil,
+                                engine: try builder.engineBundle(suite: target, refresh: refreshPackageLists && config.iso != nil))
+        self.init(machine, new: new, lifecycle: machines.lifecycle, chosenSuite: suite)
     }
 
+    /// The suite the user named (`--suite`), kept in the machine's config once it comes up there.
+    private let chosenSuite: String?
+
     /// The upgrade of a machine held under its lock onto `new`.
-    init(_ machine: LockedMachine, new: MachineBuilds, lifecycle: MachineLifecycle) {
+    init(_ machine: LockedMachine, new: MachineBuilds, lifecycle: MachineLifecycle, chosenSuite: String? = nil) {
         self.machine = machine
         self.lifecycle = lifecycle
+        self.chosenSuite = chosenSuite
         let current = BootRecord.last(machine.files)?.builds
         plan = Plan(name: machine.name, current: current, new: new,
                     packageChanges: current.map { MachineBuilds.packageChanges(from: $0, to: new) } ?? [])
@@ -62,7 +71,9 @@ public final class MachineUpgrade {
         try releaseHold()
         let failure: MachineError
         do {
-            return try lifecycle.start(machine, engineTimeout: engineTimeout)
+            let started = try lifecycle.start(machine, engineTimeout: engineTimeout, builds: plan.new)
+            if let chosenSuite { try machine.change { $0.suite = chosenSuite } }
+            return started
         } catch {
             failure = error
         }
@@ -77,11 +88,10 @@ public final class MachineUpgrade {
         try machine.change { $0.held = previous.held }
         // Every machine that is not held starts on the cache's latest builds: those go back
         // too, so no other machine starts on an engine just seen failing.
-        for folder in [previous.image?.folder, previous.engine.folder].compactMap({ $0 }) {
-            try Builder.pointLatest(at: folder)
-        }
+        try Builder.pointLatest(at: previous.engine.folder, suite: previous.engine.suite)
+        if let image = previous.image { try Builder.pointLatest(at: image.folder, suite: image.suite) }
         do {
-            _ = try lifecycle.start(machine)
+            _ = try lifecycle.start(machine, builds: previous)
         } catch {
             throw MachineError("\(name) did not come up on the new builds (\(failure.message))\(engineSaid), nor on the ones it ran before: \(error.message)",
                                hint: error.hint)
@@ -90,7 +100,7 @@ public final class MachineUpgrade {
             "the upgrade of \(name) failed: \(failure.message)\(engineSaid)\n"
                 + "\(name) runs its previous engine \(previous.engine.manifest.version) again, and keeps it until an upgrade succeeds;"
                 + " other machines start on it too until `machine image build` or an upgrade builds again",
-            hint: "`machine upgrade\(MachineName.commandSuffix(name))` tries again (after `apt-get update` as root, when Debian has a fix)")
+            hint: "`machine upgrade\(MachineName.commandSuffix(name))` tries again (it fetches Debian's package lists first, so it finds a fix once Debian has one)")
     }
 
     /// The engine's last words on a guest that is still up, for the error of a failed upgrade.

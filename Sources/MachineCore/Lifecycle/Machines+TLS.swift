@@ -46,7 +46,7 @@ extension Machines {
         guard try hypervisor.state(machine.name) == .running else { return }
         // The engine it runs: pushing certificates is no time to change engines.
         let bundle: EngineBundle
-        if let running = lastBootBuilds(machine.name)?.engine { bundle = running } else { bundle = try buildSelection.engine(for: try machine.config(), quiet: true) }
+        if let running = lastBootBuilds(machine.name)?.engine { bundle = running } else { bundle = try buildSelection.engine(for: try machine.config(), suite: try lifecycle.suite(machine), quiet: true) }
         progress("restarting the engine of \(machine.name) with its TLS certificates")
         _ = try runtime.provision(machine, engine: bundle)
         AgentProcess(name: machine.name, files: machine.files).reload()

@@ -9,9 +9,16 @@ extension Machines {
         BootRecord.last(store.files(name))?.builds
     }
 
-    /// Takes the machine's lock and plans its upgrade: the builds of the packages apt knows now
-    /// against the ones it runs. The lock is held until the upgrade is let go.
-    public func beginUpgrade(_ name: String, refreshPackageLists: Bool) throws(MachineError) -> MachineUpgrade {
-        try MachineUpgrade(self, name: name, refreshPackageLists: refreshPackageLists)
+    /// Takes the machine's lock and plans its upgrade: the builds of the packages Debian has
+    /// now (of `suite` when given) against the ones it runs. The lock is held until the
+    /// upgrade is let go.
+    public func beginUpgrade(_ name: String, refreshPackageLists: Bool, suite: String? = nil) throws(MachineError) -> MachineUpgrade {
+        try MachineUpgrade(self, name: name, refreshPackageLists: refreshPackageLists, suite: suite)
+    }
+
+    /// The Debian suite the machine runs (or its first boot will): see `DebianSuite.forBoot`.
+    public func runningSuite(_ name: String) -> String {
+        let config = try? store.config(name)
+        return config.map { DebianSuite.forBoot($0, lastBoot: BootRecord.last(store.files(name))) } ?? DebianSuite.default
     }
 }

@@ -46,6 +46,9 @@ public struct MachineConfig: Codable, Sendable, Equatable {
     /// The platforms whose programs it runs through emulation (`--platforms`): nil for every
     /// one the engine's emulators run, empty for none.
     public var platforms: [String]?
+    /// The Debian release of its guest and engine (`--suite`, `DebianSuite`); nil when none
+    /// was chosen: it then keeps the one it last ran, and `machine upgrade` moves it to the default.
+    public var suite: String?
 
     /// The idle time after which the machine sleeps; 0 when it never does.
     public var idleSleepSeconds: Int { idleSleep ?? IdleSleep.defaultSeconds }
@@ -91,6 +94,7 @@ public struct MachineConfig: Codable, Sendable, Equatable {
         hostAccess = try c.decodeIfPresent(Bool.self, forKey: .hostAccess) ?? true
         idleSleep = try c.decodeIfPresent(Int.self, forKey: .idleSleep)
         platforms = try c.decodeIfPresent([String].self, forKey: .platforms)
+        suite = try c.decodeIfPresent(String.self, forKey: .suite)
     }
 
     static let encoder: JSONEncoder = {

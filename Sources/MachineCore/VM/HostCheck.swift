@@ -22,7 +22,10 @@ public struct HostCheck: Sendable {
     /// Probes KVM with the cached guest kernel when there is one (the firmware alone otherwise),
     /// and remembers a failure for this host boot as a start would.
     public static func run(paths: Paths) -> HostCheck {
-        let kernel = (try? GuestImage(folder: paths.images.appendingPathComponent("latest").resolvingSymlinksInPath()))?.kernel
+        // Every suite boots the same kernel (DebianSuite): any latest image serves.
+        let kernel = DebianSuite.all.lazy.compactMap {
+            try? GuestImage(folder: Builder.latestLink(in: paths.images, suite: $0).resolvingSymlinksInPath())
+        }.first?.kernel
         let verdict = AcceleratorProbe.probe(.kvm, kernel: kernel)
         if !verdict.works { AcceleratorProbe.rememberFailure(in: paths.kvmFailedVerdict) }
         return HostCheck(kvm: verdict, libvirtdSeesKVM: systemLibvirtdSeesKVM())

@@ -1,0 +1,39 @@
+import Foundation
+
+/// The Debian release a guest's programs and engine come from (`iso/build.sh --suite`): one
+/// for both, since the engine runs on the image's C library. The kernel is bookworm's in each
+/// (the guest's own module is built on the host; see `iso/build.sh --help`).
+public enum DebianSuite {
+    /// What a machine runs when nothing chose: bookworm (Docker Engine 20.10) until the whole
+    /// e2e suite passes on trixie (Engine 26.1), which `--suite trixie` gives now.
+    public static let `default` = "bookworm"
+    /// Every suite the recipes build, the default first (scripts/lib/debian.sh's SUITES).
+    public static let all = ["bookworm", "trixie"]
+    /// Builds made before there was a choice (manifests and boot records without a suite).
+    static let beforeChoice = "bookworm"
+
+    /// The suite named on the command line.
+    public static func parse(_ text: String) throws(MachineError) -> String {
+        let name = text.trimmingCharacters(in: .whitespaces).lowercased()
+        guard all.contains(name) else {
+            throw MachineError("unknown Debian suite \"\(text)\"", hint: "choose one of: \(all.joined(separator: ", "))", kind: .usage)
+        }
+        return name
+    }
+
+    /// The suite a boot uses: the machine's own choice (`--suite`), else the suite it ran last,
+    /// else the default. A start never moves a machine's engine to another Debian release (a
+    /// newer `machine` may change the default); `machine upgrade` does, with its rollback.
+    static func forBoot(_ config: MachineConfig, lastBoot: BootRecord?) -> String {
+        config.suite ?? lastBoot.map { $0.suite ?? beforeChoice } ?? `default`
+    }
+
+    /// What Docker Engine a suite's bundle has, for help texts.
+    public static func describe(_ suite: String) -> String {
+        switch suite {
+        case "trixie": "Debian 13, Docker Engine 26.1"
+        case "bookworm": "Debian 12, Docker Engine 20.10"
+        default: suite
+        }
+    }
+}
