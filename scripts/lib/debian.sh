@@ -91,13 +91,23 @@ use_suite() {
 		printf '%s\n' "$sources" >"$root/sources.list"
 		refresh=1
 	fi
-	compgen -G "$root/lists/*Release" >/dev/null || refresh=1
+	local had_lists=""
+	if compgen -G "$root/lists/*Release" >/dev/null; then had_lists=1; else refresh=1; fi
 	[ -z "$refresh" ] && return 0
 	step "fetching Debian $suite's package lists"
 	local out
 	# One update at a time per apt root: another build may be reading or fetching the same lists.
 	if ! out=$(flock "$root/lists/.machine-lock" apt-get "${APT_OPTS[@]}" update 2>&1) || printf '%s' "$out" | grep -q '^[EW]:'; then
-		die "could not fetch Debian $suite's package lists: $(printf '%s' "$out" | grep -E '^(E|W|Err):' | head -3 | tr '\n' ' ')" \
+		if [ -n "$had_lists" ] && compgen -G "$root/lists/*Release" >/dev/null; then
+			# As before a refresh: an unreachable mirror does not stop a build the old lists can make.
+			printf 'warning: could not fetch Debian %s'"'"'s package lists (%s); building from the ones fetched before\n' \
+				"$suite" "$(printf '%s' "$out" | grep -E '^(E|W|Err):' | head -1)" >&2
+			return 0
+		fi
+		if printf '%s' "$out" | grep -qiE 'No space left|ENOSPC'; then
+			die "the disk is full while fetching Debian $suite's package lists into $root" "free some space (df -h '$root') and run the build again"
+		fi
+		die "could not download packages from the Debian mirror (Debian $suite's package lists): $(printf '%s' "$out" | grep -E '^(E|W|Err):' | head -3 | tr '\n' ' ')" \
 			"check the network and the mirror in $root/sources.list (taken from the host's apt sources); MACHINE_APT_OPTIONS passes options such as a proxy to apt"
 	fi
 }
