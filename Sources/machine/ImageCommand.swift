@@ -37,7 +37,7 @@ extension Machine.Image {
 
         @Flag(help: "No progress lines.")
         var quiet = false
-        @Option(help: ArgumentHelp("The Debian release: bookworm or trixie (default: \(DebianSuite.default)).", valueName: "suite"))
+        @Option(help: ArgumentHelp("The Debian release: \(DebianSuite.choices) (default: \(DebianSuite.default)).", valueName: "suite"))
         var suite: String?
         @Flag(help: "Fetch Debian's package lists again first, to build from what Debian has now.")
         var refresh = false
@@ -48,7 +48,7 @@ extension Machine.Image {
 
         func run() throws {
             do {
-                let suite = try suite.map { (text) throws(MachineError) in try DebianSuite.parse(text) } ?? DebianSuite.default
+                let suite = (try? MachineShapeOptions.suite(suite)) ?? DebianSuite.default
                 let builder = Builder(recipes: try Recipes.locate(), paths: Paths())
                 let image = try builder.image(suite: suite, refresh: refresh, quiet: quiet)
                 let engine = try builder.engineBundle(suite: suite, quiet: quiet)

@@ -98,7 +98,7 @@ struct MachineShapeOptions: ParsableArguments {
         valueName: "list"))
     var platforms: String?
     @Option(help: ArgumentHelp(
-        "The Debian release of the guest and its engine: bookworm (Debian 12, Docker Engine 20.10) or trixie (Debian 13, Engine 26.1) (default: \(DebianSuite.default)). `machine upgrade --suite` moves a machine that exists.",
+        "The Debian release of the guest and its engine: \(DebianSuite.choices) (default: \(DebianSuite.default)). `machine upgrade --suite` moves a machine that exists.",
         valueName: "suite"))
     var suite: String?
 
@@ -115,19 +115,19 @@ struct MachineShapeOptions: ParsableArguments {
 
     /// --suite, if given.
     static func suite(_ text: String?) throws(ValidationError) -> String? {
-        guard let text else { return nil }
-        do {
-            return try DebianSuite.parse(text)
-        } catch {
-            throw ValidationError(error.message + (error.hint.map { " (\($0))" } ?? ""))
-        }
+        try parsed(text, DebianSuite.parse)
     }
 
     /// --platforms, if given.
     static func platforms(_ text: String?) throws(ValidationError) -> EmulatedPlatforms.Choice? {
+        try parsed(text, EmulatedPlatforms.Choice.init)
+    }
+
+    /// An option's value read by MachineCore's parser, its error and hint as a usage error.
+    private static func parsed<Value>(_ text: String?, _ parse: (String) throws(MachineError) -> Value) throws(ValidationError) -> Value? {
         guard let text else { return nil }
         do {
-            return try EmulatedPlatforms.Choice(text)
+            return try parse(text)
         } catch {
             throw ValidationError(error.message + (error.hint.map { " (\($0))" } ?? ""))
         }

@@ -32,7 +32,7 @@ extension Machine {
         @OptionGroup var configTrust: ConfigTrustOptions
         @Flag(inversion: .prefixedNo, help: "Fetch Debian's package lists first (into machine's cache; the host's apt is not touched).")
         var refresh = true
-        @Option(help: ArgumentHelp("Move the machine to this Debian release: bookworm or trixie (default: the one it has chosen, else \(DebianSuite.default)).", valueName: "suite"))
+        @Option(help: ArgumentHelp("Move the machine to this Debian release: \(DebianSuite.choices) (default: the one it has chosen, else \(DebianSuite.default)).", valueName: "suite"))
         var suite: String?
         @Option(help: "Seconds to wait for the new engine before going back to the old one.")
         var engineTimeout: Double = 180
@@ -48,8 +48,7 @@ extension Machine {
                 configTrust.apply(to: machines)
                 let name = target.name
                 // The machine's lock is held from here until the upgrade goes (the end of run).
-                let suite = try suite.map { (text) throws(MachineError) in try DebianSuite.parse(text) }
-                let upgrade = try machines.beginUpgrade(name, refreshPackageLists: refresh, suite: suite)
+                let upgrade = try machines.beginUpgrade(name, refreshPackageLists: refresh, suite: try? MachineShapeOptions.suite(suite))
                 let plan = upgrade.plan
                 if plan.upToDate {
                     // The latest builds are again the ones it went back to: nothing to hold.

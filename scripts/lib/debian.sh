@@ -61,8 +61,9 @@ suite_sources() {
 				}')
 	fi
 	if [ -z "$lines" ]; then
-		lines=$(printf 'deb [signed-by=%s] http://deb.debian.org/debian %s main\n' "$DEBIAN_KEYRING" "$suite" "$DEBIAN_KEYRING" "$suite-updates"
-			printf 'deb [signed-by=%s] http://deb.debian.org/debian-security %s-security main\n' "$DEBIAN_KEYRING" "$suite")
+		lines="deb [signed-by=$DEBIAN_KEYRING] http://deb.debian.org/debian $suite main
+deb [signed-by=$DEBIAN_KEYRING] http://deb.debian.org/debian $suite-updates main
+deb [signed-by=$DEBIAN_KEYRING] http://deb.debian.org/debian-security $suite-security main"
 	fi
 	printf '%s\n' "$lines"
 }

@@ -5,6 +5,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,22 @@ def machine_binary():
     if not path.exists():
         subprocess.run(["swift", "build"], cwd=REPO, check=True)
     return path
+
+
+def http_get(port, path="/", timeout=2):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as reply:
+        return reply.read()
+
+
+def wait_until_answers(port, path="/", limit=10):
+    """The body of the first answer on the host's loopback port, and how long it took to come."""
+    started = time.monotonic()
+    while time.monotonic() - started < limit:
+        try:
+            return http_get(port, path), time.monotonic() - started
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError(f"nothing answered on 127.0.0.1:{port} within {limit} s")
 
 
 @pytest.fixture(scope="session")

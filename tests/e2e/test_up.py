@@ -18,12 +18,11 @@ import time
 from pathlib import Path
 
 import threading
-import urllib.request
 
 import pexpect
 import pytest
 
-from conftest import DOCKER, ENGINE, SUITE, Up, machine_binary, tail
+from conftest import DOCKER, ENGINE, SUITE, Up, http_get, machine_binary, tail, wait_until_answers
 from foreign_images import PLATFORMS, image_archive
 from qemu_guest import busybox_image_tar, free_port
 
@@ -431,21 +430,6 @@ def test_every_listener_of_the_agent_and_qemu_is_on_loopback_and_files_are_priva
     assert stat.S_IMODE(up.socket.stat().st_mode) == 0o600 and stat.S_IMODE(up.folder.stat().st_mode) == 0o700
     for key in ["id_ed25519", "id_ed25519.pub", "known_hosts", "config.json"]:
         assert stat.S_IMODE((up.folder / key).stat().st_mode) == 0o600, key
-
-
-def http_get(port, path="/", timeout=2):
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as reply:
-        return reply.read()
-
-
-def wait_until_answers(port, path="/", limit=10):
-    started = time.monotonic()
-    while time.monotonic() - started < limit:
-        try:
-            return http_get(port, path), time.monotonic() - started
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError(f"nothing answered on 127.0.0.1:{port} within {limit} s")
 
 
 WEB = "mkdir -p /www && echo hello-$HOSTNAME > /www/index.html && head -c 1048576 /dev/urandom > /www/blob && exec httpd -f -p 80 -h /www"

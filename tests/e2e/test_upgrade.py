@@ -9,11 +9,10 @@ run in file order: the old guest's core cases, the rollback, then the upgrade th
 import json
 import shutil
 import time
-import urllib.request
 
 import pytest
 
-from conftest import ENGINE, REPO, Up
+from conftest import ENGINE, REPO, Up, wait_until_answers
 from qemu_guest import busybox_image_tar
 
 OLD, NEW = "bookworm", "trixie"
@@ -42,16 +41,8 @@ def engine_of(machine):
     return builds["engine"]["version"], builds["held"]
 
 
-def answers(port, timeout=30):
-    deadline = time.time() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/index.html", timeout=5) as response:
-                return response.read().decode()
-        except OSError:
-            if time.time() > deadline:
-                raise
-            time.sleep(1)
+def answers(port):
+    return wait_until_answers(port, "/index.html", limit=30)[0].decode()
 
 
 @pytest.fixture(scope="module")

@@ -28,7 +28,12 @@ public enum DebianSuite {
         config.suite ?? lastBoot.map { $0.suite ?? beforeChoice } ?? `default`
     }
 
-    /// What Docker Engine a suite's bundle has, for help texts.
+    /// Every suite with what it has, for help texts: "bookworm (Debian 12, ...) or trixie (...)".
+    public static var choices: String {
+        all.map { "\($0) (\(describe($0)))" }.joined(separator: " or ")
+    }
+
+    /// The Debian release and Docker Engine a suite's builds have.
     public static func describe(_ suite: String) -> String {
         switch suite {
         case "trixie": "Debian 13, Docker Engine 26.1"

@@ -21,8 +21,8 @@ extension Machines {
             if shape.iso != nil {
                 progress("note: \(name) exists; --iso applies only when a machine is created (`machine rm \(name)` removes it, data disk included)")
             }
-            if let suite = shape.suite, suite != runningSuite(name) {
-                progress("note: \(name) exists and runs Debian \(runningSuite(name)); `machine upgrade --suite \(suite)\(MachineName.commandSuffix(name))` moves it to \(suite), going back if the new engine fails")
+            if let suite = shape.suite, case let running = runningSuite(name), suite != running {
+                progress("note: \(name) exists and runs Debian \(running); `machine upgrade --suite \(suite)\(MachineName.commandSuffix(name))` moves it to \(suite), going back if the new engine fails")
             }
             if try updateShape(name, accel: shape.accel, cpus: shape.cpus, memoryMiB: shape.memoryMiB, diskGiB: shape.diskGiB),
                try hypervisor.state(name) == .running {
