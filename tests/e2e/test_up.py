@@ -599,9 +599,10 @@ def test_no_container_can_reach_or_take_the_agents_way_into_the_guest(up, busybo
 
 def test_the_agent_reconnects_when_the_guest_drops_its_session(up):
     agent = up.agent_pid()
-    # Kill every sshd process but the listener, from a detached shell so this command's own
-    # session ends first; the agent's session goes with them.
-    up.machine("ssh", "--", "setsid sh -c 'sleep 1; for p in $(pidof sshd); do [ $p = $(cat /run/sshd.pid) ] || kill -9 $p; done'"
+    # Kill every sshd process but the listener (OpenSSH 10 names a connection's own processes
+    # sshd-session), from a detached shell so this command's own session ends first; the
+    # agent's session goes with them.
+    up.machine("ssh", "--", "setsid sh -c 'sleep 1; for p in $(pidof sshd sshd-session); do [ $p = $(cat /run/sshd.pid) ] || kill -9 $p; done'"
                " </dev/null >/dev/null 2>&1 &")
     time.sleep(1.5)
     started = time.monotonic()
