@@ -175,6 +175,18 @@ depmod -b "$root" "$kver"
 # The guest's own files: init, boot steps, configuration. Copied last so they win.
 cp -a "$RECIPE/rootfs/." "$root/"
 printf '%s\n' "$key" >"$root/etc/machine-image"
+# What `docker info` reports as the engine's operating system (dockerd reads it at start, and
+# says "<unknown>" with a warning in its log without it).
+version=$(debian_version "$SUITE")
+cat >"$root/etc/os-release" <<EOF
+PRETTY_NAME="machine guest (Debian $version $SUITE)"
+NAME="machine guest"
+ID=machine
+ID_LIKE=debian
+VERSION_ID="$version"
+VERSION_CODENAME=$SUITE
+BUILD_ID=$key
+EOF
 
 step "packing the initramfs"
 # lz4 (legacy frame, what the kernel reads): bigger than gzip but unpacks ~2x faster under TCG.
