@@ -1,6 +1,5 @@
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -13,11 +12,11 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "scripts"))
 
-from qemu_guest import Guest  # noqa: E402
+from qemu_guest import Guest, debian_suites  # noqa: E402
 
 
 # The Debian suite machines get when none is chosen: the first of the recipes' SUITES.
-SUITE = re.search(r"^SUITES=\((\w+)", (REPO / "scripts" / "lib" / "debian.sh").read_text(), re.M).group(1)
+SUITE = debian_suites()[0]
 
 # The Docker Engine version (its start) and API each suite's bundle has.
 ENGINE = {"trixie": ("26.1", "1.45"), "bookworm": ("20.10", "1.41")}
@@ -139,6 +138,40 @@ class Up:
 
     def config(self):
         return json.loads((self.folder / "config.json").read_text())
+
+
+def watcher_image(machine):
+    """An image whose /bin/watch prints the inotify events of the folders it is given."""
+    if machine.docker("image", "inspect", "watcher:1", check=False).returncode == 0:
+        return "watcher:1"
+    root = machine.work / "watcher"
+    (root / "bin").mkdir(parents=True)
+    subprocess.run(["gcc-12", "-static", "-O2", "-o", str(root / "bin" / "watch"), str(REPO / "tests" / "e2e" / "inotify_watch.c")],
+                   check=True)
+    subprocess.run(["tar", "-C", str(root), "-cf", str(machine.work / "watcher.tar"), "."], check=True)
+    machine.docker("import", str(machine.work / "watcher.tar"), "watcher:1")
+    return "watcher:1"
+
+
+def start_watcher(machine, folder):
+    """A container printing the inotify events of the guest's `folder` (bind-mounted at /w),
+    once it watches."""
+    container = machine.docker("run", "-d", "-v", f"{folder}:/w", watcher_image(machine), "/bin/watch", "/w").stdout.strip()
+    deadline = time.time() + 30
+    while "watching" not in machine.docker("logs", container).stdout:
+        assert time.time() < deadline, "the watcher did not start"
+        time.sleep(0.2)
+    return container
+
+
+def watched_events(machine, container, count, timeout=30):
+    """The watcher's events, once `count` came (or after `timeout` s): "MASK COOKIE NAME"."""
+    deadline = time.time() + timeout
+    while True:
+        events = machine.docker("logs", container).stdout.splitlines()[1:]
+        if len(events) >= count or time.time() > deadline:
+            return events
+        time.sleep(0.2)
 
 
 @pytest.hookimpl(hookwrapper=True)

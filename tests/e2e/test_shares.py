@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Up, machine_binary
+from conftest import Up, machine_binary, start_watcher, watched_events, watcher_image
 from qemu_guest import busybox_image_tar
 
 # Spaces, quotes and unicode in the shared path, as in real home folders.
@@ -80,40 +80,6 @@ def test_a_bind_mount_under_a_share_reads_and_writes_the_hosts_files(shared):
     # A host edit shows in the next container at once.
     (sub / "in.txt").write_text("edited on the host, now longer\n")
     assert run(shared, "-v", f"{sub}:/src", "busybox", "cat", "/src/in.txt").stdout == "edited on the host, now longer\n"
-
-
-def watcher_image(machine):
-    """An image whose /bin/watch prints the inotify events of the folders it is given."""
-    if machine.docker("image", "inspect", "watcher:1", check=False).returncode == 0:
-        return "watcher:1"
-    root = machine.work / "watcher"
-    (root / "bin").mkdir(parents=True)
-    subprocess.run(["gcc-12", "-static", "-O2", "-o", str(root / "bin" / "watch"), str(Path(__file__).parent / "inotify_watch.c")],
-                   check=True)
-    subprocess.run(["tar", "-C", str(root), "-cf", str(machine.work / "watcher.tar"), "."], check=True)
-    machine.docker("import", str(machine.work / "watcher.tar"), "watcher:1")
-    return "watcher:1"
-
-
-def start_watcher(machine, folder):
-    """A container printing the inotify events of the guest's `folder` (bind-mounted at /w),
-    once it watches."""
-    container = machine.docker("run", "-d", "-v", f"{folder}:/w", watcher_image(machine), "/bin/watch", "/w").stdout.strip()
-    deadline = time.time() + 30
-    while "watching" not in machine.docker("logs", container).stdout:
-        assert time.time() < deadline, "the watcher did not start"
-        time.sleep(0.2)
-    return container
-
-
-def watched_events(machine, container, count, timeout=30):
-    """The watcher's events, once `count` came (or after `timeout` s): "MASK COOKIE NAME"."""
-    deadline = time.time() + timeout
-    while True:
-        events = machine.docker("logs", container).stdout.splitlines()[1:]
-        if len(events) >= count or time.time() > deadline:
-            return events
-        time.sleep(0.2)
 
 
 def test_changes_written_to_machine_notify_reach_a_watcher_in_a_container(shared):

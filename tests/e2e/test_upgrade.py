@@ -5,14 +5,18 @@ builds it ran before, and held there.
 
 The engine that fails is the new suite's bundle built from a copy of the recipes
 (MACHINE_RECIPES) whose guest service exits at once. One machine serves the module; the tests
-run in file order: the old guest's core cases, the rollback, then the upgrade that succeeds."""
+run in file order: the old guest's core cases (the short e2e run of the suite users can still
+choose), the rollback, the upgrade that succeeds, then what only the new engine can do."""
+import io
 import json
 import shutil
+import tarfile
 import time
 
+import docker
 import pytest
 
-from conftest import ENGINE, REPO, Up, wait_until_answers
+from conftest import ENGINE, REPO, Up, start_watcher, wait_until_answers, watched_events
 from qemu_guest import busybox_image_tar
 
 OLD, NEW = "bookworm", "trixie"
@@ -48,8 +52,10 @@ def answers(port):
 @pytest.fixture(scope="module")
 def machine(tmp_path_factory, cache_dir, built):
     machine = Up(tmp_path_factory.mktemp("upgrade-home"), cache_dir, tmp_path_factory.mktemp("upgrade-work"), name="upg")
+    machine.project = machine.work / "project"
+    machine.project.mkdir()
     try:
-        machine.machine("up", "upg", "--suite", OLD, "--no-context", "--no-mounts", timeout=1200)
+        machine.machine("up", "upg", "--suite", OLD, "--no-context", "--mount", str(machine.project), timeout=1200)
         machine.env["DOCKER_HOST"] = f"unix://{machine.socket}"
         yield machine
     finally:
@@ -59,12 +65,14 @@ def machine(tmp_path_factory, cache_dir, built):
         machine.machine("image", "build", "--quiet", check=False)
 
 
-def test_the_old_guest_runs_engine_20_10_with_volumes_networks_and_published_ports(machine):
-    """The short run of the core cases on the old suite, which users can still choose."""
+def test_the_old_guest_runs_engine_20_10_with_shares_volumes_networks_and_published_ports(machine):
+    """The short run of the core cases on the old suite, which users can still choose (its
+    restart policies: the rollback below boots it again)."""
     builds = builds_of(machine)
     assert builds["suite"] == OLD, builds
     version = json.loads(machine.docker("version", "--format", "{{json .Server}}").stdout)
     assert version["Version"].startswith(ENGINE[OLD][0]) and version["ApiVersion"] == ENGINE[OLD][1], version
+    assert machine.docker("info", "--format", "{{.OperatingSystem}}").stdout.strip() == f"machine guest (Debian 12 {OLD})"
     machine.docker("import", str(busybox_image_tar(machine.work / "busybox")), "busybox:latest")
     machine.docker("volume", "create", "kept")
     machine.docker("run", "--rm", "-v", "kept:/data", "busybox", "sh", "-c", "echo before-upgrade > /data/note")
@@ -77,6 +85,16 @@ def test_the_old_guest_runs_engine_20_10_with_volumes_networks_and_published_por
     # image has as an applet of busybox only).
     reached = machine.docker("run", "--rm", "--network", "apps", "busybox", "busybox", "ping", "-c", "1", "-W", "5", "always", check=False)
     assert reached.returncode == 0, reached
+    # A bind mount of a shared host folder, and a host edit heard by a watcher in a container.
+    (machine.project / "in.txt").write_text("from the host\n")
+    out = machine.docker("run", "--rm", "-v", f"{machine.project}:/src", "busybox", "sh", "-c", "cat /src/in.txt; echo back > /src/out.txt")
+    assert out.stdout == "from the host\n" and (machine.project / "out.txt").read_text() == "back\n"
+    watcher = start_watcher(machine, machine.project)
+    try:
+        (machine.project / "new.txt").write_text("one\n")
+        assert watched_events(machine, watcher, 3) == ["00000100 0 new.txt", "00000002 0 new.txt", "00000008 0 new.txt"]
+    finally:
+        machine.docker("rm", "-f", watcher, check=False)
 
 
 def test_a_new_engine_that_does_not_come_up_is_rolled_back_to_the_old_suite_and_held(machine, tmp_path, cache_dir):
@@ -113,6 +131,7 @@ def test_the_upgrade_to_the_new_suite_keeps_containers_volumes_and_networks(mach
     assert machine.config()["suite"] == NEW
     version = json.loads(machine.docker("version", "--format", "{{json .Server}}").stdout)
     assert version["Version"].startswith(ENGINE[NEW][0]) and version["ApiVersion"] == ENGINE[NEW][1], version
+    assert machine.docker("info", "--format", "{{.OperatingSystem}}").stdout.strip() == f"machine guest (Debian 13 {NEW})"
     # The container came back by itself, on its network, with its volume and published port.
     state = machine.docker("inspect", "-f", "{{.State.Running}} {{.HostConfig.RestartPolicy.Name}}", "always").stdout
     assert state.split() == ["true", "always"]
@@ -134,3 +153,30 @@ def test_the_new_engines_features_reach_the_hosts_cli(machine):
     hostconfig = json.loads(machine.docker("inspect", "-f", "{{json .HostConfig}}", "healthy").stdout)
     assert hostconfig["Annotations"] == {"org.example.team": "machine"}, hostconfig
     machine.docker("rm", "-f", "healthy")
+    # A BuildKit build by the engine's own builder, with a cache mount that the second build
+    # finds as the first left it (its argument changed, so the step runs again).
+    dockerfile = ("FROM busybox\nARG TOKEN\n"
+                  "RUN --mount=type=cache,target=/cache sh -c 'echo $TOKEN >> /cache/runs; cp /cache/runs /runs'\n")
+    buildkit_build(machine, dockerfile, "cached:1", {"TOKEN": "first"})
+    buildkit_build(machine, dockerfile, "cached:2", {"TOKEN": "second"})
+    assert machine.docker("run", "--rm", "cached:2", "cat", "/runs").stdout == "first\nsecond\n"
+    assert machine.docker("run", "--rm", "cached:1", "cat", "/runs").stdout == "first\n"
+
+
+def buildkit_build(machine, dockerfile, tag, buildargs):
+    """`docker build` through the engine's BuildKit (API /build?version=2), the context sent as
+    the request's body: the host's CLI has no buildx plugin, and the docker SDK (whose build()
+    has no version) sends the same request with its low-level client."""
+    context = io.BytesIO()
+    with tarfile.open(fileobj=context, mode="w") as tar:
+        entry = tarfile.TarInfo("Dockerfile")
+        entry.size = len(dockerfile.encode())
+        tar.addfile(entry, io.BytesIO(dockerfile.encode()))
+    api = docker.APIClient(base_url=f"unix://{machine.socket}", version=ENGINE[NEW][1])
+    response = api._post(api._url("/build"), params={"version": "2", "t": tag, "buildargs": json.dumps(buildargs)},
+                         data=context.getvalue(), headers={"Content-Type": "application/x-tar"}, stream=True)
+    messages = list(api._stream_helper(response, decode=True))
+    errors = [m for m in messages if "error" in m or "errorDetail" in m]
+    assert not errors, errors
+    # BuildKit reports progress as traces; the image it made comes last, as moby.image.id.
+    assert any(m.get("id") == "moby.image.id" for m in messages), messages[-3:]
