@@ -6,7 +6,10 @@
   - `machine resume` of a suspended machine, against `machine start`: goal <= 0.25x, with a
     container started before the suspend still answering on its published port.
 
-    bench/first_up_and_resume.py [--rounds N]
+Each Debian suite (--suites, all by default) is measured in turn, and the first is compared
+with the last (trixie/bookworm: what the newer engine costs).
+
+    bench/first_up_and_resume.py [--rounds N] [--suites trixie,bookworm]
 """
 import argparse
 import os
@@ -21,17 +24,14 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
-from qemu_guest import busybox_image_tar, free_port, release_machine  # noqa: E402
+from qemu_guest import busybox_image_tar, debian_suites, free_port, release_machine  # noqa: E402
 
 MACHINE = release_machine()
 DOCKER = "/usr/local/bin/docker"
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="upbench-", dir="/tmp"))
+def measure(suite, rounds, work):
+    """Medians (and samples) of first up, start and resume of machines of one Debian suite."""
     env = dict(os.environ, MACHINE_HOME=str(work / "home"))
     env.pop("DOCKER_CONTEXT", None)
 
@@ -51,34 +51,58 @@ def main():
         return time.monotonic() - started
 
     first_up, start, resume = [], [], []
+    names = ["bench", *[f"first{i}" for i in range(rounds)]]
     try:
-        run("image", "build", "--quiet")
-        for i in range(args.rounds):
+        run("image", "build", "--quiet", "--suite", suite)
+        for i in range(rounds):
             name = f"first{i}"
-            first_up.append(timed(name, "up", name, "--no-context", "--no-mounts"))
+            first_up.append(timed(name, "up", name, "--suite", suite, "--no-context", "--no-mounts"))
             run("rm", "--force", name)
-        run("up", "bench", "--no-context", "--no-mounts")
+        run("up", "bench", "--suite", suite, "--no-context", "--no-mounts")
         docker("bench", "import", str(busybox_image_tar(work / "busybox")), "busybox:latest")
         port = free_port()
         docker("bench", "run", "-d", "--restart=always", "-p", f"{port}:80", "busybox", "sh", "-c",
                "mkdir -p /w && echo hi > /w/index.html && exec httpd -f -p 80 -h /w")
-        for _ in range(args.rounds):
+        for _ in range(rounds):
             run("stop", "bench")
             start.append(timed("bench", "start", "bench"))
-        for _ in range(args.rounds):
+        for _ in range(rounds):
             run("suspend", "bench")
             resume.append(timed("bench", "resume", "bench"))
             assert urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10).read() == b"hi\n"
-        m_up, m_start, m_resume = (statistics.median(x) for x in (first_up, start, resume))
-        print(f"first up (cached image) : {m_up:6.1f} s  {first_up}")
-        print(f"start of a stopped one  : {m_start:6.1f} s  {start}")
-        print(f"resume of a suspended   : {m_resume:6.1f} s  {resume}")
-        print(f"first up / start        : {m_up / m_start:.2f}x   (goal <= 1.2x)")
-        print(f"resume / start          : {m_resume / m_start:.2f}x   (goal <= 0.25x)")
     finally:
-        for name in ["bench", *[f"first{i}" for i in range(args.rounds)]]:
+        for name in names:
             subprocess.run([MACHINE, "rm", "--force", name], env=env, capture_output=True)
+    return {"first up": first_up, "start": start, "resume": resume}
+
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--suites", default=",".join(debian_suites(newest_first=True)),
+                        help="Debian suites to measure, the new one first (default: %(default)s)")
+    args = parser.parse_args()
+    suites = args.suites.split(",")
+    work = Path(tempfile.mkdtemp(prefix="upbench-", dir="/tmp"))
+    try:
+        samples = {suite: measure(suite, args.rounds, work / suite) for suite in suites}
+    finally:
         shutil.rmtree(work, ignore_errors=True)
+    med = {suite: {k: statistics.median(v) for k, v in s.items()} for suite, s in samples.items()}
+    ratio = f"{suites[0]}/{suites[-1]}" if len(suites) > 1 else ""
+    print(f"{'':<26}" + "".join(f"{s:<12}" for s in suites) + f"{ratio:<16}goal")
+    rows = [("first up (cached image)", lambda m: m["first up"], "s", ""),
+            ("start of a stopped one", lambda m: m["start"], "s", ""),
+            ("resume of a suspended", lambda m: m["resume"], "s", ""),
+            ("first up / start", lambda m: m["first up"] / m["start"], "x", "<= 1.2x"),
+            ("resume / start", lambda m: m["resume"] / m["start"], "x", "<= 0.25x")]
+    for name, value, unit, goal in rows:
+        cells = "".join(f"{value(med[s]):<6.2f}{unit:<6}" for s in suites)
+        compared = f"{value(med[suites[0]]) / value(med[suites[-1]]):.2f}x" if len(suites) > 1 else ""
+        print(f"{name:<26}{cells}{compared:<16}{goal}")
+    for suite, s in samples.items():
+        print(f"samples {suite}: " + ", ".join(f"{k} {[round(x, 1) for x in v]}" for k, v in s.items()))
 
 
 if __name__ == "__main__":

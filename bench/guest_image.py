@@ -9,9 +9,11 @@ with the engine's own disk attached as `machine` attaches it), and guest memory 
 the engine idle. Times are guest uptime (steady under host noise) and
 medians; the ratio to the bare boot is what to compare between runs. The same boots are
 made again with emulation of other platforms off (the seed's `platforms` is "none"): the
-ratio is what registering the emulators costs on the way to "engine ready".
+ratio is what registering the emulators costs on the way to "engine ready". Each Debian suite
+(--suites, all by default) gets a column, boots taking turns, and the first is compared with
+the last (trixie/bookworm: what the newer engine costs).
 
-    bench/guest_image.py [--boots N]
+    bench/guest_image.py [--boots N] [--suites trixie,bookworm]
 """
 import argparse
 import json
@@ -27,11 +29,12 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
-from qemu_guest import Guest, kill_guests_under, wait_for_ping, release_machine  # noqa: E402
+from qemu_guest import Guest, debian_suites, kill_guests_under, wait_for_ping, release_machine  # noqa: E402
 
 
-def build():
-    out = subprocess.run([release_machine(), "image", "build", "--quiet"], capture_output=True, text=True, check=True).stdout
+def build(suite):
+    out = subprocess.run([release_machine(), "image", "build", "--quiet", "--suite", suite],
+                         capture_output=True, text=True, check=True).stdout
     lines = dict(line.split(":", 1) for line in out.splitlines())
     image = Path(lines["image"].split(" (")[0].strip())
     engine = Path(lines["engine"].split(" (")[0].strip()).parent
@@ -64,75 +67,101 @@ def bare_boot(image, work):
     return float(m.group(1))
 
 
-def boots(image, engine, folder, count, seed_files):
-    """Boots a guest count + 1 times (the first formats the data disk and makes the host key,
-    so only the later ones count): uptimes at sshd ready, boot finished, engine starting and
-    engine ready, the boot steps and /proc/meminfo of the last one."""
-    guest = Guest(image, folder, engine_disk=engine / "engine.img", seed_files=seed_files)
-    sshd, finished, starting, ready, steps, meminfo = [], [], [], [], [], {}
-    sock = folder / "docker.sock"
+def boots(guests, count):
+    """Boots each guest count + 1 times, taking turns so that the host's noise falls on all
+    alike (the first boot of each formats its data disk and makes its host key, so only the
+    later ones count). For each: uptimes at sshd ready, boot finished, engine starting and
+    engine ready, and the boot steps and /proc/meminfo of its last boot."""
+    results = {label: {"sshd": [], "finished": [], "starting": [], "ready": [], "steps": [], "meminfo": {}} for label in guests}
     for i in range(count + 1):
-        guest.start()
-        guest.wait_for("sshd ready")
-        guest.pin_host_key()
-        ready_at = guest.wait_for("engine ready", timeout=180)
-        if i > 0:
-            sshd.append(guest.wait_for("sshd ready"))
-            finished.append(guest.wait_for("boot finished"))
-            starting.append(float(re.search(r"\[([0-9.]+)\] machine: engine starting", guest.console_text()).group(1)))
-            ready.append(ready_at)
-        if i == count:
-            steps = guest.ssh("cat /run/machine/boot-steps").stdout.decode().split("\n")
-            guest.forward_socket(sock)
-            wait_for_ping(sock)
-            time.sleep(5)  # let the engine settle to idle
-            meminfo = dict(l.split(":") for l in guest.ssh("cat /proc/meminfo").stdout.decode().splitlines())
-        guest.poweroff()
-    return sshd, finished, starting, ready, steps, meminfo
+        for label, guest in guests.items():
+            r = results[label]
+            guest.start()
+            guest.wait_for("sshd ready")
+            guest.pin_host_key()
+            ready_at = guest.wait_for("engine ready", timeout=180)
+            if i > 0:
+                r["sshd"].append(guest.wait_for("sshd ready"))
+                r["finished"].append(guest.wait_for("boot finished"))
+                r["starting"].append(float(re.search(r"\[([0-9.]+)\] machine: engine starting", guest.console_text()).group(1)))
+                r["ready"].append(ready_at)
+            if i == count:
+                r["steps"] = guest.ssh("cat /run/machine/boot-steps").stdout.decode().split("\n")
+                sock = guest.folder / "docker.sock"
+                guest.forward_socket(sock)
+                wait_for_ping(sock)
+                time.sleep(5)  # let the engine settle to idle
+                r["meminfo"] = dict(l.split(":") for l in guest.ssh("cat /proc/meminfo").stdout.decode().splitlines())
+            guest.poweroff()
+    return results
+
+
+def measures(image, engine, r, r_off, bare):
+    """The rows of one suite: (measure, value, number compared between suites, target)."""
+    kb = lambda k: int(r["meminfo"][k].split()[0])
+    # `free`'s "used": what is neither free nor reclaimable cache. The unpacked initramfs
+    # (the root filesystem, in shmem) is shown beside it, and MemTotal-MemAvailable too,
+    # which also counts the kernel's reserves.
+    used_mb = (kb("MemTotal") - kb("MemFree") - kb("Buffers") - kb("Cached") - kb("SReclaimable")) / 1024
+    shmem_mb = kb("Shmem") / 1024
+    unavailable_mb = (kb("MemTotal") - kb("MemAvailable")) / 1024
+    iso_mb = (image / "machine.iso").stat().st_size / 1e6
+    bundle_mb = (engine / "engine.tar.xz").stat().st_size / 1e6
+    disk_mb = (engine / "engine.img").stat().st_size / 1e6
+    med = statistics.median
+    sshd, finished, ready, ready_off = med(r["sshd"]), med(r["finished"]), med(r["ready"]), med(r_off["ready"])
+    engine_own = med([a - b for a, b in zip(r["ready"], r["starting"])])
+    return [
+        ("ISO size", f"{iso_mb:.1f} MB", iso_mb, "<= 40 MB"),
+        ("engine archive (xz)", f"{bundle_mb:.1f} MB", bundle_mb, "<= 60 MB"),
+        ("engine disk (uncompressed)", f"{disk_mb:.0f} MB", disk_mb, ""),
+        ("sshd ready (guest uptime)", f"{sshd:.2f} s ({sshd / bare:.2f}x bare)", sshd, "<= 4 s"),
+        ("boot steps finished", f"{finished:.2f} s ({finished / bare:.2f}x bare)", finished, ""),
+        ("engine ready (API listening)", f"{ready:.2f} s ({ready / bare:.2f}x bare)", ready, "<= 2.5x bare"),
+        ("  of which the engine's own start", f"{engine_own:.2f} s", engine_own, ""),
+        ("engine ready, emulation off", f"{ready_off:.2f} s (on: {ready / ready_off:.2f}x)", ready_off, "on <= 1.0x off"),
+        ("guest memory used, engine idle", f"{used_mb:.0f} MB (+{shmem_mb:.0f} rootfs)", used_mb, "<= 150 MB"),
+        ("  MemTotal - MemAvailable", f"{unavailable_mb:.0f} MB", unavailable_mb, ""),
+    ]
+
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--boots", type=int, default=5)
+    parser.add_argument("--suites", default=",".join(debian_suites(newest_first=True)),
+                        help="Debian suites to measure, the new one first (default: %(default)s); each column is "
+                             "compared with the last")
     args = parser.parse_args()
-    image, engine = build()
+    suites = args.suites.split(",")
+    builds = {suite: build(suite) for suite in suites}
     work = Path(tempfile.mkdtemp(prefix="machine-bench-"))
     try:
-        iso_mb = (image / "machine.iso").stat().st_size / 1e6
-        bundle_mb = (engine / "engine.tar.xz").stat().st_size / 1e6
-        disk_mb = (engine / "engine.img").stat().st_size / 1e6
-        bare = [bare_boot(image, work) for _ in range(args.boots)]
+        # The kernel is the same for every suite (bookworm's): one bare boot serves them all.
+        bare = [bare_boot(builds[suites[0]][0], work) for _ in range(args.boots)]
         # The engine's own disk attached as `machine` attaches it: every boot starts the engine.
-        sshd, finished, starting, ready, steps, meminfo = boots(image, engine, work / "vm", args.boots, {})
-        _, _, _, ready_off, _, _ = boots(image, engine, work / "vm-off", args.boots, {"platforms": "none\n"})
-        kb = lambda k: int(meminfo[k].split()[0])
-        # `free`'s "used": what is neither free nor reclaimable cache. The unpacked initramfs
-        # (the root filesystem, in shmem) is shown beside it, and MemTotal-MemAvailable too,
-        # which also counts the kernel's reserves.
-        used_mb = (kb("MemTotal") - kb("MemFree") - kb("Buffers") - kb("Cached") - kb("SReclaimable")) / 1024
-        shmem_mb = kb("Shmem") / 1024
-        unavailable_mb = (kb("MemTotal") - kb("MemAvailable")) / 1024
+        # Each suite boots with emulation of other platforms on and off (the seed's platforms).
+        guests = {}
+        for suite, (image, engine) in builds.items():
+            for emulation, seed in (("on", {}), ("off", {"platforms": "none\n"})):
+                guests[suite, emulation] = Guest(image, work / f"{suite}-{emulation}", engine_disk=engine / "engine.img", seed_files=seed)
+        results = boots(guests, args.boots)
+        rows = {suite: measures(*builds[suite], results[suite, "on"], results[suite, "off"], statistics.median(bare)) for suite in suites}
 
-        med = statistics.median
-        engine_own = [r - s for r, s in zip(ready, starting)]
-        rows = [
-            ("ISO size", f"{iso_mb:.1f} MB", "<= 40 MB"),
-            ("engine bundle / disk size", f"{bundle_mb:.1f} MB / {disk_mb:.1f} MB", "<= 60 MB"),
-            ("bare kernel+busybox /init (peer)", f"{med(bare):.2f} s", ""),
-            ("sshd ready (guest uptime)", f"{med(sshd):.2f} s  ({med(sshd) / med(bare):.2f}x bare)", "<= 4 s"),
-            ("boot steps finished", f"{med(finished):.2f} s  ({med(finished) / med(bare):.2f}x bare)", ""),
-            ("engine ready (API listening)", f"{med(ready):.2f} s  ({med(ready) / med(bare):.2f}x bare)", "<= 2.5x bare"),
-            ("  of which the engine's own start", f"{med(engine_own):.2f} s", ""),
-            ("engine ready, emulation off (peer)", f"{med(ready_off):.2f} s  (on: {med(ready) / med(ready_off):.2f}x off)", "on <= 1.0x off"),
-            ("guest memory used, engine idle", f"{used_mb:.0f} MB (+{shmem_mb:.0f} MB rootfs)", "<= 150 MB"),
-            ("  MemTotal - MemAvailable", f"{unavailable_mb:.0f} MB", ""),
-        ]
-        print(f"\nguest image benchmark ({args.boots} boots each, medians; QEMU TCG, 2 vCPU, 1 GiB)")
-        print(f"{'measure':<36} {'result':<28} target")
-        for name, value, target in rows:
-            print(f"{name:<36} {value:<28} {target}")
-        print(f"samples: bare {bare}, sshd {sshd}, boot finished {finished}, engine {ready}, engine with emulation off {ready_off}")
-        print("boot steps of the last boot (uptime at each step's start): " + ", ".join(l for l in steps if l))
+        print(f"\nguest image benchmark ({args.boots} boots each, medians; QEMU TCG, 2 vCPU, 1 GiB; "
+              f"bare kernel+busybox /init, the peer: {statistics.median(bare):.2f} s)")
+        ratio = f"{suites[0]}/{suites[-1]}" if len(suites) > 1 else ""
+        print(f"{'measure':<36}" + "".join(f"{s:<28}" for s in suites) + f"{ratio:<16}target")
+        for i, (name, *_rest) in enumerate(rows[suites[0]]):
+            cells = "".join(f"{rows[s][i][1]:<28}" for s in suites)
+            first, last = rows[suites[0]][i][2], rows[suites[-1]][i][2]
+            compared = f"{first / last:.2f}x" if len(suites) > 1 and last else ""
+            print(f"{name:<36}{cells}{compared:<16}{rows[suites[0]][i][3]}")
+        print(f"samples: bare {bare}")
+        for (suite, emulation), r in results.items():
+            print(f"samples {suite}, emulation {emulation}: sshd {r['sshd']}, boot finished {r['finished']}, engine {r['ready']}")
+            if emulation == "on":
+                print(f"  boot steps of the last boot (uptime at each step's start): " + ", ".join(l for l in r["steps"] if l))
     finally:
         kill_guests_under(work)
         shutil.rmtree(work, ignore_errors=True)

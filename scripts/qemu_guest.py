@@ -240,6 +240,15 @@ class Guest:
         self._forwards = []
 
 
+def debian_suites(newest_first=False):
+    """The Debian suites the recipes build a guest from (SUITES in scripts/lib/debian.sh): the
+    default first, or the newest release first (benchmarks compare it with the older)."""
+    text = (Path(__file__).resolve().parent / "lib" / "debian.sh").read_text()
+    suites = re.search(r"^SUITES=\(([^)]*)\)", text, re.M).group(1).split()
+    releases = ["trixie", "bookworm"]  # newest first
+    return sorted(suites, key=releases.index) if newest_first else suites
+
+
 def release_machine():
     """The optimized `machine` binary (what users get from the quickstart), rebuilt if the
     sources changed: benchmarks measure it, not the debug build the tests use. MACHINE_BIN names
