@@ -24,14 +24,14 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
-from qemu_guest import busybox_image_tar, debian_suites, free_port, release_machine  # noqa: E402
+from qemu_guest import busybox_image_tar, debian_suites, free_port, print_suites_table, release_machine  # noqa: E402
 
 MACHINE = release_machine()
 DOCKER = "/usr/local/bin/docker"
 
 
 def measure(suite, rounds, work):
-    """Medians (and samples) of first up, start and resume of machines of one Debian suite."""
+    """Samples of first up, start and resume (seconds) of machines of one Debian suite."""
     env = dict(os.environ, MACHINE_HOME=str(work / "home"))
     env.pop("DOCKER_CONTEXT", None)
 
@@ -76,7 +76,6 @@ def measure(suite, rounds, work):
     return {"first up": first_up, "start": start, "resume": resume}
 
 
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
@@ -90,17 +89,13 @@ def main():
     finally:
         shutil.rmtree(work, ignore_errors=True)
     med = {suite: {k: statistics.median(v) for k, v in s.items()} for suite, s in samples.items()}
-    ratio = f"{suites[0]}/{suites[-1]}" if len(suites) > 1 else ""
-    print(f"{'':<26}" + "".join(f"{s:<12}" for s in suites) + f"{ratio:<16}goal")
     rows = [("first up (cached image)", lambda m: m["first up"], "s", ""),
             ("start of a stopped one", lambda m: m["start"], "s", ""),
             ("resume of a suspended", lambda m: m["resume"], "s", ""),
             ("first up / start", lambda m: m["first up"] / m["start"], "x", "<= 1.2x"),
             ("resume / start", lambda m: m["resume"] / m["start"], "x", "<= 0.25x")]
-    for name, value, unit, goal in rows:
-        cells = "".join(f"{value(med[s]):<6.2f}{unit:<6}" for s in suites)
-        compared = f"{value(med[suites[0]]) / value(med[suites[-1]]):.2f}x" if len(suites) > 1 else ""
-        print(f"{name:<26}{cells}{compared:<16}{goal}")
+    print_suites_table(suites, [(name, {s: (f"{value(med[s]):.2f} {unit}", value(med[s])) for s in suites}, goal)
+                                for name, value, unit, goal in rows], 12)
     for suite, s in samples.items():
         print(f"samples {suite}: " + ", ".join(f"{k} {[round(x, 1) for x in v]}" for k, v in s.items()))
 

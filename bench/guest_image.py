@@ -29,7 +29,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
-from qemu_guest import Guest, debian_suites, kill_guests_under, wait_for_ping, release_machine  # noqa: E402
+from qemu_guest import Guest, debian_suites, kill_guests_under, print_suites_table, wait_for_ping, release_machine  # noqa: E402
 
 
 def build(suite):
@@ -150,18 +150,13 @@ def main():
 
         print(f"\nguest image benchmark ({args.boots} boots each, medians; QEMU TCG, 2 vCPU, 1 GiB; "
               f"bare kernel+busybox /init, the peer: {statistics.median(bare):.2f} s)")
-        ratio = f"{suites[0]}/{suites[-1]}" if len(suites) > 1 else ""
-        print(f"{'measure':<36}" + "".join(f"{s:<28}" for s in suites) + f"{ratio:<16}target")
-        for i, (name, *_rest) in enumerate(rows[suites[0]]):
-            cells = "".join(f"{rows[s][i][1]:<28}" for s in suites)
-            first, last = rows[suites[0]][i][2], rows[suites[-1]][i][2]
-            compared = f"{first / last:.2f}x" if len(suites) > 1 and last else ""
-            print(f"{name:<36}{cells}{compared:<16}{rows[suites[0]][i][3]}")
+        print_suites_table(suites, [(name, {s: rows[s][i][1:3] for s in suites}, target)
+                                    for i, (name, _, _, target) in enumerate(rows[suites[0]])], 28, goal="target")
         print(f"samples: bare {bare}")
         for (suite, emulation), r in results.items():
             print(f"samples {suite}, emulation {emulation}: sshd {r['sshd']}, boot finished {r['finished']}, engine {r['ready']}")
             if emulation == "on":
-                print(f"  boot steps of the last boot (uptime at each step's start): " + ", ".join(l for l in r["steps"] if l))
+                print("  boot steps of the last boot (uptime at each step's start): " + ", ".join(l for l in r["steps"] if l))
     finally:
         kill_guests_under(work)
         shutil.rmtree(work, ignore_errors=True)

@@ -249,6 +249,18 @@ def debian_suites(newest_first=False):
     return sorted(suites, key=releases.index) if newest_first else suites
 
 
+
+def print_suites_table(suites, rows, width, goal="goal"):
+    """Prints a benchmark's rows measured on several Debian suites, a column each, and the first
+    suite against the last: rows are (measure, {suite: (shown, number)}, goal)."""
+    ratio = f"{suites[0]}/{suites[-1]}" if len(suites) > 1 else ""
+    print(f"{'measure':<36}" + "".join(f"{s:<{width}}" for s in suites) + f"{ratio:<16}{goal}")
+    for name, cells, target in rows:
+        first, last = cells[suites[0]][1], cells[suites[-1]][1]
+        compared = f"{first / last:.2f}x" if len(suites) > 1 and last else ""
+        print(f"{name:<36}" + "".join(f"{cells[s][0]:<{width}}" for s in suites) + f"{compared:<16}{target}")
+
+
 def release_machine():
     """The optimized `machine` binary (what users get from the quickstart), rebuilt if the
     sources changed: benchmarks measure it, not the debug build the tests use. MACHINE_BIN names
