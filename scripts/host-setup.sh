@@ -12,7 +12,7 @@ packages=(
 	xorriso                             # bootable ISO and seed (config drive) images
 	uidmap                              # newuidmap/newgidmap: virtiofs for ordinary users' machines
 	apt dpkg debian-archive-keyring binutils cpio lz4 xz-utils kmod patchelf e2fsprogs squashfs-tools  # image and engine bundle recipes (the keyring signs their own apt roots; mke2fs: the engine disk; mksquashfs: the emulators)
-	gcc-12 make                         # the guest's machine_notify.ko, built against its kernel's headers
+	gcc-12 libc6-dev make               # the guest's machine_notify.ko (against its kernel's headers) and the engine's static runc-sealed
 	openssh-client openssh-server       # ssh/scp for tests, a local sshd for the SSH wrapper's tests
 	curl ca-certificates                # tests and benchmarks
 	python3 python3-pytest python3-pexpect python3-docker   # end-to-end tests (scripts/test.sh runs /usr/bin/python3)
