@@ -20,7 +20,7 @@ Usage: iso/build.sh [--suite SUITE] [--refresh] [--cache DIR] [--check] [--quiet
 
 Builds (or finds in the cache) the guest image and prints the folder that holds it.
 
-  --suite SUITE the Debian release of the guest's programs: bookworm (default) or trixie.
+  --suite SUITE the Debian release of the guest's programs: trixie (default) or bookworm.
                 The kernel is bookworm's for both (see "The kernel" below).
   --refresh     fetch the Debian package lists again first (else the ones fetched before)
   --cache DIR   cache folder (default: $MACHINE_CACHE, else $MACHINE_HOME/cache, else ~/.machine/cache)
@@ -40,7 +40,7 @@ Environment: MACHINE_APT_OPTIONS passes options to apt (e.g. a proxy).
 
 Examples:
   iso/build.sh                      # build once, then answer from the cache
-  iso/build.sh --suite trixie       # the Debian 13 guest (Docker Engine 26.1)
+  iso/build.sh --suite bookworm     # the Debian 12 guest (Docker Engine 20.10)
   qemu-system-x86_64 -cdrom "$(iso/build.sh)/machine.iso" -nographic
 USAGE
 }

@@ -16,8 +16,8 @@ Usage: provisioning/build-bundle.sh [--suite SUITE] [--refresh] [--cache DIR] [-
 
 Builds (or finds in the cache) the engine bundle and prints the folder that holds it.
 
-  --suite SUITE the Debian release the engine comes from: bookworm (default, Docker Engine
-                20.10) or trixie (Engine 26.1). A machine's image and engine are of one suite:
+  --suite SUITE the Debian release the engine comes from: trixie (default, Docker Engine
+                26.1) or bookworm (Engine 20.10). A machine's image and engine are of one suite:
                 the engine runs on the image's C library.
   --refresh     fetch the Debian package lists again first (else the ones fetched before)
   --cache DIR   cache folder (default: $MACHINE_CACHE, else $MACHINE_HOME/cache, else ~/.machine/cache)
@@ -27,7 +27,7 @@ Builds (or finds in the cache) the engine bundle and prints the folder that hold
 
 Examples:
   provisioning/build-bundle.sh
-  provisioning/build-bundle.sh --suite trixie
+  provisioning/build-bundle.sh --suite bookworm
   scp "$(provisioning/build-bundle.sh)/engine.tar.xz" provisioning/guest/install.sh root@vm:/tmp/
 USAGE
 }

@@ -22,15 +22,15 @@ extension Machine.Image {
                 ~/.machine/cache), keyed by every input: a second build with the same recipe
                 and mirror is instant. An interrupted build leaves the cache as it was.
 
-                Packages come from one Debian release, --suite: bookworm (Debian 12, Docker
-                Engine 20.10; the default) or trixie (Debian 13, Engine 26.1). Its package
+                Packages come from one Debian release, --suite: trixie (Debian 13, Docker
+                Engine 26.1; the default) or bookworm (Debian 12, Engine 20.10). Its package
                 lists are fetched from the host's Debian mirror into the cache (apt/SUITE) on
                 the first build and with --refresh; the host's own apt state is not touched.
 
                 EXAMPLES:
                   machine image build
                   machine image build --refresh                 # what Debian has now
-                  machine image build --suite trixie --quiet
+                  machine image build --suite bookworm --quiet
                   qemu-system-x86_64 -cdrom "$(machine image build --quiet | sed -n 's/^iso: //p')" -nographic
                 """
         )

@@ -10,10 +10,11 @@ extension Machine {
                 Fetches Debian's package lists (`--no-refresh` skips it), builds the guest
                 image and the engine bundle from the packages Debian has now, shows the old
                 and new versions, then restarts the machine onto them. The builds are of
-                the machine's Debian release, or of --suite, which moves it to another
-                (kept from then on): bookworm (Docker Engine 20.10, the default) or trixie
-                (Engine 26.1). The
-                data disk stays as it is: images, containers, volumes and restart
+                the Debian release the machine chose, else of the default, trixie (Docker
+                Engine 26.1): a plain upgrade moves a machine made before trixie was the
+                default from Engine 20.10 to 26.1. --suite moves it to the one named (kept from
+                then on): trixie or bookworm (Engine 20.10). The data disk stays as it is:
+                images, containers, volumes and restart
                 policies carry over. When the new engine does not answer within
                 --engine-timeout, the machine is booted again on the image and engine it
                 ran before and kept on them (`machine inspect` shows "held") until an
@@ -23,7 +24,7 @@ extension Machine {
                 EXAMPLES:
                   machine upgrade
                   machine upgrade dev --no-refresh
-                  machine upgrade dev --suite trixie     # to Debian 13 and Engine 26.1
+                  machine upgrade dev --suite bookworm   # back to Debian 12 and Engine 20.10
                   machine inspect dev | python3 -c 'import json,sys; print(json.load(sys.stdin)["builds"])'
                 """)
 

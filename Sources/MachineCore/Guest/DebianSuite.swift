@@ -4,11 +4,11 @@ import Foundation
 /// for both, since the engine runs on the image's C library. The kernel is bookworm's in each
 /// (the guest's own module is built on the host; see `iso/build.sh --help`).
 public enum DebianSuite {
-    /// What a machine runs when nothing chose: bookworm (Docker Engine 20.10) until the whole
-    /// e2e suite passes on trixie (Engine 26.1), which `--suite trixie` gives now.
-    public static let `default` = "bookworm"
+    /// What a new machine runs when nothing chose: trixie (Docker Engine 26.1). Machines that
+    /// ran before keep their suite on start (`forBoot`); `machine upgrade` moves them.
+    public static let `default` = "trixie"
     /// Every suite the recipes build, the default first (scripts/lib/debian.sh's SUITES).
-    public static let all = ["bookworm", "trixie"]
+    public static let all = ["trixie", "bookworm"]
     /// Builds made before there was a choice (manifests and boot records without a suite).
     static let beforeChoice = "bookworm"
 
