@@ -94,9 +94,10 @@ print_uris "${packages[@]}" | sort -k2 >"$work/uris.suite"
 sort -k2 -u "$work/uris.kernel" "$work/uris.suite" >"$work/uris"
 
 # The key covers the recipe (every file under iso/ and the shared helper) and the exact .deb files.
-key=$(recipe_key "$RECIPE" "$work/uris")
+recipe=$(recipe_hash "$RECIPE")
+key=$(recipe_key "$recipe" "$work/uris")
 final="$CACHE/images/$key"
-if [ -f "$final/manifest.json" ]; then
+if is_cached "$final" "$recipe"; then
 	step "image is cached"
 	point_latest "$final" "$SUITE"
 	printf '%s\n' "$final"
@@ -216,7 +217,7 @@ xorriso -as mkisofs -quiet -o "$out/machine.iso" -V MACHINE -J -R \
 
 step "writing the manifest"
 {
-	printf '{\n  "key": "%s",\n  "recipe": "%s",\n  "suite": "%s",\n  "kernel": "%s",\n  "built": "%s",\n  "packages": [\n' "$key" "$(recipe_hash "$RECIPE")" "$SUITE" "$kver" "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+	printf '{\n  "key": "%s",\n  "recipe": "%s",\n  "suite": "%s",\n  "kernel": "%s",\n  "built": "%s",\n  "packages": [\n' "$key" "$recipe" "$SUITE" "$kver" "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 	sep=""
 	while read -r url file size sha; do
 		n=${file%%_*}; v=$(dpkg-deb -f "$CACHE/debs/$file" Version)

@@ -63,9 +63,10 @@ mapfile -t wanted < <(read_list "$RECIPE/packages.txt" "$SUITE" | awk '{print $1
 mapfile -t packages < <(resolve_closure "${wanted[@]}")
 print_uris "${packages[@]}" | sort -k2 >"$work/uris"
 [ -s "$work/uris" ] || die "apt returned no packages to download" "fetch the package lists again: machine image build --refresh"
-key=$(recipe_key "$RECIPE" "$work/uris")
+recipe=$(recipe_hash "$RECIPE")
+key=$(recipe_key "$recipe" "$work/uris")
 final="$CACHE/engine/$key"
-if [ -f "$final/manifest.json" ]; then
+if is_cached "$final" "$recipe"; then
 	step "engine bundle is cached"
 	point_latest "$final" "$SUITE"
 	printf '%s\n' "$final"
@@ -150,7 +151,7 @@ size_mb=$(($(du -sm "$bundle" | cut -f1) * 12 / 10 + 16))
 mke2fs -q -t ext4 -O ^has_journal -m 0 -L machine-engine -E root_owner=0:0 -d "$bundle" "$out/engine.img" "${size_mb}M"
 {
 	printf '{\n  "key": "%s",\n  "recipe": "%s",\n  "suite": "%s",\n  "version": "%s",\n  "docker": "%s",\n  "built": "%s",\n  "platforms": [%s],\n  "packages": [\n' \
-		"$key" "$(recipe_hash "$RECIPE")" "$SUITE" "$(json_escape "$version")" "$(json_escape "$docker_version")" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+		"$key" "$recipe" "$SUITE" "$(json_escape "$version")" "$(json_escape "$docker_version")" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
 		"$(printf '"%s", ' "${platforms[@]}" | sed 's/, $//')"
 	sep=""
 	while read -r url file size sha; do

@@ -288,13 +288,26 @@ recipe_hash() {
 	} | sha256sum | cut -c1-16
 }
 
-# recipe_key RECIPE_DIR URIS_FILE: the cache key, a hash of the recipe and the exact .deb files
-# (name and sha256).
+# recipe_key RECIPE_HASH URIS_FILE: the cache key, a hash of the recipe and the exact .deb files
+# (name and sha256). A build hashes its recipe once, for its key and its manifest alike: a recipe
+# file edited while it runs must not give a folder whose manifest names another recipe than its
+# key (machine would take it for an old build forever and build it again for every account).
 recipe_key() {
 	{
-		recipe_hash "$1"
+		printf '%s\n' "$1"
 		awk '{print $2, $4}' "$2"
 	} | sha256sum | cut -c1-16
+}
+
+# is_cached FINAL RECIPE_HASH: whether FINAL is a finished build of this recipe. A folder of the
+# key whose manifest names another recipe (left by a build from before recipe hashes were taken
+# once) is removed, to be built again.
+is_cached() {
+	[ -f "$1/manifest.json" ] || return 1
+	grep -q "^  \"recipe\": \"$2\"," "$1/manifest.json" && return 0
+	step "the cached build $(basename "$1") names another recipe in its manifest: building it again"
+	rm -rf "$1"
+	return 1
 }
 
 # point_latest FOLDER SUITE: CACHE/KIND/latest-SUITE -> the folder just built or found, replaced
