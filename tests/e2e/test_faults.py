@@ -1,7 +1,9 @@
 """Faults a machine meets in the field, each ending with a working engine and the data written
 before the fault still there: QEMU killed, the domain paused during boot (by a user, or by a
 KVM that cannot run the guest), `machine up` killed during its engine wait, many stop/start
-cycles. Each test has a machine of its own, so none depends on another's order."""
+cycles. The tests that need no machine of another shape take turns on one (a create, boot and
+rm each cost about 45 s under TCG): each finds it up with the data written before its fault,
+whatever the test before left (running, stopped, removed), so none depends on another's order."""
 import contextlib
 import json
 import re
@@ -67,21 +69,42 @@ def qemu_pid(domain):
     return int(out[0])
 
 
-@pytest.fixture
-def machine(tmp_path, cache_dir, built):
-    """A machine up in a home of this test's own, with a named volume written and synced."""
-    m = Up(tmp_path / "home", cache_dir, tmp_path / "work")
-    m.work.mkdir()
+@pytest.fixture(scope="module")
+def faults_home(tmp_path_factory, cache_dir, built):
+    """The home of the machine the fault tests share, removed after the last."""
+    m = Up(tmp_path_factory.mktemp("faults-home"), cache_dir, tmp_path_factory.mktemp("faults-work"))
     m.env["DOCKER_HOST"] = f"unix://{m.socket}"
+    m.busybox = busybox_image_tar(m.work / "busybox")
     try:
-        m.machine("up", "--no-context", "--no-mounts")
-        m.domain = json.loads(m.machine("inspect").stdout)["domain"]
-        m.docker("import", str(busybox_image_tar(m.work / "busybox")), "busybox:latest")
-        m.docker("run", "--rm", "-v", "kept:/data", "busybox", "sh", "-c", "echo before the fault > /data/f && sync")
         yield m
     finally:
-        # Also when the set-up failed half-way: a guest left running would slow every later test.
+        # A guest left running would slow every later test.
         m.machine("rm", "--force", "default", check=False, timeout=180)
+
+
+@pytest.fixture
+def machine(faults_home):
+    """The shared machine up, with a named volume written and synced before the fault. One a
+    test left stopped is started, one it removed is made again, one it broke (a failed test)
+    is removed and made again."""
+    m = faults_home
+    if m.machine("up", "--no-context", "--no-mounts", check=False).returncode != 0:
+        m.machine("rm", "--force", "default", check=False, timeout=180)
+        m.machine("up", "--no-context", "--no-mounts")
+    m.domain = json.loads(m.machine("inspect").stdout)["domain"]
+    if m.docker("image", "inspect", "busybox:latest", check=False).returncode != 0:
+        m.docker("import", str(m.busybox), "busybox:latest")
+    m.docker("run", "--rm", "-v", "kept:/data", "busybox", "sh", "-c", "echo before the fault > /data/f && sync")
+    return m
+
+
+def agent_log_from(m, offset):
+    """What the agent logged from `offset` (a length read before the fault) on."""
+    return (m.folder / "agent.log").read_text()[offset:]
+
+
+def agent_log_length(m):
+    return len((m.folder / "agent.log").read_text())
 
 
 def assert_engine_and_data(m):
@@ -102,6 +125,7 @@ def wait_for_exit(pid, timeout):
 
 def test_qemu_killed_then_up_boots_again_with_a_new_agent(machine):
     old_agent = machine.agent_pid()
+    logged = agent_log_length(machine)
     os.kill(qemu_pid(machine.domain), signal.SIGKILL)
     wait_for_domain(machine.domain, "shut off")
     status = machine.machine("status").stdout.decode()
@@ -109,7 +133,7 @@ def test_qemu_killed_then_up_boots_again_with_a_new_agent(machine):
     assert "QEMU:" in status, status
     # The agent served that boot only: it ends with it, and docker says nothing listens.
     wait_for_exit(old_agent, 30)
-    assert "exiting: its domain has stopped" in (machine.folder / "agent.log").read_text()
+    assert "exiting: its domain has stopped" in agent_log_from(machine, logged)
     gone = machine.docker("version", check=False, timeout=30)
     assert gone.returncode != 0 and "Cannot connect to the Docker daemon" in gone.stderr, gone.stderr
     started = time.time()
@@ -175,6 +199,7 @@ def guest_clock_offset(m):
 def test_after_a_host_sleep_the_agent_sets_the_guest_clock(machine):
     # A host asleep stops the guest's CPUs and its clock with them; pausing the domain does the same.
     assert abs(guest_clock_offset(machine)) < 2
+    logged = agent_log_length(machine)
     # 15 s paused: three times the agent's threshold for a stall (Agent.stallThreshold, 5 s).
     virsh("suspend", machine.domain)
     time.sleep(15)
@@ -187,7 +212,7 @@ def test_after_a_host_sleep_the_agent_sets_the_guest_clock(machine):
             break
         time.sleep(0.2)
     assert abs(offset) < 2, f"the guest clock is still {offset:.1f} s off, {time.time() - resumed:.1f} s after the resume"
-    assert "set the clock of default after" in (machine.folder / "agent.log").read_text()
+    assert "set the clock of default after" in agent_log_from(machine, logged)
     assert_engine_and_data(machine)
 
 
