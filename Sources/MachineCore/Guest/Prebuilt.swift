@@ -21,8 +21,7 @@ public struct Prebuilt: Sendable, Equatable {
         if let explicit = environment["MACHINE_PREBUILT"] {
             return explicit.isEmpty ? nil : Prebuilt(root: URL(fileURLWithPath: explicit))
         }
-        let executable = URL(fileURLWithPath: AgentProcess.currentExecutable()).resolvingSymlinksInPath()
-        let root = executable.deletingLastPathComponent().appendingPathComponent("../lib/machine/prebuilt").standardized
+        let root = AgentProcess.besideExecutable("../lib/machine/prebuilt")
         var isFolder: ObjCBool = false
         return FileManager.default.fileExists(atPath: root.path, isDirectory: &isFolder) && isFolder.boolValue ? Prebuilt(root: root) : nil
     }

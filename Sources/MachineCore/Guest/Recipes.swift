@@ -17,8 +17,7 @@ public struct Recipes: Sendable {
             candidates.append(URL(fileURLWithPath: explicit))
         }
         // The running binary itself (argv[0] is only "machine" when it was found on PATH).
-        let executable = URL(fileURLWithPath: AgentProcess.currentExecutable()).resolvingSymlinksInPath()
-        candidates.append(executable.deletingLastPathComponent().appendingPathComponent("../share/machine").standardized)
+        candidates.append(AgentProcess.besideExecutable("../share/machine"))
         // #filePath is Sources/MachineCore/Guest/Recipes.swift in the checkout that built us.
         candidates.append(URL(fileURLWithPath: #filePath).deletingLastPathComponent()
             .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent())

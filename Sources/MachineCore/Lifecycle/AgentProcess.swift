@@ -124,6 +124,14 @@ public struct AgentProcess: Sendable {
         (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
     }
 
+    /// A path of the installation this binary belongs to, relative to the folder of the binary
+    /// itself (symlinks resolved): `../share/machine` for the recipes, `../lib/machine/prebuilt`
+    /// for the builds installed for every account.
+    public static func besideExecutable(_ relative: String) -> URL {
+        URL(fileURLWithPath: currentExecutable()).resolvingSymlinksInPath().deletingLastPathComponent()
+            .appendingPathComponent(relative).standardized
+    }
+
     private func isSocket(_ path: String) -> Bool {
         var info = stat()
         return lstat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFSOCK
