@@ -37,9 +37,9 @@ put "$binary" "$prefix/bin/machine" 755
 share=$prefix/share/machine
 staging=$share.new.$$
 rm -rf "$staging"
-mkdir -p "$staging/scripts"
+mkdir -p "$staging/scripts/lib"
 cp -a iso provisioning "$staging/"
-cp -a scripts/lib "$staging/scripts/"
+cp -a scripts/lib/debian.sh "$staging/scripts/lib/"
 chmod -R a+rX "$staging"
 if [ -d "$share" ]; then mv "$share" "$share.old.$$"; fi
 mv "$staging" "$share"
@@ -54,35 +54,16 @@ put "$prefix/bin/.machine-completion.$$" "$prefix/share/zsh/site-functions/_mach
 put "$prefix/bin/.machine-completion.$$" "$prefix/share/fish/vendor_completions.d/machine.fish" 644
 rm -f "$prefix/bin/.machine-completion.$$"
 # The guest image and engine bundle this version boots, for every account of the host: built
-# now into the installing account's cache (found there at once when it has them) and copied to
-# PREFIX/lib/machine/prebuilt, which machine boots when an account has no current build of its
-# own, so a first `up` builds nothing. Builds of earlier versions stay (a machine running from
-# one keeps its files); only `latest-SUITE` moves. Only the default suite is built here (an
-# account that asks for another builds its own). MACHINE_NO_PREBUILT=1 leaves this out.
+# now into the installing account's cache (found there at once when it has them) and published
+# in PREFIX/lib/machine/prebuilt (scripts/lib/prebuilt.sh). Only the default suite is built here
+# (an account that asks for another builds its own). MACHINE_NO_PREBUILT=1 leaves this out.
 prebuilt=$prefix/lib/machine/prebuilt
-publish() { # FOLDER KIND SUITE: a build folder of the cache, copied (hard-linked where it can be) as KIND/NAME
-	local name dest
-	name=$(basename "$1")
-	dest=$prebuilt/$2/$name
-	if [ ! -d "$dest" ]; then
-		mkdir -p "$prebuilt/$2"
-		rm -rf "$dest.new.$$"
-		cp -al "$1" "$dest.new.$$" 2>/dev/null || cp -a "$1" "$dest.new.$$"
-		chmod -R a+rX "$dest.new.$$"
-		mv "$dest.new.$$" "$dest"
-	fi
-	ln -sfn "$name" "$prebuilt/$2/.latest.$$"
-	mv -T "$prebuilt/$2/.latest.$$" "$prebuilt/$2/latest-$3"
-}
 if [ -z "${MACHINE_NO_PREBUILT:-}" ]; then
 	echo "==> the guest image and engine bundle, for every account (machine image build; cached after the first)"
-	if built=$("$prefix/bin/machine" image build); then
-		suite=$(sed -n 's/^suite: *\([a-z]*\).*/\1/p' <<<"$built")
-		image=$(sed -n 's/^image: *\(.*\) (kernel .*/\1/p' <<<"$built")
-		engine=$(dirname "$(sed -n 's/^engine: *\(.*\) (Docker .*/\1/p' <<<"$built")")
-		publish "$image" images "$suite"
-		publish "$engine" engine "$suite"
-		chmod a+rx "$prefix/lib/machine" "$prebuilt" "$prebuilt/images" "$prebuilt/engine"
+	source scripts/lib/prebuilt.sh
+	if publish_prebuilt "$prefix/bin/machine" "$prebuilt"; then
+		built=yes
+		chmod a+rx "$prefix/lib/machine"
 	else
 		echo "warning: the guest image could not be built now (see above): each account builds its own on its first \`machine up\`" >&2
 	fi

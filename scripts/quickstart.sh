@@ -1,17 +1,15 @@
 #!/usr/bin/env bash
-# The README's first command: set up the host, build machine and install it for every user
-# (/usr/local/bin, with shell completion, and the guest image and engine bundle that every
-# account's first `up` boots), `machine up` the default machine, then use its engine from the
-# host's docker CLI.
+# The README's first command: set up the host, build machine's Debian package (the release
+# binary, the guest image and engine every account's first `up` boots, the man page) and install
+# it with apt, `machine up` the default machine, then use its engine from the host's docker CLI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/host-setup.sh
-# install.sh also builds the guest image and engine bundle, for every account of this host.
-scripts/install.sh
-machine=/usr/local/bin/machine
-# Now that the guest kernel is built, KVM is judged by whether it boots that kernel; host setup
-# restarts libvirtd without /dev/kvm if it does not.
-MACHINE_BIN=$machine scripts/host-setup.sh
+deb=$(scripts/package.sh)
+echo "==> apt-get install $deb"
+DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$deb" | { grep -E '^(Setting up|machine:|==>)' || true; }
+machine=/usr/bin/machine
+"$machine" --version >/dev/null
 echo "==> machine up"
 "$machine" up
 echo "==> docker, through the machine"
@@ -21,4 +19,4 @@ tar=$(python3 scripts/qemu_guest.py busybox-tar "${TMPDIR:-/tmp}/machine-quickst
 docker import "$tar" busybox:latest >/dev/null
 docker run --rm busybox echo "hello from a container in the machine"
 echo
-echo "machine is installed for every user; try \`machine ssh\`, \`machine ls\`, \`machine stop\`."
+echo "machine is installed for every user ($deb); try \`machine ssh\`, \`machine ls\`, \`man machine\`."

@@ -32,12 +32,14 @@ class Account:
         self.home = Path("/home") / name
         self.machine = self.prefix / "bin" / "machine"
 
-    def create(self):
+    def create(self, install=True):
+        """install=False: the test installs machine itself (the Debian package)."""
         if os.geteuid() != 0:
             pytest.skip("making a test user needs root")
         self.remove()
         subprocess.run(["useradd", "-m", "-d", str(self.home), "-s", "/bin/bash", self.name], check=True)
-        self.install()
+        if install:
+            self.install()
         return self
 
     def install(self):

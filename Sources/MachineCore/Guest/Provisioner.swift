@@ -55,6 +55,12 @@ public struct Provisioner {
         guard let sha = bundle.manifest.artefacts["engine.tar.xz"]?.sha256 else {
             throw MachineError("the engine bundle's manifest names no engine.tar.xz", hint: "rebuild it: remove \(bundle.folder.path)")
         }
+        // The Debian package ships the engine as its disk only (scripts/package.sh): a guest
+        // mounts that at boot, and only a running guest's update needs the archive.
+        guard FileManager.default.fileExists(atPath: bundle.archive.path) else {
+            throw MachineError("the engine \(bundle.manifest.version) in \(bundle.folder.path) comes as a disk the machine mounts at boot, with no archive to install it in a running machine",
+                               hint: "`machine restart` boots the machine with it; or `machine image build` builds the archive into your own cache, and `machine up` installs it")
+        }
         _ = try run("mkdir -p \(Self.uploadFolder)", what: "preparing the upload folder")
         let sftp = try sftpSession()
         let archive = "\(Self.uploadFolder)/engine.tar.xz"

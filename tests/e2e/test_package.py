@@ -1,0 +1,156 @@
+"""The Debian package (scripts/package.sh), the way a Debian user meets it: `apt install
+./machine_VERSION_amd64.deb` on a host where machine was never installed, a binary that runs with
+the Swift toolchain hidden, `man machine`, a fresh account whose first `up` builds nothing, a
+newer package installed under its running machine, then `apt remove` (refused while the machine
+runs, naming it) and `apt purge`, which leave no process or package file behind and the account's
+machine folder as it was."""
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from accounts import Account
+from conftest import DOCKER, REPO
+
+USER = "machine-deb"
+PACKAGE_FILES = ["/usr/bin/machine", "/usr/lib/machine", "/usr/share/machine", "/usr/share/man/man1/machine.1.gz",
+                 "/usr/share/doc/machine", "/usr/share/bash-completion/completions/machine"]
+
+
+def installed():
+    status = subprocess.run(["dpkg-query", "-W", "-f", "${Status}", "machine"], capture_output=True, text=True).stdout
+    return "install ok installed" in status
+
+
+def apt(*args):
+    return subprocess.run(["apt-get", "-y", "-q", *args], capture_output=True, text=True,
+                          env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+
+
+def purge():
+    """Leaves the host as a run killed mid-test would not: no account, no package."""
+    delete = Account(USER)
+    delete.remove()
+    if subprocess.run(["dpkg-query", "-W", "machine"], capture_output=True).returncode == 0:
+        result = subprocess.run(["dpkg", "--purge", "machine"], capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.fixture
+def package(tmp_path, cache_dir):
+    if os.geteuid() != 0:
+        pytest.skip("installing a Debian package needs root")
+    purge()
+    # The package the README builds, with a faster compression than the release's (xz -9, 100 s
+    # here): only the file's size differs.
+    env = dict(os.environ, OUT=str(tmp_path), MACHINE_CACHE=str(cache_dir), MACHINE_DEB_COMPRESSION="gzip:1")
+    built = subprocess.run(["scripts/package.sh"], cwd=REPO, capture_output=True, text=True, env=env, timeout=1800)
+    assert built.returncode == 0, built.stdout + built.stderr
+    deb = Path(built.stdout.strip().splitlines()[-1])
+    assert re.fullmatch(r"machine_\d+\.\d+\.\d+(\+git\d+\.[0-9a-f]+)?_amd64\.deb", deb.name), deb.name
+    yield deb
+    purge()
+
+
+def newer_build(deb, folder):
+    """The same package with a higher version, as the next release would be."""
+    tree = folder / "newer"
+    subprocess.run(["dpkg-deb", "-R", str(deb), str(tree)], check=True)
+    control = tree / "DEBIAN" / "control"
+    version = re.search(r"^Version: (.*)$", control.read_text(), re.M).group(1)
+    control.write_text(control.read_text().replace(f"Version: {version}", f"Version: {version}.1"))
+    newer = folder / f"machine_{version}.1_amd64.deb"
+    subprocess.run(["dpkg-deb", "--root-owner-group", "-Zgzip", "-z1", "-b", str(tree), str(newer)], check=True, capture_output=True)
+    return newer
+
+
+def test_the_debian_package_installs_runs_without_the_toolchain_and_removes_cleanly(package, tmp_path):
+    lint = subprocess.run(["lintian", "--tag-display-limit", "0", str(package)], capture_output=True, text=True)
+    assert not [line for line in lint.stdout.splitlines() if line.startswith("E:")], lint.stdout
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+
+    install = apt("install", "--no-install-recommends", str(package))
+    assert install.returncode == 0, install.stdout + install.stderr
+    assert installed()
+    # The binary needs no Swift toolchain: nothing it loads comes from one, and it runs with
+    # the toolchain's folder hidden (a tmpfs over it, in a mount namespace of its own).
+    libraries = subprocess.run(["ldd", "/usr/bin/machine"], capture_output=True, text=True, check=True).stdout
+    assert "swift" not in libraries.lower(), libraries
+    swift = subprocess.run(["sh", "-c", "command -v swift"], capture_output=True, text=True).stdout.strip()
+    toolchain = Path(swift or "/opt/swift/usr/bin/swift").resolve().parents[2]
+    hidden = subprocess.run(["unshare", "-m", "sh", "-c", f"mount -t tmpfs none {toolchain} && ls {toolchain} | wc -l && /usr/bin/machine --version && /usr/bin/machine host-check --print-accelerator"],
+                            capture_output=True, text=True)
+    assert hidden.returncode == 0, hidden.stdout + hidden.stderr
+    assert hidden.stdout.splitlines()[0] == "0" and re.fullmatch(r"\d+\.\d+\.\d+", hidden.stdout.splitlines()[1]), hidden.stdout
+    manual = subprocess.run(["man", "machine"], capture_output=True, text=True, env=dict(os.environ, MANPAGER="cat", MANWIDTH="100"))
+    assert manual.returncode == 0, manual.stderr
+    for command in ("up", "stop", "ssh", "upgrade", "set"):
+        assert re.search(rf"^\s+{command}\s", manual.stdout, re.M), f"man machine does not show `{command}`"
+
+    # A fresh account, its default login environment, the package's machine: the first `up`
+    # builds nothing (no apt download, no recipe's progress line), it boots the package's builds.
+    account = Account(USER).create(install=False)
+    account.machine = Path("/usr/bin/machine")
+    up = account("machine up")
+    assert "default is up" in up.stdout, up.stdout + up.stderr
+    assert "==> " not in up.stderr, up.stderr
+    assert not (account.home / ".machine" / "cache" / "images").exists()
+    builds = json.loads(account("machine inspect").stdout)["builds"]
+    assert builds["image"]["folder"].startswith("/usr/lib/machine/prebuilt/images/"), builds
+    assert builds["engine"]["folder"].startswith("/usr/lib/machine/prebuilt/engine/"), builds
+    engine = account("docker version --format '{{.Server.Version}}'").stdout.strip()
+    assert engine
+
+    # The package's docker CLI: /usr/bin/docker on a host with none of its own there, left alone
+    # on one with its own file. With the host's own CLI hidden (a tmpfs over its folder, in a
+    # mount namespace of its own), the account's `docker` is the package's, of the engine's version.
+    if Path("/usr/bin/docker").is_symlink() or not Path("/usr/bin/docker").exists():
+        assert Path("/usr/bin/docker").resolve() == Path("/usr/lib/machine/docker/docker")
+        hide = "" if Path(DOCKER).parent == Path("/usr/bin") else f"mount -t tmpfs none {Path(DOCKER).parent} && "
+        cli = subprocess.run(["unshare", "-m", "sh", "-c", hide + f"su - {USER} -c 'command -v docker && docker version --format \"{{{{.Client.Version}}}} {{{{.Server.Version}}}}\"'"],
+                             capture_output=True, text=True)
+        assert cli.returncode == 0, cli.stdout + cli.stderr
+        assert cli.stdout.split() == ["/usr/bin/docker", engine, engine], cli.stdout
+    else:
+        assert not Path("/usr/bin/docker").is_symlink(), "the host's own /usr/bin/docker was replaced"
+
+    # A newer package, installed under the running machine: the agent keeps the binary it started
+    # from (dpkg renames the new one over it), and the engine keeps answering.
+    agent = account.processes("machine agent")
+    assert agent, "the machine has no agent"
+    upgrade = apt("install", "--no-install-recommends", str(newer_build(package, tmp_path)))
+    assert upgrade.returncode == 0, upgrade.stdout + upgrade.stderr
+    assert account.processes("machine agent") == agent
+    assert os.readlink(f"/proc/{agent[0]}/exe") == "/usr/bin/machine (deleted)"
+    assert account("docker version --format '{{.Server.Version}}'").stdout.strip()
+    assert account("machine status").stdout.strip() == "running"
+
+    # `apt remove` while the machine runs: refused, naming it and the way to stop it.
+    refused = apt("remove", "machine")
+    assert refused.returncode != 0, refused.stdout
+    said = refused.stdout + refused.stderr
+    assert "not removed: these machines are running" in said and f"default (the agent of {USER}'s machine" in said, said
+    assert "machine stop NAME" in said, said
+    assert installed() and Path("/usr/bin/machine").exists()
+    assert account("docker version --format '{{.Server.Version}}'").stdout.strip()
+
+    # Stopped, it goes; the account's machine (its config and disk) stays, and nothing runs.
+    account("machine stop")
+    folder = account.home / ".machine" / "machines" / "default"
+    config, disk = (folder / "config.json").read_bytes(), (folder / "data.qcow2").stat()
+    removed = apt("remove", "machine")
+    assert removed.returncode == 0, removed.stdout + removed.stderr
+    assert not installed()
+    assert not Path("/usr/bin/docker").is_symlink() or Path("/usr/bin/docker").resolve().exists(), "a dangling /usr/bin/docker"
+    assert not account.processes("machine agent") and not account.processes("qemu-system")
+    # It has no configuration files to keep: dpkg forgets it at the remove, or at the purge.
+    purged = subprocess.run(["dpkg", "--purge", "machine"], capture_output=True, text=True)
+    assert purged.returncode == 0, purged.stdout + purged.stderr
+    assert subprocess.run(["dpkg-query", "-W", "machine"], capture_output=True).returncode != 0, "dpkg still knows the package"
+    left = [path for path in PACKAGE_FILES if Path(path).exists()]
+    assert not left, f"left behind by apt purge: {left}"
+    assert (folder / "config.json").read_bytes() == config
+    assert (folder / "data.qcow2").stat().st_mtime == disk.st_mtime and (folder / "data.qcow2").stat().st_size == disk.st_size
