@@ -18,9 +18,9 @@ fi
 
 binary=${MACHINE_BINARY:-.build/release/machine}
 if [ -z "${MACHINE_BINARY:-}" ] && { [ ! -x "$binary" ] || [ -n "$(find Sources Package.swift -newer "$binary" -print -quit)" ]; }; then
-	echo "==> swift build -c release"
+	echo "==> swift build -c release --static-swift-stdlib"
 	# pipefail: a failed build stops here, rather than an older binary being installed.
-	swift build -c release 2>&1 | { grep -vE '^\[[0-9]+/[0-9]+\]' || true; } || { echo "error: the release build failed (see above)" >&2; exit 1; }
+	swift build -c release --static-swift-stdlib 2>&1 | { grep -vE '^\[[0-9]+/[0-9]+\]' || true; } || { echo "error: the release build failed (see above)" >&2; exit 1; }
 fi
 [ -x "$binary" ] || { echo "error: the release build failed (see above)" >&2; exit 1; }
 

@@ -8,6 +8,7 @@ import contextlib
 import json
 import re
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -15,6 +16,8 @@ import time
 import urllib.request
 
 import pytest
+
+from pathlib import Path
 
 from conftest import Up, machine_binary
 from qemu_guest import busybox_image_tar, free_port
@@ -465,3 +468,42 @@ def test_libvirtd_restarted_under_a_running_machine(tmp_path, cache_dir, built):
         assert "web" in m.docker("ps", "-a", "--format", "{{.Names}}").stdout
     finally:
         m.machine("rm", "--force", "default", check=False, timeout=180)
+
+
+def test_a_host_that_went_down_hard_gets_its_autostart_machines_back(machine):
+    """The host went down hard: QEMU and the agent killed, libvirtd killed and started again.
+    What the autostart unit runs brings the marked machine back with its named volume; a machine
+    that is not marked stays stopped. The unit passes systemd-analyze verify."""
+    said = machine.machine("autostart", "on").stdout.decode()
+    unit = Path(re.search(r"^wrote (\S+)$", said, re.M).group(1))
+    try:
+        assert unit.parent == Path("/etc/systemd/system"), said
+        verify = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True)
+        assert verify.returncode == 0, verify.stdout + verify.stderr
+        if not os.path.exists("/run/systemd/system"):
+            assert "no systemd runs on this host" in said and "autostart --start" in said, said
+        assert "marked for autostart: default" in machine.machine("autostart").stdout.decode()
+        machine.machine("create", "idle", "--no-mounts")
+        agent = machine.agent_pid()
+        os.kill(qemu_pid(machine.domain), signal.SIGKILL)
+        os.kill(agent, signal.SIGKILL)
+        os.kill(libvirtd_pid(), signal.SIGKILL)
+        subprocess.run(["scripts/host-setup.sh"], cwd=machine_binary().parents[2], check=True, timeout=600,
+                       env=dict(os.environ, MACHINE_BIN=str(machine_binary())), capture_output=True)
+        wait_for_exit(agent, 30)
+        assert machine.machine("status", check=False).stdout.decode().startswith("stopped")
+        # What the unit runs, as systemd runs it: its ExecStart, with its Environment only.
+        text = unit.read_text()
+        env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root")}
+        env.update(dict(shlex.split(line.removeprefix("Environment="))[0].split("=", 1)
+                        for line in text.splitlines() if line.startswith("Environment=")))
+        command = shlex.split(next(line for line in text.splitlines() if line.startswith("ExecStart=")).removeprefix("ExecStart="))
+        started = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+        assert started.returncode == 0, started.stdout + started.stderr
+        assert "default started" in started.stdout and "idle" not in started.stdout, started.stdout
+        assert_engine_and_data(machine)
+        assert machine.machine("status", "idle", check=False).stdout.decode().startswith("stopped")
+    finally:
+        machine.machine("autostart", "off", check=False)
+        machine.machine("rm", "--force", "idle", check=False, timeout=180)
+        unit.unlink(missing_ok=True)

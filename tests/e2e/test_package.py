@@ -16,6 +16,7 @@ from accounts import Account
 from conftest import DOCKER, REPO
 
 USER = "machine-deb"
+OTHER = "machine-deb2"
 PACKAGE_FILES = ["/usr/bin/machine", "/usr/lib/machine", "/usr/share/machine", "/usr/share/man/man1/machine.1.gz",
                  "/usr/share/doc/machine", "/usr/share/bash-completion/completions/machine"]
 
@@ -32,8 +33,8 @@ def apt(*args):
 
 def purge():
     """Leaves the host as a run killed mid-test would not: no account, no package."""
-    delete = Account(USER)
-    delete.remove()
+    for name in (USER, OTHER):
+        Account(name).remove()
     if subprocess.run(["dpkg-query", "-W", "machine"], capture_output=True).returncode == 0:
         result = subprocess.run(["dpkg", "--purge", "machine"], capture_output=True, text=True)
         assert result.returncode == 0, result.stdout + result.stderr
@@ -92,17 +93,23 @@ def test_the_debian_package_installs_runs_without_the_toolchain_and_removes_clea
 
     # A fresh account, its default login environment, the package's machine: the first `up`
     # builds nothing (no apt download, no recipe's progress line), it boots the package's builds.
-    account = Account(USER).create(install=False)
-    account.machine = Path("/usr/bin/machine")
-    up = account("machine up")
-    assert "default is up" in up.stdout, up.stdout + up.stderr
-    assert "==> " not in up.stderr, up.stderr
-    assert not (account.home / ".machine" / "cache" / "images").exists()
-    builds = json.loads(account("machine inspect").stdout)["builds"]
-    assert builds["image"]["folder"].startswith("/usr/lib/machine/prebuilt/images/"), builds
-    assert builds["engine"]["folder"].startswith("/usr/lib/machine/prebuilt/engine/"), builds
+    # Two accounts at once share the package's read-only builds.
+    account, other = Account(USER).create(install=False), Account(OTHER).create(install=False)
+    try:
+        ups = [a.background("machine up") for a in (account, other)]
+        for a, up in zip((account, other), ups):
+            out = up.communicate(timeout=900)[0]
+            assert up.returncode == 0 and "default is up" in out, f"{a.name}: {out}"
+            assert "==> " not in out, out
+            assert not (a.home / ".machine" / "cache" / "images").exists()
+            builds = json.loads(a("machine inspect").stdout)["builds"]
+            assert builds["image"]["folder"].startswith("/usr/lib/machine/prebuilt/images/"), builds
+            assert builds["engine"]["folder"].startswith("/usr/lib/machine/prebuilt/engine/"), builds
+            assert a("docker version --format '{{.Server.Version}}'").stdout.strip()
+    finally:
+        other.machine = Path("/usr/bin/machine")
+        other.remove()
     engine = account("docker version --format '{{.Server.Version}}'").stdout.strip()
-    assert engine
 
     # The package's docker CLI: /usr/bin/docker on a host with none of its own there, left alone
     # on one with its own file. With the host's own CLI hidden (a tmpfs over its folder, in a

@@ -49,6 +49,8 @@ public struct MachineConfig: Codable, Sendable, Equatable {
     /// The Debian release of its guest and engine (`--suite`, `DebianSuite`); nil when none
     /// was chosen: it then keeps the one it last ran, and `machine upgrade` moves it to the default.
     public var suite: String?
+    /// Started again when the host restarts (`machine autostart`, `AutostartService`).
+    public var autostart: Bool = false
 
     /// The idle time after which the machine sleeps; 0 when it never does.
     public var idleSleepSeconds: Int { idleSleep ?? IdleSleep.defaultSeconds }
@@ -95,6 +97,7 @@ public struct MachineConfig: Codable, Sendable, Equatable {
         idleSleep = try c.decodeIfPresent(Int.self, forKey: .idleSleep)
         platforms = try c.decodeIfPresent([String].self, forKey: .platforms)
         suite = try c.decodeIfPresent(String.self, forKey: .suite)
+        autostart = try c.decodeIfPresent(Bool.self, forKey: .autostart) ?? false
     }
 
     static let encoder: JSONEncoder = {
