@@ -67,14 +67,29 @@ start_libvirtd() {
 		mknod -m 000 /run/machine-no-kvm c 1 3
 		unshare -m --propagation private sh -c 'mount --bind /run/machine-no-kvm /dev/kvm && exec libvirtd -d'
 	else
+		echo "==> starting libvirtd"
 		libvirtd -d
 	fi
 }
 
+# Whether the running libvirtd was given the stand-in and it has gone since (someone removed
+# /run/machine-no-kvm): that libvirtd can start no QEMU ("Unable to move /dev/kvm mount").
+libvirtd_lost_stand_in() {
+	local pid
+	pid=$(libvirtd_pid) || return 1
+	[ -e "/proc/$pid/root/dev/kvm" ] && [ "$(stat -L -c '%t:%T' "/proc/$pid/root/dev/kvm")" = "1:3" ] &&
+		[ ! -e /run/machine-no-kvm ]
+}
+
 # With systemd, the packages' units run the daemons; without it (containers, CI), start them.
-if [ ! -d /run/systemd/system ]; then
+if [ -d /run/systemd/system ]; then
+	echo "==> libvirtd and virtlogd run under systemd (libvirt-daemon-system's units)"
+else
 	mkdir -p /run/libvirt /var/run/libvirt
-	pgrep -x virtlogd >/dev/null || virtlogd -d
+	if ! pgrep -x virtlogd >/dev/null; then
+		echo "==> starting virtlogd"
+		virtlogd -d
+	fi
 	# A libvirtd that is still shutting down would be taken for a running one.
 	if libvirtd_pid >/dev/null && [ ! -S /var/run/libvirt/libvirt-sock ]; then
 		for _ in $(seq 300); do libvirtd_pid >/dev/null || break; sleep 0.1; done
@@ -87,7 +102,16 @@ if [ ! -d /run/systemd/system ]; then
 		# Its shutdown took over 10 s on one host.
 		for _ in $(seq 300); do libvirtd_pid >/dev/null || break; sleep 0.1; done
 	fi
-	libvirtd_pid >/dev/null || start_libvirtd
+	if libvirtd_lost_stand_in; then
+		echo "==> libvirtd's stand-in for /dev/kvm (/run/machine-no-kvm) was removed: restarting it"
+		pkill -x libvirtd
+		for _ in $(seq 300); do libvirtd_pid >/dev/null || break; sleep 0.1; done
+	fi
+	if libvirtd_pid >/dev/null; then
+		echo "==> libvirtd and virtlogd run"
+	else
+		start_libvirtd
+	fi
 	for _ in $(seq 100); do
 		[ -S /var/run/libvirt/libvirt-sock ] && break
 		sleep 0.1

@@ -35,7 +35,7 @@ extension Machine {
                 print("libvirtd: no system daemon seen (an ordinary user's machines use their own session daemon)")
             case true? where check.libvirtdNeedsRestart:
                 print("libvirtd: can open /dev/kvm, so it re-probes QEMU at every machine start (tens of seconds each)")
-                print("hint: run scripts/host-setup.sh as root: it restarts libvirtd without /dev/kvm (running machines keep running)")
+                print("hint: run \(MachineCore.HostCheck.setupCommand) as root: it restarts libvirtd without /dev/kvm (running machines keep running)")
                 throw ExitCode(1)
             case true?:
                 print("libvirtd: sees /dev/kvm")

@@ -111,6 +111,18 @@ def test_the_debian_package_installs_runs_without_the_toolchain_and_removes_clea
         other.remove()
     engine = account("docker version --format '{{.Server.Version}}'").stdout.strip()
 
+    # Autostart for an ordinary user: a unit in their own systemd folder, started at their login
+    # (no systemd runs on this kind of host, which it says), that systemd-analyze accepts.
+    said = account("machine autostart on").stdout
+    unit = Path(re.search(r"^wrote (\S+)$", said, re.M).group(1))
+    assert unit.parent == account.home / ".config" / "systemd" / "user", said
+    assert "ExecStart=\"/usr/bin/machine\" autostart --start" in unit.read_text() and "WantedBy=default.target" in unit.read_text()
+    if not Path("/run/systemd/system").exists():
+        assert "no systemd runs on this host" in said and "~/.profile" in said, said
+    verify = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert "marked for autostart: default" in account("machine autostart").stdout
+
     # The package's docker CLI: /usr/bin/docker on a host with none of its own there, left alone
     # on one with its own file. With the host's own CLI hidden (a tmpfs over its folder, in a
     # mount namespace of its own), the account's `docker` is the package's, of the engine's version.

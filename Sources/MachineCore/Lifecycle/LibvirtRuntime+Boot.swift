@@ -65,7 +65,7 @@ extension LibvirtRuntime {
         if let notice {
             progress(notice)
             if accelerator == .tcg && hypervisor.isSystemDaemon && HostCheck.systemLibvirtdSeesKVM() == true {
-                progress("note: libvirtd can open /dev/kvm, which does not run guests here, so it re-probes QEMU at every start (tens of seconds); `scripts/host-setup.sh` restarts it without /dev/kvm")
+                progress("note: libvirtd can open /dev/kvm, which does not run guests here, so it re-probes QEMU at every start (tens of seconds); `\(HostCheck.setupCommand)` (as root) restarts it without /dev/kvm")
             }
         }
         let uptime: Double

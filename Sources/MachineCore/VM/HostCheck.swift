@@ -19,6 +19,14 @@ public struct HostCheck: Sendable {
     /// capabilities at every domain definition (34 s each measured here, 75 s on another host).
     public var libvirtdNeedsRestart: Bool { !kvm.works && libvirtdSeesKVM == true }
 
+    /// What starts libvirtd and virtlogd where no systemd does, as a user can run it: the
+    /// Debian package's `/usr/lib/machine/host-daemons` beside the binary, else a checkout's
+    /// `scripts/host-setup.sh`.
+    public static var setupCommand: String {
+        let installed = AgentProcess.besideExecutable("../lib/machine/host-daemons")
+        return FileManager.default.isExecutableFile(atPath: installed.path) ? installed.path : "scripts/host-setup.sh"
+    }
+
     /// Probes KVM with the cached guest kernel when there is one (the firmware alone otherwise),
     /// and remembers a failure for this host boot as a start would.
     public static func run(paths: Paths) -> HostCheck {

@@ -31,8 +31,8 @@ public final class Hypervisor {
                 "cannot reach libvirt at \(uri): \(error.message)",
                 hint: remote.map { "check that `\($0.loginCommand)` logs in without a question (a host key it does not know or that changed, a key it does not take) and that libvirtd runs there (`virsh -c '\(uri)' version`)" }
                     ?? (uri.hasSuffix("/system")
-                    ? "start the daemons with scripts/host-setup.sh (without systemd it also keeps a /dev/kvm that cannot run guests away from libvirtd, which would otherwise re-probe QEMU for a minute at every start), or `systemctl start libvirtd`"
-                    : "check that libvirt is installed (scripts/host-setup.sh), or pick another daemon with --connect"))
+                    ? "start the daemons as root with \(HostCheck.setupCommand) (without systemd it also keeps a /dev/kvm that cannot run guests away from libvirtd, which would otherwise re-probe QEMU for a minute at every start), or `systemctl start libvirtd`"
+                    : "check that libvirt is installed (scripts/host-setup.sh, or the Debian package's Depends), or pick another daemon with --connect"))
         }
         self.store = store
     }
