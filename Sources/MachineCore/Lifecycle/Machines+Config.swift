@@ -42,14 +42,15 @@ extension Machines {
         try changeConfig(name) { $0.hostAccess = on }
     }
 
-    /// Sets how long the machine waits idle before it sleeps (0: never); its running agent
-    /// takes the new time at once. Returns true if it changed.
-    @discardableResult
     /// Marks the machine to be started when the host restarts, or not (`machine autostart`).
+    /// Returns true if it changed.
     public func updateAutostart(_ name: String, _ on: Bool) throws(MachineError) -> Bool {
         try changeConfig(name) { $0.autostart = on }
     }
 
+    /// Sets how long the machine waits idle before it sleeps (0: never); its running agent
+    /// takes the new time at once. Returns true if it changed.
+    @discardableResult
     public func updateIdleSleep(_ name: String, _ seconds: Int) throws(MachineError) -> Bool {
         let changed = try changeConfig(name) { $0.idleSleep = seconds }
         if changed { AgentProcess(name: name, files: store.files(name)).reload() }
