@@ -28,12 +28,19 @@ for tool in dpkg-deb dpkg-shlibdeps gzip strip; do
 done
 
 echo "==> swift build -c release --static-swift-stdlib" >&2
-# The Swift runtime and Foundation linked in: the installed binary must not need the toolchain.
+# The Swift runtime and FoundationEssentials linked in: the installed binary must not need the toolchain.
 swift build -c release --static-swift-stdlib --product machine 2>&1 | { grep -vE '^\[[0-9]+/[0-9]+\]|warning: |^ *[|`]' || true; } >&2
 binary=.build/release/machine
 if ldd "$binary" | grep -q swift; then
 	echo "error: $binary still loads Swift libraries from the toolchain:" >&2
 	ldd "$binary" | grep swift >&2
+	exit 1
+fi
+# Foundation itself would bring ICU's data and FoundationInternationalization (about 44 MB of
+# the binary, 11 MB of the package): machine's modules import FoundationEssentials only.
+if grep -qa FoundationInternationalization "$binary"; then
+	echo "error: $binary links all of Foundation (and ICU): a module of Sources/ imports Foundation;" >&2
+	echo "hint: import FoundationEssentials there (grep -rn '^import Foundation\$' Sources)" >&2
 	exit 1
 fi
 upstream=$("$binary" --version)

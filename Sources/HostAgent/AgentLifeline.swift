@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import HostOS
 import MachineCore
 #if canImport(Glibc)
@@ -15,7 +15,7 @@ final class AgentLifeline: @unchecked Sendable {
     let lockFD: Int32
     let watch: DomainWatch?
     let log: (String) -> Void
-    private let lock = NSLock()
+    private let lock = Lock()
     private var lastPaused: Date?
     private var replaced = false
 
@@ -57,7 +57,7 @@ final class AgentLifeline: @unchecked Sendable {
     var isPaused: Bool { sawPause(since: Date()) }
 
     func start() {
-        Thread.detachNewThread { [self] in
+        Threads.detach { [self] in
             var stopped = 0
             var nextDomainLook = Date()
             var nextChores = Date()
@@ -85,7 +85,7 @@ final class AgentLifeline: @unchecked Sendable {
                     nextChores = Date().addingTimeInterval(Self.choresInterval)
                     chores()
                 }
-                Thread.sleep(forTimeInterval: Self.lockInterval)
+                Threads.sleep(Self.lockInterval)
             }
         }
     }

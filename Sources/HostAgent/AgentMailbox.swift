@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import HostOS
 import MachineCore
 import SSH
 #if canImport(Glibc)
@@ -7,7 +8,7 @@ import Glibc
 
 /// The latest container list from the watcher thread, and the pipe that wakes the loop.
 final class Mailbox: @unchecked Sendable {
-    private let lock = NSLock()
+    private let lock = Lock()
     private var latest: Data?
     private let wakeFD: Int32
 
@@ -34,7 +35,7 @@ final class Mailbox: @unchecked Sendable {
 
 /// A job that runs on one thread at a time; a second start while it runs is refused.
 final class OneAtATime: @unchecked Sendable {
-    private let lock = NSLock()
+    private let lock = Lock()
     private var running = false
 
     func tryStart() -> Bool {

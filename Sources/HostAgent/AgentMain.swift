@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Dispatch
 import HostOS
 import MachineCore
 #if canImport(Glibc)
@@ -76,10 +77,10 @@ extension AgentMain {
     /// again every few seconds, said once in the log.
     static func startResolver(_ process: AgentProcess) {
         guard let text = try? String(contentsOf: process.files.hostResolverPort, encoding: .utf8),
-              let port = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)) else { return }
+              let port = Int(text.trimmed()) else { return }
         let resolver = HostResolver(.init(port: port, hostNames: GuestContract.hostNames, hostAddress: GuestContract.hostAddress),
                                     log: AgentProcess.log)
-        Thread.detachNewThread {
+        Threads.detach {
             var complained = false
             while true {
                 do {
@@ -104,7 +105,7 @@ private final class ForwarderThread: @unchecked Sendable {
     init(_ agent: Agent) { self.agent = agent }
 
     func start() {
-        Thread.detachNewThread { [self] in
+        Threads.detach { [self] in
             agent.run()
             done.signal()
         }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import MachineCore
 import SSH
 import HostOS

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import MachineCore
 import SSH
 #if canImport(Glibc)
@@ -251,7 +251,7 @@ extension Agent {
 
     func refuse(_ connection: Connection, message: String) {
         guard connection.listener.keepsSpare, !connection.answered, !connection.clientShutDown else { return }
-        let body = (try? JSONSerialization.data(withJSONObject: ["message": message])) ?? Data()
+        let body = (try? JSONEncoder().encode(["message": message])) ?? Data()
         let head = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n"
         let reply = Data(head.utf8) + body
         // The request first (briefly: it comes in one write): a reply to an unread request,

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import HostOS
 import MachineCore
 import SSH
@@ -19,7 +19,7 @@ extension Agent {
             let attempt = SessionAttempt()
             connecting = attempt
             let (guest, link) = (self.guest, self.link)
-            Thread.detachNewThread { attempt.make(guest: guest, link: link) }
+            Threads.detach { attempt.make(guest: guest, link: link) }
             return
         }
         guard let outcome = attempt.take() else { return }
@@ -76,9 +76,9 @@ extension Agent {
         if let sleeper, sleeper.awakeSince(lastHeard) > lastHeard { return }
         // A guest busy enough to keep quiet (under TCG, twenty containers starting) kept its
         // clock: only a pause or the host's sleep stopped it.
-        let why = String(format: "after %.0f s without a word from the guest", silence)
+        let why = String(cFormat: "after %.0f s without a word from the guest", silence)
         if lifeline == nil || lifeline?.sawPause(since: lastHeard) == true || slept > 1 {
-            setGuestClock(why: why + (slept > 1 ? String(format: " (the host slept %.0f s)", slept) : ""))
+            setGuestClock(why: why + (slept > 1 ? String(cFormat: " (the host slept %.0f s)", slept) : ""))
         } else {
             log("\(why) while its domain ran: busy, its clock kept")
         }
@@ -103,7 +103,7 @@ extension Agent {
         guard clockSetting.tryStart() else { return }
         let guest = self.guest
         let flag = clockSetting
-        Thread.detachNewThread {
+        Threads.detach {
             defer { flag.finish() }
             do throws(MachineError) {
                 let session = try guest.connect(timeout: 10)
@@ -139,7 +139,7 @@ extension Agent {
 /// session is used by one thread at a time, first this one, then the loop's.
 final class SessionAttempt: @unchecked Sendable {
     typealias Made = (session: Session, reader: Channel, via: String)
-    private let lock = NSLock()
+    private let lock = Lock()
     private var outcome: Result<Made, MachineError>?
 
     func make(guest: GuestSSH, link: SSHPortLink.Role) {

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import HostOS
 import MachineCore
 import SSH
 
@@ -18,10 +19,10 @@ final class DiskWatcher: @unchecked Sendable {
     }
 
     func start() {
-        Thread.detachNewThread { [self] in
+        Threads.detach { [self] in
             var session: Session?
             while true {
-                Thread.sleep(forTimeInterval: session == nil ? 5 : DataDiskUsage.interval)
+                Threads.sleep(session == nil ? 5 : DataDiskUsage.interval)
                 do throws(MachineError) {
                     let current: Session
                     if let session {

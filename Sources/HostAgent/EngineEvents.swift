@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// The engine's `/events` stream cut into its JSON lines, one container event each. The engine
 /// runs in the guest, so every byte here is the guest's: memory is bounded (a line longer than
@@ -59,7 +59,18 @@ public struct EngineEvents {
 
     /// The event's action ("start", "die", "exec_start: sh"); nil when the line is not an event.
     static func action(of line: [UInt8]) -> String? {
-        guard let event = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any] else { return nil }
-        return (event["Action"] ?? event["status"]) as? String
+        guard let event = try? JSONDecoder().decode(Event.self, from: Data(line)) else { return nil }
+        return event.action ?? event.status
+    }
+
+    /// The fields of an engine event that say what happened (newer engines: Action; older: status).
+    private struct Event: Decodable {
+        let action: String?
+        let status: String?
+
+        enum CodingKeys: String, CodingKey {
+            case action = "Action"
+            case status
+        }
     }
 }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import MachineCore
 import HostOS
 #if canImport(Glibc)
@@ -24,7 +24,7 @@ final class EngineWatcher: @unchecked Sendable {
     }
 
     func start() {
-        Thread.detachNewThread { [self] in
+        Threads.detach { [self] in
             var failures = 0
             while true {
                 if follow() { failures = 0 } else { failures += 1 }
@@ -38,7 +38,8 @@ final class EngineWatcher: @unchecked Sendable {
     /// One subscription: subscribe, list, then list again after each read that brought a
     /// relevant event. Returns whether the engine answered at all.
     private func follow() -> Bool {
-        let filters = #"{"type":["container"]}"#.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
+        // {"type":["container"]}, percent-encoded.
+        let filters = "%7B%22type%22%3A%5B%22container%22%5D%7D"
         guard let response = UnixHTTP.open(socket: socketPath, target: "/events?filters=\(filters)") else { return false }
         let events = response.fd
         defer { close(events) }

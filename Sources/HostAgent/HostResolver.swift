@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Dispatch
 import HostOS
 #if canImport(Glibc)
 import Glibc
@@ -48,7 +49,7 @@ public final class HostResolver: @unchecked Sendable {
     static let maxInFlight = 64
     private let slots = DispatchSemaphore(value: HostResolver.maxInFlight)
     private let workers = DispatchQueue(label: "machine.resolver", attributes: .concurrent)
-    private let droppedLock = NSLock()
+    private let droppedLock = Lock()
     private var dropped = 0
 
     public init(_ settings: Settings, log: @escaping (String) -> Void) {
@@ -74,8 +75,8 @@ public final class HostResolver: @unchecked Sendable {
             close(tcp)
             throw error
         }
-        Thread.detachNewThread { [self] in serveUDP(udp) }
-        Thread.detachNewThread { [self] in serveTCP(tcp) }
+        Threads.detach { [self] in serveUDP(udp) }
+        Threads.detach { [self] in serveTCP(tcp) }
     }
 
     // MARK: Serving

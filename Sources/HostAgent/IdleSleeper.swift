@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import HostOS
 import MachineCore
 import SSH
 
@@ -16,7 +17,7 @@ final class IdleSleeper: @unchecked Sendable {
     let files: MachineFiles
     let log: (String) -> Void
 
-    private let condition = NSCondition()
+    private let condition = Condition()
     /// Seconds without use before it sleeps; 0 never.
     private var idleAfter: Int
     private var lastUse = Date()
@@ -95,14 +96,14 @@ final class IdleSleeper: @unchecked Sendable {
     // MARK: Its thread
 
     func start() {
-        Thread.detachNewThread { [self] in
+        Threads.detach { [self] in
             while true { round() }
         }
     }
 
     private func round() {
         condition.lock()
-        if wakeReason == nil { _ = condition.wait(until: Date().addingTimeInterval(1)) }
+        if wakeReason == nil { condition.wait(seconds: 1) }
         let now = Date()
         let asleep = asleepSince
         let reason = wakeReason
@@ -157,7 +158,7 @@ final class IdleSleeper: @unchecked Sendable {
         } catch {
             // Left for the next round (libvirt restarting, say); the client waits meanwhile.
             log("could not wake \(guest.name) for \(why): \(error.message); trying again")
-            Thread.sleep(forTimeInterval: 0.5)
+            Threads.sleep(0.5)
             return
         }
         IdleSleep.clearMark(files)
@@ -167,8 +168,8 @@ final class IdleSleeper: @unchecked Sendable {
         wokeAt = Date()
         lastUse = Date()
         condition.unlock()
-        log(String(format: "woke after %.0f s asleep (%@; resumed in %.0f ms)", started.timeIntervalSince(asleepSince), why,
-                   Date().timeIntervalSince(started) * 1000))
+        log(String(cFormat: "woke after %.0f s asleep (", started.timeIntervalSince(asleepSince)) + why
+            + String(cFormat: "; resumed in %.0f ms)", Date().timeIntervalSince(started) * 1000))
         // Its clock stood still while it slept.
         do throws(MachineError) {
             if let offset = try GuestClock.set(over: try connected(), guest: guest) {
@@ -206,7 +207,7 @@ final class IdleSleeper: @unchecked Sendable {
     private func release() {
         do {
             _ = try connected().run(IdleSleep.releaseCommand)
-            Thread.sleep(forTimeInterval: Self.releaseWait)
+            Threads.sleep(Self.releaseWait)
         } catch {
             session = nil
         }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import HostOS
 #if canImport(Glibc)
 import Glibc
@@ -13,7 +13,7 @@ final class NameserverRelay: @unchecked Sendable {
     /// The nameservers' port (53; another in tests).
     let port: Int
     static let timeout = 3
-    private let lock = NSLock()
+    private let lock = Lock()
     private var nameservers: (mtime: timespec, list: [String]) = (timespec(), [])
 
     init(resolvConf: String, port: Int) {
@@ -28,7 +28,7 @@ final class NameserverRelay: @unchecked Sendable {
         let answers = RelayAnswers(count: servers.count)
         let port = port
         for server in servers {
-            Thread.detachNewThread {
+            Threads.detach {
                 answers.put(Self.ask(server, port: port, query, id: id, overTCP: overTCP, timeout: Self.timeout))
             }
         }
@@ -95,7 +95,7 @@ final class NameserverRelay: @unchecked Sendable {
 /// The answers of the nameservers asked at once: the first good one, or nil when all failed
 /// or the time ran out.
 private final class RelayAnswers: @unchecked Sendable {
-    private let condition = NSCondition()
+    private let condition = Condition()
     private var answer: [UInt8]?
     private var pending: Int
 
@@ -114,7 +114,7 @@ private final class RelayAnswers: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         while answer == nil && pending > 0 {
-            guard condition.wait(until: deadline) else { break }
+            guard condition.wait(seconds: deadline.timeIntervalSinceNow) else { break }
         }
         return answer
     }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import HostOS
 import MachineCore
 import SSH
@@ -33,7 +33,7 @@ final class ShareEventForwarder: @unchecked Sendable {
 
     func start() {
         guard !lines.roots.isEmpty else { return }
-        Thread.detachNewThread { [self] in run() }
+        Threads.detach { [self] in run() }
     }
 
     private func run() {
@@ -52,7 +52,7 @@ final class ShareEventForwarder: @unchecked Sendable {
         }
         let started = Date()
         for root in lines.roots { tree.watch(tree: root) }
-        log(String(format: "watching %d folders of %d shares for host edits (%.1f s)", tree.watchCount, lines.roots.count,
+        log(String(cFormat: "watching %ld folders of %ld shares for host edits (%.1f s)", tree.watchCount, lines.roots.count,
                    Date().timeIntervalSince(started)))
         reportExhaustion(tree)
         var link: (session: Session, channel: Channel)?
@@ -146,7 +146,7 @@ final class ShareEventForwarder: @unchecked Sendable {
         guard let folder = tree.exhaustedAt, !reportedExhaustion else { return }
         reportedExhaustion = true
         let limit = (try? String(contentsOfFile: "/proc/sys/fs/inotify/max_user_watches", encoding: .utf8))?
-            .trimmingCharacters(in: .whitespacesAndNewlines) ?? "?"
+            .trimmed() ?? "?"
         log("the host's inotify watches ran out (fs.inotify.max_user_watches = \(limit)) at \(folder): edits below it and in later folders raise no events in the guest; raise it (as root: sysctl fs.inotify.max_user_watches=1048576) and restart the machine, or share less")
     }
 }

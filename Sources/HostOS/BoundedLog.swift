@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -6,7 +6,7 @@ import Glibc
 /// Logs that keep a bounded size on the host: the agent's own (rotated: the log and one older
 /// file) and the guest's console (written by QEMU, trimmed in place).
 public enum BoundedLog {
-    private static let rotation = NSLock()
+    private static let rotation = Lock()
 
     /// When the file this process's stdout and stderr append to passes `limit` bytes, it
     /// becomes `path.1` (replacing an older one) and a new `path` takes its place.

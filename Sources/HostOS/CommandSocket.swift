@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -29,7 +29,7 @@ public enum CommandSocket {
             throw error
         }
         close(theirs)
-        Thread.detachNewThread {
+        Threads.detach {
             var status: Int32 = 0
             while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         }

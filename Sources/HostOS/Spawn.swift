@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -26,6 +26,10 @@ public enum Spawn {
         /// The child's stdout, when not `output` (which then takes only stderr); the caller
         /// keeps and closes its own copy.
         public var stdout: Int32?
+        /// The child's stderr, when not `output` (used only with `stdout`).
+        public var stderr: Int32?
+        /// The child's environment (default: this process's).
+        public var environment: [String: String]?
 
         public init(output: String, append: Bool = false, newSession: Bool = false, searchPath: Bool = true) {
             self.output = output
@@ -48,7 +52,11 @@ public enum Spawn {
         let mode = O_WRONLY | O_CREAT | (options.append ? O_APPEND : O_TRUNC)
         if let stdout = options.stdout {
             posix_spawn_file_actions_adddup2(&actions, stdout, 1)
-            posix_spawn_file_actions_addopen(&actions, 2, options.output, mode, 0o600)
+            if let stderr = options.stderr {
+                posix_spawn_file_actions_adddup2(&actions, stderr, 2)
+            } else {
+                posix_spawn_file_actions_addopen(&actions, 2, options.output, mode, 0o600)
+            }
         } else {
             posix_spawn_file_actions_addopen(&actions, 1, options.output, mode, 0o600)
             posix_spawn_file_actions_adddup2(&actions, 1, 2)
@@ -73,10 +81,16 @@ public enum Spawn {
         posix_spawnattr_setsigdefault(&attributes, &defaults)
         var cArgs = argv.map { strdup($0) } + [nil]
         defer { cArgs.forEach { free($0) } }
+        // (Empty when the child takes this process's environment; a given one ends in nil.)
+        let cEnvironment = options.environment.map { $0.map { strdup("\($0.key)=\($0.value)") } + [nil] } ?? []
+        defer { cEnvironment.forEach { free($0) } }
         var pid: pid_t = 0
-        let rc = options.searchPath
-            ? posix_spawnp(&pid, argv[0], &actions, &attributes, &cArgs, environ)
-            : posix_spawn(&pid, argv[0], &actions, &attributes, &cArgs, environ)
+        let rc = cEnvironment.withUnsafeBufferPointer { given in
+            let environment = given.isEmpty ? UnsafePointer(environ) : given.baseAddress
+            return options.searchPath
+                ? posix_spawnp(&pid, argv[0], &actions, &attributes, &cArgs, environment)
+                : posix_spawn(&pid, argv[0], &actions, &attributes, &cArgs, environment)
+        }
         guard rc == 0 else { throw SystemError("run \(argv[0])", code: rc) }
         return pid
     }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -38,13 +38,49 @@ public enum Subprocess {
         return Result(status: timedOut ? -1 : exit, output: output, timedOut: timedOut)
     }
 
+    /// Runs argv to its end (no time limit: for the image recipes, which take minutes) with
+    /// `environment`, its stdout read through a pipe, its stderr on this process's stderr
+    /// (`showErrors`) or /dev/null. Returns its exit status (128 + N for signal N) and stdout.
+    public static func capture(_ argv: [String], environment: [String: String]? = nil,
+                               showErrors: Bool) throws(SystemError) -> (status: Int32, output: Data) {
+        var ends: [Int32] = [0, 0]
+        guard pipe(&ends) == 0 else { throw SystemError.last("make a pipe") }
+        // (Swift's Glibc does not import pipe2.) Close-on-exec for other children started meanwhile.
+        for end in ends { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
+        var options = Spawn.Options(output: "/dev/null")
+        options.stdout = ends[1]
+        if showErrors { options.stderr = STDERR_FILENO }
+        options.environment = environment
+        let pid: pid_t
+        do {
+            pid = try Spawn.start(argv, options)
+        } catch {
+            close(ends[0])
+            close(ends[1])
+            throw error
+        }
+        close(ends[1])
+        var output = Data()
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let count = read(ends[0], &buffer, buffer.count)
+            if count < 0 && errno == EINTR { continue }
+            guard count > 0 else { break }
+            output.append(contentsOf: buffer[0..<count])
+        }
+        close(ends[0])
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        return ((status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f), output)
+    }
+
     /// Runs argv and throws with its output if it fails.
     @discardableResult
     public static func check(_ argv: [String], timeout: Double = 120, what: String) throws(SystemError) -> String {
         let result = try run(argv, timeout: timeout)
         guard result.status == 0 else {
             throw SystemError(what, code: 0,
-                              detail: "\(argv[0]) exited \(result.status): \(result.output.trimmingCharacters(in: .whitespacesAndNewlines))")
+                              detail: "\(argv[0]) exited \(result.status): \(result.output.trimmed())")
         }
         return result.output
     }

@@ -1,3 +1,4 @@
+import FoundationEssentials
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -25,5 +26,19 @@ public struct SystemError: Error, CustomStringConvertible, Sendable, Equatable {
     /// that exited non-zero (operation then reads like "making the seed image").
     public var description: String {
         code == 0 ? "\(operation) failed: \(detail ?? "")" : "cannot \(operation): " + (detail ?? String(cString: strerror(code)))
+    }
+}
+
+extension Error {
+    /// The reason in a user's words: the C library's text for a file error of FoundationEssentials
+    /// (whose own description is a dump of its fields; Foundation's localizedDescription is not
+    /// in FoundationEssentials), the description of anything else.
+    public var explanation: String {
+        if let posix = self as? POSIXError { return String(cString: strerror(posix.code.rawValue)) }
+        if let cocoa = self as? CocoaError {
+            if let posix = cocoa.underlying as? POSIXError { return String(cString: strerror(posix.code.rawValue)) }
+            return "error \(cocoa.code.rawValue)" + (cocoa.filePath.map { " with \($0)" } ?? "")
+        }
+        return "\(self)"
     }
 }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -78,7 +78,7 @@ public enum UnixHTTP {
     /// Parses a response head ("HTTP/1.0 200 OK\r\n...\r\n\r\n") from the start of `data`.
     /// The engine runs in the guest, so these bytes are the guest's (fuzzed: MachineFuzz).
     public static func parseHead(_ data: Data) -> Head {
-        guard let range = data.range(of: Data("\r\n\r\n".utf8)) else {
+        guard let range = data.firstRange(of: Data("\r\n\r\n".utf8)) else {
             return data.count < headLimit ? .incomplete : .malformed
         }
         guard range.lowerBound - data.startIndex < headLimit else { return .malformed }

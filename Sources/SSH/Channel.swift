@@ -1,5 +1,6 @@
 import CLibSSH2
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// What a non-blocking read or write did.
 public enum ChannelIO: Equatable, Sendable {

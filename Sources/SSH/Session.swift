@@ -1,5 +1,5 @@
 import CLibSSH2
-import Foundation
+import FoundationEssentials
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -242,7 +242,7 @@ public final class Session {
             throw SSHError.last(raw, -1, "hashing the host key of \(peer)")
         }
         let digest = Data(bytes: hash, count: 32).base64EncodedString()
-        return "SHA256:" + digest.replacingOccurrences(of: "=", with: "")
+        return "SHA256:" + digest.replacing("=", with: "")
     }
 
     /// Refuses to go on unless the server's key is the pinned one.

@@ -1,5 +1,5 @@
 import CLibvirt
-import Foundation
+import FoundationEssentials
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -52,7 +52,7 @@ public final class StoragePool {
         }
         defer { free(xml) }
         let text = String(cString: xml)
-        guard let start = text.range(of: "<path>"), let end = text.range(of: "</path>", range: start.upperBound..<text.endIndex) else {
+        guard let start = text.firstRange(of: "<path>"), let end = text[start.upperBound...].firstRange(of: "</path>") else {
             return nil
         }
         return String(text[start.upperBound..<end.lowerBound])
@@ -118,8 +118,8 @@ public final class StoragePool {
     }
 
     static func escaped(_ text: String) -> String {
-        text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
-            .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "'", with: "&apos;")
+        text.replacing("&", with: "&amp;").replacing("<", with: "&lt;")
+            .replacing(">", with: "&gt;").replacing("'", with: "&apos;")
     }
 }
 

@@ -1,5 +1,5 @@
 import CLibvirt
-import Foundation
+import FoundationEssentials
 #if canImport(Glibc)
 import Glibc
 #endif

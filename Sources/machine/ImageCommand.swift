@@ -1,5 +1,5 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
 import MachineCore
 
 extension Machine {
@@ -54,7 +54,7 @@ extension Machine.Image {
                 let engine = try builder.engineBundle(suite: suite, quiet: quiet)
                 let size = { (name: String, artefacts: [String: ArtefactRecord]) -> String in
                     let bytes = artefacts[name]?.size ?? 0
-                    return String(format: "%.1f MB", Double(bytes) / 1_000_000)
+                    return String(cFormat: "%.1f MB", Double(bytes) / 1_000_000)
                 }
                 print("suite:  \(suite) (\(DebianSuite.describe(suite)))")
                 print("image:  \(image.folder.path) (kernel \(image.manifest.kernel))")

@@ -1,5 +1,7 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+import HostOS
+import Glibc
 import MachineCore
 
 extension Machine {
@@ -44,7 +46,7 @@ extension Machine {
                             infos.append(try machinesFor(config).info(name))
                         } catch {
                             if let uri = config.connect, case .failure = daemons[uri] {
-                                FileHandleStream.standardError.write("warning: cannot ask about \(name): \(error)\n")
+                                StandardStream.error.write("warning: cannot ask about \(name): \(error)\n")
                                 unreachable.append((name, config))
                             } else {
                                 broken.append((name, error))
@@ -55,7 +57,7 @@ extension Machine {
                     }
                 }
                 for (name, error) in broken {
-                    FileHandleStream.standardError.write("warning: machine \(name) is broken: \(error)\n")
+                    StandardStream.error.write("warning: machine \(name) is broken: \(error)\n")
                 }
                 if format == .json {
                     let encoder = JSONEncoder()
@@ -73,7 +75,7 @@ extension Machine {
                      "\(config.memoryMiB) MiB", "\(config.diskGiB) GiB", "127.0.0.1:\(config.sshPort)"]
                 } + broken.map { [$0.0, "broken", "-", "-", "-", "-", "-"] }
                 printTable(header: ["NAME", "STATE", "HOST", "CPUS", "MEMORY", "DISK (ON HOST)", "SSH"], rows: rows)
-                for warning in infos.flatMap(\.warnings) { FileHandleStream.standardError.write(warning + "\n") }
+                for warning in infos.flatMap(\.warnings) { StandardStream.error.write(warning + "\n") }
             }
         }
 
@@ -81,7 +83,7 @@ extension Machine {
         static func disk(_ info: Machines.Info) -> String {
             let size = "\(info.config.diskGiB) GiB"
             guard let held = info.dataDiskOnHost?.allocatedBytes else { return size }
-            return size + " (" + String(format: "%.1f GiB", Double(held) / Double(1 << 30)) + ")"
+            return size + " (" + String(cFormat: "%.1f GiB", Double(held) / Double(1 << 30)) + ")"
         }
     }
 }
@@ -91,7 +93,7 @@ func printTable(header: [String], rows: [[String]]) {
     let widths = header.indices.map { column in all.map { $0[column].count }.max() ?? 0 }
     for row in all {
         let cells = row.enumerated().map { index, cell in
-            index == row.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
+            index == row.count - 1 ? cell : cell + String(repeating: " ", count: max(0, widths[index] - cell.count))
         }
         print(cells.joined(separator: "   "))
     }

@@ -1,5 +1,7 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+import HostOS
+import Glibc
 import MachineCore
 
 extension Machine {
@@ -48,22 +50,25 @@ extension Machine {
                     if console.isEmpty && info == nil {
                         throw MachineError("\(target.name) has no console log yet", hint: "start it with `machine start \(target.name)`")
                     }
-                    FileHandle.standardOutput.write(console)
+                    StandardStream.output.write(console)
                     if let info, console.isEmpty || info.qemuError != nil {
                         try printQEMULog(info, always: console.isEmpty)
                     }
                     return
                 }
-                var offset: UInt64 = 0
+                var offset = 0
+                var buffer = [UInt8](repeating: 0, count: 65_536)
                 while true {
-                    if let handle = FileHandle(forReadingAtPath: path) {
-                        let size = handle.seekToEndOfFile()
-                        if size < offset { offset = 0 }  // a new boot truncated the log
-                        handle.seek(toFileOffset: offset)
-                        let data = handle.readDataToEndOfFile()
-                        offset += UInt64(data.count)
-                        FileHandle.standardOutput.write(data)
-                        handle.closeFile()
+                    let fd = open(path, O_RDONLY | O_CLOEXEC)
+                    if fd >= 0 {
+                        if lseek(fd, 0, SEEK_END) < offset { offset = 0 }  // a new boot truncated the log
+                        while true {
+                            let count = pread(fd, &buffer, buffer.count, off_t(offset))
+                            guard count > 0 else { break }
+                            StandardStream.output.write(Data(buffer[0..<count]))
+                            offset += count
+                        }
+                        close(fd)
                     }
                     usleep(200_000)
                 }

@@ -42,6 +42,6 @@ func exitStatus(_ kind: MachineError.Kind) -> ExitCode {
 
 struct StandardError: TextOutputStream {
     mutating func write(_ string: String) {
-        FileHandleStream.standardError.write(string)
+        StandardStream.error.write(string)
     }
 }

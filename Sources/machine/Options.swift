@@ -1,5 +1,6 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+import HostOS
 import MachineCore
 
 /// Flags every machine command takes.
@@ -30,7 +31,7 @@ struct GlobalOptions: ParsableArguments {
 
     static func machines(uri: String) throws(MachineError) -> Machines {
         let machines = try Machines(paths: Paths(), uri: uri)
-        machines.progress = { line in FileHandleStream.standardError.write(line + "\n") }
+        machines.progress = { line in StandardStream.error.write(line + "\n") }
         return machines
     }
 }

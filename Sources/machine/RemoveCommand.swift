@@ -1,3 +1,4 @@
+import HostOS
 import ArgumentParser
 import MachineCore
 
@@ -33,7 +34,7 @@ extension Machine {
                     }
                     DockerContext(machine: name, paths: Paths()).remove()
                     let left = try Machines.forgetUnreachable(name, config: config, paths: Paths())
-                    FileHandleStream.standardError.write("warning: \(error.message)\nremoved \(name) from this host only: \(left)\n")
+                    StandardStream.error.write("warning: \(error.message)\nremoved \(name) from this host only: \(left)\n")
                     print("removed \(name)")
                     return
                 }

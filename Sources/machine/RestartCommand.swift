@@ -1,5 +1,5 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
 import MachineCore
 
 extension Machine {
@@ -18,7 +18,7 @@ extension Machine {
                 configTrust.apply(to: machines)
                 try machines.stop(target.name, force: false)
                 let started = try machines.start(target.name)
-                print(String(format: "%@ restarted (sshd ready at %.1f s of guest uptime)", target.name, started.sshReadyUptime ?? 0))
+                print(target.name + String(cFormat: " restarted (sshd ready at %.1f s of guest uptime)", started.sshReadyUptime ?? 0))
                 Start.restoreContext(of: target.name, machines)
             }
         }

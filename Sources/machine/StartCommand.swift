@@ -1,5 +1,5 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
 import MachineCore
 
 extension Machine {
@@ -34,7 +34,7 @@ extension Machine {
                 } else if started.resumed {
                     print("\(target.name) resumed")
                 } else {
-                    print(String(format: "%@ is running (sshd ready at %.1f s of guest uptime)", target.name, started.sshReadyUptime ?? 0))
+                    print(target.name + String(cFormat: " is running (sshd ready at %.1f s of guest uptime)", started.sshReadyUptime ?? 0))
                 }
                 print("engine socket: \(DockerContext.dockerHost(socket: URL(fileURLWithPath: started.dockerSocket)))")
                 Self.restoreContext(of: target.name, machines)

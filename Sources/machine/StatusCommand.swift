@@ -1,5 +1,6 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+import HostOS
 import MachineCore
 
 extension Machine {
@@ -31,7 +32,7 @@ extension Machine {
                 let info = try global.machines(for: target.name).info(target.name)
                 print(info.stateLine)
                 if let qemuError = info.qemuError { print("QEMU: \(qemuError)") }
-                for warning in info.warnings { FileHandleStream.standardError.write(warning + "\n") }
+                for warning in info.warnings { StandardStream.error.write(warning + "\n") }
             }
         }
     }

@@ -9,6 +9,20 @@ import Testing
         #expect(result.output == "out\nerr\n")
     }
 
+    @Test func captureReadsStdoutAloneWithTheGivenEnvironmentAndStatus() throws {
+        // More than a pipe holds (64 KiB), so the reading must go on while the child writes.
+        let run = try Subprocess.capture(["sh", "-c", "echo \"$GREETING\"; echo hidden >&2; head -c 200000 /dev/zero; exit 4"],
+                                         environment: ["GREETING": "hello there", "PATH": "/usr/bin:/bin"], showErrors: false)
+        #expect(run.status == 4)
+        #expect(run.output.count == "hello there\n".utf8.count + 200_000)
+        #expect(run.output.prefix(12) == Data("hello there\n".utf8))
+        // Without an environment of its own, the child has this process's.
+        setenv("MACHINE_CAPTURE_TEST", "inherited", 1)
+        let inherited = try Subprocess.capture(["sh", "-c", "printf %s \"$MACHINE_CAPTURE_TEST\""], showErrors: false)
+        #expect(String(decoding: inherited.output, as: UTF8.self) == "inherited" && inherited.status == 0)
+        #expect(try Subprocess.capture(["sh", "-c", "kill -9 $$"], showErrors: false).status == 137)
+    }
+
     @Test func aProgramThatRunsTooLongIsKilled() throws {
         let started = Date()
         let result = try Subprocess.run(["sleep", "30"], timeout: 0.3)

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// One Debian package that went into an image or bundle.
 public struct PackageRecord: Codable, Equatable, Sendable {
@@ -54,7 +54,7 @@ public struct GuestImage: Sendable {
 
     public var kernelCommandLine: String {
         let text = (try? String(contentsOf: folder.appendingPathComponent("cmdline"), encoding: .utf8)) ?? ""
-        return text.trimmingCharacters(in: .whitespacesAndNewlines)
+        return text.trimmed()
     }
 }
 

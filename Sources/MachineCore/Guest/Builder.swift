@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import HostOS
 #if canImport(Glibc)
 import Glibc
@@ -69,7 +69,7 @@ public struct Builder: Sendable {
             return shipped
         }
         if ownBuild != nil && !quiet {
-            FileHandle.standardError.write(Data("==> the cached \(what) was built from another recipe (machine was upgraded): building it again\n".utf8))
+            StandardStream.error.write("==> the cached \(what) was built from another recipe (machine was upgraded): building it again\n")
         }
         return try build()
     }
@@ -100,17 +100,9 @@ public struct Builder: Sendable {
     }
 
     private func recipeHash(_ script: URL) -> String? {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = [script.path, "--recipe-hash"]
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        guard (try? process.run()) != nil else { return nil }
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let hash = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        return process.terminationStatus == 0 && hash.count == 16 && hash.allSatisfy(\.isHexDigit) ? hash : nil
+        guard let run = try? Subprocess.capture(["/bin/bash", script.path, "--recipe-hash"], showErrors: false) else { return nil }
+        let hash = String(decoding: run.output, as: UTF8.self).trimmed()
+        return run.status == 0 && hash.count == 16 && hash.allSatisfy(\.isHexDigit) ? hash : nil
     }
 
     /// The recipes run system tools (depmod, mkfs) that Debian keeps in the sbin folders, which
@@ -128,25 +120,18 @@ public struct Builder: Sendable {
     }
 
     private func run(_ script: URL, suite: String, refresh: Bool, quiet: Bool, what: String) throws(MachineError) -> URL {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = [script.path, "--suite", suite, "--cache", paths.cache.path] + (refresh ? ["--refresh"] : []) + (quiet ? ["--quiet"] : [])
-        process.environment = Self.environmentWithSystemTools()
-        let output = Pipe()
-        process.standardOutput = output
-        // The recipe's progress and its error + hint lines go straight to the user.
-        process.standardError = FileHandle.standardError
+        let argv = ["/bin/bash", script.path, "--suite", suite, "--cache", paths.cache.path] + (refresh ? ["--refresh"] : []) + (quiet ? ["--quiet"] : [])
+        let run: (status: Int32, output: Data)
         do {
-            try process.run()
+            // The recipe's progress and its error + hint lines go straight to the user.
+            run = try Subprocess.capture(argv, environment: Self.environmentWithSystemTools(), showErrors: true)
         } catch {
             throw MachineError("cannot run \(script.path): \(error)", hint: "check that bash is installed")
         }
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
+        guard run.status == 0 else {
             throw MachineError("building the \(what) failed (see the error above)")
         }
-        let folder = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let folder = String(decoding: run.output, as: UTF8.self).trimmed()
             .split(separator: "\n").last.map(String.init) ?? ""
         guard !folder.isEmpty else {
             throw MachineError("the \(what) recipe \(script.path) printed no result folder")

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import SSH
 
 /// What the guest prints on its serial console for the host (see iso/rootfs/usr/lib/machine).
@@ -42,8 +42,8 @@ public enum ConsoleLog {
     private static func lastValue(of prefix: String, in text: String) -> String? {
         for line in lines(text).reversed() {
             // A line may carry terminal noise before our prefix (e.g. the BIOS's escapes).
-            guard let range = line.range(of: prefix) else { continue }
-            let value = line[range.upperBound...].trimmingCharacters(in: .whitespaces)
+            guard let range = line.firstRange(of: prefix) else { continue }
+            let value = line[range.upperBound...].trimmed()
             if !value.isEmpty { return value }
         }
         return nil

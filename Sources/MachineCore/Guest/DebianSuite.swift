@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// The Debian release a guest's programs and engine come from (`iso/build.sh --suite`): one
 /// for both, since the engine runs on the image's C library. The kernel is bookworm's in each
@@ -14,7 +14,7 @@ public enum DebianSuite {
 
     /// The suite named on the command line.
     public static func parse(_ text: String) throws(MachineError) -> String {
-        let name = text.trimmingCharacters(in: .whitespaces).lowercased()
+        let name = text.trimmed().lowercased()
         guard all.contains(name) else {
             throw MachineError("unknown Debian suite \"\(text)\"", hint: "choose one of: \(all.joined(separator: ", "))", kind: .usage)
         }

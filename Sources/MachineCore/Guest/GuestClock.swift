@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import SSH
 
 /// The guest's clock stops whenever its CPUs do: a machine paused by libvirt, a host that
@@ -23,6 +23,6 @@ public enum GuestClock {
         guard result.status == 0 else {
             throw MachineError("setting the clock of \(guest.name) failed: \(String(decoding: result.errors, as: UTF8.self))")
         }
-        return Int(String(decoding: result.output, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+        return Int(String(decoding: result.output, as: UTF8.self).trimmed())
     }
 }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import HostOS
 import SSH
 
@@ -80,7 +80,7 @@ public struct GuestSSH: Sendable {
         let socketPath = files.agentLinkSocket(link).path
         guard jump == nil, FileManager.default.fileExists(atPath: socketPath),
               let text = try? String(contentsOf: files.agentLinkInputPort(link), encoding: .utf8),
-              let inputPort = Int(text.trimmingCharacters(in: .whitespacesAndNewlines))
+              let inputPort = Int(text.trimmed())
         else {
             return (try connect(timeout: timeout), jump.map { "at \(Self.host):\(port) of \($0.destination)" } ?? "at \(Self.host):\(port)")
         }

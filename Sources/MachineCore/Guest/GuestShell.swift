@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import HostOS
 import SSH
 #if canImport(Glibc)

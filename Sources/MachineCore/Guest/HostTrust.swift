@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// What the engine in the guest should trust and go through as the host does: the host's CA
 /// certificates and ~/.docker/certs.d (for pulls and pushes through a TLS-inspecting gateway or
@@ -38,10 +39,15 @@ public enum HostTrust {
     }
 
     static func regularFiles(under folder: URL) -> [URL] {
-        guard let walker = FileManager.default.enumerator(at: folder, includingPropertiesForKeys: [.isRegularFileKey]) else { return [] }
+        // Files themselves, not links to them (as the enumerator with isRegularFileKey had it).
+        let isRegularFile = { (url: URL) -> Bool in
+            var info = stat()
+            return lstat(url.path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFREG
+        }
         var found: [URL] = []
-        for case let url as URL in walker where (try? url.resourceValues(forKeys: [.isRegularFileKey]).isRegularFile) == true {
-            found.append(url)
+        for path in (try? FileManager.default.subpathsOfDirectory(atPath: folder.path)) ?? [] {
+            let url = folder.appendingPathComponent(path)
+            if isRegularFile(url) { found.append(url) }
         }
         return found.sorted { $0.path < $1.path }
     }
@@ -52,7 +58,7 @@ public enum HostTrust {
     public static func proxyEnvironment(_ environment: [String: String]) -> [String] {
         let keys = ["HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"]
         return keys.compactMap { key in
-            guard let value = environment[key]?.trimmingCharacters(in: .whitespaces), !value.isEmpty, !value.contains("\n") else { return nil }
+            guard let value = environment[key]?.trimmed(), !value.isEmpty, !value.contains("\n") else { return nil }
             return "\(key)=\(key.lowercased() == "no_proxy" ? value : guestView(ofProxy: value))"
         }
     }

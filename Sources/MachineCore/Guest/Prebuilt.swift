@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// The guest image and engine bundle installed with the binary for every account of the host
 /// (`PREFIX/lib/machine/prebuilt/images/` and `engine/`, each with a `latest` link, put there
@@ -22,7 +22,7 @@ public struct Prebuilt: Sendable, Equatable {
             return explicit.isEmpty ? nil : Prebuilt(root: URL(fileURLWithPath: explicit))
         }
         let root = AgentProcess.besideExecutable("../lib/machine/prebuilt")
-        var isFolder: ObjCBool = false
-        return FileManager.default.fileExists(atPath: root.path, isDirectory: &isFolder) && isFolder.boolValue ? Prebuilt(root: root) : nil
+        var isFolder = false
+        return FileManager.default.fileExists(atPath: root.path, isDirectory: &isFolder) && isFolder ? Prebuilt(root: root) : nil
     }
 }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import HostOS
 import SSH
 #if canImport(Glibc)
@@ -33,7 +33,7 @@ public struct Provisioner {
     public func provision(bundle: EngineBundle, config: MachineConfig, tls: [(String, URL)] = []) throws(MachineError) -> Outcome {
         let version = bundle.manifest.version
         let current = try run("cat \(Self.engineHome)/current/VERSION 2>/dev/null || true", what: "reading the installed engine version")
-            .trimmingCharacters(in: .whitespacesAndNewlines)
+            .trimmed()
         var installed = false
         if current != version {
             progress(current.isEmpty ? "installing the engine \(version)" : "updating the engine from \(current) to \(version)")
@@ -93,7 +93,7 @@ public struct Provisioner {
             try sftp.upload(from: fd, to: path + ".part", permissions: 0o644) { sent in
                 guard announce, sent >= nextReport else { return }
                 let percent = total == 0 ? 100 : Int(sent * 100 / total)
-                progress(String(format: "uploading the engine: %d%% of %.1f MB", percent, Double(total) / 1e6))
+                progress(String(cFormat: "uploading the engine: %ld%% of %.1f MB", percent, Double(total) / 1e6))
                 nextReport += max(total / 4, 1)
             }
             try sftp.rename(path + ".part", to: path)
@@ -102,7 +102,7 @@ public struct Provisioner {
                                hint: "check the guest's free space with `machine ssh \(guest.name) -- df -h /var/lib/machine`")
         }
         if announce {
-            progress(String(format: "uploaded %.1f MB in %.1f s", Double(total) / 1e6, Date().timeIntervalSince(started)))
+            progress(String(cFormat: "uploaded %.1f MB in %.1f s", Double(total) / 1e6, Date().timeIntervalSince(started)))
         }
     }
 
@@ -124,7 +124,7 @@ public struct Provisioner {
             throw GuestSSH.explain(error, name: guest.name, files: guest.files)
         }
         guard result.status == 0 else {
-            let errors = String(decoding: result.errors, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            let errors = String(decoding: result.errors, as: UTF8.self).trimmed()
             throw MachineError("\(what) on \(guest.name) failed (exit \(result.status))\(errors.isEmpty ? "" : ": \(errors)")",
                                hint: "see `machine ssh \(guest.name) -- cat /var/log/docker.log` and `machine logs \(guest.name)`")
         }

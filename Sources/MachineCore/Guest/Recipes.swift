@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// The guest-side files that ship with `machine`: the image recipe (`iso/`), the engine
 /// recipe and guest scripts (`provisioning/`) and their shared helper (`scripts/lib`).

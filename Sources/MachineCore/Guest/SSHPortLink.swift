@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import HostOS
 import SSH
 #if canImport(Glibc)
@@ -106,7 +106,7 @@ public enum SSHPortLink {
 
     static func randomNonce() -> String {
         var generator = SystemRandomNumberGenerator()
-        return (0..<4).map { _ in String(format: "%08x", UInt32.random(in: .min ... .max, using: &generator)) }.joined()
+        return (0..<4).map { _ in String(cFormat: "%08x", UInt32.random(in: .min ... .max, using: &generator)) }.joined()
     }
 
     private static func failure(_ code: Int32, _ operation: String) -> SSHError {

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import HostOS
 #if canImport(Glibc)
 import Glibc
@@ -23,7 +23,7 @@ public struct AgentProcess: Sendable {
     public func runningPid() -> pid_t? {
         guard FileLock.isHeld(files.agentLock.path) else { return nil }
         let text = (try? String(contentsOf: files.agentPid, encoding: .utf8)) ?? ""
-        return pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines))
+        return pid_t(text.trimmed())
     }
 
     /// Starts `machine agent NAME` detached, unless one runs; waits until it serves the socket.
@@ -41,7 +41,7 @@ public struct AgentProcess: Sendable {
         // Reaped by a thread so it never lingers as a zombie while this CLI runs; once the
         // CLI exits, init adopts it.
         let child = pid
-        Thread.detachNewThread {
+        Threads.detach {
             var status: Int32 = 0
             _ = waitpid(child, &status, 0)
         }
@@ -109,7 +109,7 @@ public struct AgentProcess: Sendable {
     public static let consoleLimit = 4 << 20
 
     public static func log(_ line: String) {
-        FileHandle.standardError.write(Data("\(HostClock.timestamp()) \(line)\n".utf8))
+        StandardStream.error.write("\(HostClock.timestamp()) \(line)\n")
         if let logPath { BoundedLog.rotateOutput(logPath, limit: logLimit) }
     }
 

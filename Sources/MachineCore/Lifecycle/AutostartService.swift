@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import HostOS
 
 /// What brings the machines marked by `machine autostart` back after the host restarts: a
@@ -36,7 +37,7 @@ public struct AutostartService: Sendable {
 
     /// The service for the account running this process.
     public static func current(paths: Paths, environment: [String: String] = ProcessInfo.processInfo.environment) -> AutostartService {
-        let home = environment["HOME"].map { URL(fileURLWithPath: $0) } ?? FileManager.default.homeDirectoryForCurrentUser
+        let home = Paths.userHome(environment: environment)
         let kept = environment.filter { ["MACHINE_HOME", "MACHINE_CACHE"].contains($0.key) && !$0.value.isEmpty }
         let manual = FileManager.default.fileExists(atPath: AgentProcess.besideExecutable("../share/man/man1/machine.1.gz").path)
         return AutostartService(scope: getuid() == 0 ? .system : .user(home: home), paths: paths,
@@ -108,13 +109,13 @@ public struct AutostartService: Sendable {
         _ = try Subprocess.output(of: systemctl + ["enable", unitName], what: "enable \(unitName)")
         said.append("enabled \(unitName) (\(systemctl.joined(separator: " ")))")
         if case .user = scope {
-            said.append("it starts them when you log in; to start them at boot without a login, as root: loginctl enable-linger \(NSUserName())")
+            said.append("it starts them when you log in; to start them at boot without a login, as root: loginctl enable-linger \(ProcessInfo.processInfo.userName)")
         }
         return said
     }
 
     /// A systemd unit value in double quotes, as systemd.syntax(7) reads them.
     static func quoted(_ value: String) -> String {
-        "\"" + value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+        "\"" + value.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"") + "\""
     }
 }

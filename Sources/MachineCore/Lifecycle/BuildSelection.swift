@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import HostOS
 
 /// An image and an engine bundle a machine boots (no image for one that boots an ISO).

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import HostOS
 import SSH
 
@@ -40,7 +40,7 @@ public struct DataDiskUsage: Codable, Sendable, Equatable {
     /// The warning to show, nil under the threshold.
     public func warning(machine: String) -> String? {
         guard percent >= Self.warnPercent else { return nil }
-        let gib = { (kib: Int64) in String(format: "%.1f", Double(kib) / 1_048_576) }
+        let gib = { (kib: Int64) in String(cFormat: "%.1f", Double(kib) / 1_048_576) }
         let suggested = max(Int((Double(sizeKiB) / 1_048_576 * 2).rounded(.up)), 8)
         return "warning: the data disk of \(machine) is \(percent)% full (\(gib(usedKiB)) of \(gib(usedKiB + availableKiB)) GiB used): "
             + "free space with `docker system prune` (add --volumes for unused volumes), or give it more with "

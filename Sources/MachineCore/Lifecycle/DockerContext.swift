@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import HostOS
 
 /// The Docker context `up` makes for a machine, so the plain `docker` command reaches its
@@ -25,7 +26,7 @@ public struct DockerContext: Sendable {
         socket = files.dockerSocket
         record = files.dockerContext
         homeID = paths.homeID
-        recordedName = (try? String(contentsOf: record, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines).nonEmpty
+        recordedName = (try? String(contentsOf: record, encoding: .utf8))?.trimmed().nonEmpty
     }
 
     public static func dockerHost(socket: URL) -> String { "unix://\(socket.path)" }
@@ -128,13 +129,13 @@ public struct DockerContext: Sendable {
     func endpoint(of name: String, _ docker: String) -> String? {
         guard let inspect = try? Subprocess.outcome(of: [docker, "context", "inspect", "--format", "{{.Endpoints.docker.Host}}", name], timeout: 30),
               inspect.status == 0 else { return nil }
-        return inspect.output.trimmingCharacters(in: .whitespacesAndNewlines)
+        return inspect.output.trimmed()
     }
 
     /// The docker CLI's current context (DOCKER_CONTEXT, else its config), even when missing.
     func current(_ docker: String) -> String? {
         guard let show = try? Subprocess.outcome(of: [docker, "context", "show"], timeout: 30), show.status == 0 else { return nil }
-        return show.output.trimmingCharacters(in: .whitespacesAndNewlines)
+        return show.output.trimmed()
     }
 }
 

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// Programs of other platforms (linux/arm64 and the rest of `GuestContract.emulatedPlatforms`),
 /// which the guest runs through QEMU's user-mode emulators registered with binfmt_misc
@@ -18,7 +18,7 @@ public enum EmulatedPlatforms {
     /// `--platforms`: "all", "none", or platforms separated by commas, each with or without
     /// "linux/" (arm64, linux/riscv64). Nil means all.
     public static func parse(_ text: String) throws(MachineError) -> [String]? {
-        let words = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.filter { !$0.isEmpty }
+        let words = text.split(separator: ",").map { $0.trimmed().lowercased() }.filter { !$0.isEmpty }
         if words == ["all"] { return nil }
         if words == ["none"] { return [] }
         var chosen: [String] = []

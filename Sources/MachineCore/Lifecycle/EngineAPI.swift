@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import HostOS
 
 /// The engine's API, as the CLI asks it through the agent's socket.

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import HostOS
 import Virt
 
@@ -18,7 +18,7 @@ public enum IdleSleep {
 
     /// "off" or "0" (never), "90" or "90s" (seconds), "15m", "1h".
     public static func parse(_ text: String) throws(MachineError) -> Int {
-        let lowered = text.lowercased().trimmingCharacters(in: .whitespaces)
+        let lowered = text.lowercased().trimmed()
         if ["off", "no", "never", "0"].contains(lowered) { return 0 }
         let units: [(suffix: String, seconds: Int)] = [("h", 3600), ("m", 60), ("s", 1)]
         var number = lowered
@@ -106,7 +106,7 @@ public enum IdleSleep {
     /// paused is asleep: a mark left by an agent that died is not believed past a boot.
     public static func markedSince(_ files: MachineFiles) -> Date? {
         guard let text = try? String(contentsOf: files.sleeping, encoding: .utf8),
-              let seconds = Double(text.trimmingCharacters(in: .whitespacesAndNewlines)) else { return nil }
+              let seconds = Double(text.trimmed()) else { return nil }
         return Date(timeIntervalSince1970: seconds)
     }
 }

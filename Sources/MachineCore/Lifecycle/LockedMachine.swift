@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import HostOS
 
 /// The copy of a machine's config that machine keeps where a guest cannot write (the domain's

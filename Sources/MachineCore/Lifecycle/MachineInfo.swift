@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import HostOS
 import Virt
 
@@ -165,7 +165,7 @@ extension LibvirtRuntime {
             network: .init(hostAccess: config.hostAccess, hostNames: config.hostAccess ? GuestContract.hostNames : [],
                            hostAddress: GuestContract.hostAddress,
                            dns: (try? String(contentsOf: files.hostResolverPort, encoding: .utf8))
-                               .map { "host agent on 127.0.0.1:\($0.trimmingCharacters(in: .whitespacesAndNewlines))" + (config.hostAccess ? "" : " (the guest's own; containers use QEMU's relay)") }
+                               .map { "host agent on 127.0.0.1:\($0.trimmed())" + (config.hostAccess ? "" : " (the guest's own; containers use QEMU's relay)") }
                                ?? "QEMU's relay",
                            udp: remote == nil ? "QEMU" : "not forwarded: QEMU runs on \(remote?.host ?? "the libvirt host")"),
             dataDiskUsage: status.state == .running ? DataDiskUsage.recent(at: files.dataDiskUsage) : nil)

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// Start, stop and suspend of a machine held under its lock, over a runtime: the decisions
 /// (`StartPlan`) and their order live here, the work in the runtime.

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// What a user may say about a new machine's shape (each nil takes the default), and the
 /// making of its first config: the defaults, a free loopback port for its SSH forward and

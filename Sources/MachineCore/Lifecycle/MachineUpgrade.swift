@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// `machine upgrade`: the guest image and engine bundle built again from the packages Debian
 /// has now (of the machine's suite, or of another it moves to), the machine restarted onto

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// The engine's TLS endpoint (`--tls`, `machine env --tls`, `machine regenerate-certs`).
 extension Machines {

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// `machine up`: create the machine if it does not exist, else apply what changed, then start it.
 extension Machines {

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// The builds a machine runs, and `machine upgrade` (`MachineUpgrade`).
 extension Machines {

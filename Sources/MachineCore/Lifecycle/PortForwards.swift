@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import HostOS
 #if canImport(Glibc)
 import Glibc

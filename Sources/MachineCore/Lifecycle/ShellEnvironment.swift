@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// What `machine env` prints: the commands that set (or unset) environment variables in the
 /// user's shell, docker-machine style, each value quoted so that the shell reads it back as
@@ -55,19 +55,19 @@ public enum ShellEnvironment {
 
     /// Single quotes, a quote inside written as '\'' (sh, bash, zsh; fish reads it the same way).
     static func posixQuote(_ text: String) -> String {
-        "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'"
+        "'" + text.replacing("'", with: "'\\''") + "'"
     }
 
     /// Like sh, but tcsh expands history (!) even inside single quotes, and a newline needs a
     /// backslash.
     static func cshQuote(_ text: String) -> String {
-        "'" + text.replacingOccurrences(of: "'", with: "'\\''").replacingOccurrences(of: "!", with: "\\!")
-            .replacingOccurrences(of: "\n", with: "\\\n") + "'"
+        "'" + text.replacing("'", with: "'\\''").replacing("!", with: "\\!")
+            .replacing("\n", with: "\\\n") + "'"
     }
 
     /// PowerShell's single-quoted string: nothing expands, a quote is doubled.
     static func powershellQuote(_ text: String) -> String {
-        "'" + text.replacingOccurrences(of: "'", with: "''") + "'"
+        "'" + text.replacing("'", with: "''") + "'"
     }
 
     /// cmd's SET takes the rest of the line as is, but for its own operators, escaped with ^;

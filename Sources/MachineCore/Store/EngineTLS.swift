@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import HostOS
 #if canImport(Glibc)
 import Glibc
@@ -46,7 +46,7 @@ public enum EngineTLS {
             try openssl(["req", "-new"] + key + ["-subj", subject, "-keyout", path(keyFile), "-out", request],
                         "making the key of \(name)'s \(cert)")
             try openssl(["x509", "-req", "-in", request, "-CA", path("ca.pem"), "-CAkey", path("ca-key.pem"),
-                         "-set_serial", "0x" + (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined(),
+                         "-set_serial", "0x" + (0..<16).map { _ in String(cFormat: "%02x", UInt8.random(in: 0...255)) }.joined(),
                          "-days", "3650", "-extfile", extensions, "-out", path(cert)], "signing \(name)'s \(cert)")
             unlink(request)
             unlink(extensions)

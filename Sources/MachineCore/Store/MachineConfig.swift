@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// What a user chose for a machine at `create`; kept as config.json in its folder.
 public struct MachineConfig: Codable, Sendable, Equatable {
@@ -120,21 +120,18 @@ public struct MachineConfig: Codable, Sendable, Equatable {
     /// What differs from `old`, one phrase per setting in config.json's own words: for a
     /// list, the entries added and removed; for anything else, the old and the new value.
     public func changes(from old: MachineConfig) -> [String] {
-        func object(_ config: MachineConfig) -> [String: Any] {
-            ((try? JSONSerialization.jsonObject(with: config.encoded())) as? [String: Any]) ?? [:]
-        }
-        func text(_ value: Any) -> String {
-            (try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .fragmentsAllowed, .withoutEscapingSlashes]))
-                .flatMap { String(data: $0, encoding: .utf8) } ?? "\(value)"
+        func object(_ config: MachineConfig) -> [String: JSONValue] {
+            guard let data = try? config.encoded(), case .object(let fields)? = try? JSONDecoder().decode(JSONValue.self, from: data) else { return [:] }
+            return fields
         }
         let before = object(old), after = object(self)
         return Set(before.keys).union(after.keys).sorted().compactMap { key in
-            let was = before[key].map(text) ?? "nothing", now = after[key].map(text) ?? "nothing"
+            let was = before[key]?.text ?? "nothing", now = after[key]?.text ?? "nothing"
             guard was != now else { return nil }
-            guard let wasList = before[key] as? [Any], let nowList = after[key] as? [Any] else {
+            guard case .array(let wasList)? = before[key], case .array(let nowList)? = after[key] else {
                 return "\(key) \(was) -> \(now)"
             }
-            let wasItems = wasList.map(text), nowItems = nowList.map(text)
+            let wasItems = wasList.map(\.text), nowItems = nowList.map(\.text)
             let added = nowItems.filter { !wasItems.contains($0) }, removed = wasItems.filter { !nowItems.contains($0) }
             let parts = (added.isEmpty ? [] : ["added " + added.joined(separator: ", ")])
                 + (removed.isEmpty ? [] : ["removed " + removed.joined(separator: ", ")])
@@ -151,7 +148,7 @@ public struct MachineConfig: Codable, Sendable, Equatable {
         do {
             data = try Data(contentsOf: url)
         } catch {
-            throw MachineError("cannot read \(url.path): \(error.localizedDescription)")
+            throw MachineError("cannot read \(url.path): \(error.explanation)")
         }
         do {
             return try decoder.decode(MachineConfig.self, from: data)
@@ -243,7 +240,7 @@ public struct EngineSettings: Codable, Sendable, Equatable {
 /// Sizes as users write them: 2048 (MiB), 2G, 512M, 1.5G.
 public enum Size {
     public static func mebibytes(_ text: String) throws(MachineError) -> Int {
-        let trimmed = text.trimmingCharacters(in: .whitespaces).uppercased()
+        let trimmed = text.trimmed().uppercased()
         var number = trimmed
         var factor = 1.0
         for (suffix, value) in [("GIB", 1024.0), ("GB", 1024.0), ("G", 1024.0), ("MIB", 1.0), ("MB", 1.0), ("M", 1.0), ("TIB", 1_048_576.0), ("T", 1_048_576.0)]

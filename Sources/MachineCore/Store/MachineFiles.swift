@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// Every file in a machine's folder, `$MACHINE_HOME/machines/NAME/`, named in one place.
 public struct MachineFiles: Sendable {

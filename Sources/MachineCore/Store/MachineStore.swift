@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import HostOS
 #if canImport(Glibc)
 import Glibc
@@ -51,9 +51,9 @@ public struct MachineStore: Sendable {
                                hint: "set MACHINE_HOME to a shorter folder, e.g. ~/.machine")
         }
         if let iso = config.iso {
-            var isFolder: ObjCBool = false
+            var isFolder = false
             guard DomainDefinition.isRepresentable(path: iso),
-                  FileManager.default.fileExists(atPath: iso, isDirectory: &isFolder), !isFolder.boolValue
+                  FileManager.default.fileExists(atPath: iso, isDirectory: &isFolder), !isFolder
             else {
                 throw MachineError("no ISO file at \(iso)", hint: "give the full path of a bootable ISO", kind: .usage)
             }
@@ -64,7 +64,7 @@ public struct MachineStore: Sendable {
         do {
             try FileManager.default.createDirectory(at: machinesFolder, withIntermediateDirectories: true)
         } catch {
-            throw MachineError("cannot create \(machinesFolder.path): \(error.localizedDescription)")
+            throw MachineError("cannot create \(machinesFolder.path): \(error.explanation)")
         }
         guard mkdir(files.folder.path, 0o700) == 0 else {
             if errno == EEXIST {
@@ -106,7 +106,7 @@ public struct MachineStore: Sendable {
         do {
             publicKey = try Data(contentsOf: files.publicKey)
         } catch {
-            throw MachineError("cannot read \(files.publicKey.path): \(error.localizedDescription)", hint: "recreate the machine")
+            throw MachineError("cannot read \(files.publicKey.path): \(error.explanation)", hint: "recreate the machine")
         }
         let content: [(String, Data)] = [
             (GuestContract.authorizedKeysSeedFile, publicKey),
@@ -135,11 +135,11 @@ public struct MachineStore: Sendable {
                 try fm.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
                 // Client keys of registries (certs.d) are the user's secrets: 0600 like the rest.
                 guard fm.createFile(atPath: url.path, contents: data, attributes: [.posixPermissions: 0o600]) else {
-                    throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: url.path])
+                    throw SystemError.last("create \(url.path)")
                 }
             }
         } catch {
-            throw MachineError("cannot write the seed in \(files.seedFolder.path): \(error.localizedDescription)")
+            throw MachineError("cannot write the seed in \(files.seedFolder.path): \(error.explanation)")
         }
         let temp = files.folder.appendingPathComponent(".seed.iso.tmp")
         try Subprocess.output(of: ["xorriso", "-as", "mkisofs", "-quiet", "-V", "MACHINE_SEED", "-J", "-R",
@@ -175,7 +175,7 @@ public struct MachineStore: Sendable {
         do {
             try FileManager.default.removeItem(at: folder)
         } catch {
-            throw MachineError("cannot remove \(folder.path): \(error.localizedDescription)")
+            throw MachineError("cannot remove \(folder.path): \(error.explanation)")
         }
     }
 
@@ -186,7 +186,7 @@ public struct MachineStore: Sendable {
     public func checkDataDisk(_ files: MachineFiles) throws(MachineError) -> Int64 {
         let result = try Subprocess.outcome(of: ["qemu-img", "info", "--output=json", "-U", files.dataDisk.path], timeout: 30)
         guard result.status == 0 else {
-            throw MachineError("cannot read the data disk \(files.dataDisk.path): \(result.output.trimmingCharacters(in: .whitespacesAndNewlines))")
+            throw MachineError("cannot read the data disk \(files.dataDisk.path): \(result.output.trimmed())")
         }
         struct Info: Decodable {
             let format: String

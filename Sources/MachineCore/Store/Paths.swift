@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// Where `machine` keeps its files. Every name inside these folders is defined here.
 public struct Paths: Sendable {
@@ -8,9 +8,13 @@ public struct Paths: Sendable {
     /// Downloaded packages and built images and bundles (`$MACHINE_CACHE` overrides it).
     public let cache: URL
 
+    /// The account's own home folder: `$HOME`, as the shell has it, else the password database's.
+    public static func userHome(environment: [String: String] = ProcessInfo.processInfo.environment) -> URL {
+        environment["HOME"].flatMap { $0.isEmpty ? nil : URL(fileURLWithPath: $0) } ?? FileManager.default.homeDirectoryForCurrentUser
+    }
+
     public init(environment: [String: String] = ProcessInfo.processInfo.environment) {
-        let homeFolder = environment["HOME"].map { URL(fileURLWithPath: $0) }
-            ?? FileManager.default.homeDirectoryForCurrentUser
+        let homeFolder = Self.userHome(environment: environment)
         // An empty variable means unset, as in the shell's ${VAR:-default}: an empty path
         // would make the current folder the home.
         home = environment["MACHINE_HOME"].flatMap { $0.isEmpty ? nil : URL(fileURLWithPath: $0) }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import HostOS
 #if canImport(Glibc)
 import Glibc
@@ -73,14 +73,14 @@ public enum AcceleratorProbe {
         guard let second, !second.timedOut, second.output.contains("Kernel panic") else {
             return Verdict(works: false, reason: qemuReason(second, timeout: timeout, what: "the guest kernel"))
         }
-        return Verdict(works: true, reason: String(format: "the guest kernel started under it in %.1f s", Date().timeIntervalSince(started)))
+        return Verdict(works: true, reason: String(cFormat: "the guest kernel started under it in %.1f s", Date().timeIntervalSince(started)))
     }
 
     /// QEMU's error line from a failed probe, or what it did instead.
     static func qemuReason(_ result: Subprocess.Result?, timeout: Double, what: String) -> String {
         guard let result else { return "qemu-system-x86_64 could not be run" }
-        let lines = result.output.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
-        if let error = lines.first(where: { $0.range(of: "error", options: .caseInsensitive) != nil || $0.hasPrefix("qemu-system") }) {
+        let lines = result.output.split(whereSeparator: \.isNewline).map { $0.trimmed() }
+        if let error = lines.first(where: { $0.lowercased().contains("error") || $0.hasPrefix("qemu-system") }) {
             return "QEMU: \(error)"
         }
         return result.timedOut ? "\(what) did not finish within \(Int(timeout)) s" : "QEMU exited \(result.status) running \(what)"
@@ -90,7 +90,7 @@ public enum AcceleratorProbe {
     /// device, owner, mode, last change) and who asks. Any change probes again.
     public static func hostSignature() -> String {
         let bootID = (try? String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8))?
-            .trimmingCharacters(in: .whitespacesAndNewlines) ?? "unknown-boot"
+            .trimmed() ?? "unknown-boot"
         var info = stat()
         let device = stat("/dev/kvm", &info) == 0
             ? "\(info.st_rdev):\(info.st_uid):\(info.st_gid):\(info.st_mode):\(info.st_ctim.tv_sec).\(info.st_ctim.tv_nsec)"

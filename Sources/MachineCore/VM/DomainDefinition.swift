@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// How QEMU executes the guest.
 public enum Accelerator: String, Sendable, Codable, CaseIterable {
@@ -168,7 +168,7 @@ public struct DomainDefinition: Sendable, Equatable {
                 <qemu:arg value='-netdev'/>
                 <qemu:arg value='user,id=\(Self.networkID),hostfwd=tcp:127.0.0.1:\(sshPort)-:22\(agentInput)'/>
                 <qemu:arg value='-device'/>
-                <qemu:arg value='virtio-net-pci,netdev=\(Self.networkID),bus=pcie.0,addr=\(String(format: "0x%02x", Self.networkSlot))'/>
+                <qemu:arg value='virtio-net-pci,netdev=\(Self.networkID),bus=pcie.0,addr=\(String(cFormat: "0x%02x", Self.networkSlot))'/>
               </qemu:commandline>
             </domain>
 
@@ -199,7 +199,7 @@ public struct DomainDefinition: Sendable, Equatable {
     public static var shareSlotCount: Int { shareSlots.count }
 
     static func slot(_ number: Int) -> String {
-        "      <address type='pci' domain='0x0000' bus='0x00' slot='\(String(format: "0x%02x", number))' function='0x0'/>\n"
+        "      <address type='pci' domain='0x0000' bus='0x00' slot='\(String(cFormat: "0x%02x", number))' function='0x0'/>\n"
     }
 
     /// A raw, read-only virtio disk the guest finds by its serial (the seed, the engine).
@@ -255,9 +255,9 @@ public struct DomainDefinition: Sendable, Equatable {
     static func unescape(_ text: String) -> String {
         var out = text
         for (entity, plain) in [("&lt;", "<"), ("&gt;", ">"), ("&apos;", "'"), ("&#39;", "'"), ("&quot;", "\""), ("&#34;", "\"")] {
-            out = out.replacingOccurrences(of: entity, with: plain)
+            out = out.replacing(entity, with: plain)
         }
-        return out.replacingOccurrences(of: "&amp;", with: "&")
+        return out.replacing("&amp;", with: "&")
     }
 
     /// XML text and attribute escaping. Control characters cannot appear in XML 1.0 at all,

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 extension DomainDefinition {
     /// The machine a domain belongs to (its home, $MACHINE_HOME, and its name there), and
@@ -48,8 +48,8 @@ extension DomainDefinition {
         /// Reads what `xml` wrote (libvirt hands the element back with its own prefix and quotes).
         public init?(xml: String) {
             func value(_ tag: String) -> String? {
-                guard let open = xml.range(of: "<[A-Za-z0-9_]*:?\(tag)>", options: .regularExpression),
-                      let close = xml.range(of: "</[A-Za-z0-9_]*:?\(tag)>", options: .regularExpression, range: open.upperBound..<xml.endIndex)
+                guard let opening = try? Regex("<[A-Za-z0-9_]*:?\(tag)>"), let closing = try? Regex("</[A-Za-z0-9_]*:?\(tag)>"),
+                      let open = xml.firstRange(of: opening), let close = xml[open.upperBound...].firstRange(of: closing)
                 else { return nil }
                 return DomainDefinition.unescape(String(xml[open.upperBound..<close.lowerBound]))
             }

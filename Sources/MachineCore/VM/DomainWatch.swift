@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Virt
 
 /// What the host agent learns from libvirt about the one boot it serves, and the pause and

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -61,7 +61,7 @@ public struct HostCheck: Sendable {
         for entry in entries {
             guard let pid = Int32(entry),
                   let comm = try? String(contentsOfFile: "/proc/\(entry)/comm", encoding: .utf8),
-                  comm.trimmingCharacters(in: .whitespacesAndNewlines) == command else { continue }
+                  comm.trimmed() == command else { continue }
             return pid
         }
         return nil

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import SSH
 import Virt
 #if canImport(Glibc)

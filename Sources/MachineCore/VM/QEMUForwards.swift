@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import HostOS
 
 /// UDP forwards made by QEMU's own user-mode network while the machine runs (`hostfwd_add`
@@ -40,10 +40,10 @@ public final class QEMUForwards: @unchecked Sendable {
         let answer = try monitor(["hostfwd_remove \(DomainDefinition.networkID) udp:\(hostAddress):\(hostPort)",
                                   "hostfwd_add \(DomainDefinition.networkID) \(rule)"]).last ?? ""
         // HMP says nothing when it worked; a failure is a line of text (the port is taken).
-        if !answer.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+        if !answer.trimmed().isEmpty {
             let taken = answer.lowercased().contains("could not set up host forwarding rule")
             let holder = taken ? LocalSocket.holder(ofUDPPort: hostPort).map { " by \($0)" } ?? " on the host" : ""
-            throw MachineError(taken ? "\(hostAddress):\(hostPort)/udp is already in use\(holder)" : "QEMU refused the forward \(rule): \(answer.trimmingCharacters(in: .whitespacesAndNewlines))")
+            throw MachineError(taken ? "\(hostAddress):\(hostPort)/udp is already in use\(holder)" : "QEMU refused the forward \(rule): \(answer.trimmed())")
         }
     }
 

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -28,7 +28,7 @@ public enum QEMULog {
 
     /// The part of the log written since the domain's last start.
     public static func lastRun(in text: String) -> Substring {
-        guard let start = text.range(of: ": starting up ", options: .backwards) else { return Substring(text) }
+        guard let start = text.ranges(of: ": starting up ").last else { return Substring(text) }
         let lineStart = text[..<start.lowerBound].lastIndex(of: "\n").map { text.index(after: $0) } ?? text.startIndex
         return text[lineStart...]
     }
@@ -37,12 +37,12 @@ public enum QEMULog {
     /// line after it when that names the failure, as KVM's "emulation failure" does), else how
     /// it ended ("terminating on signal 9", libvirt's "shutting down, reason=crashed").
     public static func lastError(in text: String) -> String? {
-        let lines = lastRun(in: text).split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+        let lines = lastRun(in: text).split(whereSeparator: \.isNewline).map { $0.trimmed() }
             // The command line and its environment are long and never the reason.
             .filter { !$0.isEmpty && !$0.hasPrefix("LC_ALL=") && !$0.contains(" -name guest=") }
-        if let index = lines.firstIndex(where: { $0.range(of: "error", options: .caseInsensitive) != nil }) {
+        if let index = lines.firstIndex(where: { $0.lowercased().contains("error") }) {
             var reason = lines[index]
-            if index + 1 < lines.count, lines[index + 1].range(of: "failure", options: .caseInsensitive) != nil {
+            if index + 1 < lines.count, lines[index + 1].lowercased().contains("failure") {
                 reason += " (\(lines[index + 1]))"
             }
             return reason

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 #if canImport(Glibc)
 import Glibc  // getuid: a session daemon's run folder
 #endif
@@ -19,7 +19,7 @@ enum QEMUProcess {
     /// of translated code) together; nil when it does not run here.
     static func residentBytes(domain: String, uri: String) -> Int64? {
         guard let file = pidFile(domain: domain, uri: uri),
-              let pid = (try? String(contentsOf: file, encoding: .utf8)).flatMap({ Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }),
+              let pid = (try? String(contentsOf: file, encoding: .utf8)).flatMap({ Int32($0.trimmed()) }),
               let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
         else { return nil }
         return residentBytes(status: status)

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// A libvirt URI whose daemon runs on another host, reached over SSH
 /// (`qemu+ssh://[USER@]HOST[:PORT]/system?keyfile=...&known_hosts=...&no_verify=1`), and the way

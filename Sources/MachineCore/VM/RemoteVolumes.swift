@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import HostOS
 import Virt
 
@@ -134,7 +135,8 @@ struct RemoteVolumes {
     }
 
     private static func size(of file: URL) -> UInt64 {
-        UInt64((try? FileManager.default.attributesOfItem(atPath: file.path)[.size] as? NSNumber)??.uint64Value ?? 0)
+        var info = stat()
+        return stat(file.path, &info) == 0 ? UInt64(info.st_size) : 0
     }
 
     private func onPool<T>(_ what: String, _ body: (StoragePool) throws(LibvirtError) -> T) throws(MachineError) -> T {
@@ -153,9 +155,8 @@ struct RemoteVolumes {
 final class ConsoleMirror: @unchecked Sendable {
     private let volumes: RemoteVolumes
     private let destination: URL
-    private let lock = NSLock()
+    private let lock = Lock()
     private var running = true
-    private var thread: Thread?
 
     init(volumes: RemoteVolumes, destination: URL) {
         self.volumes = volumes
@@ -165,20 +166,19 @@ final class ConsoleMirror: @unchecked Sendable {
     /// Starts copying, from the beginning of the remote log into an empty local one.
     func start() {
         FileManager.default.createFile(atPath: destination.path, contents: nil, attributes: [.posixPermissions: 0o600])
-        let thread = Thread { [self] in
+        Threads.detach { [self] in
             var offset: UInt64 = 0
             while isRunning {
-                if let data = try? volumes.consoleLog(from: offset), !data.isEmpty, let handle = try? FileHandle(forWritingTo: destination) {
-                    handle.seekToEndOfFile()
-                    handle.write(data)
-                    try? handle.close()
-                    offset += UInt64(data.count)
+                if let data = try? volumes.consoleLog(from: offset), !data.isEmpty {
+                    let fd = open(destination.path, O_WRONLY | O_APPEND | O_CLOEXEC)
+                    if fd >= 0 {
+                        if LocalSocket.writeAll(fd, [UInt8](data)) { offset += UInt64(data.count) }
+                        close(fd)
+                    }
                 }
                 usleep(250_000)
             }
         }
-        thread.start()
-        self.thread = thread
     }
 
     private var isRunning: Bool {

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// A host folder shared into the guest (`--mount HOSTPATH[:GUESTPATH][:ro]`).
 public struct Share: Codable, Sendable, Equatable {

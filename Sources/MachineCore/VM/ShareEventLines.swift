@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// The lines the host agent writes to the guest's /proc/machine-notify (iso/notify) for a change
 /// made on the host to a shared folder: `OP COOKIE GUESTPATH`, the guest path being where the

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import HostOS
 
 /// How shares reach the guest: the device each becomes (virtiofs started by libvirt or by

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import HostOS
 
 /// Shares as users write them (`--mount HOSTPATH[:GUESTPATH][:ro][:noinotify]`) and the
@@ -7,14 +7,14 @@ import HostOS
 /// the guest is in ShareTransports.
 public enum Shares {
     /// The default: the user's home folder, read-write, at the same path.
-    public static func defaults(home: String = NSHomeDirectory()) throws(MachineError) -> [Share] {
+    public static func defaults(home: String = Paths.userHome().path) throws(MachineError) -> [Share] {
         [try resolve(spec: home)]
     }
 
     /// Parses and checks `HOSTPATH[:GUESTPATH][:ro|rw][:noinotify]` (the options in any order):
     /// the host folder must exist; the guest path must not cover the guest's own system folders.
     public static func resolve(spec: String, currentDirectory: String = FileManager.default.currentDirectoryPath,
-                               home: String = NSHomeDirectory()) throws(MachineError) -> Share {
+                               home: String = Paths.userHome().path) throws(MachineError) -> Share {
         var parts = spec.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
         var readOnly = false
         var inotify = true
@@ -112,7 +112,7 @@ public enum Shares {
         let home = canonical(machineHome)
         return shares.compactMap { share in
             guard home == share.hostPath || home.hasPrefix(share.hostPath == "/" ? "/" : share.hostPath + "/") else { return nil }
-            let relative = String(home.dropFirst(share.hostPath.count)).trimmingCharacters(in: CharacterSet(charactersIn: "/"))
+            let relative = String(home.dropFirst(share.hostPath.count)).trimming("/")
             return relative.isEmpty ? nil : share.guestPath + "/" + relative
         }
     }

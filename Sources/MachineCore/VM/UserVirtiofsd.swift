@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import HostOS
 #if canImport(Glibc)
 import Glibc
@@ -124,7 +124,7 @@ public enum UserVirtiofsd {
                 let result: Subprocess.Result
                 do { result = try Subprocess.run(argv, timeout: 10) } catch { throw MachineError("cannot run \(mapper): \(error)") }
                 guard result.status == 0 else {
-                    throw MachineError("\(mapper) refused the ids for virtiofsd: \(result.output.trimmingCharacters(in: .whitespacesAndNewlines))",
+                    throw MachineError("\(mapper) refused the ids for virtiofsd: \(result.output.trimmed())",
                                        hint: "check your lines in /etc/subuid and /etc/subgid, or use --mount-type 9p")
                 }
             }
