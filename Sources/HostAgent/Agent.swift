@@ -3,7 +3,7 @@ import MachineCore
 import HostOS
 import SSH
 #if canImport(Glibc)
-import Glibc
+import Glibc  // the agent's loop: poll(2) on its listeners, the session and the wake pipe
 #endif
 
 /// The host agent: one process per running machine, holding one SSH session to the guest and

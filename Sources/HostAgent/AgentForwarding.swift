@@ -3,7 +3,7 @@ import MachineCore
 import HostOS
 import SSH
 #if canImport(Glibc)
-import Glibc
+import Glibc  // forwards are descriptors: non-blocking sockets, the wake pipe, the bound address of a listener
 #endif
 
 /// Published container ports and manual forwards: listeners opened and closed to match.

@@ -2,7 +2,7 @@ import FoundationEssentials
 import HostOS
 import MachineCore
 #if canImport(Glibc)
-import Glibc
+import Glibc  // fstat(2) of the held lock file, to notice its folder removed under a running agent
 #endif
 
 /// Keeps an agent to the one boot of the one machine it was started for. It ends the agent

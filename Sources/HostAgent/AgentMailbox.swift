@@ -3,7 +3,7 @@ import HostOS
 import MachineCore
 import SSH
 #if canImport(Glibc)
-import Glibc
+import Glibc  // write(2) of one byte to the wake pipe that the agent's poll(2) waits on
 #endif
 
 /// The latest container list from the watcher thread, and the pipe that wakes the loop.

@@ -3,7 +3,7 @@ import Dispatch
 import HostOS
 import MachineCore
 #if canImport(Glibc)
-import Glibc
+import Glibc  // the agent's own pid file, lock descriptor and start-up waits
 #endif
 
 /// The host agent's main, run by `machine agent NAME`; `AgentProcess` (MachineCore) starts

@@ -3,7 +3,7 @@ import MachineCore
 import SSH
 import HostOS
 #if canImport(Glibc)
-import Glibc
+import Glibc  // accept(2) and the socket options of each client (non-blocking, close-on-exec, TCP_NODELAY)
 #endif
 
 /// What the agent's loop waits on, and the clients it accepts.

@@ -2,7 +2,7 @@ import FoundationEssentials
 import MachineCore
 import SSH
 #if canImport(Glibc)
-import Glibc
+import Glibc  // the relay moves bytes between client sockets and SSH channels with poll(2), recv(2) and send(2)
 #endif
 
 /// One round of the loop: channels opened (and one kept spare), bytes pumped both ways.

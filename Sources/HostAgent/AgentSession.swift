@@ -3,7 +3,6 @@ import HostOS
 import MachineCore
 import SSH
 #if canImport(Glibc)
-import Glibc
 #endif
 
 /// The agent's SSH session: made, lost and made again, and the guest's clock kept through it.

@@ -2,7 +2,7 @@ import FoundationEssentials
 import MachineCore
 import HostOS
 #if canImport(Glibc)
-import Glibc
+import Glibc  // recv(2) on the engine's event stream, read as it arrives
 #endif
 
 /// Follows the engine's container events through the forwarded socket and reports the

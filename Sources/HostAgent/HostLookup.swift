@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+import Glibc  // getaddrinfo(3): names resolved as the host resolves them, for host.docker.internal and the DNS relay
 #endif
 
 /// A and AAAA as a program on this host resolves them: getaddrinfo, so the host's /etc/hosts,

@@ -2,7 +2,7 @@ import FoundationEssentials
 import Dispatch
 import HostOS
 #if canImport(Glibc)
-import Glibc
+import Glibc  // the DNS server for the guest: UDP and TCP sockets of its own, with timeouts
 #endif
 
 /// The guest's DNS server, on the host: the guest sends every query for QEMU's 10.0.2.3 here

@@ -1,7 +1,7 @@
 import FoundationEssentials
 import HostOS
 #if canImport(Glibc)
-import Glibc
+import Glibc  // queries relayed to the host's nameservers on sockets of its own, with timeouts
 #endif
 
 /// What HostResolver does with every type but A and AAAA: the query goes as it is to every

@@ -3,7 +3,7 @@ import HostOS
 import MachineCore
 import SSH
 #if canImport(Glibc)
-import Glibc
+import Glibc  // setpriority(2): walking 15,000 folders at start-up must not slow the user's programs
 #endif
 
 /// Host edits to the machine's read-write shares, raised in the guest as the inotify events a

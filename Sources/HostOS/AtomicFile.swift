@@ -6,7 +6,7 @@ import Glibc
 /// State writes that a crash cannot leave half-done: write a temp file beside the target,
 /// fsync it, rename it over the target, fsync the folder.
 public enum AtomicFile {
-    public static func write(_ data: Data, to url: URL, mode: mode_t = 0o644) throws(SystemError) {
+    public static func write(_ data: Data, to url: URL, mode: UInt32 = 0o644) throws(SystemError) {
         let folder = url.deletingLastPathComponent().path
         let temp = folder + "/.\(url.lastPathComponent).tmp.\(getpid())"
         let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)

@@ -24,6 +24,15 @@ public enum BoundedLog {
         close(fd)
     }
 
+    /// Appends `data` to the existing file at `path` (a log another reader follows); false
+    /// when it cannot be opened or written whole.
+    public static func append(_ data: Data, to path: String) -> Bool {
+        let fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        return LocalSocket.writeAll(fd, [UInt8](data))
+    }
+
     /// Trims a file another process appends to (QEMU's console log) once it passes `limit`
     /// bytes: it keeps its first `head` bytes (the boot) and its last `tail`, with a line that
     /// says how much went between, in place, since the writer keeps its descriptor. Returns

@@ -14,7 +14,7 @@ public final class FileLock {
 
     /// Takes the exclusive lock of `path` (made with `mode` when missing) without waiting;
     /// nil while another holds it.
-    public static func tryExclusive(_ path: String, mode: mode_t = 0o600) throws(SystemError) -> FileLock? {
+    public static func tryExclusive(_ path: String, mode: UInt32 = 0o600) throws(SystemError) -> FileLock? {
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, mode)
         guard fd >= 0 else { throw .last("open \(path)") }
         while flock(fd, LOCK_EX | LOCK_NB) != 0 {

@@ -24,6 +24,64 @@ public enum HostPath {
         return found == 0 && (info.st_mode & S_IFMT) == S_IFDIR
     }
 
+    /// Whether anything is at `path`: following a symlink at its end, or not (a dangling link
+    /// is something).
+    public static func exists(_ path: String, followingLinks: Bool = true) -> Bool {
+        var info = stat()
+        return (followingLinks ? stat(path, &info) : lstat(path, &info)) == 0
+    }
+
+    /// Whether `path` is a regular file: following a symlink at its end, or not (`followingLinks`).
+    public static func isRegularFile(_ path: String, followingLinks: Bool = true) -> Bool {
+        var info = stat()
+        let found = followingLinks ? stat(path, &info) : lstat(path, &info)
+        return found == 0 && (info.st_mode & S_IFMT) == S_IFREG
+    }
+
+    /// The size of the file at `path` in bytes (0 when it cannot be read).
+    public static func size(_ path: String) -> UInt64 {
+        var info = stat()
+        return stat(path, &info) == 0 ? UInt64(info.st_size) : 0
+    }
+
+    /// The device number of the character device at `path` (following links); nil when there
+    /// is none or it is something else.
+    public static func characterDevice(_ path: String) -> UInt64? {
+        var info = stat()
+        guard stat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFCHR else { return nil }
+        return UInt64(info.st_rdev)
+    }
+
+    /// What identifies the node at `path` as it is now: device numbers, owner, group, mode and
+    /// the time of its last change; nil when there is none. Any change to it changes this.
+    public static func signature(_ path: String) -> String? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return "\(info.st_rdev):\(info.st_uid):\(info.st_gid):\(info.st_mode):\(info.st_ctim.tv_sec).\(info.st_ctim.tv_nsec)"
+    }
+
+    /// Makes `link` a symlink to `target` in one rename, replacing whatever link was there
+    /// (readers see the old link or the new one, never none).
+    public static func replaceLink(_ link: String, pointingTo target: String) throws(SystemError) {
+        let temporary = link + ".new.\(getpid())"
+        unlink(temporary)
+        guard symlink(target, temporary) == 0, Glibc.rename(temporary, link) == 0 else {
+            let error = SystemError.last("point \(link) at \(target)")
+            unlink(temporary)
+            throw error
+        }
+    }
+
+    /// rename(2): `from` takes the place of `to` in one step (replacing a file, or an empty folder).
+    public static func rename(_ from: String, to: String) throws(SystemError) {
+        guard Glibc.rename(from, to) == 0 else { throw .last("move \(from) to \(to)") }
+    }
+
+    /// mkdir(2) of one folder with `mode`; an existing one is an error (EEXIST).
+    public static func makeFolder(_ path: String, mode: UInt32) throws(SystemError) {
+        guard mkdir(path, mode_t(mode)) == 0 else { throw .last("make \(path)") }
+    }
+
     /// Whether this process may run the file at `path`.
     public static func isExecutable(_ path: String) -> Bool {
         access(path, X_OK) == 0

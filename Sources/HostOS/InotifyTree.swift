@@ -6,6 +6,18 @@ import Glibc
 /// inotify over whole folder trees: a watch on every folder (inotify watches one folder, not
 /// what is below it), added as folders appear, moved with them, dropped as they go. Symlinks
 /// are never followed, so a tree never reaches outside itself.
+/// inotify's event bits, named for the modules that do not import the C library.
+public enum InotifyMask {
+    public static let create = UInt32(IN_CREATE)
+    public static let delete = UInt32(IN_DELETE)
+    public static let modify = UInt32(IN_MODIFY)
+    public static let closeWrite = UInt32(IN_CLOSE_WRITE)
+    public static let attrib = UInt32(IN_ATTRIB)
+    public static let movedFrom = UInt32(IN_MOVED_FROM)
+    public static let movedTo = UInt32(IN_MOVED_TO)
+    public static let isDirectory = UInt32(IN_ISDIR)
+}
+
 public final class InotifyTree {
     /// One change, as inotify reported it, with the full path of the entry it names.
     public struct Event: Equatable, Sendable {

@@ -93,6 +93,13 @@ public enum LocalSocket {
         return true
     }
 
+    /// Whether `text` is an IPv4 or IPv6 address in its numeric form.
+    public static func isIPAddress(_ text: String) -> Bool {
+        var v4 = in_addr()
+        var v6 = in6_addr()
+        return inet_pton(AF_INET, text, &v4) == 1 || inet_pton(AF_INET6, text, &v6) == 1
+    }
+
     /// Listens on a unix socket at `path`, readable and writable by its owner only. A stale
     /// socket left by a dead agent is removed first; anything else at the path is refused.
     public static func listenUnix(_ path: String) throws(SystemError) -> Int32 {

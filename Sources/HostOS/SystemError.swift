@@ -22,6 +22,9 @@ public struct SystemError: Error, CustomStringConvertible, Sendable, Equatable {
         SystemError(operation, code: errno)
     }
 
+    /// Whether it failed because something was already at the path (EEXIST).
+    public var isAlreadyThere: Bool { code == EEXIST }
+
     /// "cannot OPERATION: REASON" for a failed call; "OPERATION failed: DETAIL" for a program
     /// that exited non-zero (operation then reads like "making the seed image").
     public var description: String {

@@ -1,6 +1,6 @@
 import ArgumentParser
 import FoundationEssentials
-import Glibc
+import HostOS
 import MachineCore
 
 extension Machine {
@@ -52,7 +52,7 @@ extension Machine {
                 print("shares: 9p (no virtiofsd; apt-get install qemu-system-common gives virtiofs)")
                 return
             }
-            if getuid() == 0 {
+            if HostUser.isRoot {
                 print("shares: virtiofs, run by libvirt's system daemon")
             } else if let problem = Shares.userNamespaceProblem() {
                 print("shares: 9p (\(problem.message))")

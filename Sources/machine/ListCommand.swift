@@ -1,7 +1,6 @@
 import ArgumentParser
 import FoundationEssentials
 import HostOS
-import Glibc
 import MachineCore
 
 extension Machine {

@@ -1,7 +1,7 @@
 import ArgumentParser
 import FoundationEssentials
 import HostOS
-import Glibc
+import Glibc  // `logs --follow` reads the console log by offset as QEMU appends to it
 import MachineCore
 
 extension Machine {

@@ -1,6 +1,6 @@
 import ArgumentParser
 import FoundationEssentials
-import Glibc
+import Glibc  // isatty(3): a terminal gets an interactive shell
 import MachineCore
 
 extension Machine {

@@ -1,5 +1,4 @@
 import FoundationEssentials
-import Glibc
 import HostOS
 import SSH
 import Virt
@@ -81,7 +80,7 @@ public enum BootWatcher {
             if let silentLimit, text.isEmpty, Date().timeIntervalSince(started) > silentLimit {
                 throw .silent(name: name, seconds: Int(silentLimit))
             }
-            usleep(100_000)
+            Threads.sleep(0.1)
         }
         throw .timedOut(name: name, seconds: Int(timeout))
     }

@@ -1,8 +1,5 @@
 import FoundationEssentials
 import HostOS
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Builds guest images and engine bundles by running the recipes in `iso/` and
 /// `provisioning/`. The recipes do the work (and their own caching); this runs them with
@@ -79,13 +76,10 @@ public struct Builder: Sendable {
     /// point_latest does.
     public static func pointLatest(at folder: URL, suite: String) throws(MachineError) {
         let parent = folder.deletingLastPathComponent()
-        let temporary = parent.appendingPathComponent(".latest.\(getpid())")
         let link = latestLink(in: parent, suite: suite)
-        unlink(temporary.path)
-        guard symlink(folder.lastPathComponent, temporary.path) == 0,
-              rename(temporary.path, link.path) == 0 else {
-            let error = SystemError.last("point \(link.path) at \(folder.lastPathComponent)")
-            unlink(temporary.path)
+        do {
+            try HostPath.replaceLink(link.path, pointingTo: folder.lastPathComponent)
+        } catch {
             throw MachineError(error)
         }
     }

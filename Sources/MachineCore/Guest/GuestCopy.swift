@@ -2,7 +2,7 @@ import FoundationEssentials
 import HostOS
 import SSH
 #if canImport(Glibc)
-import Glibc
+import Glibc  // files copied by descriptor: openat(2) with O_NOFOLLOW so a link cannot redirect a write, fsync
 #endif
 
 /// `machine cp`: one file between host and guest over SFTP, bytes and permission bits kept.

@@ -2,7 +2,7 @@ import FoundationEssentials
 import HostOS
 import SSH
 #if canImport(Glibc)
-import Glibc
+import Glibc  // an interactive shell relays the terminal: poll(2) on stdin and the channel, SIGWINCH
 #endif
 
 /// Write end of the SIGWINCH self-pipe (a signal handler can only touch globals).

@@ -1,5 +1,5 @@
 import FoundationEssentials
-import Glibc
+import HostOS
 
 /// What the engine in the guest should trust and go through as the host does: the host's CA
 /// certificates and ~/.docker/certs.d (for pulls and pushes through a TLS-inspecting gateway or
@@ -39,15 +39,11 @@ public enum HostTrust {
     }
 
     static func regularFiles(under folder: URL) -> [URL] {
-        // Files themselves, not links to them (as the enumerator with isRegularFileKey had it).
-        let isRegularFile = { (url: URL) -> Bool in
-            var info = stat()
-            return lstat(url.path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFREG
-        }
         var found: [URL] = []
         for path in (try? FileManager.default.subpathsOfDirectory(atPath: folder.path)) ?? [] {
             let url = folder.appendingPathComponent(path)
-            if isRegularFile(url) { found.append(url) }
+            // Files themselves, not links to them (as the enumerator with isRegularFileKey had it).
+            if HostPath.isRegularFile(url.path, followingLinks: false) { found.append(url) }
         }
         return found.sorted { $0.path < $1.path }
     }

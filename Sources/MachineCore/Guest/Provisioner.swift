@@ -2,7 +2,7 @@ import FoundationEssentials
 import HostOS
 import SSH
 #if canImport(Glibc)
-import Glibc
+import Glibc  // open(2) and fstat(2): SFTP.upload streams the engine archive from a descriptor
 #endif
 
 /// Installs the engine bundle on a guest's data disk (only when the installed version
@@ -108,9 +108,9 @@ public struct Provisioner {
 
     /// Small files go through a private temporary file: SFTP.upload reads a descriptor.
     private func upload(data: Data, to path: String, sftp: SFTP) throws(MachineError) {
-        let temp = FileManager.default.temporaryDirectory.appendingPathComponent("machine-\(getpid())-\(UUID().uuidString)")
+        let temp = FileManager.default.temporaryDirectory.appendingPathComponent("machine-\(ProcessInfo.processInfo.processIdentifier)-\(UUID().uuidString)")
         try AtomicFile.save(data, to: temp, mode: 0o600)
-        defer { unlink(temp.path) }
+        defer { try? FileManager.default.removeItem(at: temp) }
         try upload(file: temp, to: path, sftp: sftp, announce: false)
     }
 

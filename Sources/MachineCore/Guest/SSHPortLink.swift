@@ -2,7 +2,7 @@ import FoundationEssentials
 import HostOS
 import SSH
 #if canImport(Glibc)
-import Glibc
+import Glibc  // poll(2) and recv(2) with MSG_PEEK on the forwarded socket, to tell a closed peer from a quiet one
 #endif
 
 /// The host end of the agent's split SSH session (iso/rootfs/usr/lib/machine/ssh-port-run): the

@@ -1,7 +1,7 @@
 import FoundationEssentials
 import HostOS
 #if canImport(Glibc)
-import Glibc
+import Glibc  // the agent process: its signals, waitpid(2), and the kind of its socket file
 #endif
 
 /// The host agent as a process: started detached (its own session, no terminal, output to

@@ -1,5 +1,4 @@
 import FoundationEssentials
-import Glibc
 import HostOS
 
 /// What brings the machines marked by `machine autostart` back after the host restarts: a
@@ -40,7 +39,7 @@ public struct AutostartService: Sendable {
         let home = Paths.userHome(environment: environment)
         let kept = environment.filter { ["MACHINE_HOME", "MACHINE_CACHE"].contains($0.key) && !$0.value.isEmpty }
         let manual = FileManager.default.fileExists(atPath: AgentProcess.besideExecutable("../share/man/man1/machine.1.gz").path)
-        return AutostartService(scope: getuid() == 0 ? .system : .user(home: home), paths: paths,
+        return AutostartService(scope: HostUser.isRoot ? .system : .user(home: home), paths: paths,
                                 executable: AgentProcess.currentExecutable(), environment: kept, manual: manual)
     }
 

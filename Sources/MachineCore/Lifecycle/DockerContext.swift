@@ -1,5 +1,4 @@
 import FoundationEssentials
-import Glibc
 import HostOS
 
 /// The Docker context `up` makes for a machine, so the plain `docker` command reaches its
@@ -40,7 +39,7 @@ public struct DockerContext: Sendable {
         let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
         for folder in path.split(separator: ":") {
             let candidate = "\(folder)/docker"
-            if access(candidate, X_OK) == 0 { return candidate }
+            if HostPath.isExecutable(candidate) { return candidate }
         }
         return nil
     }

@@ -1,5 +1,4 @@
 import FoundationEssentials
-import Glibc
 import HostOS
 import Virt
 
@@ -50,7 +49,7 @@ struct LibvirtRuntime: MachineRuntime {
                 return
             } catch {
                 if Date() > deadline { throw error }
-                usleep(200_000)
+                Threads.sleep(0.2)
             }
         }
     }
@@ -119,7 +118,7 @@ struct LibvirtRuntime: MachineRuntime {
                 progress("still waiting for the engine (\(Int(waited)) s)")
                 nextReport += 5
             }
-            usleep(100_000)
+            Threads.sleep(0.1)
         }
     }
 

@@ -1,8 +1,5 @@
 import FoundationEssentials
 import HostOS
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// A manual forward kept in the machine's config: `machine port add HOSTPORT:GUESTPORT[/udp]`.
 public struct ManualForward: Codable, Sendable, Equatable, Hashable {
@@ -164,9 +161,7 @@ public enum PortForwards {
     }
 
     public static func isAddress(_ text: String) -> Bool {
-        var v4 = in_addr()
-        var v6 = in6_addr()
-        return inet_pton(AF_INET, text, &v4) == 1 || inet_pton(AF_INET6, text, &v6) == 1
+        LocalSocket.isIPAddress(text)
     }
 
     /// The status file the agent writes and `port ls` reads.

@@ -1,8 +1,5 @@
 import FoundationEssentials
 import HostOS
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// The engine's TLS endpoint material, docker-machine style, made with `openssl`: a CA of the
 /// machine's own, a server certificate for dockerd (127.0.0.1 and localhost) and a client
@@ -26,8 +23,10 @@ public enum EngineTLS {
         let fm = FileManager.default
         let work = files.folder.appendingPathComponent(".tls.new")
         try? fm.removeItem(at: work)
-        guard mkdir(work.path, 0o700) == 0 else {
-            throw MachineError(SystemError.last("make \(work.path)"))
+        do {
+            try HostPath.makeFolder(work.path, mode: 0o700)
+        } catch {
+            throw MachineError(error)
         }
         defer { try? fm.removeItem(at: work) }
         func path(_ file: String) -> String { work.appendingPathComponent(file).path }
@@ -48,19 +47,19 @@ public enum EngineTLS {
             try openssl(["x509", "-req", "-in", request, "-CA", path("ca.pem"), "-CAkey", path("ca-key.pem"),
                          "-set_serial", "0x" + (0..<16).map { _ in String(cFormat: "%02x", UInt8.random(in: 0...255)) }.joined(),
                          "-days", "3650", "-extfile", extensions, "-out", path(cert)], "signing \(name)'s \(cert)")
-            unlink(request)
-            unlink(extensions)
+            try? fm.removeItem(atPath: request)
+            try? fm.removeItem(atPath: extensions)
         }
-        unlink(path("ca-key.pem"))
-        for file in ["server-key.pem", "key.pem"] { chmod(path(file), 0o600) }
+        try? fm.removeItem(atPath: path("ca-key.pem"))
+        for file in ["server-key.pem", "key.pem"] { try? fm.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path(file)) }
         // The old set, if any, goes aside and the new one takes its place.
         let old = files.folder.appendingPathComponent(".tls.old")
         try? fm.removeItem(at: old)
-        if fm.fileExists(atPath: files.tls.path), rename(files.tls.path, old.path) != 0 {
-            throw MachineError(SystemError.last("move \(files.tls.path) aside"))
-        }
-        guard rename(work.path, files.tls.path) == 0 else {
-            throw MachineError(SystemError.last("move the new certificates to \(files.tls.path)"))
+        do {
+            if fm.fileExists(atPath: files.tls.path) { try HostPath.rename(files.tls.path, to: old.path) }
+            try HostPath.rename(work.path, to: files.tls.path)
+        } catch {
+            throw MachineError(error)
         }
         try? fm.removeItem(at: old)
     }

@@ -1,14 +1,11 @@
 import FoundationEssentials
 import HostOS
-#if canImport(Glibc)
-import Glibc
-#endif
 
 // HostOS as MachineCore calls it: the same operations, with failures turned into
 // MachineErrors that carry a hint for the common ones (see MachineError.init(_: SystemError)).
 
 extension AtomicFile {
-    public static func save(_ data: Data, to url: URL, mode: mode_t = 0o644) throws(MachineError) {
+    public static func save(_ data: Data, to url: URL, mode: UInt32 = 0o644) throws(MachineError) {
         try onHost { () throws(SystemError) in try write(data, to: url, mode: mode) }
     }
 }

@@ -1,8 +1,5 @@
 import FoundationEssentials
 import HostOS
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// The machines under `$MACHINE_HOME/machines`: their folders, configs and the files made at
 /// create (SSH key pair, data disk, seed). Knows nothing of libvirt.
@@ -66,19 +63,21 @@ public struct MachineStore: Sendable {
         } catch {
             throw MachineError("cannot create \(machinesFolder.path): \(error.explanation)")
         }
-        guard mkdir(files.folder.path, 0o700) == 0 else {
-            if errno == EEXIST {
+        do {
+            try HostPath.makeFolder(files.folder.path, mode: 0o700)
+        } catch {
+            if error.isAlreadyThere {
                 throw MachineError("a machine named \"\(config.name)\" already exists",
                                    hint: "start it with `machine start \(config.name)`, or pick another name")
             }
-            throw MachineError("cannot create \(files.folder.path): \(String(cString: strerror(errno)))")
+            throw MachineError("cannot create \(files.folder.path): \(HostPath.reason(error.code))")
         }
         do {
             let lock = try MachineLock(files: files, name: config.name)
             try Subprocess.output(of: ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "machine-\(config.name)",
                                   "-f", files.privateKey.path], what: "making the SSH key pair")
             // Both halves owner-only, like the rest of the machine's folder.
-            chmod(files.publicKey.path, 0o600)
+            try? FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: files.publicKey.path)
             // A remote machine's data disk is a volume on its libvirt host, made at its first boot.
             if config.connect == nil {
                 try Subprocess.output(of: ["qemu-img", "create", "-q", "-f", "qcow2", files.dataDisk.path, "\(config.diskGiB)G"],
@@ -144,8 +143,10 @@ public struct MachineStore: Sendable {
         let temp = files.folder.appendingPathComponent(".seed.iso.tmp")
         try Subprocess.output(of: ["xorriso", "-as", "mkisofs", "-quiet", "-V", "MACHINE_SEED", "-J", "-R",
                               "-o", temp.path, files.seedFolder.path], what: "making the seed image")
-        guard rename(temp.path, files.seed.path) == 0 else {
-            throw MachineError("cannot move the seed into place: \(String(cString: strerror(errno)))")
+        do {
+            try HostPath.rename(temp.path, to: files.seed.path)
+        } catch {
+            throw MachineError("cannot move the seed into place: \(HostPath.reason(error.code))")
         }
     }
 
@@ -167,9 +168,8 @@ public struct MachineStore: Sendable {
     public func remove(_ name: String) throws(MachineError) {
         try MachineName.validate(name)
         let folder = files(name).folder
-        var info = stat()
-        guard lstat(folder.path, &info) == 0 else { return }
-        guard (info.st_mode & S_IFMT) == S_IFDIR else {
+        guard HostPath.exists(folder.path, followingLinks: false) else { return }
+        guard HostPath.isFolder(folder.path, followingLinks: false) else {
             throw MachineError("\(folder.path) is not a folder; not removing it", hint: "look at it and remove it by hand")
         }
         do {

@@ -1,8 +1,5 @@
 import FoundationEssentials
 import HostOS
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Finds out whether KVM really runs guests. `/dev/kvm` existing is not enough. On some hosts
 /// (nested virtualisation without vmx/svm) it opens but nothing runs. On others a tiny firmware
@@ -91,14 +88,7 @@ public enum AcceleratorProbe {
     public static func hostSignature() -> String {
         let bootID = (try? String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8))?
             .trimmed() ?? "unknown-boot"
-        var info = stat()
-        let device = stat("/dev/kvm", &info) == 0
-            ? "\(info.st_rdev):\(info.st_uid):\(info.st_gid):\(info.st_mode):\(info.st_ctim.tv_sec).\(info.st_ctim.tv_nsec)"
-            : "absent"
-        var groups = [gid_t](repeating: 0, count: 256)
-        let count = getgroups(Int32(groups.count), &groups)
-        let user = "\(getuid()):\(getgid()):" + groups.prefix(max(0, Int(count))).map(String.init).joined(separator: ",")
-        return "\(bootID) \(device) \(user)"
+        return "\(bootID) \(HostPath.signature("/dev/kvm") ?? "absent") \(HostUser.credentials)"
     }
 
     /// Remembers that KVM failed on this host as it is now (after a failed probe, or a guest

@@ -1,7 +1,5 @@
 import FoundationEssentials
-#if canImport(Glibc)
-import Glibc
-#endif
+import HostOS
 
 /// What this host can run, decided once for `machine` and for host setup alike
 /// (`machine host-check`, which scripts/host-setup.sh asks): whether KVM boots the real guest
@@ -47,10 +45,10 @@ public struct HostCheck: Sendable {
     /// (0600), QEMU's user could not open it, and libvirt still re-probed. (A mask with /dev/null
     /// itself is worse than none: libvirt finds it openable, QEMU finds no KVM in it.)
     public static func systemLibvirtdSeesKVM() -> Bool? {
-        guard getuid() == 0, let pid = pidOf("libvirtd") else { return nil }
-        var info = stat()
-        guard stat("/proc/\(pid)/root/dev/kvm", &info) == 0 else { return false }
-        return !((info.st_mode & S_IFMT) == S_IFCHR && info.st_rdev == standInDevice)
+        guard HostUser.isRoot, let pid = pidOf("libvirtd") else { return nil }
+        let path = "/proc/\(pid)/root/dev/kvm"
+        guard FileManager.default.fileExists(atPath: path) else { return false }
+        return HostPath.characterDevice(path) != UInt64(standInDevice)
     }
 
     /// makedev(1, 3), the stand-in's numbers.

@@ -1,9 +1,7 @@
 import FoundationEssentials
+import HostOS
 import SSH
 import Virt
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Runs machines as libvirt domains: defines them from the machine's config and the cached
 /// image, starts and stops them, and reads their state from libvirt (never from our files).
@@ -16,7 +14,7 @@ public final class Hypervisor {
     public static func defaultURI(flag: String?, environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
         if let flag, !flag.isEmpty { return flag }
         if let env = environment["MACHINE_LIBVIRT_URI"], !env.isEmpty { return env }
-        return getuid() == 0 ? "qemu:///system" : "qemu:///session"
+        return HostUser.isRoot ? "qemu:///system" : "qemu:///session"
     }
 
     /// The libvirt host when it is another one (QEMU's files and ports are there, not here).
@@ -151,7 +149,7 @@ public final class Hypervisor {
         // The system daemon would run QEMU as its own user, who cannot open files in the
         // user's home: run it as the user instead (and leave the files' owners alone).
         // A remote daemon runs it as its own user, and labels the volumes it is given for it.
-        let processOwner = isSystemDaemon && remote == nil ? (uid: getuid(), gid: getgid()) : nil
+        let processOwner = isSystemDaemon && remote == nil ? (uid: HostUser.id, gid: HostUser.groupID) : nil
         return DomainDefinition(
             name: domainName(config.name), memoryMiB: config.memoryMiB, cpus: config.cpus,
             // A test that pretends KVM still needs a domain this host can run.
@@ -262,7 +260,7 @@ public final class Hypervisor {
                 let deadline = Date().addingTimeInterval(timeout)
                 while Date() < deadline {
                     if try !domain.isActive() { return true }
-                    usleep(200_000)
+                    Threads.sleep(0.2)
                 }
             }
             if try domain.isActive() { try domain.destroy() }

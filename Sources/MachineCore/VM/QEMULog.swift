@@ -1,7 +1,5 @@
 import FoundationEssentials
-#if canImport(Glibc)
-import Glibc
-#endif
+import HostOS
 
 /// libvirt's log of a domain's QEMU: its command line, and whatever QEMU said before it died
 /// or stopped its CPUs ("KVM internal error. Suberror: 1", "terminating on signal 9"). When a
@@ -23,7 +21,7 @@ public enum QEMULog {
     /// session is the system daemon too); nil for a daemon on another host, whose files are there.
     static func localDaemonIsSystem(uri: String) -> Bool? {
         guard uri.hasPrefix("qemu:///") else { return nil }
-        return uri.hasSuffix("/system") || getuid() == 0
+        return uri.hasSuffix("/system") || HostUser.isRoot
     }
 
     /// The part of the log written since the domain's last start.

@@ -1,7 +1,5 @@
 import FoundationEssentials
-#if canImport(Glibc)
-import Glibc  // getuid: a session daemon's run folder
-#endif
+import HostOS
 
 /// The QEMU process of a running domain on this host, as libvirt's pid file names it.
 enum QEMUProcess {
@@ -11,7 +9,7 @@ enum QEMUProcess {
         if system {
             return URL(fileURLWithPath: "/run/libvirt/qemu/\(domain).pid")
         }
-        let runtime = environment["XDG_RUNTIME_DIR"] ?? "/run/user/\(getuid())"
+        let runtime = environment["XDG_RUNTIME_DIR"] ?? "/run/user/\(HostUser.id)"
         return URL(fileURLWithPath: runtime).appendingPathComponent("libvirt/qemu/run/\(domain).pid")
     }
 

@@ -1,5 +1,4 @@
 import FoundationEssentials
-import Glibc
 import HostOS
 import Virt
 
@@ -135,8 +134,7 @@ struct RemoteVolumes {
     }
 
     private static func size(of file: URL) -> UInt64 {
-        var info = stat()
-        return stat(file.path, &info) == 0 ? UInt64(info.st_size) : 0
+        HostPath.size(file.path)
     }
 
     private func onPool<T>(_ what: String, _ body: (StoragePool) throws(LibvirtError) -> T) throws(MachineError) -> T {
@@ -169,14 +167,10 @@ final class ConsoleMirror: @unchecked Sendable {
         Threads.detach { [self] in
             var offset: UInt64 = 0
             while isRunning {
-                if let data = try? volumes.consoleLog(from: offset), !data.isEmpty {
-                    let fd = open(destination.path, O_WRONLY | O_APPEND | O_CLOEXEC)
-                    if fd >= 0 {
-                        if LocalSocket.writeAll(fd, [UInt8](data)) { offset += UInt64(data.count) }
-                        close(fd)
-                    }
+                if let data = try? volumes.consoleLog(from: offset), !data.isEmpty, BoundedLog.append(data, to: destination.path) {
+                    offset += UInt64(data.count)
                 }
-                usleep(250_000)
+                Threads.sleep(0.25)
             }
         }
     }

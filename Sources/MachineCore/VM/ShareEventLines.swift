@@ -1,5 +1,5 @@
 import FoundationEssentials
-import Glibc
+import HostOS
 
 /// The lines the host agent writes to the guest's /proc/machine-notify (iso/notify) for a change
 /// made on the host to a shared folder: `OP COOKIE GUESTPATH`, the guest path being where the
@@ -27,15 +27,15 @@ public struct ShareEventLines: Sendable {
         else { return nil }
         let inside = hostPath.dropFirst(share.hostPath == "/" ? 1 : share.hostPath.count + 1)
         let guestPath = share.guestPath == "/" ? "/" + inside : share.guestPath + "/" + inside
-        let kind = mask & UInt32(IN_ISDIR) != 0 ? operation + GuestContract.notifyDirectorySuffix : operation
+        let kind = mask & InotifyMask.isDirectory != 0 ? operation + GuestContract.notifyDirectorySuffix : operation
         return "\(kind) \(cookie) \(guestPath)\n"
     }
 
     static func operation(_ mask: UInt32) -> String? {
-        let names: [(Int32, String)] = [(IN_CREATE, "create"), (IN_DELETE, "delete"), (IN_MODIFY, "modify"),
-                                        (IN_CLOSE_WRITE, "closewrite"), (IN_ATTRIB, "attrib"),
-                                        (IN_MOVED_FROM, "movedfrom"), (IN_MOVED_TO, "movedto")]
-        return names.first { mask & UInt32($0.0) != 0 }?.1
+        let names: [(UInt32, String)] = [(InotifyMask.create, "create"), (InotifyMask.delete, "delete"), (InotifyMask.modify, "modify"),
+                                         (InotifyMask.closeWrite, "closewrite"), (InotifyMask.attrib, "attrib"),
+                                         (InotifyMask.movedFrom, "movedfrom"), (InotifyMask.movedTo, "movedto")]
+        return names.first { mask & $0.0 != 0 }?.1
     }
 }
 

@@ -1,5 +1,4 @@
 import FoundationEssentials
-import Glibc
 import HostOS
 
 /// How shares reach the guest: the device each becomes (virtiofs started by libvirt or by
@@ -14,7 +13,7 @@ extension Shares {
     /// - 9p otherwise, and always for read-only shares: only QEMU's 9p server refuses writes on
     ///   the host side (libvirt 9 has no read-only virtiofs).
     public static func devices(_ shares: [Share], type: ShareType, systemDaemon: Bool, machineFolder: URL,
-                               isRoot: Bool = getuid() == 0, virtiofsd: String? = findVirtiofsd(),
+                               isRoot: Bool = HostUser.isRoot, virtiofsd: String? = findVirtiofsd(),
                                userNamespace: () -> MachineError? = Shares.userNamespaceProblem) throws(MachineError) -> [SharedFolder] {
         enum Choice { case ninep, libvirt, own }
         var choice = Choice.ninep

@@ -1,7 +1,7 @@
 import FoundationEssentials
 import HostOS
 #if canImport(Glibc)
-import Glibc
+import Glibc  // virtiofsd is started with its descriptor limit raised and its socket passed by a pipe
 #endif
 
 /// virtiofsd for machines of libvirt's session daemon, which cannot start it (libvirt 9): machine
