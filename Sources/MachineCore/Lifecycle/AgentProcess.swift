@@ -31,7 +31,7 @@ public struct AgentProcess: Sendable {
     public func start(uri: String, executable: String = AgentProcess.currentExecutable()) throws(MachineError) -> pid_t {
         if let pid = runningPid() { return pid }
         // The agent checks the config it reloads against libvirt's copy, on the same daemon.
-        let argv = [executable, "agent", "--connect", uri, name]
+        let argv = Self.commandLine(executable: executable, uri: uri, name: name)
         let pid: pid_t
         do throws(SystemError) {
             pid = try Spawn.start(argv, .init(output: files.agentLog.path, append: true, newSession: true, searchPath: false))
@@ -52,6 +52,18 @@ public struct AgentProcess: Sendable {
             usleep(20_000)
         }
         throw MachineError("the host agent of \(name) did not start", hint: "see \(files.agentLog.path)")
+    }
+
+    /// The agent's command line, `EXECUTABLE agent --connect URI NAME`: a format of its own,
+    /// read back from /proc by `stopStrays` and by the package's prerm (packaging/debian/prerm,
+    /// which takes its 2nd and 5th words; AgentProcessTests holds both to this).
+    public static func commandLine(executable: String, uri: String, name: String) -> [String] {
+        [executable, "agent", "--connect", uri, name]
+    }
+
+    /// The machine whose agent `argv` is; nil for any other command line.
+    static func machine(ofAgent argv: [String]) -> String? {
+        argv.count == 5 && argv[1] == "agent" && argv[2] == "--connect" ? argv[4] : nil
     }
 
     /// Asks a running agent to read the manual forwards from the config again.
@@ -82,7 +94,7 @@ public struct AgentProcess: Sendable {
         let home = paths.home.standardizedFileURL.path
         let pids = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { pid_t($0) }
         for pid in pids where pid != getpid() {
-            guard let argv = procStrings(pid, "cmdline"), argv.count == 5, argv[1] == "agent", argv[4] == name,
+            guard let argv = procStrings(pid, "cmdline"), machine(ofAgent: argv) == name,
                   let environ = procStrings(pid, "environ") else { continue }
             let environment = Dictionary(environ.compactMap { entry -> (String, String)? in
                 guard let equals = entry.firstIndex(of: "=") else { return nil }
