@@ -47,8 +47,13 @@ import Testing
     }
 
     @Test func theChildInheritsNoDescriptorOfOurs() throws {
-        let fd = open("/dev/null", O_RDONLY)  // without O_CLOEXEC, as a careless library would
+        // Without O_CLOEXEC, as a careless library would; at a high number, since `ls` itself
+        // opens the folder it lists at the child's lowest free one (3).
+        let opened = open("/dev/null", O_RDONLY)
+        let fd = fcntl(opened, F_DUPFD, 200)
+        close(opened)
         defer { close(fd) }
+        #expect(fd >= 200)
         let result = try Subprocess.run(["sh", "-c", "ls /proc/self/fd"])
         #expect(!result.output.split(separator: "\n").contains(Substring("\(fd)")))
     }
