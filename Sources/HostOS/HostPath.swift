@@ -17,47 +17,44 @@ public enum HostPath {
         (try? resolved(path).get()) ?? path
     }
 
+    /// What stat(2) says of `path`, or lstat(2) when not `followingLinks`; nil when nothing is there.
+    private static func status(_ path: String, followingLinks: Bool = true) -> stat? {
+        var info = stat()
+        return (followingLinks ? stat(path, &info) : lstat(path, &info)) == 0 ? info : nil
+    }
+
     /// Whether `path` is a folder: following a symlink at its end, or not (`followingLinks`).
     public static func isFolder(_ path: String, followingLinks: Bool = true) -> Bool {
-        var info = stat()
-        let found = followingLinks ? stat(path, &info) : lstat(path, &info)
-        return found == 0 && (info.st_mode & S_IFMT) == S_IFDIR
+        status(path, followingLinks: followingLinks).map { ($0.st_mode & S_IFMT) == S_IFDIR } ?? false
     }
 
     /// Whether anything is at `path`: following a symlink at its end, or not (a dangling link
     /// is something).
     public static func exists(_ path: String, followingLinks: Bool = true) -> Bool {
-        var info = stat()
-        return (followingLinks ? stat(path, &info) : lstat(path, &info)) == 0
+        status(path, followingLinks: followingLinks) != nil
     }
 
     /// Whether `path` is a regular file: following a symlink at its end, or not (`followingLinks`).
     public static func isRegularFile(_ path: String, followingLinks: Bool = true) -> Bool {
-        var info = stat()
-        let found = followingLinks ? stat(path, &info) : lstat(path, &info)
-        return found == 0 && (info.st_mode & S_IFMT) == S_IFREG
+        status(path, followingLinks: followingLinks).map { ($0.st_mode & S_IFMT) == S_IFREG } ?? false
     }
 
     /// The size of the file at `path` in bytes (0 when it cannot be read).
     public static func size(_ path: String) -> UInt64 {
-        var info = stat()
-        return stat(path, &info) == 0 ? UInt64(info.st_size) : 0
+        status(path).map { UInt64($0.st_size) } ?? 0
     }
 
     /// The device number of the character device at `path` (following links); nil when there
     /// is none or it is something else.
     public static func characterDevice(_ path: String) -> UInt64? {
-        var info = stat()
-        guard stat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFCHR else { return nil }
+        guard let info = status(path), (info.st_mode & S_IFMT) == S_IFCHR else { return nil }
         return UInt64(info.st_rdev)
     }
 
     /// What identifies the node at `path` as it is now: device numbers, owner, group, mode and
     /// the time of its last change; nil when there is none. Any change to it changes this.
     public static func signature(_ path: String) -> String? {
-        var info = stat()
-        guard stat(path, &info) == 0 else { return nil }
-        return "\(info.st_rdev):\(info.st_uid):\(info.st_gid):\(info.st_mode):\(info.st_ctim.tv_sec).\(info.st_ctim.tv_nsec)"
+        status(path).map { "\($0.st_rdev):\($0.st_uid):\($0.st_gid):\($0.st_mode):\($0.st_ctim.tv_sec).\($0.st_ctim.tv_nsec)" }
     }
 
     /// Makes `link` a symlink to `target` in one rename, replacing whatever link was there

@@ -3,9 +3,6 @@ import FoundationEssentials
 import Glibc
 #endif
 
-/// inotify over whole folder trees: a watch on every folder (inotify watches one folder, not
-/// what is below it), added as folders appear, moved with them, dropped as they go. Symlinks
-/// are never followed, so a tree never reaches outside itself.
 /// inotify's event bits, named for the modules that do not import the C library.
 public enum InotifyMask {
     public static let create = UInt32(IN_CREATE)
@@ -18,6 +15,9 @@ public enum InotifyMask {
     public static let isDirectory = UInt32(IN_ISDIR)
 }
 
+/// inotify over whole folder trees: a watch on every folder (inotify watches one folder, not
+/// what is below it), added as folders appear, moved with them, dropped as they go. Symlinks
+/// are never followed, so a tree never reaches outside itself.
 public final class InotifyTree {
     /// One change, as inotify reported it, with the full path of the entry it names.
     public struct Event: Equatable, Sendable {
@@ -163,8 +163,7 @@ public final class InotifyTree {
             switch Int32(entry.pointee.d_type) {
             case Int32(DT_DIR): found.append(path)
             case Int32(DT_UNKNOWN):
-                var info = stat()
-                if lstat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR { found.append(path) }
+                if HostPath.isFolder(path, followingLinks: false) { found.append(path) }
             default: break
             }
         }

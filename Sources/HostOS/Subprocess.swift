@@ -34,8 +34,7 @@ public enum Subprocess {
             usleep(10_000)
         }
         let output = (try? String(contentsOf: capture, encoding: .utf8)) ?? ""
-        let exit: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-        return Result(status: timedOut ? -1 : exit, output: output, timedOut: timedOut)
+        return Result(status: timedOut ? -1 : exitCode(status), output: output, timedOut: timedOut)
     }
 
     /// Runs argv to its end (no time limit: for the image recipes, which take minutes) with
@@ -71,7 +70,12 @@ public enum Subprocess {
         close(ends[0])
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        return ((status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f), output)
+        return (exitCode(status), output)
+    }
+
+    /// A wait status as a shell reports it: the exit code, or 128 + N for signal N.
+    private static func exitCode(_ status: Int32) -> Int32 {
+        (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
     }
 
     /// Runs argv and throws with its output if it fails.

@@ -121,7 +121,7 @@ public struct MachineConfig: Codable, Sendable, Equatable {
     /// list, the entries added and removed; for anything else, the old and the new value.
     public func changes(from old: MachineConfig) -> [String] {
         func object(_ config: MachineConfig) -> [String: JSONValue] {
-            guard let data = try? config.encoded(), case .object(let fields)? = try? JSONDecoder().decode(JSONValue.self, from: data) else { return [:] }
+            guard case .object(let fields)? = try? JSONDecoder().decode(JSONValue.self, from: config.encoded()) else { return [:] }
             return fields
         }
         let before = object(old), after = object(self)

@@ -47,7 +47,7 @@ public struct HostCheck: Sendable {
     public static func systemLibvirtdSeesKVM() -> Bool? {
         guard HostUser.isRoot, let pid = pidOf("libvirtd") else { return nil }
         let path = "/proc/\(pid)/root/dev/kvm"
-        guard FileManager.default.fileExists(atPath: path) else { return false }
+        guard HostPath.exists(path) else { return false }
         return HostPath.characterDevice(path) != UInt64(standInDevice)
     }
 
