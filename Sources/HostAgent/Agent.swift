@@ -183,10 +183,11 @@ public final class Agent {
         self.init(guest: guest, link: link, keepsClock: keepsClock, lifeline: nil, log: log)
     }
 
-    /// Serves `path` on the host, forwarding each connection to `target` in the guest.
-    public func listen(unixSocket path: String, name: String, target: Target) throws(MachineError) {
+    /// Serves `path` on the host, forwarding each connection to `target` in the guest (whose
+    /// protocol has the client speak first: see `Listener.keepsSpare`).
+    public func listen(unixSocket path: String, name: String, target: Target, keepsSpare: Bool = true) throws(MachineError) {
         let fd = try LocalSocket.listen(unixSocket: path)
-        listeners.append(Listener(fd: fd, name: name, target: target, keepsSpare: true))
+        listeners.append(Listener(fd: fd, name: name, target: target, keepsSpare: keepsSpare))
         log("serving \(path) -> guest \(target)")
     }
 

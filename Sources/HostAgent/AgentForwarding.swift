@@ -53,7 +53,7 @@ extension Agent {
             while read(wakePipe[0], &drain, drain.count) > 0 {}
         }
         if let containers = mailbox?.take() {
-            automaticForwards = PortForwards.automatic(containersJSON: containers, publishAddress: publishAddress, sshPort: sshPort)
+            automaticForwards = PortForwards.automatic(containers: containers, publishAddress: publishAddress, sshPort: sshPort)
             changed = true
         }
         let retry = statuses.contains { $0.state.hasPrefix("error") } && Date().timeIntervalSince(lastReconcile) > 3

@@ -9,14 +9,14 @@ import Glibc  // write(2) of one byte to the wake pipe that the agent's poll(2) 
 /// The latest container list from the watcher thread, and the pipe that wakes the loop.
 final class Mailbox: @unchecked Sendable {
     private let lock = Lock()
-    private var latest: Data?
+    private var latest: [ListedContainer]?
     private let wakeFD: Int32
 
     init(wakeFD: Int32) {
         self.wakeFD = wakeFD
     }
 
-    func put(_ data: Data) {
+    func put(_ data: [ListedContainer]) {
         lock.lock()
         latest = data
         lock.unlock()
@@ -24,7 +24,7 @@ final class Mailbox: @unchecked Sendable {
         _ = write(wakeFD, &byte, 1)
     }
 
-    func take() -> Data? {
+    func take() -> [ListedContainer]? {
         lock.lock()
         defer { lock.unlock() }
         let data = latest

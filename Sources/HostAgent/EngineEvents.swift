@@ -2,8 +2,8 @@ import FoundationEssentials
 
 /// The engine's `/events` stream cut into its JSON lines, one container event each. The engine
 /// runs in the guest, so every byte here is the guest's: memory is bounded (a line longer than
-/// `lineLimit` is skipped to its end, and counted), and a burst of events asks for one new
-/// container list, not one per event. Fuzzed by MachineFuzz's `events` target.
+/// `lineLimit` is skipped to its end, and counted), and a burst of events names each container
+/// once. Fuzzed by MachineFuzz's `events` target.
 public struct EngineEvents {
     /// Docker's container events are about 1 KiB, more with many labels; 1 MiB is far beyond any.
     public static let defaultLineLimit = 1 << 20
@@ -12,6 +12,34 @@ public struct EngineEvents {
     public init(lineLimit: Int = defaultLineLimit) {
         self.lineLimit = lineLimit
     }
+
+    /// What a read asks the watcher to look at again.
+    public struct Changes: Equatable {
+        /// The containers whose events may have changed what they publish, each once, in order.
+        public var containers: [String] = []
+        /// Every container: an event that names none it can ask about, a line too long to
+        /// read (it might have been an event), or more containers than are worth asking about
+        /// one by one.
+        public var all = false
+
+        public var isEmpty: Bool { !all && containers.isEmpty }
+
+        mutating func add(_ id: String?) {
+            guard !all else { return }
+            guard let id, EngineEvents.isContainerID(id) else { all = true; containers = []; return }
+            if containers.contains(id) { return }
+            if containers.count == EngineEvents.containersPerRead {
+                all = true
+                containers = []
+            } else {
+                containers.append(id)
+            }
+        }
+    }
+
+    /// More containers than this in one read: one list of them all costs less than a
+    /// question for each.
+    static let containersPerRead = 16
 
     /// Container events that can change which ports are published.
     static let relevant: Set<String> = ["start", "die", "stop", "kill", "destroy", "pause", "unpause", "restart"]
@@ -25,10 +53,9 @@ public struct EngineEvents {
     public private(set) var overlong = 0
     public private(set) var unreadable = 0
 
-    /// Takes the bytes that came; true when a line among them may have changed the published
-    /// ports (a relevant event, or a line too long to read, which might have been one).
-    public mutating func feed(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        var changed = false
+    /// Takes the bytes that came; what among them may have changed the published ports.
+    public mutating func feed(_ bytes: UnsafeRawBufferPointer) -> Changes {
+        var changes = Changes()
         var start = 0
         while start < bytes.count {
             let newline = bytes[start...].firstIndex(of: UInt8(ascii: "\n"))
@@ -38,15 +65,15 @@ public struct EngineEvents {
                     skipping = true
                     pending = []
                     overlong += 1
-                    changed = true
+                    changes.add(nil)
                 } else {
                     pending.append(contentsOf: bytes[start..<end])
                 }
             }
             guard newline != nil else { break }
             if !skipping && !pending.isEmpty {
-                switch Self.action(of: pending) {
-                case .some(let action): changed = changed || Self.relevant.contains(action)
+                switch Self.event(of: pending) {
+                case .some(let event): if Self.relevant.contains(event.action) { changes.add(event.container) }
                 case .none: unreadable += 1
                 }
             }
@@ -54,23 +81,37 @@ public struct EngineEvents {
             skipping = false
             start = end + 1
         }
-        return changed
+        return changes
     }
 
-    /// The event's action ("start", "die", "exec_start: sh"); nil when the line is not an event.
-    static func action(of line: [UInt8]) -> String? {
-        guard let event = try? JSONDecoder().decode(Event.self, from: Data(line)) else { return nil }
-        return event.action ?? event.status
+    /// A container's ID as the engine writes it: up to 64 lowercase hex digits, so that it
+    /// can go into a query as it is.
+    static func isContainerID(_ text: String) -> Bool {
+        (1...64).contains(text.utf8.count) && text.utf8.allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }
     }
 
-    /// The fields of an engine event that say what happened (newer engines: Action; older: status).
+    /// The event's action ("start", "die", "exec_start: sh") and container; nil when the line
+    /// is not an event.
+    static func event(of line: [UInt8]) -> (action: String, container: String?)? {
+        guard let event = try? JSONDecoder().decode(Event.self, from: Data(line)), let action = event.action ?? event.status else { return nil }
+        return (action, event.actor?.id ?? event.id)
+    }
+
+    /// The fields of an engine event that say what happened to which container (newer
+    /// engines: Action and Actor.ID; older: status and id).
     private struct Event: Decodable {
+        struct Actor: Decodable {
+            let id: String?
+            enum CodingKeys: String, CodingKey { case id = "ID" }
+        }
         let action: String?
         let status: String?
+        let actor: Actor?
+        let id: String?
 
         enum CodingKeys: String, CodingKey {
-            case action = "Action"
-            case status
+            case action = "Action", actor = "Actor"
+            case status, id
         }
     }
 }

@@ -108,41 +108,35 @@ public enum PortForwards {
     }
 
     /// The forwards that running containers ask for, from the engine's `GET /containers/json`.
+    public static func automatic(containersJSON: Data, publishAddress: String, sshPort: Int) -> [PortForward] {
+        automatic(containers: ListedContainer.list(containersJSON) ?? [], publishAddress: publishAddress, sshPort: sshPort)
+    }
+
+    /// The forwards that these running containers ask for, in the engine's order (newest
+    /// first: of two asking for one host port, the first wins).
     /// A port published on any address (0.0.0.0, ::, empty) or on the guest's loopback is
     /// forwarded from `publishAddress` on the host (127.0.0.1 unless the user chose another);
     /// never wider than that. TCP goes over SSH, UDP through QEMU (QEMUForwards).
-    public static func automatic(containersJSON: Data, publishAddress: String, sshPort: Int) -> [PortForward] {
-        struct Container: Decodable {
-            struct Port: Decodable {
-                let IP: String?
-                let PrivatePort: Int
-                let PublicPort: Int?
-                let `Type`: String
-            }
-            let Names: [String]?
-            let Id: String
-            let Ports: [Port]?
-        }
-        guard let containers = try? JSONDecoder().decode([Container].self, from: containersJSON) else { return [] }
+    public static func automatic(containers: [ListedContainer], publishAddress: String, sshPort: Int) -> [PortForward] {
         var seen = Set<String>()
         var forwards: [PortForward] = []
         for container in containers {
-            let name = containerName(container.Names?.first ?? String(container.Id.prefix(12)))
-            for port in container.Ports ?? [] {
+            let name = containerName(container.names?.first ?? String(container.id.prefix(12)))
+            for port in container.ports ?? [] {
                 // The list comes from the guest: only what a listener can be opened for.
-                guard let published = port.PublicPort, (1...65535).contains(published), ["tcp", "udp"].contains(port.Type)
+                guard let published = port.publicPort, (1...65535).contains(published), ["tcp", "udp"].contains(port.type)
                 else { continue }
-                let ip = port.IP ?? ""
+                let ip = port.ip ?? ""
                 guard ip.isEmpty || isAddress(ip) else { continue }
                 let anyAddress = ["", "0.0.0.0", "::"].contains(ip) || ip.contains(":")
                 // The guest side. TCP goes through sshd to docker-proxy, which listens on the
                 // published address in the guest. UDP comes from QEMU to the guest's own address,
                 // where the engine's DNAT takes it, unless the port is published on the guest's
                 // loopback only (QEMUForwards.guestTarget).
-                let guestAddress = port.Type == "udp"
+                let guestAddress = port.type == "udp"
                     ? (anyAddress ? GuestContract.guestAddress : ip)
                     : (anyAddress || ip == "127.0.0.1" ? "127.0.0.1" : ip)
-                let forward = PortForward(kind: .automatic, proto: port.Type, hostAddress: publishAddress, hostPort: published,
+                let forward = PortForward(kind: .automatic, proto: port.type, hostAddress: publishAddress, hostPort: published,
                                           guestAddress: guestAddress, guestPort: published, container: name)
                 // Docker lists a port once per address family; one host listener serves both.
                 guard seen.insert(forward.hostKey).inserted else { continue }
@@ -176,5 +170,47 @@ public enum PortForwards {
         if let data = try? encoder.encode(statuses) {
             try? AtomicFile.write(data, to: url, mode: 0o600)
         }
+    }
+}
+
+/// A running container as the engine's `GET /containers/json` lists it: what publishing its
+/// ports needs. The list is the guest's to write (fuzzed: MachineFuzz's `containers`).
+public struct ListedContainer: Decodable, Sendable, Equatable {
+    public struct Port: Decodable, Sendable, Hashable {
+        public let ip: String?
+        public let publicPort: Int?
+        public let type: String
+
+        enum CodingKeys: String, CodingKey {
+            case ip = "IP", publicPort = "PublicPort", type = "Type"
+        }
+
+        public init(ip: String?, publicPort: Int?, type: String) {
+            self.ip = ip
+            self.publicPort = publicPort
+            self.type = type
+        }
+    }
+
+    public let id: String
+    public let names: [String]?
+    public let ports: [Port]?
+    /// Seconds since 1970: the engine lists the newest first.
+    public let created: Int?
+
+    enum CodingKeys: String, CodingKey {
+        case id = "Id", names = "Names", ports = "Ports", created = "Created"
+    }
+
+    public init(id: String, names: [String]? = nil, ports: [Port]? = nil, created: Int? = nil) {
+        self.id = id
+        self.names = names
+        self.ports = ports
+        self.created = created
+    }
+
+    /// The containers of a list; nil when it is not one.
+    public static func list(_ json: Data) -> [ListedContainer]? {
+        try? JSONDecoder().decode([ListedContainer].self, from: json)
     }
 }
