@@ -65,15 +65,3 @@ public struct DataDiskUsage: Codable, Sendable, Equatable {
         return usage
     }
 }
-
-extension Machines {
-    /// The data disk's usage: the agent's recent measurement, else one made now over SSH (nil
-    /// when the guest does not answer), for `up`, which may come before the agent's first.
-    public func dataDiskUsage(_ name: String) -> DataDiskUsage? {
-        let files = store.files(name)
-        if let recent = DataDiskUsage.recent(at: files.dataDiskUsage) { return recent }
-        guard let session = try? guest(name).connect(timeout: 10), let usage = (try? DataDiskUsage.measure(over: session)) ?? nil else { return nil }
-        usage.save(to: files.dataDiskUsage)
-        return usage
-    }
-}

@@ -99,29 +99,30 @@ public struct PlatformsInfo: Codable, Sendable, Equatable {
     }
 }
 
-extension Machines {
-    /// What became of a new `--platforms`.
-    public enum PlatformsChange: Equatable, Sendable {
-        case unchanged
-        /// The running guest registered the handlers at once; what it said.
-        case applied(String)
-        /// Kept in the config for the next boot: the machine does not run, or (the reason)
-        /// the guest could not apply it now.
-        case nextBoot(String?)
-    }
+/// What became of a new `--platforms`.
+public enum PlatformsChange: Equatable, Sendable {
+    case unchanged
+    /// The running guest registered the handlers at once; what it said.
+    case applied(String)
+    /// Kept in the config for the next boot: the machine does not run, or (the reason)
+    /// the guest could not apply it now.
+    case nextBoot(String?)
+}
 
-    /// Sets the platforms the machine emulates (nil all, empty none). A running guest applies
-    /// them at once, since binfmt_misc handlers need no boot; a sleeping machine is not woken
-    /// for it. Either way its next boots register them from the seed.
-    public func updatePlatforms(_ name: String, _ platforms: [String]?) throws(MachineError) -> PlatformsChange {
-        guard try changeConfig(name, { $0.platforms = platforms }) else { return .unchanged }
-        guard try hypervisor.state(name) == .running, IdleSleep.markedSince(store.files(name)) == nil else { return .nextBoot(nil) }
+/// The emulated platforms of a running guest, over SSH: registered at once (binfmt_misc
+/// handlers need no boot) and checked by running each one's test program.
+struct GuestPlatforms {
+    let guest: GuestSSH
+
+    /// Has the guest register `platforms` (nil all, empty none) now, as its next boots will
+    /// from the seed.
+    func register(_ platforms: [String]?) -> PlatformsChange {
         let seedFile = String(decoding: EmulatedPlatforms.seedFile(platforms), as: UTF8.self)
         let command = "printf %s \(ShellEnvironment.posixQuote(seedFile)) >\(GuestContract.seedFolder)/\(GuestContract.platformsSeedFile)"
             + " && \(GuestContract.platformsRegisterCommand)"
         let answer: (status: Int32, output: Data)
         do {
-            answer = try runInGuest(name, command)
+            answer = try run(command)
         } catch {
             return .nextBoot("the guest did not answer: \(error.message)")
         }
@@ -132,18 +133,12 @@ extension Machines {
         return .applied(String(String.UnicodeScalarView(said.unicodeScalars.filter { (0x20..<0x7f).contains($0.value) }.prefix(300))))
     }
 
-    /// The machine's platforms, checked in the guest while it runs (`platforms check` runs each
-    /// emulated platform's test program through its handler): what `inspect` reports. A
-    /// machine that sleeps is not woken for it.
-    public func checkPlatforms(_ name: String, state: String) -> PlatformsInfo {
-        let setting = (try? config(name))?.platforms
-        guard state == "running" else {
-            return PlatformsInfo(setting: setting, emulation: "not checked: the machine is \(state)")
-        }
+    /// `platforms check` in the guest: what `inspect` reports of the platforms `setting` asks for.
+    func check(setting: [String]?) -> PlatformsInfo {
         var info = PlatformsInfo(setting: setting, emulation: "")
         let answer: (status: Int32, output: Data)
         do {
-            answer = try runInGuest(name, GuestContract.platformsCheckCommand)
+            answer = try run(GuestContract.platformsCheckCommand)
         } catch {
             info.emulation = "not checked: \(error.message)"
             return info
@@ -151,21 +146,20 @@ extension Machines {
         switch answer.status {
         case 0: info.read(check: String(decoding: answer.output, as: UTF8.self))
         // The shell's "not found": an engine from before emulation has no `platforms` script.
-        case 127: info.emulation = "unavailable: the machine's engine has no emulators (`machine upgrade\(MachineName.commandSuffix(name))` brings them)"
+        case 127: info.emulation = "unavailable: the machine's engine has no emulators (`machine upgrade\(MachineName.commandSuffix(guest.name))` brings them)"
         default: info.emulation = "not checked: `\(GuestContract.platformsCheckCommand)` in the guest exited with \(answer.status)"
         }
         return info
     }
 
     /// One short command in the guest over a session of its own (an answer over 64 KiB is an error).
-    private func runInGuest(_ name: String, _ command: String) throws(MachineError) -> (status: Int32, output: Data) {
-        let guest = try guest(name)
+    private func run(_ command: String) throws(MachineError) -> (status: Int32, output: Data) {
         let session = try guest.connect()
         do {
             let answer = try session.run(command, limit: 64 << 10)
             return (answer.status, answer.output)
         } catch {
-            throw GuestSSH.explain(error, name: name, files: guest.files)
+            throw GuestSSH.explain(error, name: guest.name, files: guest.files)
         }
     }
 }

@@ -22,19 +22,18 @@ public final class MachineUpgrade {
     private let machine: LockedMachine
     private let lifecycle: MachineLifecycle
 
-    /// Takes the machine's lock and builds the image and engine bundle from the packages Debian
+    /// Builds the image and engine bundle from the packages Debian
     /// has (fetching its package lists first when `refreshPackageLists`): of `suite` when
     /// given (kept as the machine's choice once it runs there), else of the machine's own
     /// choice, else of the default suite.
-    convenience init(_ machines: Machines, name: String, refreshPackageLists: Bool, suite: String? = nil) throws(MachineError) {
-        let machine = try machines.lock(name)
+    convenience init(_ machine: LockedMachine, paths: Paths, lifecycle: MachineLifecycle, refreshPackageLists: Bool, suite: String? = nil) throws(MachineError) {
         let config = try machine.config()
         let target = suite ?? config.suite ?? DebianSuite.default
-        let builder = Builder(recipes: try Recipes.locate(), paths: machines.paths)
+        let builder = Builder(recipes: try Recipes.locate(), paths: paths)
         // One fetch of the lists serves both recipes: the engine's suite is the image's.
         let new = MachineBuilds(image: config.iso == nil ? try builder.image(suite: target, refresh: refreshPackageLists) : nil,
                                 engine: try builder.engineBundle(suite: target, refresh: refreshPackageLists && config.iso != nil))
-        self.init(machine, new: new, lifecycle: machines.lifecycle, chosenSuite: suite)
+        self.init(machine, new: new, lifecycle: lifecycle, chosenSuite: suite)
     }
 
     /// The suite the user named (`--suite`), kept in the machine's config once it comes up there.

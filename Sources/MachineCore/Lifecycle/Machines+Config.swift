@@ -57,30 +57,40 @@ extension Machines {
         return changed
     }
 
-    /// Adds a manual forward (`machine port add`): not over the machine's own SSH port, nor a
-    /// host port already forwarded.
+    /// Adds a manual forward (`machine port add`; see `MachineConfig.addForward`).
     public func addForward(_ name: String, _ forward: ManualForward) throws(MachineError) {
-        try updateForwarding(name) { (config) throws(MachineError) in
-            guard forward.hostPort != config.sshPort else {
-                throw MachineError("host port \(forward.hostPort) is \(name)'s own SSH port", hint: "pick another host port", kind: .usage)
-            }
-            let suffix = forward.proto == "tcp" ? "" : "/\(forward.proto)"
-            guard !config.ports.contains(where: { $0.hostPort == forward.hostPort && $0.proto == forward.proto }) else {
-                throw MachineError("host port \(forward.hostPort)\(suffix) is already forwarded",
-                                   hint: "see `machine port ls \(name)`; remove it with `machine port rm \(name) \(forward.hostPort)\(suffix)`")
-            }
-            config.ports.append(forward)
-        }
+        try updateForwarding(name) { (config) throws(MachineError) in try config.addForward(forward) }
     }
 
     /// Removes the manual forward from `hostPort` of `proto` (`machine port rm`).
     public func removeForward(_ name: String, hostPort: Int, proto: String = "tcp") throws(MachineError) {
-        try updateForwarding(name) { (config) throws(MachineError) in
-            guard config.ports.contains(where: { $0.hostPort == hostPort && $0.proto == proto }) else {
-                throw MachineError("no manual forward from host port \(hostPort)\(proto == "tcp" ? "" : "/\(proto)")", hint: "see `machine port ls \(name)`")
-            }
-            config.ports.removeAll { $0.hostPort == hostPort && $0.proto == proto }
-        }
+        try updateForwarding(name) { (config) throws(MachineError) in try config.removeForward(hostPort: hostPort, proto: proto) }
+    }
+
+    /// Sets the platforms the machine emulates (nil all, empty none). A running guest applies
+    /// them at once; a sleeping machine is not woken for it. Either way its next boots
+    /// register them from the seed.
+    public func updatePlatforms(_ name: String, _ platforms: [String]?) throws(MachineError) -> PlatformsChange {
+        guard try changeConfig(name, { $0.platforms = platforms }) else { return .unchanged }
+        guard try hypervisor.state(name) == .running, IdleSleep.markedSince(store.files(name)) == nil else { return .nextBoot(nil) }
+        return GuestPlatforms(guest: try guest(name)).register(platforms)
+    }
+
+    /// Gives the machine a TLS endpoint if it has none (`MachineTLS.enable`); returns true if
+    /// anything changed.
+    @discardableResult
+    public func enableTLS(_ name: String) throws(MachineError) -> Bool {
+        try tls.enable(try lock(name))
+    }
+
+    /// New TLS certificates in place of the old; a running machine's engine restarts with them.
+    public func regenerateCertificates(_ name: String) throws(MachineError) {
+        try tls.regenerate(try lock(name))
+    }
+
+    /// DOCKER_HOST, DOCKER_CERT_PATH and DOCKER_TLS_VERIFY for the machine's TLS endpoint.
+    public func tlsEnvironment(_ name: String) throws(MachineError) -> [(String, String)] {
+        try MachineTLS.environment(try store.config(name), files: store.files(name))
     }
 
     /// Changes how a machine is run (accelerator, CPUs, memory, data disk size): kept in its
@@ -90,14 +100,7 @@ extension Machines {
     public func updateShape(_ name: String, accel: String? = nil, cpus: Int? = nil, memoryMiB: Int? = nil,
                             diskGiB: Int? = nil) throws(MachineError) -> Bool {
         try changeConfig(name) { (config) throws(MachineError) in
-            if let diskGiB, diskGiB < config.diskGiB {
-                throw MachineError("the data disk of \(name) is \(config.diskGiB) GiB and a disk only grows: \(diskGiB) GiB would lose what is on it",
-                                   hint: "give --disk \(config.diskGiB)G or more; for a smaller disk, `machine rm \(name)` and create it again", kind: .usage)
-            }
-            if let accel { config.accel = accel }
-            if let cpus { config.cpus = cpus }
-            if let memoryMiB { config.memoryMiB = memoryMiB }
-            if let diskGiB { config.diskGiB = diskGiB }
+            try config.reshape(accel: accel, cpus: cpus, memoryMiB: memoryMiB, diskGiB: diskGiB)
         }
     }
 }

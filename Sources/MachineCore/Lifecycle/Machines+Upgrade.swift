@@ -13,7 +13,7 @@ extension Machines {
     /// now (of `suite` when given) against the ones it runs. The lock is held until the
     /// upgrade is let go.
     public func beginUpgrade(_ name: String, refreshPackageLists: Bool, suite: String? = nil) throws(MachineError) -> MachineUpgrade {
-        try MachineUpgrade(self, name: name, refreshPackageLists: refreshPackageLists, suite: suite)
+        try MachineUpgrade(try lock(name), paths: paths, lifecycle: lifecycle, refreshPackageLists: refreshPackageLists, suite: suite)
     }
 
     /// The Debian suite the machine runs (or its first boot will): see `DebianSuite.forBoot`.

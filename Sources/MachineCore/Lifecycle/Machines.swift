@@ -79,22 +79,7 @@ public final class Machines {
     }
 
     public func create(_ config: MachineConfig) throws(MachineError) {
-        var config = config
-        if let remote {
-            // Nothing of this host reaches a remote one's QEMU: no folder, no ISO file.
-            if !config.mounts.isEmpty {
-                throw MachineError("\(remote.host) is a remote libvirt host: machine does not share folders of this host with a machine there",
-                                   hint: "leave out --mount (`up` shares no folder there by default); copy files in with `machine cp`, or run `docker build` with a context", kind: .usage)
-            }
-            if config.iso != nil {
-                throw MachineError("--iso is not offered on a remote libvirt host (\(remote.host)): it boots the built image", kind: .usage)
-            }
-            config.connect = remote.uri
-        }
-        // A share type this host or connection cannot serve is refused now, not at boot.
-        _ = try Shares.devices(config.mounts, type: config.mountType, systemDaemon: hypervisor.isSystemDaemon,
-                               machineFolder: store.files(config.name).folder)
-        _ = try store.create(config)
+        try roster.create(config)
     }
 
     public struct Started: Sendable {
@@ -143,6 +128,10 @@ public final class Machines {
         LibvirtRuntime(store: store, hypervisor: hypervisor, paths: paths, remote: remote, progress: progress)
     }
 
+    var roster: MachineRoster { MachineRoster(runtime: runtime) }
+
+    var tls: MachineTLS { MachineTLS(lifecycle: lifecycle, runtime: runtime) }
+
     var lifecycle: MachineLifecycle {
         MachineLifecycle(runtime: runtime, builds: buildSelection, progress: progress)
     }
@@ -156,15 +145,39 @@ public final class Machines {
 
     /// The forwards the running agent reports; the config's manual ones when it does not run.
     public func forwards(_ name: String) throws(MachineError) -> [ForwardStatus] {
-        let config = try store.config(name)
+        PortForwards.statuses(try store.config(name), files: store.files(name))
+    }
+
+    /// The machine's platforms, checked in the guest while it runs (`GuestPlatforms.check`):
+    /// what `inspect` reports. A machine that sleeps is not woken for it.
+    public func checkPlatforms(_ name: String, state: String) -> PlatformsInfo {
+        let setting = (try? config(name))?.platforms
+        guard state == "running" else { return PlatformsInfo(setting: setting, emulation: "not checked: the machine is \(state)") }
+        do {
+            return GuestPlatforms(guest: try guest(name)).check(setting: setting)
+        } catch {
+            return PlatformsInfo(setting: setting, emulation: "not checked: \(error.message)")
+        }
+    }
+
+    /// The UDP forwards of this machine's QEMU; nil for one on a remote libvirt host.
+    public func qemuForwards(_ name: String) -> QEMUForwards? {
+        remote == nil ? QEMUForwards(uri: uri, paths: paths, name: name) : nil
+    }
+
+    /// A watch on the domain `name` runs in now, on the daemon it lives on.
+    public func domainWatch(_ name: String) -> DomainWatch {
+        DomainWatch(uri: uri, paths: paths, name: name)
+    }
+
+    /// The data disk's usage: the agent's recent measurement, else one made now over SSH (nil
+    /// when the guest does not answer), for `up`, which may come before the agent's first.
+    public func dataDiskUsage(_ name: String) -> DataDiskUsage? {
         let files = store.files(name)
-        if AgentProcess(name: name, files: files).runningPid() != nil, let statuses = PortForwards.readStatus(files.portsStatus) {
-            return statuses
-        }
-        return config.ports.map {
-            ForwardStatus(forward: PortForward(kind: .manual, proto: $0.proto, hostAddress: config.publishAddress, hostPort: $0.hostPort, guestPort: $0.guestPort),
-                          state: "not forwarded: \(name) is not up")
-        }
+        if let recent = DataDiskUsage.recent(at: files.dataDiskUsage) { return recent }
+        guard let session = try? guest(name).connect(timeout: 10), let usage = (try? DataDiskUsage.measure(over: session)) ?? nil else { return nil }
+        usage.save(to: files.dataDiskUsage)
+        return usage
     }
 
     /// Guards host paths against symlinks in the folders shared with any machine: a guest
@@ -185,45 +198,12 @@ public final class Machines {
     }
 
     /// Removes what this host has of a machine whose remote libvirt host cannot be reached
-    /// (`rm --force`): its agent and its folder. Its domain and volumes stay there; the
-    /// returned line says how to remove them once the host answers again.
+    /// (`rm --force`); the returned line says how to remove what stays there.
     public static func forgetUnreachable(_ name: String, config: MachineConfig, paths: Paths) throws(MachineError) -> String {
-        let store = MachineStore(paths: paths)
-        let files = store.files(name)
-        let lock = try MachineLock(files: files, name: name)
-        defer { withExtendedLifetime(lock) {} }
-        AgentProcess(name: name, files: files).stop()
-        try store.remove(name)
-        let uri = config.connect ?? ""
-        let domain = MachineName.domainName(name, homeID: paths.homeID)
-        let volumes = [RemoteVolumes.dataDiskName(domain), RemoteVolumes.seedName(domain), RemoteVolumes.consoleName(domain)]
-        return "its domain \(domain) and volumes \(volumes.joined(separator: ", ")) stay on that host; once it answers: "
-            + "virsh -c '\(uri)' destroy \(domain) (if it runs); virsh -c '\(uri)' undefine \(domain); " + volumes.map { "virsh -c '\(uri)' vol-delete --pool \(RemoteVolumes.poolName) \($0)" }.joined(separator: "; ")
+        try MachineRoster.forgetUnreachable(name, config: config, paths: paths)
     }
 
     public func remove(_ name: String, force: Bool) throws(MachineError) {
-        try MachineName.validate(name)
-        let known = FileManager.default.fileExists(atPath: store.files(name).folder.path)
-        let defined = try hypervisor.domain(name) != nil
-        guard known || defined else {
-            throw MachineError("no machine named \"\(name)\"", hint: "see `machine ls`", kind: .notFound)
-        }
-        // The lock alone: a machine whose config.json cannot be read can still be removed.
-        let lock = known ? try MachineLock(files: store.files(name), name: name) : nil
-        defer { withExtendedLifetime(lock) {} }
-        let status = try hypervisor.status(name)
-        if status.state != .stopped && !force {
-            throw MachineError(status.state == .running ? "\(name) is running" : "\(name) \(BootWatcher.describe(status)) and still has a QEMU",
-                               hint: "stop it first with `machine stop \(name)`, or use `machine rm --force \(name)`")
-        }
-        if known {
-            AgentProcess(name: name, files: store.files(name)).stop()
-        } else {
-            AgentProcess.stopStrays(name: name, paths: paths)
-        }
-        try hypervisor.undefine(name)
-        if known { UserVirtiofsd.stopAll(pidsFile: store.files(name).virtiofsdPids) }
-        try runtime.remoteVolumes(name)?.removeOwn()
-        try store.remove(name)
+        try roster.remove(name, force: force)
     }
 }

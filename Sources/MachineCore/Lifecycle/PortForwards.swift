@@ -158,6 +158,18 @@ public enum PortForwards {
         LocalSocket.isIPAddress(text)
     }
 
+    /// How the machine's forwards stand: as its running agent reports them, else its config's
+    /// manual ones, none forwarded.
+    static func statuses(_ config: MachineConfig, files: MachineFiles) -> [ForwardStatus] {
+        if AgentProcess(name: config.name, files: files).runningPid() != nil, let statuses = readStatus(files.portsStatus) {
+            return statuses
+        }
+        return config.ports.map {
+            ForwardStatus(forward: PortForward(kind: .manual, proto: $0.proto, hostAddress: config.publishAddress, hostPort: $0.hostPort, guestPort: $0.guestPort),
+                          state: "not forwarded: \(config.name) is not up")
+        }
+    }
+
     /// The status file the agent writes and `port ls` reads.
     public static func readStatus(_ url: URL) -> [ForwardStatus]? {
         guard let data = try? Data(contentsOf: url) else { return nil }

@@ -255,3 +255,40 @@ public enum Size {
         return Int((value * factor).rounded())
     }
 }
+
+/// Changes that the config itself checks, whoever asks for them.
+extension MachineConfig {
+    /// Adds a manual forward: not over the machine's own SSH port, nor a host port already
+    /// forwarded.
+    public mutating func addForward(_ forward: ManualForward) throws(MachineError) {
+        guard forward.hostPort != sshPort else {
+            throw MachineError("host port \(forward.hostPort) is \(name)'s own SSH port", hint: "pick another host port", kind: .usage)
+        }
+        let suffix = forward.proto == "tcp" ? "" : "/\(forward.proto)"
+        guard !ports.contains(where: { $0.hostPort == forward.hostPort && $0.proto == forward.proto }) else {
+            throw MachineError("host port \(forward.hostPort)\(suffix) is already forwarded",
+                               hint: "see `machine port ls \(name)`; remove it with `machine port rm \(name) \(forward.hostPort)\(suffix)`")
+        }
+        ports.append(forward)
+    }
+
+    /// Removes the manual forward from `hostPort` of `proto`.
+    public mutating func removeForward(hostPort: Int, proto: String) throws(MachineError) {
+        guard ports.contains(where: { $0.hostPort == hostPort && $0.proto == proto }) else {
+            throw MachineError("no manual forward from host port \(hostPort)\(proto == "tcp" ? "" : "/\(proto)")", hint: "see `machine port ls \(name)`")
+        }
+        ports.removeAll { $0.hostPort == hostPort && $0.proto == proto }
+    }
+
+    /// Sets what is given of how the machine runs; a data disk only grows.
+    public mutating func reshape(accel: String?, cpus: Int?, memoryMiB: Int?, diskGiB: Int?) throws(MachineError) {
+        if let diskGiB, diskGiB < self.diskGiB {
+            throw MachineError("the data disk of \(name) is \(self.diskGiB) GiB and a disk only grows: \(diskGiB) GiB would lose what is on it",
+                               hint: "give --disk \(self.diskGiB)G or more; for a smaller disk, `machine rm \(name)` and create it again", kind: .usage)
+        }
+        if let accel { self.accel = accel }
+        if let cpus { self.cpus = cpus }
+        if let memoryMiB { self.memoryMiB = memoryMiB }
+        if let diskGiB { self.diskGiB = diskGiB }
+    }
+}

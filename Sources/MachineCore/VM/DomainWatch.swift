@@ -100,10 +100,3 @@ public final class DomainWatch: @unchecked Sendable {
         }
     }
 }
-
-extension Machines {
-    /// A watch on the domain `name` runs in now, on the daemon it lives on.
-    public func domainWatch(_ name: String) -> DomainWatch {
-        DomainWatch(uri: uri, paths: paths, name: name)
-    }
-}

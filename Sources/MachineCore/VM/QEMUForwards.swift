@@ -68,10 +68,3 @@ public final class QEMUForwards: @unchecked Sendable {
         return answers
     }
 }
-
-extension Machines {
-    /// The UDP forwards of this machine's QEMU; nil for one on a remote libvirt host.
-    public func qemuForwards(_ name: String) -> QEMUForwards? {
-        remote == nil ? QEMUForwards(uri: uri, paths: paths, name: name) : nil
-    }
-}
