@@ -49,20 +49,24 @@ extension Machine {
                 let on = choice == "on"
                 let changed = try machines.updateAutostart(name, on)
                 print("\(name): autostart \(on ? "on" : "off")\(changed ? "" : " (as it was)")")
-                if on {
-                    for line in try AutostartService.current(paths: machines.paths).install() { print(line) }
-                }
+                let service = AutostartService.current(paths: machines.paths)
+                for line in try on ? service.install() : service.removeUnlessMarked(Self.marked(machines)) { print(line) }
             }
         }
 
         private func list() throws(MachineError) {
             let machines = try global.machines()
-            let marked = machines.all().compactMap { entry in (try? entry.config.get())?.autostart == true ? entry.name : nil }
+            let marked = Self.marked(machines)
             print(marked.isEmpty ? "no machine is marked for autostart" : "marked for autostart: \(marked.joined(separator: ", "))")
             let service = AutostartService.current(paths: machines.paths)
             let installed = FileManager.default.fileExists(atPath: service.unitFile.path)
             print("unit: \(service.unitFile.path)\(installed ? "" : " (not written yet)")"
                   + (AutostartService.systemdRuns ? "" : "; no systemd runs on this host: run `machine autostart --start` from your own start-up"))
+        }
+
+        /// The machines of this home marked for autostart.
+        static func marked(_ machines: Machines) -> [String] {
+            machines.all().compactMap { entry in (try? entry.config.get())?.autostart == true ? entry.name : nil }
         }
 
         /// Every marked machine, one after another; one that fails does not stop the rest.

@@ -42,6 +42,8 @@ extension Machine {
                 try machines.remove(name, force: force)
                 context.remove()
                 print("removed \(name)")
+                // Its mark went with its folder: the last marked machine takes the unit along.
+                for line in try AutostartService.current(paths: machines.paths).removeUnlessMarked(Autostart.marked(machines)) { print(line) }
             }
         }
     }

@@ -37,4 +37,21 @@ import Testing
         #expect(AutostartService(scope: .system, paths: paths, executable: "m").unitName
                 != AutostartService(scope: .system, paths: other, executable: "m").unitName)
     }
+
+    /// `autostart off` of the last marked machine, or its `rm`, takes the unit along; while
+    /// one is marked, it stays. (Where systemd runs, install and removal would ask the
+    /// user's systemd about a unit in a folder it does not read.)
+    @Test(.enabled(if: !AutostartService.systemdRuns)) func theUnitGoesWithTheLastMarkedMachine() throws {
+        let home = FileManager.default.temporaryDirectory.appendingPathComponent("autostart-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: home) }
+        let service = AutostartService(scope: .user(home: home), paths: paths, executable: "/usr/bin/machine")
+        #expect(try service.removeUnlessMarked([]).isEmpty)
+        _ = try service.install()
+        #expect(FileManager.default.fileExists(atPath: service.unitFile.path))
+        #expect(try service.removeUnlessMarked(["dev"]).isEmpty)
+        #expect(FileManager.default.fileExists(atPath: service.unitFile.path))
+        let said = try service.removeUnlessMarked([])
+        #expect(said.last == "removed \(service.unitFile.path): no machine of /srv/my machines is marked for autostart")
+        #expect(!FileManager.default.fileExists(atPath: service.unitFile.path))
+    }
 }

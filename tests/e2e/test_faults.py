@@ -503,6 +503,9 @@ def test_a_host_that_went_down_hard_gets_its_autostart_machines_back(machine):
         assert "default started" in started.stdout and "idle" not in started.stdout, started.stdout
         assert_engine_and_data(machine)
         assert machine.machine("status", "idle", check=False).stdout.decode().startswith("stopped")
+        # The last marked machine unmarked: the unit has nothing left to start, and goes.
+        off = machine.machine("autostart", "off").stdout.decode()
+        assert not unit.exists() and f"removed {unit}" in off, off
     finally:
         machine.machine("autostart", "off", check=False)
         machine.machine("rm", "--force", "idle", check=False, timeout=180)

@@ -114,7 +114,13 @@ def test_create_start_stop_start_restart_rm(machine):
 
     refused = machine("rm", "life", check=False)
     assert refused.returncode == 1 and "machine rm --force life" in refused.stderr
-    machine("rm", "--force", "life")
+    # Marked for autostart, it takes its home's unit along: nothing else there is marked.
+    unit = Path(re.search(r"^wrote (\S+)$", machine("autostart", "life", "on").stdout, re.M).group(1))
+    try:
+        removed = machine("rm", "--force", "life").stdout
+        assert not unit.exists() and f"removed {unit}" in removed, removed
+    finally:
+        unit.unlink(missing_ok=True)
     assert not (machine.home / "machines" / "life").exists()
     assert domain not in virsh_domains()
 

@@ -113,6 +113,27 @@ public struct AutostartService: Sendable {
         return said
     }
 
+    /// The unit has nothing to start once no machine of its home is marked (`autostart off`
+    /// of the last one, or its `rm`): it is disabled where systemd runs, then removed. Returns
+    /// what it did, in words; nothing while a machine is marked or when there is no unit.
+    public func removeUnlessMarked(_ marked: [String]) throws(MachineError) -> [String] {
+        guard marked.isEmpty, HostPath.exists(unitFile.path) else { return [] }
+        var said: [String] = []
+        let systemctl = scope == .system ? ["systemctl"] : ["systemctl", "--user"]
+        if Self.systemdRuns {
+            _ = try Subprocess.output(of: systemctl + ["disable", unitName], what: "disable \(unitName)")
+            said.append("disabled \(unitName) (\(systemctl.joined(separator: " ")))")
+        }
+        do {
+            try FileManager.default.removeItem(at: unitFile)
+        } catch {
+            throw MachineError("cannot remove \(unitFile.path): \(error.explanation)", hint: "remove it by hand: no machine of \(paths.home.path) is marked for autostart")
+        }
+        if Self.systemdRuns { _ = try Subprocess.output(of: systemctl + ["daemon-reload"], what: "reload systemd's units") }
+        said.append("removed \(unitFile.path): no machine of \(paths.home.path) is marked for autostart")
+        return said
+    }
+
     /// A systemd unit value in double quotes, as systemd.syntax(7) reads them.
     static func quoted(_ value: String) -> String {
         "\"" + value.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"") + "\""
