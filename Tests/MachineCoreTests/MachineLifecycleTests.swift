@@ -40,6 +40,7 @@ import Virt
             calls.append("boot on \(engine)")
             try BootRecord(try machine.config(), builds: builds).save(machine.files)
             domain = Domain.Status(state: .running, reason: "booted")
+            keyPinned = true
             runningEngine = engine
             engineUp = false
             return 7
@@ -59,6 +60,9 @@ import Virt
             saved = true
             domain = Domain.Status(state: .stopped, reason: "saved")
         }
+        /// Whether a boot pinned the host key (`boot` does).
+        var keyPinned = true
+        func hostKeyPinned(_ machine: LockedMachine) -> Bool { keyPinned }
         func agentRuns(_ machine: LockedMachine) -> Bool { agent }
         func stopAgent(_ machine: LockedMachine) -> Bool {
             defer { agent = false }
@@ -148,6 +152,18 @@ import Virt
             try lifecycle.start(try locked())
         } throws: { ($0 as? MachineError)?.kind == .configChanged }
         #expect(runtime.calls.isEmpty)
+    }
+
+    /// A first `up` that timed out leaves a QEMU running that nothing can log in to (no host
+    /// key was pinned): the next start stops it and boots again, instead of failing to log in.
+    @Test func theQEMUOfABootThatNeverFinishedIsStoppedAndTheMachineBootedAgain() throws {
+        runtime.domain = Domain.Status(state: .running, reason: "booted")
+        runtime.keyPinned = false
+        runtime.agent = true
+        let started = try lifecycle.start(try locked())
+        #expect(runtime.calls == ["stop agent", "stop hard", "boot on e1", "provision e1", "start agent", "wait for engine"])
+        #expect(!started.alreadyRunning)
+        #expect(home.lines.contains("dev is running from a boot that never finished (no host key was pinned from its console); stopping it and booting it again"))
     }
 
     @Test func aLeftoverOfACrashedBootIsNamedAndItsAgentStoppedBeforeTheBoot() throws {

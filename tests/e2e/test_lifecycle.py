@@ -112,6 +112,14 @@ def test_create_start_stop_start_restart_rm(machine):
     assert int(sizes[-5]) > 4.5 * 1024 * 1024, sizes  # the filesystem's size in KiB
     assert "machine: data disk /dev/vda grown to 5 GiB" in machine("logs", "life").stdout
 
+    # A QEMU that no one can log in to, as a first `up` that timed out before the host key was
+    # pinned leaves it: the next start stops it and boots again (it used to fail, saying to
+    # run the very start that failed).
+    (machine.home / "machines" / "life" / "known_hosts").unlink()
+    started = machine("start", "life")
+    assert "from a boot that never finished (no host key was pinned from its console); stopping it" in started.stderr, started.stderr
+    assert ssh(machine, "life", "cat /var/lib/machine/marker").stdout == "kept\n"
+
     refused = machine("rm", "life", check=False)
     assert refused.returncode == 1 and "machine rm --force life" in refused.stderr
     # Marked for autostart, it takes its home's unit along: nothing else there is marked.

@@ -24,12 +24,17 @@ public struct GuestSSH: Sendable {
 
     /// The pinned host key from the machine's known_hosts file.
     public func pinnedHostKey() throws(MachineError) -> HostKey {
+        try Self.pinnedHostKey(files, name: name)
+    }
+
+    /// The host key a boot of machine `name` pinned in its known_hosts file.
+    static func pinnedHostKey(_ files: MachineFiles, name: String) throws(MachineError) -> HostKey {
         guard let text = try? String(contentsOf: files.knownHosts, encoding: .utf8),
               let entry = text.split(separator: "\n").first,
               let key = entry.split(separator: " ", maxSplits: 1).last.flatMap({ HostKey(line: String($0)) })
         else {
             throw MachineError("\(name) has no pinned SSH host key yet",
-                               hint: "start it with `machine start \(name)`: the key is pinned from its console at boot")
+                               hint: "`machine start \(name)` boots it and pins the key from its console (a QEMU left by a boot that never finished is stopped first)")
         }
         return key
     }

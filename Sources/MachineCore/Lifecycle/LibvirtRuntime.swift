@@ -87,6 +87,10 @@ struct LibvirtRuntime: MachineRuntime {
         return clean
     }
 
+    func hostKeyPinned(_ machine: LockedMachine) -> Bool {
+        (try? GuestSSH.pinnedHostKey(machine.files, name: machine.name)) != nil
+    }
+
     func agentRuns(_ machine: LockedMachine) -> Bool {
         AgentProcess(name: machine.name, files: machine.files).runningPid() != nil
     }

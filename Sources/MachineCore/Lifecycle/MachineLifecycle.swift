@@ -18,6 +18,7 @@ struct MachineLifecycle {
             chosen = now
             snapshot.savedState = BootRecord.last(machine.files)?.isSameBoot(as: BootRecord(config, builds: now)) == true ? .sameBoot : .otherBoot
         }
+        snapshot.hostKeyPinned = runtime.hostKeyPinned(machine)
         snapshot.agentRunning = runtime.agentRuns(machine)
         snapshot.asleep = IdleSleep.isAsleep(snapshot.domain, files: machine.files)
         if snapshot.needsEnginePing {
@@ -55,8 +56,12 @@ struct MachineLifecycle {
             if runtime.stopAgent(machine) { progress("stopped the host agent of \(name)'s earlier boot") }
             try runtime.restore(name)
             try runtime.waitForRestoredGuest(machine)
-        case .discardSavedStateAndBoot, .boot:
-            if plan.bring == .discardSavedStateAndBoot {
+        case .discardSavedStateAndBoot, .boot, .stopUnfinishedAndBoot:
+            if plan.bring == .stopUnfinishedAndBoot {
+                progress("\(name) \(BootWatcher.describe(snapshot.domain)) from a boot that never finished (no host key was pinned from its console); stopping it and booting it again")
+                runtime.stopAgent(machine)
+                _ = try runtime.stop(machine, force: true, timeout: 10)
+            } else if plan.bring == .discardSavedStateAndBoot {
                 progress("the saved state of \(name) was made with another image, engine or shape; booting it afresh (its containers were not shut down cleanly)")
                 try runtime.discardSavedState(name)
             } else if case .boot(let leftover?) = plan.bring {

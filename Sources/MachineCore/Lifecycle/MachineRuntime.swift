@@ -26,6 +26,8 @@ protocol MachineRuntime {
     /// Saves the running guest's memory to disk and stops its QEMU.
     func save(_ name: String) throws(MachineError)
 
+    /// Whether a boot pinned the guest's host key (the machine's known_hosts has one).
+    func hostKeyPinned(_ machine: LockedMachine) -> Bool
     func agentRuns(_ machine: LockedMachine) -> Bool
     /// Stops the host agent; true if one ran.
     @discardableResult

@@ -22,6 +22,14 @@ struct StartSnapshot: Equatable {
     var provisionAsked = false
     /// Its agent marked it asleep (IdleSleep): a pause the agent made and would undo itself.
     var asleep = false
+    /// The guest's host key was pinned from the console of a boot (known_hosts). A guest that
+    /// runs without one is a boot that never finished (it timed out, or `machine` was killed):
+    /// nothing can log in to it.
+    var hostKeyPinned = true
+
+    /// Whether a QEMU runs for the machine that no session can be made to: it must go before
+    /// the machine can come up.
+    var unfinishedBoot: Bool { !hostKeyPinned && (domain.state == .running || pausedByUser) }
 
     /// Whether the domain was paused by someone (`virsh suspend`, its agent when idle), not by QEMU.
     var pausedByUser: Bool { domain.state == .paused && domain.reason == "user" }
@@ -46,6 +54,8 @@ struct StartPlan: Equatable {
         case discardSavedStateAndBoot
         /// Boot; `leftover` says what is left of an earlier boot to stop first (nil: nothing).
         case boot(leftover: Domain.Status?)
+        /// Stop the QEMU of a boot that never finished (`StartSnapshot.unfinishedBoot`), then boot.
+        case stopUnfinishedAndBoot
     }
 
     let bring: Bring
@@ -56,6 +66,8 @@ struct StartPlan: Equatable {
 
     init(_ snapshot: StartSnapshot) {
         switch snapshot.domain.state {
+        case _ where snapshot.unfinishedBoot:
+            bring = .stopUnfinishedAndBoot
         case .running:
             bring = .nothing
         case _ where snapshot.pausedByUser:
