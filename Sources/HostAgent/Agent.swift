@@ -90,13 +90,10 @@ public final class Agent {
         var finished = false
         /// Whether the client got any byte from the guest (else it may still get an error).
         var answered = false
-        /// A client's, which is use of the machine (IdleSleeper); not the agent's own.
-        let keepsAwake: Bool
 
-        init(client: Int32, listener: Listener, keepsAwake: Bool = true) {
+        init(client: Int32, listener: Listener) {
             self.client = client
             self.listener = listener
-            self.keepsAwake = keepsAwake
         }
         deinit { Glibc.close(client) }
 
@@ -136,7 +133,7 @@ public final class Agent {
     var refusing = false
 
     // Port forwarding (enabled by `enablePortForwarding`).
-    var forwarding: (statusFile: URL, engineSocket: String, loadConfig: () -> MachineConfig?)?
+    var forwarding: (statusFile: URL, loadConfig: () -> MachineConfig?)?
     var forwardListeners: [String: (listener: Listener, forward: PortForward)] = [:]
     /// QEMU's own UDP forwards of this machine (nil: on a remote libvirt host, none), and the
     /// ones open now by host key.
@@ -183,20 +180,18 @@ public final class Agent {
         self.init(guest: guest, link: link, keepsClock: keepsClock, lifeline: nil, log: log)
     }
 
-    /// Serves `path` on the host, forwarding each connection to `target` in the guest (whose
-    /// protocol has the client speak first: see `Listener.keepsSpare`).
-    public func listen(unixSocket path: String, name: String, target: Target, keepsSpare: Bool = true) throws(MachineError) {
+    /// Serves `path` on the host, forwarding each connection to `target` in the guest.
+    public func listen(unixSocket path: String, name: String, target: Target) throws(MachineError) {
         let fd = try LocalSocket.listen(unixSocket: path)
-        listeners.append(Listener(fd: fd, name: name, target: target, keepsSpare: keepsSpare))
+        listeners.append(Listener(fd: fd, name: name, target: target, keepsSpare: true))
         log("serving \(path) -> guest \(target)")
     }
 
     /// Forwards the published ports of running containers (followed through the engine's
-    /// events on the host's `engineSocket`) and the config's manual forwards; writes how each
-    /// stands to `statusFile`.
-    /// UDP ports are forwarded by QEMU through `udp`, if given.
-    public func enablePortForwarding(statusFile: URL, engineSocket: String, udp: QEMUForwards? = nil, loadConfig: @escaping () -> MachineConfig?) {
-        forwarding = (statusFile, engineSocket, loadConfig)
+    /// events: EngineWatcher) and the config's manual forwards; writes how each stands to
+    /// `statusFile`. UDP ports are forwarded by QEMU through `udp`, if given.
+    public func enablePortForwarding(statusFile: URL, udp: QEMUForwards? = nil, loadConfig: @escaping () -> MachineConfig?) {
+        forwarding = (statusFile, loadConfig)
         qemuForwards = udp
     }
 
@@ -229,7 +224,8 @@ public final class Agent {
             let readable = Set(fds.filter { $0.revents & Int16(POLLIN) != 0 }.map(\.fd))
             busy = acceptClients(on: readable)
             busy = serveRound() || busy
-            sleeper?.note(self, busy: connections.contains(where: \.keepsAwake) || waiting.contains(where: \.keepsAwake))
+            // Every connection is a client's, which is use of the machine.
+            sleeper?.note(self, busy: !connections.isEmpty || !waiting.isEmpty)
             watchGuestClock()
             watchSilence()
         }

@@ -16,10 +16,9 @@ extension Agent {
         // Manual forwards and the TLS endpoint need no word from the engine: they open now, so
         // they are there when `machine start` returns (connections wait for the session).
         reconcile()
-        guard let path = forwarding?.engineSocket else { return }
         let mailbox = Mailbox(wakeFD: wakePipe[1])
         self.mailbox = mailbox
-        EngineWatcher(socketPath: path, report: { mailbox.put($0) }, log: log).start()
+        EngineWatcher(guest: guest, report: { mailbox.put($0) }, log: log).start()
     }
 
     func reloadConfig() {

@@ -36,15 +36,7 @@ public enum AgentMain {
         let agent = Agent(guest: guest, lifeline: lifeline, log: AgentProcess.log)
         try agent.listen(unixSocket: process.files.dockerSocket.path, name: "docker.sock", target: .unixSocket(AgentProcess.guestDockerSocket))
         let forwarder = guest.hasLink(.ports) ? Agent(guest: guest, link: .ports, keepsClock: false, lifeline: lifeline, log: AgentProcess.log) : agent
-        // The watch of the engine's events goes through the forwarder's own session where it
-        // has one: a list of containers after each event then never waits behind a client's
-        // bulk copy on the engine's session, nor a client behind it.
-        var watchSocket = process.files.dockerSocket.path
-        if forwarder !== agent {
-            watchSocket = process.files.engineWatchSocket.path
-            try forwarder.listen(unixSocket: watchSocket, name: "engine watch", target: .unixSocket(AgentProcess.guestDockerSocket), keepsSpare: false)
-        }
-        forwarder.enablePortForwarding(statusFile: process.files.portsStatus, engineSocket: watchSocket, udp: udp) {
+        forwarder.enablePortForwarding(statusFile: process.files.portsStatus, udp: udp) {
             do throws(MachineError) {
                 return try loadConfig()
             } catch {

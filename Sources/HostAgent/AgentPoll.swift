@@ -41,11 +41,8 @@ extension Agent {
                     var one: Int32 = 1
                     setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
                 }
-                // The agent's own watch of the engine's events is no use of the machine.
-                let ownWatch: Bool
-                if case .unixSocket = listener.target { ownWatch = LocalSocket.peerIsThisProcess(fd) } else { ownWatch = false }
-                if !ownWatch { sleeper?.clientArrived(listener.name) }
-                waiting.append(Connection(client: fd, listener: listener, keepsAwake: !ownWatch))
+                sleeper?.clientArrived(listener.name)
+                waiting.append(Connection(client: fd, listener: listener))
                 accepted = true
             }
         }

@@ -191,16 +191,6 @@ public enum LocalSocket {
         return nil
     }
 
-    /// Whether the peer of a connected unix socket is this very process (SO_PEERCRED).
-    public static func peerIsThisProcess(_ fd: Int32) -> Bool {
-        // struct ucred { pid_t pid; uid_t uid; gid_t gid; }: Glibc's module leaves it out
-        // (it needs _GNU_SOURCE).
-        var credentials: (pid: pid_t, uid: uid_t, gid: gid_t) = (0, 0, 0)
-        var length = socklen_t(MemoryLayout.size(ofValue: credentials))
-        guard getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &length) == 0 else { return false }
-        return credentials.pid == getpid()
-    }
-
     /// Connects to a unix socket; the descriptor, or nil with errno set.
     /// `timeout`: a listener whose backlog is full (a stopped QEMU's accepts nothing) makes a
     /// blocking connect wait for ever; this one tries again until then, and fails EAGAIN.

@@ -28,6 +28,10 @@ public struct SSHError: Error, CustomStringConvertible, Sendable {
         kind == .remoteCommand || (kind == .library && (LIBSSH2_ERROR_CHANNEL_EOF_SENT...LIBSSH2_ERROR_CHANNEL_OUTOFORDER).contains(code))
     }
 
+    /// A blocking call waited longer than the session's timeout: nothing came (the session
+    /// may still be good).
+    public var isTimeout: Bool { kind == .library && code == LIBSSH2_ERROR_TIMEOUT }
+
     static func last(_ session: OpaquePointer, _ code: Int32, _ operation: String) -> SSHError {
         var text: UnsafeMutablePointer<CChar>?
         var length: Int32 = 0

@@ -176,11 +176,12 @@ def test_the_agent_holds_its_own_session_and_nothing_inherited(up):
             states[remote].append(fields[3])
     # 01: ESTABLISHED. Through the SSH port only the sessions of its own threads, each logged
     # within a moment of its login: the one for host edits in the shares, made at the first edit
-    # after the agent started (anything may edit the home meanwhile), and the one that measures
-    # the data disk.
+    # after the agent started (anything may edit the home meanwhile), the one that measures the
+    # data disk, and the one that follows the engine's events.
     time.sleep(2)
     log = (up.folder / "agent.log").read_text()
-    own = ("on a session of their own" in log) + ("is measured at" in log)
+    own = sum(said in log for said in ["host edits go to", "is measured at", "the engine's events are followed at"])
+    assert "the engine's events are followed at" in log, log
     assert states[ssh_port] == ["01"] * len(states[ssh_port]) and len(states[ssh_port]) <= own, \
         f"agent's connections to the SSH port: {states}, {own} sessions of its own logged"
     assert states[input_port] == ["01"] and states[ports_input_port] == ["01"], \

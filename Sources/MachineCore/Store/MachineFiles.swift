@@ -24,9 +24,6 @@ public struct MachineFiles: Sendable {
     public var bootRecord: URL { folder.appendingPathComponent("boot.json") }
     /// The forwarded engine socket the host's docker CLI talks to (DOCKER_HOST).
     public var dockerSocket: URL { folder.appendingPathComponent("docker.sock") }
-    /// The engine socket again, served by the forwarded ports' agent on that agent's own SSH
-    /// session, for its watch of the engine's events (EngineWatcher); shorter than docker.sock.
-    public var engineWatchSocket: URL { folder.appendingPathComponent("watch.sock") }
     /// Held (flock) by the running host agent for its whole life: one agent per machine.
     public var agentLock: URL { folder.appendingPathComponent("agent.lock") }
     public var agentPid: URL { folder.appendingPathComponent("agent.pid") }
