@@ -14,6 +14,7 @@ extension Machine {
                 agent, forwards and shares, as `machine start` does, also after a crash that
                 killed QEMU and the agents. On a host without systemd the unit is written
                 but nothing runs it; run `machine autostart --start` from your own start-up.
+                `off` of the last marked machine (or its `rm`) removes the unit again.
                 Without arguments, lists the marked machines.
 
                 EXAMPLES:
