@@ -153,32 +153,22 @@ final class EngineWatcher: @unchecked Sendable {
             // Blocking: never nil.
             guard let opened = try Channel.openStreamLocal(session, path: AgentProcess.guestDockerSocket) else { return nil }
             channel = opened
-            try channel.writeAll(Data("GET \(target) HTTP/1.0\r\nHost: docker\r\n\r\n".utf8))
+            try channel.writeAll(UnixHTTP.request(target))
         } catch where error.affectsOnlyTheChannel {
             return nil
         }
-        var head = Data()
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 1)
-        defer { buffer.deallocate() }
-        while true {
-            switch UnixHTTP.parseHead(head) {
-            case .complete(let status, let rest): return (channel, status, rest)
-            case .malformed:
-                _ = channel.finish()
-                return nil
-            case .incomplete:
-                let read: ChannelIO
-                do {
-                    read = try channel.read(into: buffer)
-                } catch where error.affectsOnlyTheChannel {
-                    read = .eof
-                }
-                guard case .bytes(let count) = read else {
-                    _ = channel.finish()
-                    return nil
-                }
-                head.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
+        let head = try UnixHTTP.readHead { (buffer) throws(SSHError) -> Int in
+            do throws(SSHError) {
+                guard case .bytes(let count) = try channel.read(into: buffer) else { return 0 }
+                return count
+            } catch where error.affectsOnlyTheChannel {
+                return 0
             }
         }
+        guard let (status, rest) = head else {
+            _ = channel.finish()
+            return nil
+        }
+        return (channel, status, rest)
     }
 }

@@ -44,7 +44,7 @@ struct RunningContainers {
     private mutating func put(_ container: ListedContainer) -> Bool {
         var ports: [ListedContainer.Port] = []
         var seen = Set<ListedContainer.Port>()
-        for port in container.ports ?? [] where (1...65535).contains(port.publicPort ?? 0) && ["tcp", "udp"].contains(port.type) {
+        for port in container.ports ?? [] where port.forwardablePort != nil {
             if seen.insert(port).inserted { ports.append(port) }
             if ports.count > Self.portLimit { return false }
         }

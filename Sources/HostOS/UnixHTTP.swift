@@ -24,8 +24,10 @@ public enum UnixHTTP {
             setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &time, socklen_t(MemoryLayout<timeval>.size))
             setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &time, socklen_t(MemoryLayout<timeval>.size))
         }
-        let request = Array("GET \(target) HTTP/1.0\r\nHost: docker\r\n\r\n".utf8)
-        guard send(fd, request, request.count, Int32(MSG_NOSIGNAL)) == request.count, let (status, rest) = readHead(fd) else {
+        let request = Array(request(target))
+        guard send(fd, request, request.count, Int32(MSG_NOSIGNAL)) == request.count,
+              let (status, rest) = readHead({ buffer in recv(fd, buffer.baseAddress, buffer.count, 0) })
+        else {
             close(fd)
             return nil
         }
@@ -47,18 +49,28 @@ public enum UnixHTTP {
         return nil
     }
 
-    /// Reads the response head; its status code and whatever body bytes came with it.
-    private static func readHead(_ fd: Int32) -> (Int, Data)? {
+    /// The bytes of `GET target` as this client sends it, on a socket or an SSH channel.
+    public static func request(_ target: String) -> Data {
+        Data("GET \(target) HTTP/1.0\r\nHost: docker\r\n\r\n".utf8)
+    }
+
+    /// Reads a response head with `read` (which fills the buffer it is given and returns the
+    /// count, 0 or less at the end); its status code and whatever body bytes came with it.
+    /// Nil when the connection ended first or the head was malformed.
+    public static func readHead<Failure: Error>(
+        _ read: (UnsafeMutableRawBufferPointer) throws(Failure) -> Int
+    ) throws(Failure) -> (status: Int, rest: Data)? {
         var data = Data()
-        var buffer = [UInt8](repeating: 0, count: 4096)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 1)
+        defer { buffer.deallocate() }
         while true {
             switch parseHead(data) {
             case .complete(let status, let rest): return (status, rest)
             case .malformed: return nil
             case .incomplete:
-                let count = recv(fd, &buffer, buffer.count, 0)
+                let count = try read(buffer)
                 if count <= 0 { return nil }
-                data.append(contentsOf: buffer[0..<count])
+                data.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
             }
         }
     }

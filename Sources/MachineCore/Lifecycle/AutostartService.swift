@@ -88,6 +88,11 @@ public struct AutostartService: Sendable {
             """
     }
 
+    /// systemctl for this unit's scope: the system manager, or the user's own.
+    private var systemctl: [String] {
+        scope == .system ? ["systemctl"] : ["systemctl", "--user"]
+    }
+
     /// Writes the unit and, where systemd runs, enables it. Returns what it did, in words.
     public func install() throws(MachineError) -> [String] {
         let folder = unitFile.deletingLastPathComponent()
@@ -103,7 +108,6 @@ public struct AutostartService: Sendable {
             said.append("no systemd runs on this host, so nothing starts marked machines by itself: run `\(executable) autostart --start` from \(startUp)")
             return said
         }
-        let systemctl = scope == .system ? ["systemctl"] : ["systemctl", "--user"]
         _ = try Subprocess.output(of: systemctl + ["daemon-reload"], what: "reload systemd's units")
         _ = try Subprocess.output(of: systemctl + ["enable", unitName], what: "enable \(unitName)")
         said.append("enabled \(unitName) (\(systemctl.joined(separator: " ")))")
@@ -119,7 +123,6 @@ public struct AutostartService: Sendable {
     public func removeUnlessMarked(_ marked: [String]) throws(MachineError) -> [String] {
         guard marked.isEmpty, HostPath.exists(unitFile.path) else { return [] }
         var said: [String] = []
-        let systemctl = scope == .system ? ["systemctl"] : ["systemctl", "--user"]
         if Self.systemdRuns {
             _ = try Subprocess.output(of: systemctl + ["disable", unitName], what: "disable \(unitName)")
             said.append("disabled \(unitName) (\(systemctl.joined(separator: " ")))")

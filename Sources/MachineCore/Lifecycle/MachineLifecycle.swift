@@ -57,9 +57,11 @@ struct MachineLifecycle {
             try runtime.restore(name)
             try runtime.waitForRestoredGuest(machine)
         case .discardSavedStateAndBoot, .boot, .stopUnfinishedAndBoot:
+            // An agent serves one boot: one left from an earlier boot (QEMU killed or crashed,
+            // the host asleep) would keep reaching for that boot's ports.
+            if runtime.stopAgent(machine) { progress("stopped the host agent of \(name)'s earlier boot") }
             if plan.bring == .stopUnfinishedAndBoot {
                 progress("\(name) \(BootWatcher.describe(snapshot.domain)) from a boot that never finished (no host key was pinned from its console); stopping it and booting it again")
-                runtime.stopAgent(machine)
                 _ = try runtime.stop(machine, force: true, timeout: 10)
             } else if plan.bring == .discardSavedStateAndBoot {
                 progress("the saved state of \(name) was made with another image, engine or shape; booting it afresh (its containers were not shut down cleanly)")
@@ -67,9 +69,6 @@ struct MachineLifecycle {
             } else if case .boot(let leftover?) = plan.bring {
                 progress("\(name) \(BootWatcher.describe(leftover)); stopping what is left of it and booting it again")
             }
-            // An agent serves one boot: one left from an earlier boot (QEMU killed or crashed,
-            // the host asleep) would keep reaching for that boot's ports.
-            if runtime.stopAgent(machine) { progress("stopped the host agent of \(name)'s earlier boot") }
             let now: MachineBuilds
             if let given { now = given } else if let chosen { now = chosen } else {
                 now = try builds.builds(for: try machine.config(), suite: suite(machine), quiet: quietBuild)

@@ -123,9 +123,7 @@ public enum PortForwards {
         for container in containers {
             let name = containerName(container.names?.first ?? String(container.id.prefix(12)))
             for port in container.ports ?? [] {
-                // The list comes from the guest: only what a listener can be opened for.
-                guard let published = port.publicPort, (1...65535).contains(published), ["tcp", "udp"].contains(port.type)
-                else { continue }
+                guard let published = port.forwardablePort else { continue }
                 let ip = port.ip ?? ""
                 guard ip.isEmpty || isAddress(ip) else { continue }
                 let anyAddress = ["", "0.0.0.0", "::"].contains(ip) || ip.contains(":")
@@ -201,6 +199,13 @@ public struct ListedContainer: Decodable, Sendable, Equatable {
             self.ip = ip
             self.publicPort = publicPort
             self.type = type
+        }
+
+        /// The host port a listener can be opened for: published, in range, TCP or UDP. The
+        /// list comes from the guest, so anything else is left out.
+        public var forwardablePort: Int? {
+            guard let publicPort, (1...65535).contains(publicPort), type == "tcp" || type == "udp" else { return nil }
+            return publicPort
         }
     }
 
