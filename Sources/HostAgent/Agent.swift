@@ -90,6 +90,9 @@ public final class Agent {
         var finished = false
         /// Whether the client got any byte from the guest (else it may still get an error).
         var answered = false
+        /// Whether a recv(2) of the client may find bytes: after poll() reported it readable,
+        /// or when it was not polled for input; false once a read came back short or empty.
+        var clientMayHaveInput = true
 
         init(client: Int32, listener: Listener) {
             self.client = client
@@ -222,6 +225,7 @@ public final class Agent {
             // accept() only where poll saw a client: the kernel builds and frees a socket for
             // every accept() that finds none, which was a quarter of the agent's CPU in bulk copies.
             let readable = Set(fds.filter { $0.revents & Int16(POLLIN) != 0 }.map(\.fd))
+            noteInput(fds, timedOut: ready == 0)
             busy = acceptClients(on: readable)
             busy = serveRound() || busy
             // Every connection is a client's, which is use of the machine.

@@ -39,7 +39,7 @@ extension Agent {
             try checkSpares()
             try openSpare(session)
             // No channel was read this round: what the session received must still be taken in.
-            if connections.isEmpty && !listeners.contains(where: { $0.spare != nil }) { try reader?.takeIncoming() }
+            if connections.isEmpty && !listeners.contains(where: { $0.spare != nil }) && session.socketMayHoldInput { try reader?.takeIncoming() }
             _ = try session.sendKeepalive()
         } catch {
             dropSession(error)
@@ -146,7 +146,7 @@ extension Agent {
     func checkSpares() throws(SSHError) {
         var scratch: UInt8 = 0
         for listener in listeners {
-            guard let spare = listener.spare else { continue }
+            guard let spare = listener.spare, spare.mayHaveInput else { continue }
             // Reading also lets libssh2 take in whatever the session received (keepalive
             // replies, the spare's own EOF) while no connection is open.
             let read = withUnsafeMutableBytes(of: &scratch) { byte in
@@ -179,12 +179,17 @@ extension Agent {
             while true {
                 let buffer = connection.toGuest
                 if buffer.isEmpty && !connection.clientSentEOF {
+                    // Nothing since poll() last looked, or since a read came back short: the
+                    // next poll() will say when there is.
+                    guard connection.clientMayHaveInput else { break }
                     let count = recv(connection.client, buffer.storage.baseAddress, Buffer.capacity, 0)
                     if count > 0 {
                         buffer.end = count
+                        if count < Buffer.capacity { connection.clientMayHaveInput = false }
                     } else if count == 0 {
                         connection.clientSentEOF = true
                     } else if errno == EAGAIN || errno == EINTR {
+                        connection.clientMayHaveInput = errno == EINTR
                         break
                     } else {
                         connection.finished = true
@@ -208,6 +213,9 @@ extension Agent {
             while true {
                 let buffer = connection.toClient
                 if buffer.isEmpty && !connection.guestSentEOF {
+                    // A read with nothing queued and the session's socket empty would only
+                    // fail with EAGAIN.
+                    guard channel.mayHaveInput else { break }
                     switch try channel.read(into: buffer.storage) {
                     case .bytes(let count): buffer.end = count
                     case .eof: connection.guestSentEOF = true

@@ -218,6 +218,14 @@ public final class Channel {
         return true
     }
 
+    /// Whether a read of stream 0 could return anything (bytes, EOF or an error), without
+    /// a system call: data or EOF already queued for this channel, or bytes the session's
+    /// socket may hold (`Session.socketMayHoldInput`). When false, a read would only fail
+    /// with EAGAIN, one recv(2) the caller can spare.
+    public var mayHaveInput: Bool {
+        session.socketMayHoldInput || libssh2_poll_channel_read(raw, 0) != 0 || libssh2_channel_eof(raw) != 0
+    }
+
     /// True once the server has sent EOF.
     public var receivedEOF: Bool { libssh2_channel_eof(raw) != 0 }
 

@@ -15,6 +15,11 @@ private let packetSendTimeoutMs: Int32 = 10_000
 final class SessionIO {
     let sendSocket: Int32
     var bytesReceived: UInt64 = 0
+    /// False only while the last read of the socket found it empty (EAGAIN) and the socket
+    /// was not reported readable since: then libssh2 holds no whole packet it has not taken
+    /// in (it reads the socket only when its buffer holds less than one), and a channel read
+    /// could only return what is already queued for that channel.
+    var mayHoldInput = true
 
     init(sendSocket: Int32) {
         self.sendSocket = sendSocket
@@ -59,8 +64,15 @@ private let sendWholePackets: @convention(c) (libssh2_socket_t, UnsafeRawPointer
 private let receiveCounted: @convention(c) (libssh2_socket_t, UnsafeMutableRawPointer?, Int, Int32,
                                            UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> Int = { fd, buffer, length, flags, abstract in
     let count = Glibc.recv(fd, buffer, length, flags)
-    if count < 0 { return -Int(errno) }
-    SessionIO.of(abstract).bytesReceived &+= UInt64(count)
+    let io = SessionIO.of(abstract)
+    if count < 0 {
+        let error = errno
+        io.mayHoldInput = error != EAGAIN && error != EWOULDBLOCK
+        return -Int(error)
+    }
+    // Bytes (more may follow), or the end, which the next read must report.
+    io.mayHoldInput = true
+    io.bytesReceived &+= UInt64(count)
     return count
 }
 
@@ -169,6 +181,17 @@ public final class Session {
     /// channels other than its own; a non-blocking caller that saw this change must look at
     /// its channels again before it sleeps in poll(), which will not report those bytes again.
     public var bytesReceived: UInt64 { io.bytesReceived }
+
+    /// Whether a read may find anything beyond what libssh2 has already queued for its
+    /// channels: false once a read found the socket empty, until `socketTurnedReadable()`.
+    /// A non-blocking caller skips the reads (each one a recv(2) that fails with EAGAIN) of
+    /// channels for which nothing is queued (`Channel.mayHaveInput`).
+    public var socketMayHoldInput: Bool { io.mayHoldInput }
+
+    /// Tells the session that poll() reported its socket readable (or failed or hung up).
+    public func socketTurnedReadable() {
+        io.mayHoldInput = true
+    }
 
     /// Which way the last call that would block was waiting: poll for these.
     public var blockedDirections: (inbound: Bool, outbound: Bool) {

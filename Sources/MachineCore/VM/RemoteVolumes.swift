@@ -163,7 +163,7 @@ final class ConsoleMirror: @unchecked Sendable {
 
     /// Starts copying, from the beginning of the remote log into an empty local one.
     func start() {
-        FileManager.default.createFile(atPath: destination.path, contents: nil, attributes: [.posixPermissions: 0o600])
+        _ = FileManager.default.createFile(atPath: destination.path, contents: nil, attributes: [.posixPermissions: 0o600])
         Threads.detach { [self] in
             var offset: UInt64 = 0
             while isRunning {
