@@ -225,7 +225,7 @@ public final class Agent {
             // accept() only where poll saw a client: the kernel builds and frees a socket for
             // every accept() that finds none, which was a quarter of the agent's CPU in bulk copies.
             let readable = Set(fds.filter { $0.revents & Int16(POLLIN) != 0 }.map(\.fd))
-            noteInput(fds, timedOut: ready == 0)
+            noteInput(fds, timedOut: ready == 0 && timeout > 0)
             busy = acceptClients(on: readable)
             busy = serveRound() || busy
             // Every connection is a client's, which is use of the machine.

@@ -223,7 +223,12 @@ public final class Channel {
     /// socket may hold (`Session.socketMayHoldInput`). When false, a read would only fail
     /// with EAGAIN, one recv(2) the caller can spare.
     public var mayHaveInput: Bool {
-        session.socketMayHoldInput || libssh2_poll_channel_read(raw, 0) != 0 || libssh2_channel_eof(raw) != 0
+        if session.socketMayHoldInput || libssh2_channel_eof(raw) != 0 { return true }
+        // Counts the data queued for this channel. (libssh2_poll_channel_read stops with an
+        // error at the first packet shorter than a channel's, such as the reply to a keepalive.)
+        var queued: UInt = 0
+        _ = libssh2_channel_window_read_ex(raw, &queued, nil)
+        return queued > 0
     }
 
     /// True once the server has sent EOF.
