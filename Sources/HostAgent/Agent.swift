@@ -153,6 +153,8 @@ public final class Agent {
     var automaticForwards: [PortForward] = []
     var wakePipe: [Int32] = [-1, -1]
     var lastHeard = Date()
+    /// Whether a keepalive went out since the guest last spoke (`probeIfSilent`).
+    var probedSinceHeard = false
     var lastReceived: UInt64 = 0
     /// HostClock.suspendedSeconds() when the guest last spoke.
     var suspendedAtLastWord = 0.0

@@ -40,7 +40,7 @@ extension Agent {
             try openSpare(session)
             // No channel was read this round: what the session received must still be taken in.
             if connections.isEmpty && !listeners.contains(where: { $0.spare != nil }) && session.socketMayHoldInput { try reader?.takeIncoming() }
-            _ = try session.sendKeepalive()
+            try probeIfSilent(session)
         } catch {
             dropSession(error)
             return true

@@ -29,7 +29,8 @@ extension Agent {
             reader = made.reader
             // The guest answers within a round trip while its CPUs run: a longer silence is a
             // stopped guest (watchGuestClock).
-            session.configureKeepalive(interval: Int(Self.keepaliveInterval))
+            session.configureKeepalive(interval: Int(Self.keepaliveInterval), wantReply: true)
+            probedSinceHeard = false
             self.session = session
             sessionLostSince = nil
             guestSilence = nil
@@ -54,8 +55,24 @@ extension Agent {
 
     // MARK: Guest clock
 
-    /// Keepalives go out after this many seconds without traffic, and the guest answers each.
-    static let keepaliveInterval: TimeInterval = 2
+    /// A keepalive goes out after this many seconds without a word from the guest, and the
+    /// guest answers it. Longer than the guest sshd's own probes of a quiet host come apart:
+    /// ClientAliveInterval=1 probes every 1-2 s (it counts whole seconds).
+    static let keepaliveInterval: TimeInterval = 3
+
+    /// Asks the guest for a word once it has been silent `keepaliveInterval` seconds: one
+    /// keepalive per silence, not one every interval. Each reply stays in libssh2's packet
+    /// list for good (`Session.configureKeepalive`), and the guest's sshd speaks by itself
+    /// anyway: it probes a quiet host every second (ClientAliveInterval), which libssh2
+    /// answers and forgets. Sent every 2 s as before, the replies of a day were 86,400 packets
+    /// across the agent's two sessions, walked by every channel read.
+    func probeIfSilent(_ session: Session) throws(SSHError) {
+        guard !probedSinceHeard, Date().timeIntervalSince(lastHeard) >= Self.keepaliveInterval else { return }
+        let sentBefore = session.keepalivesSent
+        _ = try session.sendKeepalive()
+        // libssh2 keeps its own timer: a keepalive sent under a second ago is not sent again.
+        probedSinceHeard = session.keepalivesSent != sentBefore
+    }
     /// Silence from the guest longer than this, then traffic again, means its CPUs stopped
     /// (the domain paused, the host asleep) and its clock with them.
     static let stallThreshold: TimeInterval = 5
@@ -68,6 +85,7 @@ extension Agent {
         let silence = now.timeIntervalSince(lastHeard)
         let slept = HostClock.suspendedSeconds() - suspendedAtLastWord
         lastReceived = session.bytesReceived
+        probedSinceHeard = false
         suspendedAtLastWord += slept
         defer { lastHeard = now }
         guard keepsClock, silence > Self.stallThreshold else { return }

@@ -94,7 +94,10 @@ final class ShareEventForwarder: @unchecked Sendable {
         while true {
             do throws(MachineError) {
                 let session = try guest.connect(timeout: 10)
-                session.configureKeepalive(interval: 5)
+                // No reply asked: each would stay in libssh2's memory for good
+                // (`Session.configureKeepalive`), and the guest's sshd probes this session
+                // itself, which `keepAlive` answers.
+                session.configureKeepalive(interval: 5, wantReply: false)
                 let channel: Channel
                 do {
                     channel = try Channel(session: session)

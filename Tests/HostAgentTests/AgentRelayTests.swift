@@ -121,4 +121,48 @@ import Glibc
             #expect(reply == "got 100000 bytes")
         }
     }
+
+    /// Keepalives an agent's session sent in its first `seconds` connected to a local sshd
+    /// run with `settings`.
+    static func keepalivesSent(settings: [String], seconds: Double) throws -> Int {
+        let server = try LocalSSHD(settings: settings)
+        let guest = try guest(server)
+        let count = Counted()
+        let finished = DispatchSemaphore(value: 0)
+        let thread = Thread {
+            let agent = Agent(guest: guest, log: { _ in })
+            let started = Date()
+            var connectedAt: Date?
+            agent.run(until: {
+                guard let session = agent.session else { return Date().timeIntervalSince(started) > 30 }
+                if connectedAt == nil { connectedAt = Date() }
+                guard let connectedAt, Date().timeIntervalSince(connectedAt) >= seconds else { return false }
+                count.set(session.keepalivesSent)
+                return true
+            })
+            finished.signal()
+        }
+        thread.start()
+        finished.wait()
+        return try #require(count.value, "the agent never connected")
+    }
+
+    final class Counted: @unchecked Sendable {
+        private let lock = NSLock()
+        private var stored: Int?
+        func set(_ value: Int) { lock.withLock { stored = value } }
+        var value: Int? { lock.withLock { stored } }
+    }
+
+    /// libssh2 1.10 keeps every reply to a keepalive in memory for the session's life, and
+    /// every channel read walks them: the agent asks the guest for a word only when it has been
+    /// silent, never while the guest's sshd probes it every quiet second (as the guest's do).
+    @Test(.enabled(if: getuid() == 0, "the local sshd logs in as root"))
+    func theAgentAsksForAWordOnlyWhenTheGuestIsSilent() throws {
+        let probed = try Self.keepalivesSent(settings: ["ClientAliveInterval 1"], seconds: 7)
+        #expect(probed == 0)
+        // Without the guest's probes it asks after 2 s of silence, once per silence.
+        let asked = try Self.keepalivesSent(settings: [], seconds: 7)
+        #expect((1...4).contains(asked))
+    }
 }

@@ -155,7 +155,7 @@ import Glibc
         try session.authenticate(user: server.user, privateKeyPath: server.clientKey.path)
         let channels = try (0..<2).map { _ in try Channel(session: session) }
         for channel in channels { try channel.exec("wc -c") }
-        session.configureKeepalive(interval: 1)
+        session.configureKeepalive(interval: 1, wantReply: true)
         session.isBlocking = false
         let payload = [UInt8](repeating: 0x5a, count: 4 << 20)
         var sent = [0, 0]
