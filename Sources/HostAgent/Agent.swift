@@ -101,6 +101,8 @@ public final class Agent {
         deinit { Glibc.close(client) }
 
         var done: Bool { eofSentToGuest && guestSentEOF && toClient.isEmpty && clientShutDown }
+        /// Whether the loop polls the client for input: only with room to take it in.
+        var wantsInput: Bool { toGuest.isEmpty && !clientSentEOF }
     }
 
     let guest: GuestSSH
@@ -226,8 +228,10 @@ public final class Agent {
             }
             // accept() only where poll saw a client: the kernel builds and frees a socket for
             // every accept() that finds none, which was a quarter of the agent's CPU in bulk copies.
-            let readable = Set(fds.filter { $0.revents & Int16(POLLIN) != 0 }.map(\.fd))
-            noteInput(fds, timedOut: ready == 0 && timeout > 0)
+            // Readable, or failed or hung up: a read will say which.
+            let input = Int16(POLLIN) | Int16(POLLERR) | Int16(POLLHUP) | Int16(POLLNVAL)
+            let readable = Set(fds.filter { $0.revents & input != 0 }.map(\.fd))
+            noteInput(readable, timedOut: ready == 0 && timeout > 0)
             busy = acceptClients(on: readable)
             busy = serveRound() || busy
             // Every connection is a client's, which is use of the machine.

@@ -21,7 +21,7 @@ extension Agent {
         }
         for connection in connections where connection.channel != nil {
             var events: Int16 = 0
-            if connection.toGuest.isEmpty && !connection.clientSentEOF { events |= Int16(POLLIN) }
+            if connection.wantsInput { events |= Int16(POLLIN) }
             if !connection.toClient.isEmpty { events |= Int16(POLLOUT) }
             if events != 0 { fds.append(pollfd(fd: connection.client, events: events, revents: 0)) }
         }
@@ -33,20 +33,13 @@ extension Agent {
     /// EAGAIN are skipped (a warm request made 12 of them among its 21 system calls). A poll
     /// that timed out has the session's channels read once anyway, as they were before these
     /// marks: a second's wait at most for anything their reasoning missed.
-    func noteInput(_ fds: [pollfd], timedOut: Bool) {
-        let input = Int16(POLLIN) | Int16(POLLERR) | Int16(POLLHUP) | Int16(POLLNVAL)
-        var reported: [Int32: Int16] = [:]
-        for entry in fds { reported[entry.fd] = entry.revents }
-        if let session, timedOut || (reported[session.socketDescriptor] ?? 0) & input != 0 {
+    func noteInput(_ readable: Set<Int32>, timedOut: Bool) {
+        if let session, timedOut || readable.contains(session.socketDescriptor) {
             session.socketTurnedReadable()
         }
         for connection in connections where connection.channel != nil {
-            // Polled for input only when its buffer to the guest was empty (`pollSet`).
-            guard let revents = reported[connection.client], connection.toGuest.isEmpty, !connection.clientSentEOF else {
-                connection.clientMayHaveInput = true
-                continue
-            }
-            connection.clientMayHaveInput = revents & input != 0
+            // One not polled for input (`pollSet`) may have some all the same.
+            connection.clientMayHaveInput = !connection.wantsInput || readable.contains(connection.client)
         }
     }
 
