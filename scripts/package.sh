@@ -97,9 +97,11 @@ install -D -m 755 "$work/cli/root/usr/bin/docker" "$root/usr/lib/machine/docker/
 }
 
 echo "==> man page and shell completion" >&2
-manual_tool=.build/manual-tool/release/generate-manual
+# A debug build: it runs once per package, and builds in half the time of a release one (14 s
+# against 28 here).
+manual_tool=.build/manual-tool/debug/generate-manual
 if [ ! -x "$manual_tool" ]; then
-	swift build -c release --package-path .build/checkouts/swift-argument-parser --scratch-path .build/manual-tool \
+	swift build --package-path .build/checkouts/swift-argument-parser --scratch-path .build/manual-tool \
 		--product generate-manual 2>&1 | { grep -vE '^\[[0-9]+/[0-9]+\]' || true; } >&2
 fi
 mkdir -p "$work/man"

@@ -20,4 +20,4 @@ MACHINE_BIN=.build/debug/machine scripts/host-setup.sh
 echo "==> end-to-end tests (pytest, real VMs under QEMU)"
 # Debian's python3, whose pytest, pexpect and docker modules host setup installs (not whichever
 # python3 comes first on PATH, with whatever it happens to have).
-exec /usr/bin/python3 -m pytest tests/e2e -v -rs --durations=40 "$@"
+exec /usr/bin/python3 -m pytest tests/e2e -v -rs --durations=0 --durations-min=5 "$@"
