@@ -5,9 +5,13 @@ import Glibc  // queries relayed to the host's nameservers on sockets of its own
 #endif
 
 /// What HostResolver does with every type but A and AAAA: the query goes as it is to every
-/// nameserver of the host's resolv.conf at once, over the query's own transport, and the first
-/// answer that is not SERVFAIL or REFUSED wins, within 3 s. A nameserver that is down costs
-/// nothing while another answers (Lima's resolver asks them in turn).
+/// nameserver of the host's resolv.conf at once, over the query's own transport, within 3 s.
+/// SERVFAIL and REFUSED count as no answer. An answer with records wins at once, whoever gives
+/// it, so a nameserver that is down costs nothing while another knows the name (Lima's
+/// resolver asks them in turn). An answer without records (NXDOMAIN, or no data) speaks for
+/// a server only once every server listed before it has failed: a VPN's nameserver, listed
+/// first, knows names the public one after it denies at once, and the denial must not win by
+/// being quicker.
 final class NameserverRelay: @unchecked Sendable {
     let resolvConf: String
     /// The nameservers' port (53; another in tests).
@@ -27,9 +31,9 @@ final class NameserverRelay: @unchecked Sendable {
         guard !servers.isEmpty else { return nil }
         let answers = RelayAnswers(count: servers.count)
         let port = port
-        for server in servers {
+        for (index, server) in servers.enumerated() {
             Threads.detach {
-                answers.put(Self.ask(server, port: port, query, id: id, overTCP: overTCP, timeout: Self.timeout))
+                answers.put(index, Self.ask(server, port: port, query, id: id, overTCP: overTCP, timeout: Self.timeout))
             }
         }
         return answers.first(within: Double(Self.timeout))
@@ -92,19 +96,19 @@ final class NameserverRelay: @unchecked Sendable {
     }
 }
 
-/// The answers of the nameservers asked at once: the first good one, or nil when all failed
-/// or the time ran out.
+/// The answers of the nameservers asked at once, by their place in resolv.conf: the one to
+/// give (see NameserverRelay), or nil when all failed or the time ran out with none to give.
 private final class RelayAnswers: @unchecked Sendable {
+    private enum Outcome { case pending, failed, reply([UInt8]) }
     private let condition = Condition()
-    private var answer: [UInt8]?
-    private var pending: Int
+    private var outcomes: [Outcome]
 
-    init(count: Int) { pending = count }
+    init(count: Int) { outcomes = Array(repeating: .pending, count: count) }
 
-    func put(_ reply: [UInt8]?) {
+    /// Server `index`'s reply, or nil for its failure.
+    func put(_ index: Int, _ reply: [UInt8]?) {
         condition.lock()
-        pending -= 1
-        if answer == nil { answer = reply }
+        outcomes[index] = reply.map { .reply($0) } ?? .failed
         condition.broadcast()
         condition.unlock()
     }
@@ -113,9 +117,29 @@ private final class RelayAnswers: @unchecked Sendable {
         let deadline = Date().addingTimeInterval(seconds)
         condition.lock()
         defer { condition.unlock() }
-        while answer == nil && pending > 0 {
-            guard condition.wait(seconds: deadline.timeIntervalSinceNow) else { break }
+        while true {
+            if let chosen = chosen(final: false) { return chosen }
+            guard outcomes.contains(where: { if case .pending = $0 { true } else { false } }) else { return nil }
+            guard condition.wait(seconds: deadline.timeIntervalSinceNow) else { return chosen(final: true) }
         }
-        return answer
+    }
+
+    /// The reply to give now, if one is due: any with records; else the first in order once
+    /// all before it failed. `final` (time is up): the first reply in order, whatever is pending.
+    private func chosen(final: Bool) -> [UInt8]? {
+        for case let .reply(reply) in outcomes where Self.hasRecords(reply) { return reply }
+        for outcome in outcomes {
+            switch outcome {
+            case .reply(let reply): return reply
+            case .failed: continue
+            case .pending: if !final { return nil }
+            }
+        }
+        return nil
+    }
+
+    /// Whether a reply's answer section holds a record (ANCOUNT, bytes 6-7 of the header).
+    static func hasRecords(_ reply: [UInt8]) -> Bool {
+        reply.count >= 12 && (reply[6] != 0 || reply[7] != 0)
     }
 }

@@ -184,6 +184,61 @@ struct DNSReply {
         #expect(recv(silent, &buffer, 512, Int32(MSG_DONTWAIT)) > 12)
     }
 
+    /// A nameserver on loopback that answers one UDP query with `code` and `records`, after
+    /// `delay` seconds (as a VPN's resolver, or a public one that denies at once).
+    static func answerOnce(_ fd: Int32, after delay: Double, _ code: DNSQuery.ResponseCode, records: [DNSQuery.Record] = []) {
+        Thread.detachNewThread {
+            var buffer = [UInt8](repeating: 0, count: 512)
+            var from = sockaddr_in()
+            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            let count = withUnsafeMutablePointer(to: &from) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(fd, &buffer, 512, 0, $0, &length) }
+            }
+            guard count > 0, let query = try? DNSQuery(Array(buffer[0..<count])) else { return }
+            Thread.sleep(forTimeInterval: delay)
+            let reply = query.answer(code, records: records)
+            _ = withUnsafePointer(to: &from) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, reply, reply.count, 0, $0, length) }
+            }
+        }
+    }
+
+    /// Split DNS: the first nameserver of resolv.conf (a VPN's) knows a name that the second
+    /// (a public one) denies at once. The denial must not win by being quicker; but once the
+    /// first has failed (REFUSED), the second's denial is the answer, without waiting.
+    @Test func aQuickDenialFromALaterNameserverDoesNotBeatAnEarlierOnesAnswer() throws {
+        let port = try LocalSocket.freeLoopbackPortForUDPAndTCP()
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("resolver-\(getpid())-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let conf = folder.appendingPathComponent("resolv.conf")
+        try "nameserver 127.0.0.2\nnameserver 127.0.0.3\n".write(to: conf, atomically: true, encoding: .utf8)
+        let resolver = resolver(resolvConf: conf.path, upstreamPort: port)
+        let srv = DNSQuery.Record(type: 33, ttl: 60, data: [0, 1, 0, 1, 0x1f, 0x90, 0])
+        do {
+            let vpn = try LocalSocket.bindLoopback(address: "127.0.0.2", port: port, type: SOCK_DGRAM)
+            defer { close(vpn) }
+            let publicOne = try LocalSocket.bindLoopback(address: "127.0.0.3", port: port, type: SOCK_DGRAM)
+            defer { close(publicOne) }
+            Self.answerOnce(vpn, after: 0.3, .noError, records: [srv])
+            Self.answerOnce(publicOne, after: 0, .nameError)
+            let reply = try DNSReply(#require(resolver.answer(dnsQuery("_svc._tcp.corp.test", type: 33, id: 5), overTCP: false)))
+            #expect(reply.id == 5 && reply.rcode == 0 && reply.answers.first?.data == srv.data)
+        }
+        do {
+            let vpn = try LocalSocket.bindLoopback(address: "127.0.0.2", port: port, type: SOCK_DGRAM)
+            defer { close(vpn) }
+            let publicOne = try LocalSocket.bindLoopback(address: "127.0.0.3", port: port, type: SOCK_DGRAM)
+            defer { close(publicOne) }
+            Self.answerOnce(vpn, after: 0, .refused)
+            Self.answerOnce(publicOne, after: 0.1, .nameError)
+            let started = Date()
+            let reply = try DNSReply(#require(resolver.answer(dnsQuery("_svc._tcp.nowhere.test", type: 33, id: 6), overTCP: false)))
+            #expect(reply.id == 6 && reply.rcode == 3)
+            #expect(Date().timeIntervalSince(started) < 2, "a denial after the earlier server failed waits for nothing")
+        }
+    }
+
     @Test func itServesUDPAndTCPOnItsPort() throws {
         let port = try LocalSocket.freeLoopbackPortForUDPAndTCP()
         let resolver = HostResolver(.init(port: port, hostNames: ["host.docker.internal"], hostAddress: "10.0.2.2"), log: { _ in })
