@@ -25,7 +25,7 @@ final class NameserverRelay: @unchecked Sendable {
         self.port = port
     }
 
-    /// The first good answer to `query` (whose id is `id`), or nil when none came.
+    /// The answer to give to `query` (whose id is `id`; see above), or nil when none came.
     func relay(_ query: [UInt8], id: UInt16, overTCP: Bool) -> [UInt8]? {
         let servers = currentNameservers()
         guard !servers.isEmpty else { return nil }
