@@ -146,44 +146,6 @@ struct DNSReply {
         #expect(try DNSReply(#require(resolver.answer(two, overTCP: false))).rcode == 1)
     }
 
-    /// Other types go to every nameserver of resolv.conf at once: one that never answers does
-    /// not keep the answer of one that does.
-    @Test func otherTypesAreRelayedToEveryNameserverAtOnce() throws {
-        let port = try LocalSocket.freeLoopbackPortForUDPAndTCP()
-        let silent = try LocalSocket.bindLoopback(address: "127.0.0.2", port: port, type: SOCK_DGRAM)
-        defer { close(silent) }
-        let answering = try LocalSocket.bindLoopback(address: "127.0.0.3", port: port, type: SOCK_DGRAM)
-        defer { close(answering) }
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("resolver-\(getpid())-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: folder) }
-        let conf = folder.appendingPathComponent("resolv.conf")
-        try "# the host's\nnameserver 127.0.0.2\nnameserver 127.0.0.3\noptions timeout:5\n".write(to: conf, atomically: true, encoding: .utf8)
-        // The upstream that answers: echoes the query as a response with one TXT record.
-        Thread.detachNewThread {
-            var buffer = [UInt8](repeating: 0, count: 512)
-            var from = sockaddr_in()
-            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-            let count = withUnsafeMutablePointer(to: &from) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(answering, &buffer, 512, 0, $0, &length) }
-            }
-            guard count > 0, let query = try? DNSQuery(Array(buffer[0..<count])) else { return }
-            let reply = query.answer(.noError, records: [.init(type: 16, ttl: 60, data: [5] + Array("hello".utf8))])
-            _ = withUnsafePointer(to: &from) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(answering, reply, reply.count, 0, $0, length) }
-            }
-        }
-        let resolver = resolver(resolvConf: conf.path, upstreamPort: port)
-        let reply = try DNSReply(#require(resolver.answer(dnsQuery("_x._tcp.example.test", type: 16, id: 99), overTCP: false)))
-        #expect(reply.id == 99 && reply.rcode == 0 && reply.answers.first?.data == [5] + Array("hello".utf8))
-        // The silent one was asked too: by a thread of its own, which the answer may have
-        // beaten to its sendto.
-        var buffer = [UInt8](repeating: 0, count: 512)
-        var poller = pollfd(fd: silent, events: Int16(POLLIN), revents: 0)
-        #expect(poll(&poller, 1, 2000) == 1)
-        #expect(recv(silent, &buffer, 512, Int32(MSG_DONTWAIT)) > 12)
-    }
-
     /// A nameserver on loopback that answers one UDP query with `code` and `records`, after
     /// `delay` seconds (as a VPN's resolver, or a public one that denies at once).
     static func answerOnce(_ fd: Int32, after delay: Double, _ code: DNSQuery.ResponseCode, records: [DNSQuery.Record] = []) {
@@ -203,40 +165,62 @@ struct DNSReply {
         }
     }
 
+    /// A resolv.conf of `text` in a folder of its own; the caller removes the folder.
+    static func resolvConf(_ text: String) throws -> URL {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("resolver-\(getpid())-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let conf = folder.appendingPathComponent("resolv.conf")
+        try text.write(to: conf, atomically: true, encoding: .utf8)
+        return conf
+    }
+
+    /// Other types go to every nameserver of resolv.conf at once: one that never answers does
+    /// not keep the answer of one that does.
+    @Test func otherTypesAreRelayedToEveryNameserverAtOnce() throws {
+        let port = try LocalSocket.freeLoopbackPortForUDPAndTCP()
+        let silent = try LocalSocket.bindLoopback(address: "127.0.0.2", port: port, type: SOCK_DGRAM)
+        defer { close(silent) }
+        let answering = try LocalSocket.bindLoopback(address: "127.0.0.3", port: port, type: SOCK_DGRAM)
+        defer { close(answering) }
+        let conf = try Self.resolvConf("# the host's\nnameserver 127.0.0.2\nnameserver 127.0.0.3\noptions timeout:5\n")
+        defer { try? FileManager.default.removeItem(at: conf.deletingLastPathComponent()) }
+        // The upstream that answers, with one TXT record.
+        Self.answerOnce(answering, after: 0, .noError, records: [.init(type: 16, ttl: 60, data: [5] + Array("hello".utf8))])
+        let resolver = resolver(resolvConf: conf.path, upstreamPort: port)
+        let reply = try DNSReply(#require(resolver.answer(dnsQuery("_x._tcp.example.test", type: 16, id: 99), overTCP: false)))
+        #expect(reply.id == 99 && reply.rcode == 0 && reply.answers.first?.data == [5] + Array("hello".utf8))
+        // The silent one was asked too: by a thread of its own, which the answer may have
+        // beaten to its sendto.
+        var buffer = [UInt8](repeating: 0, count: 512)
+        var poller = pollfd(fd: silent, events: Int16(POLLIN), revents: 0)
+        #expect(poll(&poller, 1, 2000) == 1)
+        #expect(recv(silent, &buffer, 512, Int32(MSG_DONTWAIT)) > 12)
+    }
+
     /// Split DNS: the first nameserver of resolv.conf (a VPN's) knows a name that the second
     /// (a public one) denies at once. The denial must not win by being quicker; but once the
     /// first has failed (REFUSED), the second's denial is the answer, without waiting.
     @Test func aQuickDenialFromALaterNameserverDoesNotBeatAnEarlierOnesAnswer() throws {
         let port = try LocalSocket.freeLoopbackPortForUDPAndTCP()
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("resolver-\(getpid())-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: folder) }
-        let conf = folder.appendingPathComponent("resolv.conf")
-        try "nameserver 127.0.0.2\nnameserver 127.0.0.3\n".write(to: conf, atomically: true, encoding: .utf8)
+        let vpn = try LocalSocket.bindLoopback(address: "127.0.0.2", port: port, type: SOCK_DGRAM)
+        defer { close(vpn) }
+        let publicOne = try LocalSocket.bindLoopback(address: "127.0.0.3", port: port, type: SOCK_DGRAM)
+        defer { close(publicOne) }
+        let conf = try Self.resolvConf("nameserver 127.0.0.2\nnameserver 127.0.0.3\n")
+        defer { try? FileManager.default.removeItem(at: conf.deletingLastPathComponent()) }
         let resolver = resolver(resolvConf: conf.path, upstreamPort: port)
         let srv = DNSQuery.Record(type: 33, ttl: 60, data: [0, 1, 0, 1, 0x1f, 0x90, 0])
-        do {
-            let vpn = try LocalSocket.bindLoopback(address: "127.0.0.2", port: port, type: SOCK_DGRAM)
-            defer { close(vpn) }
-            let publicOne = try LocalSocket.bindLoopback(address: "127.0.0.3", port: port, type: SOCK_DGRAM)
-            defer { close(publicOne) }
-            Self.answerOnce(vpn, after: 0.3, .noError, records: [srv])
-            Self.answerOnce(publicOne, after: 0, .nameError)
-            let reply = try DNSReply(#require(resolver.answer(dnsQuery("_svc._tcp.corp.test", type: 33, id: 5), overTCP: false)))
-            #expect(reply.id == 5 && reply.rcode == 0 && reply.answers.first?.data == srv.data)
-        }
-        do {
-            let vpn = try LocalSocket.bindLoopback(address: "127.0.0.2", port: port, type: SOCK_DGRAM)
-            defer { close(vpn) }
-            let publicOne = try LocalSocket.bindLoopback(address: "127.0.0.3", port: port, type: SOCK_DGRAM)
-            defer { close(publicOne) }
-            Self.answerOnce(vpn, after: 0, .refused)
-            Self.answerOnce(publicOne, after: 0.1, .nameError)
-            let started = Date()
-            let reply = try DNSReply(#require(resolver.answer(dnsQuery("_svc._tcp.nowhere.test", type: 33, id: 6), overTCP: false)))
-            #expect(reply.id == 6 && reply.rcode == 3)
-            #expect(Date().timeIntervalSince(started) < 2, "a denial after the earlier server failed waits for nothing")
-        }
+        Self.answerOnce(vpn, after: 0.3, .noError, records: [srv])
+        Self.answerOnce(publicOne, after: 0, .nameError)
+        let known = try DNSReply(#require(resolver.answer(dnsQuery("_svc._tcp.corp.test", type: 33, id: 5), overTCP: false)))
+        #expect(known.id == 5 && known.rcode == 0 && known.answers.first?.data == srv.data)
+        // Each server has answered its one query: the same two answer the next.
+        Self.answerOnce(vpn, after: 0, .refused)
+        Self.answerOnce(publicOne, after: 0.1, .nameError)
+        let started = Date()
+        let denied = try DNSReply(#require(resolver.answer(dnsQuery("_svc._tcp.nowhere.test", type: 33, id: 6), overTCP: false)))
+        #expect(denied.id == 6 && denied.rcode == 3)
+        #expect(Date().timeIntervalSince(started) < 2, "a denial after the earlier server failed waits for nothing")
     }
 
     @Test func itServesUDPAndTCPOnItsPort() throws {
