@@ -10,7 +10,7 @@ echo "==> swift build"
 swift build --build-tests 2>&1 | { grep -vE '^\[[0-9]+/[0-9]+\]' || true; }
 echo "==> unit tests (swift test)"
 swift test --skip-build
-echo "==> fuzzing the parsers of what the guest sends (10 s a target)"
+echo "==> fuzzing the parsers of what the guest sends (10 s a target, one a core)"
 scripts/fuzz.sh 10
 echo "==> guest image and engine bundle (cached after the first build)"
 .build/debug/machine image build >/dev/null
