@@ -1,4 +1,4 @@
-"""Machines on libvirt through the real `machine` CLI: create, start, stop, restart, rm, ls,
+"""Machines on libvirt through the real `machine` CLI: create, start, stop, set, rm, ls,
 status, inspect, ip, logs, under QEMU TCG with the system libvirtd."""
 import json
 import re
@@ -53,7 +53,7 @@ def listens_on_every_address(port):
     return any(row[1] == f"00000000:{port:04X}" and row[3] == "0A" for row in rows)
 
 
-def test_create_start_stop_start_restart_rm(machine):
+def test_create_start_stop_start_reshape_rm(machine):
     # Published on every address of the host, as `--publish-address 0.0.0.0` asks.
     machine("create", "life", "--memory", "1G", "--disk", "4G", "--publish-address", "0.0.0.0")
     assert machine("status", "life").stdout.strip() == "stopped"
@@ -102,23 +102,21 @@ def test_create_start_stop_start_restart_rm(machine):
     assert "CPUs 2 -> 1, memory 1024 -> 1536 MiB, data disk 4 -> 5 GiB; applied at its next boot: `machine restart life`" in changed.stdout
     shrink = machine("set", "life", "--disk", "3G", check=False)
     assert shrink.returncode == 64 and "only grows" in shrink.stderr
-    restarted = machine("restart", "life")
-    assert "life restarted" in restarted.stdout
-    assert "growing the data disk of life to 5 GiB" in restarted.stderr
+
+    # That next boot is here the one after a QEMU that no one can log in to, as a first `up`
+    # that timed out before the host key was pinned leaves it: the start stops it and boots
+    # again (it used to fail, saying to run the very start that failed). (`restart` itself is
+    # run by test_up, test_shares, test_network and others; one boot less here.)
+    (machine.home / "machines" / "life" / "known_hosts").unlink()
+    started = machine("start", "life")
+    assert "from a boot that never finished (no host key was pinned from its console); stopping it" in started.stderr, started.stderr
+    assert "growing the data disk of life to 5 GiB" in started.stderr
     assert ssh(machine, "life", "cat /var/lib/machine/marker").stdout == "kept\n"
     assert ssh(machine, "life", "nproc").stdout == "1\n"
     sizes = ssh(machine, "life", "grep MemTotal /proc/meminfo; df -k /mnt/data | tail -1").stdout.split()
     assert int(sizes[1]) > 1300 * 1024, sizes  # MemTotal in KiB, less the kernel's own
     assert int(sizes[-5]) > 4.5 * 1024 * 1024, sizes  # the filesystem's size in KiB
     assert "machine: data disk /dev/vda grown to 5 GiB" in machine("logs", "life").stdout
-
-    # A QEMU that no one can log in to, as a first `up` that timed out before the host key was
-    # pinned leaves it: the next start stops it and boots again (it used to fail, saying to
-    # run the very start that failed).
-    (machine.home / "machines" / "life" / "known_hosts").unlink()
-    started = machine("start", "life")
-    assert "from a boot that never finished (no host key was pinned from its console); stopping it" in started.stderr, started.stderr
-    assert ssh(machine, "life", "cat /var/lib/machine/marker").stdout == "kept\n"
 
     refused = machine("rm", "life", check=False)
     assert refused.returncode == 1 and "machine rm --force life" in refused.stderr
