@@ -77,7 +77,10 @@ deb [signed-by=$DEBIAN_KEYRING] http://deb.debian.org/debian-security $suite-sec
 # CACHE/apt/SUITE, with the package lists of SUITE on the host's mirror. The host's sources,
 # lists, preferences and dpkg state are neither read nor changed (its apt.conf still applies,
 # for a proxy). The lists are fetched when there are none, when the mirror's lines changed,
-# or when asked (`refresh`: machine upgrade, machine image build --refresh).
+# or when asked (`refresh`: machine upgrade, machine image build --refresh). apt keeps its
+# parsed lists in that root (pkgcache.bin, remade when the lists change) even where the host's
+# apt.conf turns the cache off, as Debian's container images do: each of a build's dozens of
+# apt-cache runs then takes 0.15 s instead of 0.8 s parsing the lists again.
 use_suite() {
 	local cache=$1 suite=$2 refresh=${3:-} root sources
 	check_suite "$suite"
@@ -88,7 +91,7 @@ use_suite() {
 	[ -f "$root/status" ] || : >"$root/status"
 	APT_OPTS=("${_BASE_APT_OPTS[@]}"
 		-o "Dir::State=$root" -o "Dir::State::Lists=$root/lists" -o "Dir::State::status=$root/status"
-		-o "Dir::Cache=$root" -o "Dir::Cache::archives=$root/archives"
+		-o "Dir::Cache=$root" -o "Dir::Cache::archives=$root/archives" -o "Dir::Cache::pkgcache=$root/pkgcache.bin"
 		-o "Dir::Etc::sourcelist=$root/sources.list" -o "Dir::Etc::sourceparts=$root/sources.list.d"
 		-o "Dir::Etc::preferences=$root/preferences" -o "Dir::Etc::preferencesparts=$root/preferences.d"
 		-o "APT::Architecture=amd64" -o "APT::Architectures=amd64")
