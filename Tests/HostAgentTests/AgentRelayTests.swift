@@ -159,10 +159,18 @@ import Glibc
     /// silent, never while the guest's sshd probes it every quiet second (as the guest's do).
     @Test(.enabled(if: getuid() == 0, "the local sshd logs in as root"))
     func theAgentAsksForAWordOnlyWhenTheGuestIsSilent() throws {
+        // Both sessions at once, each with an sshd of its own: 7 s of the unit tests, not 14.
+        let silent = Counted()
+        let finished = DispatchSemaphore(value: 0)
+        Thread {
+            // Without the guest's probes it asks after 2 s of silence, once per silence.
+            if let asked = try? Self.keepalivesSent(settings: [], seconds: 7) { silent.set(asked) }
+            finished.signal()
+        }.start()
         let probed = try Self.keepalivesSent(settings: ["ClientAliveInterval 1"], seconds: 7)
+        finished.wait()
         #expect(probed == 0)
-        // Without the guest's probes it asks after 2 s of silence, once per silence.
-        let asked = try Self.keepalivesSent(settings: [], seconds: 7)
+        let asked = try #require(silent.value, "the agent of the silent guest never connected")
         #expect((1...4).contains(asked))
     }
 }
