@@ -38,8 +38,12 @@ extension Agent {
             // After the clients' data went out, so a spare's open never delays a request.
             try checkSpares()
             try openSpare(session)
-            // No channel was read this round: what the session received must still be taken in.
-            if connections.isEmpty && !listeners.contains(where: { $0.spare != nil }) && session.socketMayHoldInput { try reader?.takeIncoming() }
+            // Nothing read the session's socket dry this round (no connection, no spare, or
+            // every client still has its last bytes to take): what it received is taken in
+            // now, into libssh2's queues, which the channels' windows bound. Left in the socket,
+            // poll() would report it at once, every round: a client of a published port that
+            // stopped reading its download kept the loop spinning a core.
+            if session.socketMayHoldInput { try reader?.takeIncoming() }
             try probeIfSilent(session)
         } catch {
             dropSession(error)

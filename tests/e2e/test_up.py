@@ -482,6 +482,45 @@ def test_fifty_concurrent_connections_each_move_a_megabyte_intact(up, busybox):
     up.docker("rm", "-f", container)
 
 
+def test_a_client_that_stops_reading_a_download_leaves_the_agent_idle_and_then_gets_the_rest(up, busybox):
+    """A client of a published port that stops reading (a download piped to a pager): the
+    agent waits for it without spinning (it used to keep a core busy, polling a session socket
+    nobody read), and the stream goes on when the client reads again."""
+    port = free_port()
+    container = up.docker("run", "-d", "-p", f"127.0.0.1:{port}:80", busybox,
+                          "sh", "-c", "while true; do nc -l -p 80 < /dev/zero; done").stdout.strip()
+    deadline = time.monotonic() + 30
+    while True:
+        # Refused until the agent forwards the port; closed at once until nc listens.
+        try:
+            client = socket.create_connection(("127.0.0.1", port), timeout=30)
+            if client.recv(65536):
+                break
+            client.close()
+        except ConnectionRefusedError:
+            pass
+        assert time.monotonic() < deadline, "the published port never streamed"
+        time.sleep(0.2)
+    try:
+        def read(count):
+            got = 0
+            while got < count:
+                chunk = client.recv(65536)
+                assert chunk, f"the stream ended after {got} bytes"
+                got += len(chunk)
+        read(1 << 20)
+        pid = up.agent_pid()
+        time.sleep(1)  # the socket buffers and the channel's window fill
+        before = cpu_ticks(pid)
+        time.sleep(5)
+        spent = (cpu_ticks(pid) - before) / os.sysconf("SC_CLK_TCK")
+        assert spent < 1.5, f"the agent used {spent:.1f} s of CPU in 5 s while a client did not read"
+        read(8 << 20)
+    finally:
+        client.close()
+        up.docker("rm", "-f", container)
+
+
 def test_busy_host_ports_are_reported_and_the_others_forwarded(up, busybox):
     holder = socket.socket()
     holder.bind(("127.0.0.1", 0))
