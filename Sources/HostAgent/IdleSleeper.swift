@@ -33,8 +33,11 @@ final class IdleSleeper: @unchecked Sendable {
     private var session: Session?
     private var nextSleepingLook = Date.distantPast
 
-    /// A guest found busy is looked at again after this long.
-    static let busyRecheck: TimeInterval = 10
+    /// A guest found busy is looked at again after this long. Most often it was only finishing
+    /// what the last client started (a container's end, the engine's cleanup), so it sleeps
+    /// soon after; a look costs the guest one second of `grep` and `sleep`, and is only made
+    /// while no client is connected.
+    static let busyRecheck: TimeInterval = 5
     /// How long free page reporting gets to hand the dropped cache to the host.
     static let releaseWait: TimeInterval = 2
     /// How often a sleeping domain is looked at (woken by someone else: `virsh resume`).
