@@ -152,6 +152,8 @@ public final class Agent {
     var loggedFailures = Set<String>()
     /// Filled by the watcher thread, emptied by the loop.
     var mailbox: Mailbox?
+    /// Called on the watcher's thread each time the engine's running containers changed.
+    var containersChanged: (@Sendable () -> Void)?
     var automaticForwards: [PortForward] = []
     var wakePipe: [Int32] = [-1, -1]
     var lastHeard = Date()

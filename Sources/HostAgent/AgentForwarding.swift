@@ -18,7 +18,8 @@ extension Agent {
         reconcile()
         let mailbox = Mailbox(wakeFD: wakePipe[1])
         self.mailbox = mailbox
-        EngineWatcher(guest: guest, report: { mailbox.put($0) }, log: log).start()
+        let changed = containersChanged
+        EngineWatcher(guest: guest, report: { mailbox.put($0); changed?() }, log: log).start()
     }
 
     func reloadConfig() {

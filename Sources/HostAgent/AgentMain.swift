@@ -53,7 +53,10 @@ public enum AgentMain {
             sleeper.start()
         }
         startResolver(process)
-        DiskWatcher(guest: guest, destination: process.files.dataDiskUsage, log: AgentProcess.log).start()
+        let disk = DiskWatcher(guest: guest, destination: process.files.dataDiskUsage, log: AgentProcess.log)
+        disk.start()
+        // A container that ended may have filled the disk: `status` says so at once.
+        forwarder.containersChanged = { disk.measureSoon() }
         if let config = try? loadConfig() {
             ShareEventForwarder(guest: agent.guest, shares: config.mounts, machineHome: Paths().home.path, log: AgentProcess.log).start()
         }

@@ -3,14 +3,21 @@ import HostOS
 import MachineCore
 import SSH
 
-/// Measures the data disk in the guest every DataDiskUsage.interval seconds, for `status`,
-/// `ls` and `up` to warn from (disk.json). On a thread with a blocking SSH session of its own,
-/// kept between measurements (a new one costs an emulated guest more than the command).
+/// Measures the data disk in the guest every DataDiskUsage.interval seconds, and soon after
+/// containers start or end (what one wrote may have filled it), for `status`, `ls` and `up` to
+/// warn from (disk.json). On a thread with a blocking SSH session of its own, kept between
+/// measurements (a new one costs an emulated guest more than the command).
 final class DiskWatcher: @unchecked Sendable {
     let guest: GuestSSH
     let destination: URL
     let log: (String) -> Void
     private var warned = false
+    private let turn = Condition()
+    private var asked = false
+
+    /// A burst of containers ending is measured once: asked again within this long, the next
+    /// measurement waits for it.
+    static let leastGap: TimeInterval = 5
 
     init(guest: GuestSSH, destination: URL, log: @escaping (String) -> Void) {
         self.guest = guest
@@ -21,8 +28,12 @@ final class DiskWatcher: @unchecked Sendable {
     func start() {
         Threads.detach { [self] in
             var session: Session?
+            var last = Date.distantPast
             while true {
-                Threads.sleep(session == nil ? 5 : DataDiskUsage.interval)
+                waitForTurn(session == nil ? 5 : DataDiskUsage.interval)
+                let since = Date().timeIntervalSince(last)
+                if since < Self.leastGap { Threads.sleep(Self.leastGap - since) }
+                last = Date()
                 do throws(MachineError) {
                     let current: Session
                     if let session {
@@ -51,5 +62,26 @@ final class DiskWatcher: @unchecked Sendable {
                 }
             }
         }
+    }
+
+    /// Asks for a measurement now rather than at the end of the interval.
+    func measureSoon() {
+        turn.lock()
+        asked = true
+        turn.signal()
+        turn.unlock()
+    }
+
+    /// Waits `seconds`, or until a measurement is asked for.
+    private func waitForTurn(_ seconds: TimeInterval) {
+        let until = Date().addingTimeInterval(seconds)
+        turn.lock()
+        defer { turn.unlock() }
+        while !asked {
+            let left = until.timeIntervalSinceNow
+            guard left > 0 else { break }
+            _ = turn.wait(seconds: left)
+        }
+        asked = false
     }
 }
