@@ -90,15 +90,24 @@ def tail(path, lines=40):
 
 
 def machine_logs(home, lines=30):
-    """The last lines of the console and agent logs of every machine of a MACHINE_HOME: a
-    failed machine command's message carries them, since teardown removes the machine (and
-    its logs) before anyone could read them."""
+    """The last lines of the console and agent logs of every machine of a MACHINE_HOME, and of
+    QEMU's log of its latest run: a failed machine command's message carries them, since
+    teardown removes the machine (and its logs) before anyone could read them."""
     parts = []
     for log in sorted(Path(home).glob("machines/*/console.log")) + sorted(Path(home).glob("machines/*/agent.log")):
         text = tail(log, lines)
         if text is None:
             continue
         parts.append(f"\n--- {log.parent.name}: {log.name} (last lines) ---\n{text}")
+    # A boot that printed nothing on its console left its story in QEMU's log (libvirt's).
+    for folder in sorted(Path(home).glob("machines/*")):
+        try:
+            qemu = subprocess.run([str(machine_binary()), "logs", "--qemu", folder.name], capture_output=True, text=True,
+                                  env=dict(os.environ, MACHINE_HOME=str(home)), timeout=60)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if qemu.returncode == 0 and qemu.stdout.strip():
+            parts.append(f"\n--- {folder.name}: QEMU's log (last lines) ---\n" + "\n".join(qemu.stdout.splitlines()[-lines:]))
     return "".join(parts)
 
 
