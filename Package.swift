@@ -15,7 +15,7 @@ let package = Package(
     ],
     targets: [
         // C APIs, imported only by their Swift wrappers.
-        .systemLibrary(name: "CLibvirt", pkgConfig: "libvirt", providers: [.apt(["libvirt-dev"])]),
+        .systemLibrary(name: "CLibvirt", providers: [.apt(["libvirt-dev"])]),
         .systemLibrary(name: "CLibSSH2", pkgConfig: "libssh2", providers: [.apt(["libssh2-1-dev"])]),
         // Swift wrappers: one class per C handle, typed errors, no raw pointers leave them.
         .target(name: "Virt", dependencies: ["CLibvirt"]),

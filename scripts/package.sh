@@ -127,7 +127,8 @@ install -m 644 packaging/debian/lintian-overrides "$root/usr/share/lintian/overr
 install -m 755 packaging/debian/postinst packaging/debian/prerm "$root/DEBIAN/"
 chmod -R u+rwX,go+rX,go-w "$root"
 
-# Depends: the libraries the binary links, as dpkg-shlibdeps finds them, then what it runs.
+# Depends: the libraries the binary links, as dpkg-shlibdeps finds them (libvirt0, which the
+# binary opens itself at its first connection, is named in control.in), then what it runs.
 mkdir -p "$work/debian"
 printf 'Source: machine\n\nPackage: machine\nArchitecture: amd64\n' >"$work/debian/control"
 shlibs=$(cd "$work" && dpkg-shlibdeps -O "-e$root/usr/bin/machine" 2>/dev/null | sed -n 's/^shlibs:Depends=//p')

@@ -10,8 +10,9 @@ public final class Connection {
     public let uri: String
 
     public init(uri: String) throws(LibvirtError) {
+        try Libvirt.require()
         _ = silenceLibvirtPrinter
-        guard let handle = virConnectOpen(uri) else {
+        guard let handle = lv.virConnectOpen(uri) else {
             throw LibvirtError.last("connecting to \(uri)")
         }
         self.handle = handle
@@ -19,12 +20,12 @@ public final class Connection {
     }
 
     deinit {
-        virConnectClose(handle)
+        _ = lv.virConnectClose(handle)
     }
 
     /// The driver's name, e.g. "QEMU" or "Test".
     public func hypervisorType() throws(LibvirtError) -> String {
-        guard let name = virConnectGetType(handle) else {
+        guard let name = lv.virConnectGetType(handle) else {
             throw LibvirtError.last("asking \(uri) for its hypervisor type")
         }
         return String(cString: name)
@@ -33,7 +34,7 @@ public final class Connection {
     /// The daemon's libvirt version as major.minor.micro.
     public func libvirtVersion() throws(LibvirtError) -> String {
         var version: UInt = 0
-        guard virConnectGetLibVersion(handle, &version) == 0 else {
+        guard lv.virConnectGetLibVersion(handle, &version) == 0 else {
             throw LibvirtError.last("asking \(uri) for its version")
         }
         return "\(version / 1_000_000).\(version / 1000 % 1000).\(version % 1000)"
@@ -41,7 +42,7 @@ public final class Connection {
 
     /// The host's capabilities XML: its CPU and which guests (qemu, kvm) its QEMU can run.
     public func capabilities() throws(LibvirtError) -> String {
-        guard let xml = virConnectGetCapabilities(handle) else {
+        guard let xml = lv.virConnectGetCapabilities(handle) else {
             throw LibvirtError.last("asking \(uri) for its capabilities")
         }
         defer { free(xml) }
@@ -51,7 +52,7 @@ public final class Connection {
     /// Names of every domain the connection knows, running or not.
     public func domainNames() throws(LibvirtError) -> [String] {
         var domains: UnsafeMutablePointer<virDomainPtr?>?
-        let count = virConnectListAllDomains(handle, &domains, 0)
+        let count = lv.virConnectListAllDomains(handle, &domains, 0)
         guard count >= 0, let domains else {
             throw LibvirtError.last("listing the domains of \(uri)")
         }
@@ -59,8 +60,8 @@ public final class Connection {
         var names: [String] = []
         for index in 0..<Int(count) {
             guard let domain = domains[index] else { continue }
-            if let name = virDomainGetName(domain) { names.append(String(cString: name)) }
-            virDomainFree(domain)
+            if let name = lv.virDomainGetName(domain) { names.append(String(cString: name)) }
+            _ = lv.virDomainFree(domain)
         }
         return names.sorted()
     }

@@ -14,7 +14,7 @@ public final class Domain {
     }
 
     deinit {
-        virDomainFree(handle)
+        _ = lv.virDomainFree(handle)
     }
 
     public enum State: String, Sendable, Codable {
@@ -22,13 +22,13 @@ public final class Domain {
     }
 
     public var name: String {
-        virDomainGetName(handle).map { String(cString: $0) } ?? ""
+        lv.virDomainGetName(handle).map { String(cString: $0) } ?? ""
     }
 
     /// libvirt's UUID of the domain: a domain defined anew under the same name has another.
     public var uuid: String {
         var text = [CChar](repeating: 0, count: Int(VIR_UUID_STRING_BUFLEN))
-        guard virDomainGetUUIDString(handle, &text) == 0 else { return "" }
+        guard lv.virDomainGetUUIDString(handle, &text) == 0 else { return "" }
         return String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
@@ -53,7 +53,7 @@ public final class Domain {
     public func status() throws(LibvirtError) -> Status {
         var state: Int32 = 0
         var reason: Int32 = 0
-        guard virDomainGetState(handle, &state, &reason, 0) == 0 else {
+        guard lv.virDomainGetState(handle, &state, &reason, 0) == 0 else {
             throw LibvirtError.last("reading the state of \(name)")
         }
         return Self.status(state: state, reason: reason)
@@ -90,7 +90,7 @@ public final class Domain {
 
     /// Whether QEMU runs for it (running, paused, shutting down, crashed-but-kept, pmsuspended).
     public func isActive() throws(LibvirtError) -> Bool {
-        let active = virDomainIsActive(handle)
+        let active = lv.virDomainIsActive(handle)
         guard active >= 0 else { throw LibvirtError.last("asking whether \(name) runs") }
         return active == 1
     }
@@ -98,50 +98,50 @@ public final class Domain {
     /// Saves the running guest's memory and devices to a file libvirt keeps, and stops its
     /// QEMU; the next `start` restores it (libvirt's "managed save").
     public func managedSave() throws(LibvirtError) {
-        guard virDomainManagedSave(handle, 0) == 0 else { throw LibvirtError.last("saving \(name)") }
+        guard lv.virDomainManagedSave(handle, 0) == 0 else { throw LibvirtError.last("saving \(name)") }
     }
 
     /// Whether a managed save waits to be restored by the next `start`.
     public func hasManagedSave() throws(LibvirtError) -> Bool {
-        let has = virDomainHasManagedSaveImage(handle, 0)
+        let has = lv.virDomainHasManagedSaveImage(handle, 0)
         guard has >= 0 else { throw LibvirtError.last("asking whether \(name) has a saved state") }
         return has == 1
     }
 
     /// Throws a managed save away: the next `start` boots afresh.
     public func removeManagedSave() throws(LibvirtError) {
-        guard virDomainManagedSaveRemove(handle, 0) == 0 else { throw LibvirtError.last("removing the saved state of \(name)") }
+        guard lv.virDomainManagedSaveRemove(handle, 0) == 0 else { throw LibvirtError.last("removing the saved state of \(name)") }
     }
 
     /// Stops the domain's CPUs, keeping its QEMU (libvirt's reason: "user").
     public func suspend() throws(LibvirtError) {
-        guard virDomainSuspend(handle) == 0 else { throw LibvirtError.last("pausing \(name)") }
+        guard lv.virDomainSuspend(handle) == 0 else { throw LibvirtError.last("pausing \(name)") }
     }
 
     /// Lets the CPUs of a paused domain run again.
     public func resume() throws(LibvirtError) {
-        guard virDomainResume(handle) == 0 else { throw LibvirtError.last("resuming \(name)") }
+        guard lv.virDomainResume(handle) == 0 else { throw LibvirtError.last("resuming \(name)") }
     }
 
     /// Boots a defined domain.
     public func start() throws(LibvirtError) {
-        guard virDomainCreate(handle) == 0 else { throw LibvirtError.last("starting \(name)") }
+        guard lv.virDomainCreate(handle) == 0 else { throw LibvirtError.last("starting \(name)") }
     }
 
     /// Asks the guest to power off (ACPI power button); returns at once.
     public func shutdown() throws(LibvirtError) {
-        guard virDomainShutdown(handle) == 0 else { throw LibvirtError.last("shutting down \(name)") }
+        guard lv.virDomainShutdown(handle) == 0 else { throw LibvirtError.last("shutting down \(name)") }
     }
 
     /// Pulls the plug.
     public func destroy() throws(LibvirtError) {
-        guard virDomainDestroy(handle) == 0 else { throw LibvirtError.last("stopping \(name)") }
+        guard lv.virDomainDestroy(handle) == 0 else { throw LibvirtError.last("stopping \(name)") }
     }
 
     /// Removes the definition, and a saved state libvirt may keep for it (a domain that still
     /// runs becomes transient and goes away when it stops).
     public func undefine() throws(LibvirtError) {
-        guard virDomainUndefineFlags(handle, UInt32(VIR_DOMAIN_UNDEFINE_MANAGED_SAVE.rawValue)) == 0 else {
+        guard lv.virDomainUndefineFlags(handle, UInt32(VIR_DOMAIN_UNDEFINE_MANAGED_SAVE.rawValue)) == 0 else {
             throw LibvirtError.last("removing the definition of \(name)")
         }
     }
@@ -151,7 +151,7 @@ public final class Domain {
     /// running one where it runs.
     public func metadata(namespace: String, persistent: Bool = false) throws(LibvirtError) -> String? {
         let flags = persistent ? UInt32(VIR_DOMAIN_AFFECT_CONFIG.rawValue) : 0
-        guard let text = virDomainGetMetadata(handle, Int32(VIR_DOMAIN_METADATA_ELEMENT.rawValue), namespace, flags) else {
+        guard let text = lv.virDomainGetMetadata(handle, Int32(VIR_DOMAIN_METADATA_ELEMENT.rawValue), namespace, flags) else {
             let error = LibvirtError.last("reading the metadata of \(name)")
             if error.code == Int32(VIR_ERR_NO_DOMAIN_METADATA.rawValue) { return nil }
             throw error
@@ -165,14 +165,14 @@ public final class Domain {
     public func setMetadata(_ xml: String, key: String, namespace: String) throws(LibvirtError) {
         var flags = UInt32(VIR_DOMAIN_AFFECT_CONFIG.rawValue)
         if try isActive() { flags |= UInt32(VIR_DOMAIN_AFFECT_LIVE.rawValue) }
-        guard virDomainSetMetadata(handle, Int32(VIR_DOMAIN_METADATA_ELEMENT.rawValue), xml, key, namespace, flags) == 0 else {
+        guard lv.virDomainSetMetadata(handle, Int32(VIR_DOMAIN_METADATA_ELEMENT.rawValue), xml, key, namespace, flags) == 0 else {
             throw LibvirtError.last("writing the metadata of \(name)")
         }
     }
 
     /// The domain's XML as libvirt stores it.
     public func xml() throws(LibvirtError) -> String {
-        guard let text = virDomainGetXMLDesc(handle, 0) else {
+        guard let text = lv.virDomainGetXMLDesc(handle, 0) else {
             throw LibvirtError.last("reading the definition of \(name)")
         }
         defer { free(text) }
@@ -184,7 +184,7 @@ public final class Domain {
     /// tainted ("custom-monitor"), as the <qemu:commandline> it already has does.
     public func humanMonitorCommand(_ command: String) throws(LibvirtError) -> String {
         var result: UnsafeMutablePointer<CChar>?
-        guard virDomainQemuMonitorCommand(handle, command, &result, UInt32(VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP.rawValue)) == 0 else {
+        guard lv.virDomainQemuMonitorCommand(handle, command, &result, UInt32(VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP.rawValue)) == 0 else {
             throw LibvirtError.last("asking QEMU's monitor of \(name)")
         }
         defer { free(result) }
@@ -195,7 +195,7 @@ public final class Domain {
 extension Connection {
     /// Defines (or redefines) a persistent domain from XML.
     public func define(xml: String) throws(LibvirtError) -> Domain {
-        guard let handle = virDomainDefineXML(self.handle, xml) else {
+        guard let handle = lv.virDomainDefineXML(self.handle, xml) else {
             throw LibvirtError.last("defining a domain")
         }
         return Domain(handle: handle, connection: self)
@@ -203,7 +203,7 @@ extension Connection {
 
     /// The domain with this name, or nil if libvirt has none.
     public func domain(named name: String) throws(LibvirtError) -> Domain? {
-        if let handle = virDomainLookupByName(self.handle, name) {
+        if let handle = lv.virDomainLookupByName(self.handle, name) {
             return Domain(handle: handle, connection: self)
         }
         let error = LibvirtError.last("looking up \(name)")

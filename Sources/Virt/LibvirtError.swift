@@ -19,14 +19,18 @@ public struct LibvirtError: Error, CustomStringConvertible, Sendable {
     /// call clears the last error first, which left "unknown libvirt error" in its place.
     static func last(_ operation: @autoclosure () -> String) -> LibvirtError {
         var raw = virError()
-        guard virCopyLastError(&raw) >= 0 else {
+        guard lv.virCopyLastError(&raw) >= 0 else {
             return LibvirtError(code: 0, domain: 0, message: "unknown libvirt error", operation: operation())
         }
-        defer { virResetError(&raw) }
+        defer { lv.virResetError(&raw) }
         let text = raw.message.map { String(cString: $0) } ?? "unknown libvirt error"
         let code = raw.code, domain = raw.domain
         return LibvirtError(code: code, domain: domain, message: text, operation: operation())
     }
+
+    /// The code of an error that is not libvirt's: its client library could not be opened
+    /// (libvirt's own codes are not negative).
+    public static let libraryUnusable: Int32 = -1
 
     public var isConnectionFailure: Bool {
         code == Int32(VIR_ERR_NO_CONNECT.rawValue) || code == Int32(VIR_ERR_SYSTEM_ERROR.rawValue)
@@ -35,5 +39,5 @@ public struct LibvirtError: Error, CustomStringConvertible, Sendable {
 
 /// libvirt prints every error to stderr by default; we report errors ourselves, once.
 let silenceLibvirtPrinter: Void = {
-    virSetErrorFunc(nil) { _, _ in }
+    lv.virSetErrorFunc(nil) { _, _ in }
 }()

@@ -17,37 +17,37 @@ public final class StoragePool {
     }
 
     deinit {
-        virStoragePoolFree(handle)
+        _ = lv.virStoragePoolFree(handle)
     }
 
     public var name: String {
-        virStoragePoolGetName(handle).map { String(cString: $0) } ?? ""
+        lv.virStoragePoolGetName(handle).map { String(cString: $0) } ?? ""
     }
 
     /// Whether it is started (libvirt serves its volumes only then).
     public func isActive() throws(LibvirtError) -> Bool {
-        let active = virStoragePoolIsActive(handle)
+        let active = lv.virStoragePoolIsActive(handle)
         guard active >= 0 else { throw LibvirtError.last("asking whether the pool \(name) is started") }
         return active == 1
     }
 
     /// Starts a defined pool that is not running (as after the libvirt host rebooted).
     public func start() throws(LibvirtError) {
-        guard virStoragePoolCreate(handle, 0) == 0 else {
+        guard lv.virStoragePoolCreate(handle, 0) == 0 else {
             throw LibvirtError.last("starting the storage pool \(name)")
         }
     }
 
     /// Reads the folder again, so volumes made outside libvirt are seen.
     public func refresh() throws(LibvirtError) {
-        guard virStoragePoolRefresh(handle, 0) == 0 else {
+        guard lv.virStoragePoolRefresh(handle, 0) == 0 else {
             throw LibvirtError.last("refreshing the storage pool \(name)")
         }
     }
 
     /// The folder on the libvirt host, from the pool's own definition.
     public func path() throws(LibvirtError) -> String? {
-        guard let xml = virStoragePoolGetXMLDesc(handle, 0) else {
+        guard let xml = lv.virStoragePoolGetXMLDesc(handle, 0) else {
             throw LibvirtError.last("reading the definition of the storage pool \(name)")
         }
         defer { free(xml) }
@@ -60,18 +60,18 @@ public final class StoragePool {
 
     /// Stops it and forgets it; its folder and files stay on the libvirt host.
     public func destroyAndUndefine() throws(LibvirtError) {
-        if try isActive(), virStoragePoolDestroy(handle) != 0 {
+        if try isActive(), lv.virStoragePoolDestroy(handle) != 0 {
             throw LibvirtError.last("stopping the storage pool \(name)")
         }
         // A transient pool is gone once stopped; only a defined one can be undefined.
-        if virStoragePoolIsPersistent(handle) == 1, virStoragePoolUndefine(handle) != 0 {
+        if lv.virStoragePoolIsPersistent(handle) == 1, lv.virStoragePoolUndefine(handle) != 0 {
             throw LibvirtError.last("removing the storage pool \(name)")
         }
     }
 
     /// The volume of that name, or nil if the pool has none.
     public func volume(named name: String) throws(LibvirtError) -> StorageVolume? {
-        guard let volume = virStorageVolLookupByName(handle, name) else {
+        guard let volume = lv.virStorageVolLookupByName(handle, name) else {
             let error = LibvirtError.last("looking for the volume \(name) in the pool \(self.name)")
             if error.code == Int32(VIR_ERR_NO_STORAGE_VOL.rawValue) { return nil }
             throw error
@@ -82,7 +82,7 @@ public final class StoragePool {
     /// Names of the volumes in it, sorted.
     public func volumeNames() throws(LibvirtError) -> [String] {
         var volumes: UnsafeMutablePointer<virStorageVolPtr?>?
-        let count = virStoragePoolListAllVolumes(handle, &volumes, 0)
+        let count = lv.virStoragePoolListAllVolumes(handle, &volumes, 0)
         guard count >= 0, let volumes else {
             throw LibvirtError.last("listing the volumes of the pool \(name)")
         }
@@ -90,8 +90,8 @@ public final class StoragePool {
         var names: [String] = []
         for index in 0..<Int(count) {
             guard let volume = volumes[index] else { continue }
-            if let name = virStorageVolGetName(volume) { names.append(String(cString: name)) }
-            virStorageVolFree(volume)
+            if let name = lv.virStorageVolGetName(volume) { names.append(String(cString: name)) }
+            _ = lv.virStorageVolFree(volume)
         }
         return names.sorted()
     }
@@ -111,7 +111,7 @@ public final class StoragePool {
             <allocation unit='bytes'>0</allocation><target><format type='\(format.rawValue)'/>\
             <permissions><mode>0600</mode></permissions></target></volume>
             """
-        guard let volume = virStorageVolCreateXML(handle, xml, 0) else {
+        guard let volume = lv.virStorageVolCreateXML(handle, xml, 0) else {
             throw LibvirtError.last("making the volume \(name) in the pool \(self.name)")
         }
         return StorageVolume(handle: volume, pool: self)
@@ -126,7 +126,7 @@ public final class StoragePool {
 extension Connection {
     /// The pool of that name, or nil if the libvirt host has none.
     public func storagePool(named name: String) throws(LibvirtError) -> StoragePool? {
-        guard let pool = virStoragePoolLookupByName(handle, name) else {
+        guard let pool = lv.virStoragePoolLookupByName(handle, name) else {
             let error = LibvirtError.last("looking for the storage pool \(name) on \(uri)")
             if error.code == Int32(VIR_ERR_NO_STORAGE_POOL.rawValue) { return nil }
             throw error
@@ -145,17 +145,17 @@ extension Connection {
             """
         let operation = "making the storage pool \(name) at \(path) on \(uri)"
         guard persistent else {
-            guard let pool = virStoragePoolCreateXML(handle, xml, UInt32(VIR_STORAGE_POOL_CREATE_WITH_BUILD.rawValue)) else {
+            guard let pool = lv.virStoragePoolCreateXML(handle, xml, UInt32(VIR_STORAGE_POOL_CREATE_WITH_BUILD.rawValue)) else {
                 throw LibvirtError.last(operation)
             }
             return StoragePool(handle: pool, connection: self)
         }
-        guard let defined = virStoragePoolDefineXML(handle, xml, 0) else { throw LibvirtError.last(operation) }
+        guard let defined = lv.virStoragePoolDefineXML(handle, xml, 0) else { throw LibvirtError.last(operation) }
         let pool = StoragePool(handle: defined, connection: self)
-        guard virStoragePoolCreate(defined, UInt32(VIR_STORAGE_POOL_CREATE_WITH_BUILD.rawValue)) == 0,
-              virStoragePoolSetAutostart(defined, 1) == 0 else {
+        guard lv.virStoragePoolCreate(defined, UInt32(VIR_STORAGE_POOL_CREATE_WITH_BUILD.rawValue)) == 0,
+              lv.virStoragePoolSetAutostart(defined, 1) == 0 else {
             let error = LibvirtError.last(operation)
-            virStoragePoolUndefine(defined)
+            _ = lv.virStoragePoolUndefine(defined)
             throw error
         }
         return pool

@@ -19,16 +19,16 @@ public final class StorageVolume {
     }
 
     deinit {
-        virStorageVolFree(handle)
+        _ = lv.virStorageVolFree(handle)
     }
 
     public var name: String {
-        virStorageVolGetName(handle).map { String(cString: $0) } ?? ""
+        lv.virStorageVolGetName(handle).map { String(cString: $0) } ?? ""
     }
 
     /// Its path on the libvirt host: what a domain definition there names.
     public func path() throws(LibvirtError) -> String {
-        guard let path = virStorageVolGetPath(handle) else {
+        guard let path = lv.virStorageVolGetPath(handle) else {
             throw LibvirtError.last("asking for the path of the volume \(name)")
         }
         defer { free(path) }
@@ -38,7 +38,7 @@ public final class StorageVolume {
     /// Its size as the guest sees it, in bytes.
     public func capacity() throws(LibvirtError) -> UInt64 {
         var info = virStorageVolInfo()
-        guard virStorageVolGetInfo(handle, &info) == 0 else {
+        guard lv.virStorageVolGetInfo(handle, &info) == 0 else {
             throw LibvirtError.last("reading the size of the volume \(name)")
         }
         return UInt64(info.capacity)
@@ -48,18 +48,18 @@ public final class StorageVolume {
     /// whose guest trims holds less than its length).
     public func fileSpace() throws(LibvirtError) -> (lengthBytes: UInt64, heldBytes: UInt64) {
         var info = virStorageVolInfo()
-        guard virStorageVolGetInfo(handle, &info) == 0 else {
+        guard lv.virStorageVolGetInfo(handle, &info) == 0 else {
             throw LibvirtError.last("reading the allocation of the volume \(name)")
         }
         var physical = virStorageVolInfo()
-        let length = virStorageVolGetInfoFlags(handle, &physical, UInt32(VIR_STORAGE_VOL_GET_PHYSICAL.rawValue)) == 0
+        let length = lv.virStorageVolGetInfoFlags(handle, &physical, UInt32(VIR_STORAGE_VOL_GET_PHYSICAL.rawValue)) == 0
             ? UInt64(physical.allocation) : UInt64(info.capacity)
         return (length, UInt64(info.allocation))
     }
 
     /// Removes it from the libvirt host.
     public func delete() throws(LibvirtError) {
-        guard virStorageVolDelete(handle, 0) == 0 else {
+        guard lv.virStorageVolDelete(handle, 0) == 0 else {
             throw LibvirtError.last("removing the volume \(name)")
         }
     }
@@ -78,9 +78,9 @@ public final class StorageVolume {
         var info = stat()
         guard fstat(descriptor, &info) == 0 else { throw systemError() }
         let size = UInt64(info.st_size)
-        guard let stream = virStreamNew(pool.connection.handle, 0) else { throw LibvirtError.last(operation) }
-        defer { virStreamFree(stream) }
-        guard virStorageVolUpload(handle, stream, 0, size, UInt32(VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM.rawValue)) == 0 else {
+        guard let stream = lv.virStreamNew(pool.connection.handle, 0) else { throw LibvirtError.last(operation) }
+        defer { _ = lv.virStreamFree(stream) }
+        guard lv.virStorageVolUpload(handle, stream, 0, size, UInt32(VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM.rawValue)) == 0 else {
             throw LibvirtError.last(operation)
         }
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
@@ -95,7 +95,7 @@ public final class StorageVolume {
                     data = off_t(size)
                 }
                 if UInt64(data) > position {
-                    guard virStreamSendHole(stream, Int64(UInt64(data) - position), 0) == 0 else { throw LibvirtError.last(operation) }
+                    guard lv.virStreamSendHole(stream, Int64(UInt64(data) - position), 0) == 0 else { throw LibvirtError.last(operation) }
                     position = UInt64(data)
                     progress(position)
                     continue
@@ -110,7 +110,7 @@ public final class StorageVolume {
                     var offset = 0
                     while offset < count {
                         let written = buffer.withUnsafeBytes { bytes in
-                            virStreamSend(stream, bytes.baseAddress!.advanced(by: offset).assumingMemoryBound(to: CChar.self), count - offset)
+                            lv.virStreamSend(stream, bytes.baseAddress!.advanced(by: offset).assumingMemoryBound(to: CChar.self), count - offset)
                         }
                         guard written > 0 else { throw LibvirtError.last(operation) }
                         offset += Int(written)
@@ -121,15 +121,15 @@ public final class StorageVolume {
                 }
             }
         } catch {
-            virStreamAbort(stream)
+            _ = lv.virStreamAbort(stream)
             throw error
         }
-        guard virStreamFinish(stream) == 0 else { throw LibvirtError.last(operation) }
+        guard lv.virStreamFinish(stream) == 0 else { throw LibvirtError.last(operation) }
     }
 
     /// Grows it to `capacity` bytes (a qcow2 data disk: the guest sees the new size at its next boot).
     public func resize(to capacity: UInt64) throws(LibvirtError) {
-        guard virStorageVolResize(handle, capacity, 0) == 0 else {
+        guard lv.virStorageVolResize(handle, capacity, 0) == 0 else {
             throw LibvirtError.last("growing the volume \(name) to \(capacity) bytes")
         }
     }
@@ -138,24 +138,24 @@ public final class StorageVolume {
     /// files, and what a log file on the libvirt host gained since the last read).
     public func download(from offset: UInt64 = 0) throws(LibvirtError) -> Data {
         let operation = "downloading the volume \(name)"
-        guard let stream = virStreamNew(pool.connection.handle, 0) else { throw LibvirtError.last(operation) }
-        defer { virStreamFree(stream) }
-        guard virStorageVolDownload(handle, stream, offset, 0, 0) == 0 else { throw LibvirtError.last(operation) }
+        guard let stream = lv.virStreamNew(pool.connection.handle, 0) else { throw LibvirtError.last(operation) }
+        defer { _ = lv.virStreamFree(stream) }
+        guard lv.virStorageVolDownload(handle, stream, offset, 0, 0) == 0 else { throw LibvirtError.last(operation) }
         var data = Data()
         var buffer = [UInt8](repeating: 0, count: 1 << 16)
         while true {
             let count = buffer.withUnsafeMutableBytes { bytes in
-                virStreamRecv(stream, bytes.baseAddress!.assumingMemoryBound(to: CChar.self), bytes.count)
+                lv.virStreamRecv(stream, bytes.baseAddress!.assumingMemoryBound(to: CChar.self), bytes.count)
             }
             if count == 0 { break }
             guard count > 0 else {
                 let error = LibvirtError.last(operation)
-                virStreamAbort(stream)
+                _ = lv.virStreamAbort(stream)
                 throw error
             }
             data.append(contentsOf: buffer[0..<Int(count)])
         }
-        guard virStreamFinish(stream) == 0 else { throw LibvirtError.last(operation) }
+        guard lv.virStreamFinish(stream) == 0 else { throw LibvirtError.last(operation) }
         return data
     }
 }

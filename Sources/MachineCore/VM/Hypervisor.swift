@@ -24,6 +24,8 @@ public final class Hypervisor {
         self.remote = remote
         do {
             connection = try Connection(uri: uri)
+        } catch where error.code == LibvirtError.libraryUnusable {
+            throw MachineError(error.message, hint: "install it with `apt-get install libvirt0` (in a source checkout, scripts/host-setup.sh installs all machine needs)")
         } catch {
             throw MachineError(
                 "cannot reach libvirt at \(uri): \(error.message)",
