@@ -18,10 +18,23 @@ final class AgentLifeline: @unchecked Sendable {
     private let lock = Lock()
     private var lastPaused: Date?
     private var replaced = false
+    /// When a session last received anything from the guest (its sshd speaks every second or
+    /// two by itself): a watch through the helper asks libvirt only after a silence.
+    private var lastWord = Date()
+    /// Whether the agent's own sleep has the domain paused (`follow(sleeper:)`).
+    private var agentSleeps: () -> Bool = { false }
 
     /// How often the lock file and the domain are looked at.
     static let lockInterval: TimeInterval = 2
     static let domainInterval: TimeInterval = 3
+    /// How long a look that found the domain paused counts: until the next look has answered.
+    /// Looks come every `domainInterval`, at a tick of `lockInterval` (every 4 s, then), and
+    /// one through the libvirt helper takes a moment more. Shorter, a guest paused for longer
+    /// than `AgentSession.unreachableAfter` lost its sessions in the gaps.
+    static let pauseSeenFor: TimeInterval = domainInterval + lockInterval + 1
+    /// Silence from the guest after which libvirt is asked whether it is paused, when it is
+    /// asked only then (a watch through the helper).
+    static let quietAfter: TimeInterval = 2
     /// Looks in a row that must find the domain stopped: a libvirt that is restoring or saving
     /// it reports it stopped for a moment.
     static let stoppedLooks = 2
@@ -50,11 +63,32 @@ final class AgentLifeline: @unchecked Sendable {
     func sawPause(since date: Date) -> Bool {
         lock.lock()
         defer { lock.unlock() }
-        return lastPaused.map { $0 >= date.addingTimeInterval(-Self.domainInterval) } ?? false
+        return lastPaused.map { $0 >= date.addingTimeInterval(-Self.pauseSeenFor) } ?? false
     }
 
     /// Whether the last look found it paused (its silence is no fault).
     var isPaused: Bool { sawPause(since: Date()) }
+
+    /// Takes the sleeper's word for a pause it made.
+    func follow(sleeper: IdleSleeper) {
+        lock.lock()
+        agentSleeps = { sleeper.isAsleep }
+        lock.unlock()
+    }
+
+    /// A session received something from the guest.
+    func guestSpoke() {
+        lock.lock()
+        lastWord = Date()
+        lock.unlock()
+    }
+
+    /// When the guest last said anything to either session.
+    var lastGuestWord: Date {
+        lock.lock()
+        defer { lock.unlock() }
+        return lastWord
+    }
 
     func start() {
         Threads.detach { [self] in
@@ -68,11 +102,22 @@ final class AgentLifeline: @unchecked Sendable {
                 }
                 if let watch, Date() >= nextDomainLook {
                     nextDomainLook = Date().addingTimeInterval(Self.domainInterval)
-                    switch watch.look() {
+                    // A guest that speaks runs; one silent a while may be paused by someone
+                    // else. One the agent's sleep paused is known to be, without asking.
+                    lock.lock()
+                    let sleeps = agentSleeps
+                    lock.unlock()
+                    let asleep = sleeps()
+                    let quiet = Date().timeIntervalSince(lastGuestWord) >= Self.quietAfter
+                    var sighting = watch.look(askLibvirt: quiet && !asleep)
+                    if asleep, sighting == .running { sighting = .paused }
+                    switch sighting {
                     case .gone(let why):
                         return end(why)
                     case .stopped:
                         stopped += 1
+                        // Through the helper, stopped is QEMU's end, which nothing undoes.
+                        if watch.asksThroughHelper { return end("its domain has stopped (its QEMU ended)") }
                         if stopped >= Self.stoppedLooks { return end("its domain has stopped") }
                     case .paused:
                         stopped = 0

@@ -47,7 +47,9 @@ public enum AgentMain {
         // On a libvirt it can pause (not in tests, which watch no domain).
         if let watch {
             let sleeper = IdleSleeper(guest: guest, watch: watch.twin(), files: process.files,
-                                      idleAfter: (try? loadConfig())?.idleSleepSeconds ?? 0, log: AgentProcess.log)
+                                      idleAfter: (try? loadConfig())?.idleSleepSeconds ?? 0,
+                                      lastGuestWord: { lifeline.lastGuestWord }, log: AgentProcess.log)
+            lifeline.follow(sleeper: sleeper)
             agent.sleeper = sleeper
             forwarder.sleeper = sleeper
             sleeper.start()

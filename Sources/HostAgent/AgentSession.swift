@@ -82,6 +82,7 @@ extension Agent {
     func watchGuestClock() {
         guard let session, session.bytesReceived != lastReceived else { return }
         let now = Date()
+        lifeline?.guestSpoke()
         let silence = now.timeIntervalSince(lastHeard)
         let slept = HostClock.suspendedSeconds() - suspendedAtLastWord
         lastReceived = session.bytesReceived

@@ -15,8 +15,8 @@ final class DiskWatcher: @unchecked Sendable {
     private let turn = Condition()
     private var asked = false
 
-    /// A burst of containers ending is measured once: asked again within this long, the next
-    /// measurement waits for it.
+    /// Measurements are at least this far apart: a burst of containers ending is measured at
+    /// most once every 5 s, however many ask.
     static let leastGap: TimeInterval = 5
 
     init(guest: GuestSSH, destination: URL, log: @escaping (String) -> Void) {

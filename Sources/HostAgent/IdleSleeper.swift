@@ -10,12 +10,15 @@ import SSH
 /// events) are not use. A guest whose CPUs work (a build, a container's job) is not idle.
 ///
 /// It decides on a thread of its own, with a blocking SSH session of its own for the guest's
-/// CPU, its page cache and its clock, and a libvirt connection of its own for the pause.
+/// CPU, its page cache and its clock, and a watch of its own for the pause (DomainWatch:
+/// through the libvirt helper for a machine on this host).
 final class IdleSleeper: @unchecked Sendable {
     let guest: GuestSSH
     let watch: DomainWatch
     let files: MachineFiles
     let log: (String) -> Void
+    /// When the guest last said anything to the agent's sessions (AgentLifeline).
+    let lastGuestWord: () -> Date
 
     private let condition = Condition()
     /// Seconds without use before it sleeps; 0 never.
@@ -40,15 +43,26 @@ final class IdleSleeper: @unchecked Sendable {
     static let busyRecheck: TimeInterval = 5
     /// How long free page reporting gets to hand the dropped cache to the host.
     static let releaseWait: TimeInterval = 2
-    /// How often a sleeping domain is looked at (woken by someone else: `virsh resume`).
+    /// How often a sleeping domain is looked at (woken by someone else: `virsh resume`,
+    /// `machine ssh`). Through the libvirt helper, only once the guest spoke again: a paused
+    /// guest says nothing, a resumed one's sshd speaks within a second or two.
     static let sleepingLook: TimeInterval = 2
 
-    init(guest: GuestSSH, watch: DomainWatch, files: MachineFiles, idleAfter: Int, log: @escaping (String) -> Void) {
+    init(guest: GuestSSH, watch: DomainWatch, files: MachineFiles, idleAfter: Int,
+         lastGuestWord: @escaping () -> Date = { .distantPast }, log: @escaping (String) -> Void) {
         self.guest = guest
         self.watch = watch
         self.files = files
         self.idleAfter = idleAfter
+        self.lastGuestWord = lastGuestWord
         self.log = log
+    }
+
+    /// Whether its sleep has the domain paused now.
+    var isAsleep: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return asleepSince != nil
     }
 
     // MARK: What the loops tell it
@@ -116,7 +130,7 @@ final class IdleSleeper: @unchecked Sendable {
         if let asleep {
             if let reason {
                 wake(why: reason, asleepSince: asleep)
-            } else if now >= nextSleepingLook {
+            } else if now >= nextSleepingLook, !watch.asksThroughHelper || lastGuestWord() > asleep.addingTimeInterval(1) {
                 nextSleepingLook = now.addingTimeInterval(Self.sleepingLook)
                 if watch.look() == .running { wake(why: "its domain was resumed by someone else", asleepSince: asleep) }
             }
@@ -124,13 +138,10 @@ final class IdleSleeper: @unchecked Sendable {
         }
         guard idle else { return }
         // Only a running guest falls asleep (one a user paused is theirs to resume), and only
-        // a quiet one.
-        guard watch.look() == .running, (guestCPUShare() ?? 0) <= IdleSleep.busyShareOfOneCPU else {
-            condition.lock()
-            nextCPULook = Date().addingTimeInterval(Self.busyRecheck)
-            condition.unlock()
-            return
-        }
+        // a quiet one. A guest that answered runs: libvirt is asked when it did not.
+        guard watch.look(askLibvirt: false) == .running else { return busy() }
+        let share = guestCPUShare()
+        guard (share ?? 0) <= IdleSleep.busyShareOfOneCPU, share != nil || watch.look() == .running else { return busy() }
         release()
         condition.lock()
         // A client that came meanwhile keeps it awake.
@@ -152,6 +163,13 @@ final class IdleSleeper: @unchecked Sendable {
             lastUse = Date()
             condition.unlock()
         }
+    }
+
+    /// Not now: looked at again after `busyRecheck`.
+    private func busy() {
+        condition.lock()
+        nextCPULook = Date().addingTimeInterval(Self.busyRecheck)
+        condition.unlock()
     }
 
     private func wake(why: String, asleepSince: Date) {

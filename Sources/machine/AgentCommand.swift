@@ -20,6 +20,12 @@ extension Machine {
         func run() throws {
             try perform { () throws(MachineError) in
                 let name = target.name, global = self.global
+                // A machine on this host: libvirt is asked through `machine agent-libvirt`
+                // processes, and never loaded here (LibvirtHelper says why).
+                if let local = try LocalAgentMachine(name: name, uri: try global.uri(for: name), paths: Paths(), executable: "/proc/self/exe") {
+                    return try AgentMain.serve(AgentProcess(name: name, files: local.files), guest: local.guest, udp: local.udp,
+                                               watch: local.watch, loadConfig: local.trustedConfig)
+                }
                 // The forwards it opens come from the config as machine wrote it, never from
                 // one a guest rewrote through a share (see Machines.trustedConfig).
                 let loadConfig = { () throws(MachineError) -> MachineConfig in try global.machines(for: name).trustedConfig(name) }

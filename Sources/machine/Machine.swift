@@ -15,7 +15,7 @@ struct Machine: ParsableCommand {
               69 a host program it needs is not installed (the hint names the package)
             """,
         version: "0.1.0",
-        subcommands: [Up.self, Create.self, Start.self, Stop.self, Restart.self, Suspend.self, Resume.self, Set.self, Upgrade.self, Rm.self, Ls.self, Status.self, Inspect.self, Ip.self, Logs.self, Ssh.self, SshConfig.self, Cp.self, Env.self, RegenerateCerts.self, Port.self, Image.self, Autostart.self, HostCheck.self, Agent.self]
+        subcommands: [Up.self, Create.self, Start.self, Stop.self, Restart.self, Suspend.self, Resume.self, Set.self, Upgrade.self, Rm.self, Ls.self, Status.self, Inspect.self, Ip.self, Logs.self, Ssh.self, SshConfig.self, Cp.self, Env.self, RegenerateCerts.self, Port.self, Image.self, Autostart.self, HostCheck.self, Agent.self, AgentLibvirt.self]
     )
 
     static func main() {

@@ -18,6 +18,12 @@ struct GlobalOptions: ParsableArguments {
     /// (kept in its config), so no command needs --connect again; a --connect that names
     /// another daemon is refused rather than acting on a machine that is not there.
     func machines(for name: String) throws(MachineError) -> Machines {
+        try Self.machines(uri: uri(for: name))
+    }
+
+    /// The URI of the daemon machine `name` lives on, checked against --connect as
+    /// `machines(for:)` does, without connecting.
+    func uri(for name: String) throws(MachineError) -> String {
         let paths = Paths()
         let recorded = try? MachineStore(paths: paths).config(name).connect
         if let recorded, let uri, uri != recorded {
@@ -26,7 +32,7 @@ struct GlobalOptions: ParsableArguments {
         if recorded == nil, let uri, MachineStore(paths: paths).exists(name), try RemoteLibvirt(uri: uri) != nil {
             throw MachineError("\(name) lives on this host, not \(uri)", hint: "leave out --connect, or give another name to make a machine there", kind: .usage)
         }
-        return try Self.machines(uri: recorded ?? Hypervisor.defaultURI(flag: uri))
+        return recorded ?? Hypervisor.defaultURI(flag: uri)
     }
 
     static func machines(uri: String) throws(MachineError) -> Machines {

@@ -203,9 +203,11 @@ def test_after_a_host_sleep_the_agent_sets_the_guest_clock(machine):
     # A host asleep stops the guest's CPUs and its clock with them; pausing the domain does the same.
     assert abs(guest_clock_offset(machine)) < 2
     logged = agent_log_length(machine)
-    # 15 s paused: three times the agent's threshold for a stall (Agent.stallThreshold, 5 s).
+    # 25 s paused: five times the agent's threshold for a stall (Agent.stallThreshold, 5 s),
+    # and longer than a silence that ends the sessions of a guest whose domain runs
+    # (AgentSession.unreachableAfter, 20 s): a paused one is waited for.
     virsh("suspend", machine.domain)
-    time.sleep(15)
+    time.sleep(25)
     virsh("resume", machine.domain)
     resumed = time.time()
     offset = None
@@ -215,7 +217,9 @@ def test_after_a_host_sleep_the_agent_sets_the_guest_clock(machine):
             break
         time.sleep(0.2)
     assert abs(offset) < 2, f"the guest clock is still {offset:.1f} s off, {time.time() - resumed:.1f} s after the resume"
-    assert "set the clock of default after" in agent_log_from(machine, logged)
+    log = agent_log_from(machine, logged)
+    assert "set the clock of default after" in log
+    assert "lost" not in log, log
     assert_engine_and_data(machine)
 
 

@@ -66,6 +66,10 @@ def test_lifecycle_as_an_ordinary_user_on_the_session_daemon(user):
         capture_output=True, text=True, timeout=60)
     assert login.returncode == 0, login.stderr
     assert login.stdout.strip() == "life"
+    # Its agent found the QEMU by the session daemon's pid file and asks libvirt through
+    # `machine agent-libvirt` processes: it never loads libvirt's libraries itself.
+    agent = (user.home / ".machine" / "machines" / "life" / "agent.pid").read_text().strip()
+    assert "libvirt" not in Path(f"/proc/{agent}/maps").read_text()
     # The user's home is shared over virtiofs: the session daemon cannot run virtiofsd, so
     # machine runs it as the user, in a user namespace where the user is root. What root in the
     # guest writes there belongs to the user on the host; the user's private files are open to

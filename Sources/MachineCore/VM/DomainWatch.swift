@@ -1,10 +1,16 @@
 import FoundationEssentials
+import HostOS
 import Virt
 
-/// What the host agent learns from libvirt about the one boot it serves, and the pause and
-/// resume of its idle sleep: whether its domain runs, is paused, stopped, or is gone (undefined, or defined anew: another UUID than the
-/// one the agent was started for). Asked over a connection of its own, made again after a
-/// libvirtd restart; while libvirt does not answer, nothing is known and nothing is decided.
+/// What the host agent learns of the one boot it serves, and the pause and resume of its idle
+/// sleep: whether its domain runs, is paused, stopped, or is gone (undefined, or defined anew:
+/// another UUID than the one the agent was started for). Two ways:
+/// - for a machine on this host (`throughHelper`), the boot is its QEMU process: its end is
+///   seen without libvirt, and libvirt is asked through `LibvirtHelper` only when the agent
+///   needs more (a silent guest: paused or not?) and to pause and resume;
+/// - otherwise libvirt is asked in this process, over a connection of its own, made again
+///   after a libvirtd restart.
+/// While libvirt does not answer, nothing is known and nothing is decided.
 public final class DomainWatch: @unchecked Sendable {
     public enum Sighting: Sendable, Equatable {
         case running, paused, stopped
@@ -20,13 +26,31 @@ public final class DomainWatch: @unchecked Sendable {
     private var hypervisor: Hypervisor?
     /// The domain's UUID when the watch first saw it (the agent starts once its boot runs).
     public private(set) var uuid: String?
+    /// The boot's QEMU and the helper that asks libvirt, for a watch of a machine on this host.
+    private let qemu: ProcessExit?
+    private let helper: LibvirtHelper?
 
     public init(uri: String, paths: Paths, name: String) {
         self.uri = uri
         self.paths = paths
         self.name = name
+        qemu = nil
+        helper = nil
         _ = look()
     }
+
+    /// A watch of the boot that runs now, for a machine on this host: nil when no QEMU of its
+    /// domain runs here. `executable`: the binary that answers as `LibvirtHelper`.
+    public static func throughHelper(uri: String, paths: Paths, name: String, executable: String) -> DomainWatch? {
+        let domain = MachineName.domainName(name, homeID: paths.homeID)
+        guard let running = QEMUProcess.running(domain: domain, uri: uri),
+              let qemu = ProcessExit(pid: running.pid) else { return nil }
+        return DomainWatch(uri: uri, paths: paths, name: name, uuid: running.uuid, qemu: qemu,
+                           helper: LibvirtHelper(executable: executable, uri: uri, name: name))
+    }
+
+    /// Whether libvirt is asked in another process (this one never loads it).
+    public var asksThroughHelper: Bool { helper != nil }
 
     private func connected() throws(MachineError) -> Hypervisor {
         if let kept = hypervisor { return kept }
@@ -37,18 +61,36 @@ public final class DomainWatch: @unchecked Sendable {
 
     /// A watch of the same boot for another thread (a watch is used by one thread at a time).
     public func twin() -> DomainWatch {
-        let twin = DomainWatch(uri: uri, paths: paths, name: name, uuid: uuid)
-        return twin
+        DomainWatch(uri: uri, paths: paths, name: name, uuid: uuid, qemu: qemu, helper: helper)
     }
 
-    private init(uri: String, paths: Paths, name: String, uuid: String?) {
+    /// A watch of the boot with this UUID (the helper's, asked by an agent).
+    init(uri: String, paths: Paths, name: String, uuid: String?, qemu: ProcessExit? = nil, helper: LibvirtHelper? = nil) {
         self.uri = uri
         self.paths = paths
         self.name = name
         self.uuid = uuid
+        self.qemu = qemu
+        self.helper = helper
     }
 
-    public func look() -> Sighting {
+    /// What the domain does now. Through the helper, a QEMU that still runs is `.running`
+    /// unless `askLibvirt` (it may be paused: only libvirt knows); in this process libvirt is
+    /// always asked.
+    public func look(askLibvirt: Bool = true) -> Sighting {
+        guard let qemu, let helper, let uuid else { return lookInProcess() }
+        if qemu.hasEnded { return .stopped }
+        guard askLibvirt else { return .running }
+        do throws(MachineError) {
+            let seen = Sighting(encoded: try helper.ask(.look, [uuid], timeout: LibvirtHelper.lookTimeout))
+            // libvirt may say stopped a moment before QEMU's end is seen: QEMU's word is final.
+            return seen == .stopped && !qemu.hasEnded ? .unknown("libvirt says stopped while QEMU (pid \(qemu.pid)) runs") : seen
+        } catch {
+            return .unknown(error.message)
+        }
+    }
+
+    private func lookInProcess() -> Sighting {
         do throws(MachineError) {
             let hypervisor = try connected()
             guard let domain = try hypervisor.domain(name) else { return .gone("libvirt has no domain for \(name) any more") }
@@ -72,11 +114,13 @@ public final class DomainWatch: @unchecked Sendable {
 
     /// Pauses the domain's CPUs (the agent's idle sleep); only the one this watch follows.
     public func pause() throws(MachineError) {
+        if let helper, let uuid { _ = try helper.ask(.pause, [uuid], timeout: LibvirtHelper.actTimeout); return }
         try onOwnDomain("pause") { domain throws(LibvirtError) in try domain.suspend() }
     }
 
     /// Lets it run again; a domain that runs already is left as it is.
     public func resume() throws(MachineError) {
+        if let helper, let uuid { _ = try helper.ask(.resume, [uuid], timeout: LibvirtHelper.actTimeout); return }
         try onOwnDomain("resume") { domain throws(LibvirtError) in
             if try domain.status().state == .paused { try domain.resume() }
         }

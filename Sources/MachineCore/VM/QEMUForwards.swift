@@ -11,13 +11,16 @@ public final class QEMUForwards: @unchecked Sendable {
     let uri: String
     let paths: Paths
     let name: String
+    /// Asks through it rather than in this process (the agent of a machine on this host).
+    let helper: LibvirtHelper?
 
     /// A fresh libvirt connection per call: forwards change only when containers start or
     /// stop, and a connection kept open would have to outlive libvirtd restarts.
-    init(uri: String, paths: Paths, name: String) {
+    init(uri: String, paths: Paths, name: String, helper: LibvirtHelper? = nil) {
         self.uri = uri
         self.paths = paths
         self.name = name
+        self.helper = helper
     }
 
     /// The guest address a UDP forward goes to: a port published on the guest's loopback
@@ -52,7 +55,14 @@ public final class QEMUForwards: @unchecked Sendable {
     }
 
     /// Runs the commands in turn on one connection; what each printed.
-    private func monitor(_ commands: [String]) throws(MachineError) -> [String] {
+    func monitor(_ commands: [String]) throws(MachineError) -> [String] {
+        if let helper {
+            let printed = try helper.ask(.monitor, commands, timeout: LibvirtHelper.actTimeout)
+            guard let answers = try? JSONDecoder().decode([String].self, from: Data(printed.utf8)) else {
+                throw MachineError("cannot read QEMU's answers for \(name) from the libvirt helper: \(printed.trimmed())")
+            }
+            return answers
+        }
         let hypervisor = try Hypervisor(uri: uri, store: MachineStore(paths: paths))
         guard let domain = try hypervisor.domain(name) else {
             throw MachineError("\(name) has no libvirt domain")

@@ -9,8 +9,35 @@ enum QEMUProcess {
         if system {
             return URL(fileURLWithPath: "/run/libvirt/qemu/\(domain).pid")
         }
-        let runtime = environment["XDG_RUNTIME_DIR"] ?? "/run/user/\(HostUser.id)"
-        return URL(fileURLWithPath: runtime).appendingPathComponent("libvirt/qemu/run/\(domain).pid")
+        // The session daemon's runtime folder is GLib's: $XDG_RUNTIME_DIR, else the cache
+        // folder (a login without systemd, `su -`, has no runtime folder).
+        let runtime = environment["XDG_RUNTIME_DIR"].map { URL(fileURLWithPath: $0) }
+            ?? environment["XDG_CACHE_HOME"].map { URL(fileURLWithPath: $0) }
+            ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache")
+        return runtime.appendingPathComponent("libvirt/qemu/run/\(domain).pid")
+    }
+
+    /// The QEMU of `domain` running here, by libvirt's pid file, with the domain UUID it was
+    /// started with; nil when none runs (or the pid is another process's by now).
+    static func running(domain: String, uri: String) -> (pid: Int32, uuid: String)? {
+        guard let file = pidFile(domain: domain, uri: uri),
+              let pid = (try? String(contentsOf: file, encoding: .utf8)).flatMap({ Int32($0.trimmed()) }),
+              let cmdline = try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline"))
+        else { return nil }
+        let arguments = cmdline.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+        return identity(arguments: arguments, domain: domain).map { (pid, $0) }
+    }
+
+    /// The UUID of a QEMU command line libvirt made for `domain` (`-name guest=DOMAIN,...`,
+    /// `-uuid UUID`); nil for any other.
+    static func identity(arguments: [String], domain: String) -> String? {
+        func value(of option: String) -> String? {
+            arguments.firstIndex(of: option).flatMap { $0 + 1 < arguments.count ? arguments[$0 + 1] : nil }
+        }
+        guard let name = value(of: "-name"),
+              name.split(separator: ",").first == Substring("guest=\(domain)"),
+              let uuid = value(of: "-uuid") else { return nil }
+        return uuid
     }
 
     /// QEMU's resident memory (VmRSS), guest RAM it touched and its own (under TCG, its cache
