@@ -1,8 +1,9 @@
 // The libvirt functions `machine` calls, as a table filled at the first connection (dlopen),
 // not by the dynamic loader at start-up: loading libvirt.so and its ~50 libraries costs a
-// process about 11 MB of resident memory, which commands that never reach libvirt (the host
-// agent between its rare looks, --version, --help) should not pay, and a host without libvirt's
-// client library gets a message naming the package instead of the loader's error.
+// process about 11 MB of resident memory, which processes that never reach libvirt (the host
+// agent of a machine on this host, which asks it through `machine agent-libvirt` processes;
+// --version, --help) should not pay, and a host without libvirt's client library gets a
+// message naming the package instead of the loader's error.
 // A function Sources/Virt calls is listed here: a call of libvirt's own declaration would not
 // link (the module map links nothing).
 #ifndef MACHINE_LIBVIRT_TABLE_H
