@@ -44,10 +44,13 @@ public enum AgentMain {
                 return nil
             }
         }
+        // Read once for the sleep and the shares: for a machine on this host, each read is a
+        // libvirt helper process (LibvirtHelper).
+        let startConfig = try? loadConfig()
         // On a libvirt it can pause (not in tests, which watch no domain).
         if let watch {
             let sleeper = IdleSleeper(guest: guest, watch: watch.twin(), files: process.files,
-                                      idleAfter: (try? loadConfig())?.idleSleepSeconds ?? 0,
+                                      idleAfter: startConfig?.idleSleepSeconds ?? 0,
                                       lastGuestWord: { lifeline.lastGuestWord }, log: AgentProcess.log)
             lifeline.follow(sleeper: sleeper)
             agent.sleeper = sleeper
@@ -59,7 +62,7 @@ public enum AgentMain {
         disk.start()
         // A container that ended may have filled the disk: `status` says so at once.
         forwarder.containersChanged = { disk.measureSoon() }
-        if let config = try? loadConfig() {
+        if let config = startConfig {
             ShareEventForwarder(guest: agent.guest, shares: config.mounts, machineHome: Paths().home.path, log: AgentProcess.log).start()
         }
         if forwarder !== agent {

@@ -17,11 +17,16 @@ enum QEMUProcess {
         return runtime.appendingPathComponent("libvirt/qemu/run/\(domain).pid")
     }
 
+    /// The pid libvirt's pid file of `domain` names; nil without one.
+    static func pid(domain: String, uri: String) -> Int32? {
+        guard let file = pidFile(domain: domain, uri: uri) else { return nil }
+        return (try? String(contentsOf: file, encoding: .utf8)).flatMap { Int32($0.trimmed()) }
+    }
+
     /// The QEMU of `domain` running here, by libvirt's pid file, with the domain UUID it was
     /// started with; nil when none runs (or the pid is another process's by now).
     static func running(domain: String, uri: String) -> (pid: Int32, uuid: String)? {
-        guard let file = pidFile(domain: domain, uri: uri),
-              let pid = (try? String(contentsOf: file, encoding: .utf8)).flatMap({ Int32($0.trimmed()) }),
+        guard let pid = pid(domain: domain, uri: uri),
               let cmdline = try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline"))
         else { return nil }
         let arguments = cmdline.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
@@ -43,8 +48,7 @@ enum QEMUProcess {
     /// QEMU's resident memory (VmRSS), guest RAM it touched and its own (under TCG, its cache
     /// of translated code) together; nil when it does not run here.
     static func residentBytes(domain: String, uri: String) -> Int64? {
-        guard let file = pidFile(domain: domain, uri: uri),
-              let pid = (try? String(contentsOf: file, encoding: .utf8)).flatMap({ Int32($0.trimmed()) }),
+        guard let pid = pid(domain: domain, uri: uri),
               let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
         else { return nil }
         return residentBytes(status: status)
