@@ -36,7 +36,8 @@ final class AgentLifeline: @unchecked Sendable {
     /// asked only then (a watch through the helper).
     static let quietAfter: TimeInterval = 2
     /// Looks in a row that must find the domain stopped: a libvirt that is restoring or saving
-    /// it reports it stopped for a moment.
+    /// it reports it stopped for a moment, and between a managed save and its restore no QEMU
+    /// of it runs (the restore's QEMU is then followed: `DomainQEMU`).
     static let stoppedLooks = 2
 
     /// What else wants doing now and then while the machine runs (keeping its logs bounded).
@@ -116,9 +117,9 @@ final class AgentLifeline: @unchecked Sendable {
                         return end(why)
                     case .stopped:
                         stopped += 1
-                        // Through the helper, stopped is QEMU's end, which nothing undoes.
-                        if watch.asksThroughHelper { return end("its domain has stopped (its QEMU ended)") }
-                        if stopped >= Self.stoppedLooks { return end("its domain has stopped") }
+                        if stopped >= Self.stoppedLooks {
+                            return end(watch.asksThroughHelper ? "its domain has stopped (its QEMU ended)" : "its domain has stopped")
+                        }
                     case .paused:
                         stopped = 0
                         lock.lock(); lastPaused = Date(); lock.unlock()

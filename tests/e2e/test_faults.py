@@ -264,11 +264,17 @@ def test_suspend_and_resume_keep_containers_their_ports_and_the_clock(machine):
     # A save and restore behind machine's back (libvirt-guests makes one at the host's shutdown)
     # cuts the agent's sessions without a word; the guest still lets the next one in, so the
     # `up` a user runs afterwards is quick (it waited the engine's 180 s out before).
+    # The agent follows the boot into the restore's new QEMU (same UUID) rather than ending
+    # with the saved one's: ended, it could leave after `up` had found it serving.
+    agent = machine.agent_pid()
     virsh("managedsave", machine.domain)
     virsh("start", machine.domain)
     started = time.time()
     machine.machine("up", "--no-context", timeout=120)
     assert time.time() - started < 60
+    time.sleep(10)  # past the two looks that would end an agent whose domain has stopped
+    still = (machine.folder / "agent.pid").exists() and machine.agent_pid() == agent
+    assert still, "the agent ended with the saved QEMU instead of following the restored one"
     answers_within(port, 15, "after a restore behind machine's back and `up`")
     assert_engine_and_data(machine)
     # A saved state from another shape is thrown away, and the machine boots afresh.

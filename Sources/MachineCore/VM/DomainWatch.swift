@@ -5,9 +5,10 @@ import Virt
 /// What the host agent learns of the one boot it serves, and the pause and resume of its idle
 /// sleep: whether its domain runs, is paused, stopped, or is gone (undefined, or defined anew:
 /// another UUID than the one the agent was started for). Two ways:
-/// - for a machine on this host (`throughHelper`), the boot is its QEMU process: its end is
-///   seen without libvirt, and libvirt is asked through `LibvirtHelper` only when the agent
-///   needs more (a silent guest: paused or not?) and to pause and resume;
+/// - for a machine on this host (`throughHelper`), the boot is its QEMU process (`DomainQEMU`,
+///   which follows a restore into the next one): its end is seen without libvirt, and libvirt
+///   is asked through `LibvirtHelper` only when the agent needs more (a silent guest: paused or
+///   not?) and to pause and resume;
 /// - otherwise libvirt is asked in this process, over a connection of its own, made again
 ///   after a libvirtd restart.
 /// While libvirt does not answer, nothing is known and nothing is decided.
@@ -27,7 +28,7 @@ public final class DomainWatch: @unchecked Sendable {
     /// The domain's UUID when the watch first saw it (the agent starts once its boot runs).
     public private(set) var uuid: String?
     /// The boot's QEMU and the helper that asks libvirt, for a watch of a machine on this host.
-    private let qemu: ProcessExit?
+    private let qemu: DomainQEMU?
     private let helper: LibvirtHelper?
 
     public init(uri: String, paths: Paths, name: String) {
@@ -43,9 +44,8 @@ public final class DomainWatch: @unchecked Sendable {
     /// domain runs here. `executable`: the binary that answers as `LibvirtHelper`.
     public static func throughHelper(uri: String, paths: Paths, name: String, executable: String) -> DomainWatch? {
         let domain = MachineName.domainName(name, homeID: paths.homeID)
-        guard let running = QEMUProcess.running(domain: domain, uri: uri),
-              let qemu = ProcessExit(pid: running.pid) else { return nil }
-        return DomainWatch(uri: uri, paths: paths, name: name, uuid: running.uuid, qemu: qemu,
+        guard let qemu = DomainQEMU(domain: domain, uri: uri) else { return nil }
+        return DomainWatch(uri: uri, paths: paths, name: name, uuid: qemu.uuid, qemu: qemu,
                            helper: LibvirtHelper(executable: executable, uri: uri, name: name))
     }
 
@@ -65,7 +65,7 @@ public final class DomainWatch: @unchecked Sendable {
     }
 
     /// A watch of the boot with this UUID (the helper's, asked by an agent).
-    init(uri: String, paths: Paths, name: String, uuid: String?, qemu: ProcessExit? = nil, helper: LibvirtHelper? = nil) {
+    init(uri: String, paths: Paths, name: String, uuid: String?, qemu: DomainQEMU? = nil, helper: LibvirtHelper? = nil) {
         self.uri = uri
         self.paths = paths
         self.name = name
@@ -79,12 +79,20 @@ public final class DomainWatch: @unchecked Sendable {
     /// always asked.
     public func look(askLibvirt: Bool = true) -> Sighting {
         guard let qemu, let helper, let uuid else { return lookInProcess() }
-        if qemu.hasEnded { return .stopped }
+        let pid: Int32
+        switch qemu.now() {
+        case .runs(let running): pid = running
+        case .ended: return .stopped
+        case .replaced(let other): return .gone("its domain was defined anew (UUID \(other), not \(uuid))")
+        }
         guard askLibvirt else { return .running }
         do throws(MachineError) {
             let seen = Sighting(encoded: try helper.ask(.look, [uuid], timeout: LibvirtHelper.lookTimeout))
             // libvirt may say stopped a moment before QEMU's end is seen: QEMU's word is final.
-            return seen == .stopped && !qemu.hasEnded ? .unknown("libvirt says stopped while QEMU (pid \(qemu.pid)) runs") : seen
+            if seen == .stopped, case .runs = qemu.now() {
+                return .unknown("libvirt says stopped while QEMU (pid \(pid)) runs")
+            }
+            return seen
         } catch {
             return .unknown(error.message)
         }
@@ -142,5 +150,47 @@ public final class DomainWatch: @unchecked Sendable {
         } catch {
             throw MachineError("cannot \(verb) \(name): \(error.message)")
         }
+    }
+}
+
+/// The QEMU process that runs a domain on this host, followed from one process to the next:
+/// libvirt restores a managed save (`virsh managedsave` then `start`; libvirt-guests does both
+/// around a host's shutdown) in a new QEMU of the same UUID, and the boot goes on in it.
+final class DomainQEMU: @unchecked Sendable {
+    enum Now: Equatable {
+        case runs(pid: Int32)
+        /// None runs for the domain (it may be between a save and its restore).
+        case ended
+        /// One runs for a domain of the same name defined anew.
+        case replaced(uuid: String)
+    }
+
+    let domain: String
+    let uri: String
+    let uuid: String
+    private let lock = Lock()
+    private var process: ProcessExit
+
+    /// nil when no QEMU of `domain` runs here (or pidfds are missing).
+    init?(domain: String, uri: String) {
+        guard let running = QEMUProcess.running(domain: domain, uri: uri),
+              let process = ProcessExit(pid: running.pid) else { return nil }
+        self.domain = domain
+        self.uri = uri
+        uuid = running.uuid
+        self.process = process
+    }
+
+    /// The followed process while it runs; after its end, the next one libvirt started for
+    /// the domain, which is followed from then on if its UUID is the same.
+    func now() -> Now {
+        lock.lock()
+        defer { lock.unlock() }
+        if !process.hasEnded { return .runs(pid: process.pid) }
+        guard let next = QEMUProcess.running(domain: domain, uri: uri) else { return .ended }
+        guard next.uuid == uuid else { return .replaced(uuid: next.uuid) }
+        guard let followed = ProcessExit(pid: next.pid) else { return .ended }
+        process = followed
+        return followed.hasEnded ? .ended : .runs(pid: followed.pid)
     }
 }
