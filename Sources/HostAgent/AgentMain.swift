@@ -36,7 +36,7 @@ public enum AgentMain {
         let agent = Agent(guest: guest, lifeline: lifeline, log: AgentProcess.log)
         try agent.listen(unixSocket: process.files.dockerSocket.path, name: "docker.sock", target: .unixSocket(AgentProcess.guestDockerSocket))
         let forwarder = guest.hasLink(.ports) ? Agent(guest: guest, link: .ports, keepsClock: false, lifeline: lifeline, log: AgentProcess.log) : agent
-        forwarder.enablePortForwarding(statusFile: process.files.portsStatus, udp: udp) {
+        func readConfig() -> MachineConfig? {
             do throws(MachineError) {
                 return try loadConfig()
             } catch {
@@ -44,9 +44,15 @@ public enum AgentMain {
                 return nil
             }
         }
-        // Read once for the sleep and the shares: for a machine on this host, each read is a
-        // libvirt helper process (LibvirtHelper).
-        let startConfig = try? loadConfig()
+        // Read once at the start for the forwards, the sleep and the shares (for a machine on
+        // this host each read is a libvirt helper process: LibvirtHelper); read anew when
+        // `machine port add` or `set` asks the forwards to reload.
+        let startConfig = readConfig()
+        var unread = startConfig
+        forwarder.enablePortForwarding(statusFile: process.files.portsStatus, udp: udp) {
+            defer { unread = nil }
+            return unread ?? readConfig()
+        }
         // On a libvirt it can pause (not in tests, which watch no domain).
         if let watch {
             let sleeper = IdleSleeper(guest: guest, watch: watch.twin(), files: process.files,

@@ -76,4 +76,31 @@ import Testing
         write(outside + "/b/x", "")
         #expect(events(tree, 1) == [])
     }
+
+    /// Folders are kept as names under their parent's watch: a folder moved deeper, and one
+    /// with a long name (past a String's inline bytes), report their full paths, and a tree
+    /// removed or moved out gives its watches back.
+    @Test func pathsFollowMovesAtAnyDepthAndWatchesAreGivenBack() throws {
+        let root = try folder()
+        let outside = NSTemporaryDirectory() + "inotify-outside-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: root); try? FileManager.default.removeItem(atPath: outside) }
+        let long = "a folder whose name is longer than fifteen bytes, \u{e9}t\u{e9}"
+        try FileManager.default.createDirectory(atPath: root + "/\(long)/c/d", withIntermediateDirectories: true)
+        let tree = try InotifyTree()
+        tree.watch(tree: root)
+        #expect(tree.watchCount == 7)  // root, a, a/b, skipped, long, long/c, long/c/d
+        #expect(rename(root + "/\(long)/c", root + "/a/b/c2") == 0)
+        #expect(events(tree, 2) == ["movedfromdir \(root)/\(long)/c", "movedtodir \(root)/a/b/c2"])
+        write(root + "/a/b/c2/d/f", "")
+        #expect(events(tree, 2) == ["create \(root)/a/b/c2/d/f", "closewrite \(root)/a/b/c2/d/f"])
+        write(root + "/\(long)/g", "")
+        #expect(events(tree, 2) == ["create \(root)/\(long)/g", "closewrite \(root)/\(long)/g"])
+        // The moved tree, moved out, is unwatched with everything below it; the rest stays.
+        #expect(rename(root + "/a/b", outside) == 0)
+        #expect(events(tree, 1) == ["movedfromdir \(root)/a/b"])
+        #expect(tree.watchCount == 4)  // root, a, skipped, long
+        try FileManager.default.removeItem(atPath: root + "/\(long)")
+        _ = events(tree, 3)
+        #expect(tree.watchCount == 3)
+    }
 }
