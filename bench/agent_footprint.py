@@ -30,7 +30,8 @@ from qemu_guest import busybox_image_tar, free_port, kill_guests_under, release_
 
 MACHINE = release_machine()
 DOCKER = shutil.which("docker") or "/usr/local/bin/docker"
-GOAL_MIB = 20
+# Issue 36's goal, 20 MB, taken strictly: 20,000,000 bytes.
+GOAL_MIB = 20e6 / 2**20
 
 
 def sample(pid):
@@ -145,7 +146,7 @@ def main():
         print(f"  {kib / 1024:6.1f} MiB  {name}")
     worst = max(s["rss"] for _, s in rows)
     growth = rows[2][1]["private dirty"] - rows[1][1]["private dirty"]
-    print(f"largest RSS {worst:.1f} MiB = {worst / GOAL_MIB:.2f}x the goal of {GOAL_MIB} MB; "
+    print(f"largest RSS {worst:.1f} MiB = {worst / GOAL_MIB:.2f}x the goal of 20 MB ({GOAL_MIB:.2f} MiB); "
           f"private dirty grew {growth:+.1f} MiB from the 1,000th to the {args.connections}th socket connection; "
           f"descriptors {rows[0][1]['fds']} idle, {rows[-1][1]['fds']} at the end")
 

@@ -19,7 +19,7 @@ out=${OUT:-.build/package}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 
-for tool in dpkg-deb dpkg-shlibdeps gzip strip; do
+for tool in dpkg-deb dpkg-shlibdeps gzip strip readelf; do
 	command -v "$tool" >/dev/null || {
 		echo "error: $tool is not installed" >&2
 		echo "hint: apt-get install dpkg-dev binutils (scripts/host-setup.sh does)" >&2
@@ -133,6 +133,11 @@ mkdir -p "$work/debian"
 printf 'Source: machine\n\nPackage: machine\nArchitecture: amd64\n' >"$work/debian/control"
 shlibs=$(cd "$work" && dpkg-shlibdeps -O "-e$root/usr/bin/machine" 2>/dev/null | sed -n 's/^shlibs:Depends=//p')
 [ -n "$shlibs" ] || { echo "error: dpkg-shlibdeps found no libraries for usr/bin/machine" >&2; exit 1; }
+# The binary's relocations are packed (DT_RELR: Package.swift), which only glibc 2.36 and later
+# load; dpkg-shlibdeps counts the symbols it calls, not that.
+if readelf -V "$root/usr/bin/machine" | grep -q GLIBC_ABI_DT_RELR; then
+	shlibs=$(printf '%s' "$shlibs" | sed -E 's/libc6 \(>= 2\.([0-9]|[12][0-9]|3[0-5])(\.[0-9]+)?\)/libc6 (>= 2.36)/')
+fi
 sed -e "s/@VERSION@/$version/" -e "s/@SHLIBS@/$shlibs/" -e "s/@INSTALLED_SIZE@/$(du -sk --exclude=DEBIAN "$root" | cut -f1)/" \
 	packaging/debian/control.in >"$root/DEBIAN/control"
 

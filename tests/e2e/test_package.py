@@ -98,6 +98,11 @@ def test_the_debian_package_installs_runs_without_the_toolchain_and_removes_clea
     # the toolchain's folder hidden (a tmpfs over it, in a mount namespace of its own).
     libraries = subprocess.run(["ldd", "/usr/bin/machine"], capture_output=True, text=True, check=True).stdout
     assert "swift" not in libraries.lower(), libraries
+    # Its packed relocations load with glibc 2.36 and later only: an older host's apt refuses
+    # the package rather than install a machine that cannot start.
+    versions = subprocess.run(["readelf", "-V", "/usr/bin/machine"], capture_output=True, text=True, check=True).stdout
+    depends = subprocess.run(["dpkg-query", "-W", "-f", "${Depends}", "machine"], capture_output=True, text=True).stdout
+    assert "GLIBC_ABI_DT_RELR" in versions and "libc6 (>= 2.36)" in depends, depends
     swift = subprocess.run(["sh", "-c", "command -v swift"], capture_output=True, text=True).stdout.strip()
     toolchain = Path(swift or "/opt/swift/usr/bin/swift").resolve().parents[2]
     hidden = subprocess.run(["unshare", "-m", "sh", "-c", f"mount -t tmpfs none {toolchain} && ls {toolchain} | wc -l && /usr/bin/machine --version && /usr/bin/machine host-check --print-accelerator"],
