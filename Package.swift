@@ -33,11 +33,16 @@ let package = Package(
         .executableTarget(name: "machine", dependencies: [
             "MachineCore", "HostAgent", "HostOS",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ], linkerSettings: [
+        ], exclude: ["agent.order"], linkerSettings: [
             // lld packs the binary's 42,000 relative relocations (1 MB of .rela.dyn, read at each
             // start and resident from then on in every machine process, the agent's too) into
             // 10 KB of DT_RELR (glibc 2.36 and later); gold, swiftc's default here, cannot.
             .unsafeFlags(["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"], .when(platforms: [.linux])),
+            // The functions the agent runs, first and together (scripts/agent-order.py writes the
+            // list): the kernel maps a binary's code in whole page-cache folios, so the agent's
+            // 1 MB of code spread over 10.5 MB kept 9 MiB of the binary resident; together, 6.9.
+            .unsafeFlags(["-Xlinker", "--symbol-ordering-file=\(Context.packageDirectory)/Sources/machine/agent.order",
+                          "-Xlinker", "--no-warn-symbol-ordering"], .when(platforms: [.linux], configuration: .release)),
         ]),
         // Fuzz targets for the parsers of what the guest sends (scripts/fuzz.sh).
         .executableTarget(name: "MachineFuzz", dependencies: ["MachineCore", "HostAgent", "HostOS"]),

@@ -70,6 +70,21 @@ import Virt
         #expect(try owner.previous.map(MachineConfig.decode) == first)
     }
 
+    @Test func theOwnerIsReadWhateverPrefixAndEntitiesLibvirtHandsBack() {
+        let config = Data("{\"name\":\"dev\"}".utf8)
+        // As libvirt gives it back: its own prefix, its own quotes and character references.
+        let xml = "<ns0:owner xmlns:ns0=\"https://machine.invalid/xmlns/domain/1\"><ns0:home>/home/o&apos;b &amp; c/&lt;x&gt;/&#39;&#34;&quot;/h\u{e9}/&amp;lt;</ns0:home>"
+            + "<ns0:name>dev</ns0:name><ns0:config>\(config.base64EncodedString())</ns0:config></ns0:owner>"
+        #expect(DomainDefinition.Owner(xml: xml) == .init(home: "/home/o'b & c/<x>/'\"\"/h\u{e9}/&lt;", machine: "dev", config: config))
+        // Our own form, unprefixed, and an entity we never write kept as it is.
+        #expect(DomainDefinition.Owner(xml: "<owner><home>/a&nbsp;&amp</home><name>n</name></owner>") == .init(home: "/a&nbsp;&amp", machine: "n"))
+        let written = DomainDefinition.Owner(home: "/m/&<>'\"", machine: "x", config: config, previous: Data("{}".utf8))
+        #expect(DomainDefinition.Owner(xml: written.xml) == written)
+        // A closing tag of another element, or none, is no value.
+        #expect(DomainDefinition.Owner(xml: "<owner><home>/a</name><name>n</name></owner>") == nil)
+        #expect(DomainDefinition.Owner(xml: "<owner><home>/a") == nil)
+    }
+
     @Test func configChangesAreNamedInConfigJSONsWords() {
         let before = MachineConfig(name: "dev", sshPort: 42022, mounts: [Share(hostPath: "/home/u", guestPath: "/home/u")])
         var after = before

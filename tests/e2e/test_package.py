@@ -103,6 +103,20 @@ def test_the_debian_package_installs_runs_without_the_toolchain_and_removes_clea
     versions = subprocess.run(["readelf", "-V", "/usr/bin/machine"], capture_output=True, text=True, check=True).stdout
     depends = subprocess.run(["dpkg-query", "-W", "-f", "${Depends}", "machine"], capture_output=True, text=True).stdout
     assert "GLIBC_ABI_DT_RELR" in versions and "libc6 (>= 2.36)" in depends, depends
+    # The functions the agent runs lead the binary's code (Package.swift's ordering file): in the
+    # release build the package was made of, 95% of them lie in the first half of .text (without
+    # the list, in its first 84%), and nearly all of them are still in it (else
+    # scripts/agent-order.py must write the list again).
+    listed = [line for line in (REPO / "Sources/machine/agent.order").read_text().splitlines() if line and not line.startswith("#")]
+    built = REPO / ".build/release/machine"
+    text = re.search(r"\s\.text\s+PROGBITS\s+([0-9a-f]+)\s+[0-9a-f]+\s+([0-9a-f]+)",
+                     subprocess.run(["readelf", "-SW", str(built)], capture_output=True, text=True, check=True).stdout)
+    start, size = int(text.group(1), 16), int(text.group(2), 16)
+    symbols = subprocess.run(["nm", "--defined-only", str(built)], capture_output=True, text=True, check=True).stdout
+    wanted = set(listed)
+    offsets = sorted(int(f[0], 16) - start for f in map(str.split, symbols.splitlines()) if len(f) == 3 and f[1] in "tTwW" and f[2] in wanted)
+    assert len(offsets) >= 0.9 * len(listed), f"{len(listed) - len(offsets)} of agent.order's {len(listed)} functions are gone: run scripts/agent-order.py"
+    assert offsets[int(len(offsets) * 0.95)] < size / 2, f"the agent's functions are spread over .text: {offsets[int(len(offsets) * 0.95)] / size:.2f}"
     swift = subprocess.run(["sh", "-c", "command -v swift"], capture_output=True, text=True).stdout.strip()
     toolchain = Path(swift or "/opt/swift/usr/bin/swift").resolve().parents[2]
     hidden = subprocess.run(["unshare", "-m", "sh", "-c", f"mount -t tmpfs none {toolchain} && ls {toolchain} | wc -l && /usr/bin/machine --version && /usr/bin/machine host-check --print-accelerator"],

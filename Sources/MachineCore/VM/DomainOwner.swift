@@ -46,16 +46,41 @@ extension DomainDefinition {
         }
 
         /// Reads what `xml` wrote (libvirt hands the element back with its own prefix and quotes).
+        /// Plain byte scanning, no Regex: the agent reads this at start, and compiling one
+        /// regex mapped 1 MB of _StringProcessing's and _RegexParser's code into it for good.
         public init?(xml: String) {
+            let bytes = Array(xml.utf8)
             func value(_ tag: String) -> String? {
-                guard let opening = try? Regex("<[A-Za-z0-9_]*:?\(tag)>"), let closing = try? Regex("</[A-Za-z0-9_]*:?\(tag)>"),
-                      let open = xml.firstRange(of: opening), let close = xml[open.upperBound...].firstRange(of: closing)
+                guard let open = Self.element(tag, closing: false, in: bytes, from: 0),
+                      let close = Self.element(tag, closing: true, in: bytes, from: open.upperBound)
                 else { return nil }
-                return DomainDefinition.unescape(String(xml[open.upperBound..<close.lowerBound]))
+                return DomainDefinition.unescape(String(decoding: bytes[open.upperBound..<close.lowerBound], as: UTF8.self))
             }
             guard let home = value("home"), let machine = value("name") else { return nil }
             self.init(home: home, machine: machine, config: value("config").flatMap { Data(base64Encoded: $0) },
                       previous: value("previous").flatMap { Data(base64Encoded: $0) })
+        }
+
+        /// The first tag `<tag>` (or `</tag>`) at or after `start`, with any namespace prefix
+        /// (`<machine:tag>`, `<ns0:tag>`): the range of its bytes.
+        private static func element(_ tag: String, closing: Bool, in bytes: [UInt8], from start: Int) -> Range<Int>? {
+            let name = Array(tag.utf8)
+            var index = start
+            while let open = bytes[index...].firstIndex(of: UInt8(ascii: "<")) {
+                guard let end = bytes[open...].firstIndex(of: UInt8(ascii: ">")) else { return nil }
+                var element = bytes[(open + 1)..<end]
+                if closing {
+                    guard element.first == UInt8(ascii: "/") else { index = open + 1; continue }
+                    element = element.dropFirst()
+                }
+                if let colon = element.firstIndex(of: UInt8(ascii: ":")),
+                   element[..<colon].allSatisfy({ $0 == UInt8(ascii: "_") || (0x30...0x39).contains($0) || (0x41...0x5A).contains($0 & ~0x20) }) {
+                    element = element[(colon + 1)...]
+                }
+                if element.elementsEqual(name) { return open..<(end + 1) }
+                index = open + 1
+            }
+            return nil
         }
     }
 }
