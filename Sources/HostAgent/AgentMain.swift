@@ -36,22 +36,23 @@ public enum AgentMain {
         let agent = Agent(guest: guest, lifeline: lifeline, log: AgentProcess.log)
         try agent.listen(unixSocket: process.files.dockerSocket.path, name: "docker.sock", target: .unixSocket(AgentProcess.guestDockerSocket))
         let forwarder = guest.hasLink(.ports) ? Agent(guest: guest, link: .ports, keepsClock: false, lifeline: lifeline, log: AgentProcess.log) : agent
-        func readConfig() -> MachineConfig? {
+        /// The config, or nil after saying what goes without it.
+        func readConfig(without: String) -> MachineConfig? {
             do throws(MachineError) {
                 return try loadConfig()
             } catch {
-                AgentProcess.log("kept the forwards as they were: \(error.description)")
+                AgentProcess.log("\(without): \(error.description)")
                 return nil
             }
         }
         // Read once at the start for the forwards, the sleep and the shares (for a machine on
         // this host each read is a libvirt helper process: LibvirtHelper); read anew when
         // `machine port add` or `set` asks the forwards to reload.
-        let startConfig = readConfig()
+        let startConfig = readConfig(without: "no config: no manual forwards, idle sleep or host edits in shares")
         var unread = startConfig
         forwarder.enablePortForwarding(statusFile: process.files.portsStatus, udp: udp) {
             defer { unread = nil }
-            return unread ?? readConfig()
+            return unread ?? readConfig(without: "kept the forwards as they were")
         }
         // On a libvirt it can pause (not in tests, which watch no domain).
         if let watch {

@@ -39,6 +39,13 @@ extension Agent {
             log("\(everConnected ? "reconnected" : "connected") to \(guest.name)\(sessionPurpose) \(made.via) (\(session.algorithms))")
             // A session lost and found again may have spanned a pause of the guest.
             if everConnected && keepsClock { setGuestClock(why: "after a reconnect") }
+            // Or a save and restore: the restored QEMU starts from the domain's definition,
+            // without the UDP forwards the saved one was given through its monitor. Given
+            // again (QEMUForwards.add replaces a forward still there).
+            if everConnected && !udpForwards.isEmpty {
+                udpForwards.removeAll()
+                reconcile()
+            }
             everConnected = true
             lastHeard = Date()
             lastReceived = session.bytesReceived

@@ -241,6 +241,22 @@ def answers_within(port, seconds, what):
         time.sleep(0.2)
 
 
+def qemu_forwards_udp(machine, port):
+    """Whether the machine's QEMU forwards UDP from host port `port` (its user network's
+    table, HMP `info usernet`)."""
+    table = virsh("qemu-monitor-command", machine.domain, "--hmp", "info usernet", check=False).stdout
+    return str(port) in re.findall(r"UDP\[HOST_FORWARD\]\s+-?\d+\s+\S+\s+(\d+)\s", table)
+
+
+def within(seconds, check):
+    deadline = time.time() + seconds
+    while not check():
+        if time.time() > deadline:
+            return False
+        time.sleep(0.5)
+    return True
+
+
 def test_suspend_and_resume_keep_containers_their_ports_and_the_clock(machine):
     port = free_port()
     machine.docker("run", "-d", "--name", "web", "-p", f"{port}:80", "busybox", "sh", "-c",
@@ -266,6 +282,11 @@ def test_suspend_and_resume_keep_containers_their_ports_and_the_clock(machine):
     # `up` a user runs afterwards is quick (it waited the engine's 180 s out before).
     # The agent follows the boot into the restore's new QEMU (same UUID) rather than ending
     # with the saved one's: ended, it could leave after `up` had found it serving.
+    # A UDP forward is QEMU's own, given to it through its monitor: the restored QEMU starts
+    # from the domain's definition without it, and the agent gives it again.
+    udp = free_port(socket.SOCK_DGRAM)
+    machine.machine("port", "add", f"{udp}:7/udp")
+    assert within(30, lambda: qemu_forwards_udp(machine, udp)), "QEMU never forwarded the UDP port"
     agent = machine.agent_pid()
     virsh("managedsave", machine.domain)
     virsh("start", machine.domain)
@@ -276,6 +297,8 @@ def test_suspend_and_resume_keep_containers_their_ports_and_the_clock(machine):
     still = (machine.folder / "agent.pid").exists() and machine.agent_pid() == agent
     assert still, "the agent ended with the saved QEMU instead of following the restored one"
     answers_within(port, 15, "after a restore behind machine's back and `up`")
+    assert within(30, lambda: qemu_forwards_udp(machine, udp)), "the restored QEMU does not forward the UDP port"
+    machine.machine("port", "rm", f"{udp}/udp")
     assert_engine_and_data(machine)
     # A saved state from another shape is thrown away, and the machine boots afresh.
     machine.machine("suspend")
