@@ -411,15 +411,15 @@ def test_an_unreachable_guest_fails_docker_within_30_s_then_serves_again(machine
 
 
 def test_a_full_data_disk_is_named_and_stops_nothing(tmp_path, cache_dir, built):
-    """A 2 GiB data disk filled from a container: `status` and `ls` name it with the fixes,
+    """A 1 GiB data disk filled from a container: `status` and `ls` name it with the fixes,
     within seconds of the container's end (the agent measures the disk when containers end, not
-    only every 30 s); stop, a boot (`up`, which names it too) and rm still work. (2 GiB: each
-    GiB of zeros written takes about 15 s under TCG.)"""
+    only every 30 s); stop, a boot (`up`, which names it too) and rm still work. (1 GiB, the
+    smallest disk `up` makes: each GiB of zeros written takes about 15 s under TCG.)"""
     m = Up(tmp_path / "home", cache_dir, tmp_path / "work")
     m.work.mkdir()
     m.env["DOCKER_HOST"] = f"unix://{m.socket}"
     try:
-        m.machine("up", "--no-context", "--no-mounts", "--disk", "2G")
+        m.machine("up", "--no-context", "--no-mounts", "--disk", "1G")
         m.docker("import", str(busybox_image_tar(m.work / "busybox")), "busybox:latest")
         fill = m.docker("run", "--rm", "-v", "fill:/fill", "busybox", "sh", "-c", "dd if=/dev/zero of=/fill/zeros bs=1M; sync",
                         check=False, timeout=900)

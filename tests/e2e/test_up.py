@@ -756,25 +756,25 @@ def engine_pid(up):
 
 
 def test_a_busy_guest_keeps_its_engine(up, busybox):
-    """What a compose file of twenty services does to the default machine (1 GiB), twice in a
-    row: 100 concurrent `docker version` and 20 concurrent `docker run --rm` all succeed, and
-    the engine is the one that started (without swap the OOM killer took dockerd here). runc
-    starts them from one sealed copy of itself in memory: when it copied itself for each (9-11
-    MB apiece), the 20 starts held 200-300 MB more at their peak, and on Engine 26 one of them
-    failed once in a full run, with runc's "read init-p: connection reset by peer"."""
+    """What a compose file of twenty services does to the default machine (1 GiB): 100
+    concurrent `docker version` and 20 concurrent `docker run --rm` all succeed, and the engine
+    is the one that started (without swap the OOM killer took dockerd here). runc starts them
+    from one sealed copy of itself in memory: when it copied itself for each (9-11 MB apiece),
+    the 20 starts held 200-300 MB more at their peak, and on Engine 26 one of them failed once
+    in a full run, with runc's "read init-p: connection reset by peer". (One round: a second
+    cost CI 70 s; memory given back when containers end is test_memory_a_container_frees_....)"""
     from concurrent.futures import ThreadPoolExecutor
     runc = up.machine("ssh", "--", "ls -l /var/lib/machine/engine/current/bin/runc").stdout.decode()
     assert "-> /memfd:runc_cloned:" in runc, runc
     before = engine_pid(up)
-    for round in range(2):
-        with ThreadPoolExecutor(100) as pool:
-            versions = list(pool.map(lambda _: up.docker("version", "--format", "{{.Server.Version}}", check=False), range(100)))
-        failed = [r.stderr for r in versions if r.returncode != 0]
-        assert not failed, (round, len(failed), failed[:3])
-        with ThreadPoolExecutor(20) as pool:
-            runs = list(pool.map(lambda _: up.docker("run", "--rm", busybox, "true", check=False, timeout=900), range(20)))
-        failed = [r.stderr for r in runs if r.returncode != 0]
-        assert not failed, (round, len(failed), failed[:3])
+    with ThreadPoolExecutor(100) as pool:
+        versions = list(pool.map(lambda _: up.docker("version", "--format", "{{.Server.Version}}", check=False), range(100)))
+    failed = [r.stderr for r in versions if r.returncode != 0]
+    assert not failed, (len(failed), failed[:3])
+    with ThreadPoolExecutor(20) as pool:
+        runs = list(pool.map(lambda _: up.docker("run", "--rm", busybox, "true", check=False, timeout=900), range(20)))
+    failed = [r.stderr for r in runs if r.returncode != 0]
+    assert not failed, (len(failed), failed[:3])
     assert engine_pid(up) == before
 
 
@@ -808,11 +808,13 @@ def gzipped_layer(size, chunk=16 << 20):
 
 
 def test_space_freed_in_the_guest_returns_to_the_hosts_disk(up):
-    """A 1 GiB image loaded, then removed and pruned: the data disk's file on the host, by what it
-    holds (`du`, not its length), falls back to within 10% of where it was, within 2 minutes
+    """A 512 MiB image loaded, then removed and pruned: the data disk's file on the host, by what
+    it holds (`du`, not its length), falls back to within 10% of where it was, within 2 minutes
     (the guest trims every minute, and QEMU punches the trimmed blocks out of the qcow2 file).
     A fresh machine's disk holds about 10 MiB (the engine is on a disk of its own), so 10% of
-    it is less than what the engine's own records grow by meanwhile: 32 MiB is allowed then."""
+    it is less than what the engine's own records grow by meanwhile: 32 MiB is allowed then,
+    a sixteenth of what was loaded. (It loaded 1 GiB until the suite had to get shorter: the
+    guest's unpacking is most of the test's time under TCG.)"""
     disk = up.folder / "data.qcow2"
 
     def held():
@@ -821,13 +823,13 @@ def test_space_freed_in_the_guest_returns_to_the_hosts_disk(up):
     before = held()
     load = subprocess.Popen([DOCKER, "import", "-", "e2e-big:1"], env=up.env, stdin=subprocess.PIPE,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    for part in gzipped_layer(1 << 30):
+    for part in gzipped_layer(512 << 20):
         load.stdin.write(part)
     load.stdin.close()
     errors = load.stderr.read()
     assert load.wait(timeout=900) == 0, errors
     loaded = held()
-    assert loaded >= before + (900 << 20), (before >> 20, loaded >> 20)
+    assert loaded >= before + (450 << 20), (before >> 20, loaded >> 20)
     up.docker("rmi", "e2e-big:1")
     up.docker("system", "prune", "-af")
     allowed = max(before * 1.1, before + (32 << 20))
@@ -897,7 +899,7 @@ def cpu_seconds(pid):
 def test_an_idle_machine_sleeps_and_each_kind_of_client_wakes_it(up, busybox):
     """With a short idle time, the machine falls asleep (its QEMU runs no guest CPU); then
     `docker ps`, a request to a published port of a container started before the sleep, and a
-    `docker run -v` of a host folder each wake it and succeed, over 10 sleeps, and that
+    `docker run -v` of a host folder each wake it and succeed, twice each over 6 sleeps, and that
     container never restarts. `up`, `ssh` and `stop` work from sleep too; `suspend` of this
     machine (its home is shared) is refused with the sleep named in its place."""
     up.machine("set", "--idle-sleep", "3s")
@@ -907,7 +909,7 @@ def test_an_idle_machine_sleeps_and_each_kind_of_client_wakes_it(up, busybox):
         container = up.docker("run", "-d", "-p", f"127.0.0.1:{port}:80", busybox, "sh", "-c", WEB).stdout.strip()
         wait_until_answers(port)
         before = up.docker("inspect", "-f", "{{.State.StartedAt}} {{.RestartCount}}", container).stdout
-        for cycle in range(10):
+        for cycle in range(6):
             wait_until_asleep(up)
             if cycle == 0:
                 # Measured after 2 s asleep: QEMU's main loop may still finish what the guest
@@ -927,7 +929,7 @@ def test_an_idle_machine_sleeps_and_each_kind_of_client_wakes_it(up, busybox):
                 out = up.docker("run", "--rm", "-v", f"{folder}:/x", busybox, "sh", "-c", "cat /x/n; echo back > /x/back").stdout
                 assert out == f"{cycle}\n" and (folder / "back").read_text() == "back\n"
         assert up.docker("inspect", "-f", "{{.State.StartedAt}} {{.RestartCount}}", container).stdout == before
-        assert (up.folder / "agent.log").read_text().count("woke after") >= 10
+        assert (up.folder / "agent.log").read_text().count("woke after") >= 6
         # Its agent asked libvirt through `machine agent-libvirt` processes for each sleep and
         # wake: it never loaded libvirt's libraries (about 11 MB resident) itself.
         agent = (up.folder / "agent.pid").read_text().strip()
