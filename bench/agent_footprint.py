@@ -15,21 +15,17 @@ import argparse
 import os
 import re
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
-from qemu_guest import busybox_image_tar, free_port, kill_guests_under, release_machine  # noqa: E402
+from qemu_guest import SharingMachine, engine_ping, folder_tree, release_machine  # noqa: E402
 
 MACHINE = release_machine()
-DOCKER = shutil.which("docker") or "/usr/local/bin/docker"
 # Issue 36's goal, 20 MB, taken strictly: 20,000,000 bytes.
 GOAL_MIB = 20e6 / 2**20
 
@@ -62,79 +58,43 @@ def by_mapping(pid, limit=10):
     return sorted(resident.items(), key=lambda item: -item[1])[:limit]
 
 
-def ping(path):
-    with socket.socket(socket.AF_UNIX) as client:
-        client.settimeout(60)
-        client.connect(str(path))
-        client.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
-        reply = b""
-        while chunk := client.recv(4096):
-            reply += chunk
-    if not reply.startswith(b"HTTP/1.0 200"):
-        raise SystemExit(f"the engine answered {reply[:80]!r}")
-
-
-def fetch(port):
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=60) as reply:
-        if reply.read() != b"hi\n":
-            raise SystemExit("the published port answered something else")
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--folders", type=int, default=15000)
     parser.add_argument("--connections", type=int, default=10000)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="footprint-", dir="/tmp"))
-    home = work / "home"
-    env = dict(os.environ, MACHINE_HOME=str(home))
-    env.pop("DOCKER_CONTEXT", None)
-    folder = home / "machines" / "bench"
-    engine = folder / "docker.sock"
-
-    def run(*a):
-        return subprocess.run([MACHINE, *a], env=env, check=True, capture_output=True, text=True)
-
-    def docker(*a):
-        return subprocess.run([DOCKER, "-H", f"unix://{engine}", *a], check=True, capture_output=True, text=True)
-
     tree = work / "tree"
-    per = 100
-    for i in range(args.folders // per):
-        for j in range(per):
-            (tree / f"project{i}" / f"src{j}").mkdir(parents=True)
+    folder_tree(tree, args.folders)
+    bench = SharingMachine(MACHINE, work, "bench", tree)
     rows = []
     try:
-        run("up", "bench", "--no-context", "--mount", str(tree), "--idle-sleep", "off")
-        docker("import", busybox_image_tar(work / "busybox"), "busybox:latest")
-        port = free_port()
-        docker("run", "-d", "-p", f"{port}:80", "busybox", "sh", "-c", "mkdir /w && echo hi > /w/index.html && exec httpd -f -p 80 -h /w")
+        bench.up()
         deadline = time.time() + 300
-        log = folder / "agent.log"
+        log = bench.folder / "agent.log"
         while "watching" not in log.read_text():
             if time.time() > deadline:
                 raise SystemExit("the agent never said it watches the shared tree")
             time.sleep(1)
         watching = re.search(r"watching (\d+) folders", log.read_text()).group(1)
-        pid = int((folder / "agent.pid").read_text())
+        pid = int((bench.folder / "agent.pid").read_text())
         time.sleep(10)
         rows.append(("idle", sample(pid)))
         with ThreadPoolExecutor(8) as pool:
             done = 0
             for stage in (1000, args.connections):
-                list(pool.map(lambda _: ping(engine), range(stage - done)))
+                list(pool.map(lambda _: engine_ping(bench.engine), range(stage - done)))
                 done = stage
                 time.sleep(5)
                 rows.append((f"after {stage} socket connections", sample(pid)))
-            list(pool.map(lambda _: fetch(port), range(1000)))
+            list(pool.map(lambda _: bench.fetch(), range(1000)))
             time.sleep(5)
             rows.append(("after 1000 published-port connections", sample(pid)))
         time.sleep(30)
         rows.append(("idle again, 30 s later", sample(pid)))
         mappings = by_mapping(pid)
     finally:
-        subprocess.run([MACHINE, "rm", "--force", "bench"], env=env, capture_output=True)
-        kill_guests_under(work)
+        bench.remove()
         shutil.rmtree(work, ignore_errors=True)
 
     print(f"the agent of a machine sharing {watching} watched folders ({MACHINE}):")

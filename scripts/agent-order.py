@@ -22,32 +22,15 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
-from qemu_guest import busybox_image_tar, free_port, kill_guests_under, release_machine  # noqa: E402
-
-DOCKER = shutil.which("docker") or "/usr/local/bin/docker"
-
-
-def ping(path):
-    with socket.socket(socket.AF_UNIX) as client:
-        client.settimeout(120)
-        client.connect(str(path))
-        client.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
-        reply = b""
-        while chunk := client.recv(4096):
-            reply += chunk
-    if not reply.startswith(b"HTTP/1.0 200"):
-        raise SystemExit(f"the engine answered {reply[:80]!r}")
-
+from qemu_guest import SharingMachine, engine_ping, folder_tree, free_port, release_machine  # noqa: E402
 
 def wait_for(what, check, timeout=300):
     deadline = time.time() + timeout
@@ -88,30 +71,15 @@ def main():
         subprocess.run(["apt-get", "install", "-y", "-q", "valgrind"], check=True)
     machine = release_machine()
     work = Path(tempfile.mkdtemp(prefix="agent-order-", dir="/tmp"))
-    home = work / "home"
-    env = dict(os.environ, MACHINE_HOME=str(home))
-    env.pop("DOCKER_CONTEXT", None)
-    folder = home / "machines" / "order"
-    engine = folder / "docker.sock"
-
-    def run(*a):
-        return subprocess.run([machine, *a], env=env, check=True, capture_output=True, text=True)
-
-    def docker(*a):
-        return subprocess.run([DOCKER, "-H", f"unix://{engine}", *a], check=True, capture_output=True, text=True)
-
     tree = work / "tree"
-    for i in range(10):
-        for j in range(100):
-            (tree / f"project{i}" / f"src{j}").mkdir(parents=True)
+    folder_tree(tree, 1000)
+    order = SharingMachine(machine, work, "order", tree)
+    folder, engine = order.folder, order.engine
     profile = work / "callgrind.out"
     agent = None
     try:
         print("booting a machine with a shared tree and a published port", flush=True)
-        run("up", "order", "--no-context", "--mount", str(tree), "--idle-sleep", "off")
-        docker("import", busybox_image_tar(work / "busybox"), "busybox:latest")
-        port = free_port()
-        docker("run", "-d", "-p", f"{port}:80", "busybox", "sh", "-c", "mkdir /w && echo hi > /w/index.html && exec httpd -f -p 80 -h /w")
+        port = order.up()
 
         # The agent `up` started, replaced by one under callgrind (it takes over where that left).
         os.kill(int((folder / "agent.pid").read_text()), signal.SIGTERM)
@@ -120,19 +88,18 @@ def main():
         output = open(work / "agent.out", "w")
         agent = subprocess.Popen(["valgrind", "--tool=callgrind", "--demangle=no", f"--callgrind-out-file={profile}",
                                   machine, "agent", "--connect", "qemu:///system", "order"],
-                                 env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+                                 env=order.env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
         log = lambda: (work / "agent.out").read_text()  # noqa: E731
         wait_for("the agent to watch the shared tree", lambda: "watching" in log())
         wait_for("the engine through the agent", lambda: subprocess.run(
-            [DOCKER, "-H", f"unix://{engine}", "version"], capture_output=True).returncode == 0)
+            [order.DOCKER, "-H", f"unix://{engine}", "version"], capture_output=True).returncode == 0)
         wait_for("the published port's forward", lambda: f"forward 127.0.0.1:{port}" in log())
 
         print("driving it: engine socket, published port, host edits, a container coming and going", flush=True)
         for _ in range(200):
-            ping(engine)
+            engine_ping(engine, timeout=120)
         for _ in range(100):
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=120) as reply:
-                assert reply.read() == b"hi\n"
+            order.fetch(timeout=120)
         (tree / "project1" / "new" / "deep").mkdir(parents=True)
         (tree / "project1" / "new" / "deep" / "file").write_text("x")
         (tree / "project1" / "new").rename(tree / "project2" / "moved")
@@ -142,20 +109,19 @@ def main():
         shutil.rmtree(tree / "project2" / "moved")
         (tree / "project3").rename(work / "project3")
         (work / "project3").rename(tree / "project3")
-        docker("run", "--rm", "-v", f"{tree}:/t", "busybox", "sh", "-c", "ls /t > /dev/null && echo hello > /t/project0/x")
+        order.docker("run", "--rm", "-v", f"{tree}:/t", "busybox", "sh", "-c", "ls /t > /dev/null && echo hello > /t/project0/x")
         second = free_port()
-        docker("run", "-d", "--name", "second", "-p", f"{second}:80", "busybox", "sleep", "1000")
+        order.docker("run", "-d", "--name", "second", "-p", f"{second}:80", "busybox", "sleep", "1000")
         wait_for("the second port's forward", lambda: f"forward 127.0.0.1:{second}" in log())
-        docker("rm", "-f", "second")
+        order.docker("rm", "-f", "second")
         wait_for("the second port's forward to close", lambda: f"forward 127.0.0.1:{second} closed" in log())
         time.sleep(30)  # the periodic looks: the domain, the data disk
-        run("stop", "order")
+        order.machine("stop", "order")
         agent.wait(timeout=300)
     finally:
         if agent and agent.poll() is None:
             agent.kill()
-        subprocess.run([machine, "rm", "--force", "order"], env=env, capture_output=True)
-        kill_guests_under(work)
+        order.remove()
 
     names = functions_run(profile, machine)
     shutil.rmtree(work, ignore_errors=True)

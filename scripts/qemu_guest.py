@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 
@@ -282,27 +283,83 @@ def kill_guests_under(folder):
             pass
 
 
+def engine_ping(sock, timeout=60):
+    """One GET /_ping on the engine's unix socket, on a connection of its own as a docker
+    client makes one; raises GuestError unless the engine answers 200."""
+    with socket.socket(socket.AF_UNIX) as client:
+        client.settimeout(timeout)
+        client.connect(str(sock))
+        client.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+        reply = b""
+        while chunk := client.recv(4096):
+            reply += chunk
+    if not reply.startswith((b"HTTP/1.0 200", b"HTTP/1.1 200")):
+        raise GuestError(f"the engine answered {reply[:80]!r} on {sock}")
+
+
 def wait_for_ping(sock, timeout=60):
     """Waits until the engine answers GET /_ping on a unix socket; returns seconds waited."""
     start = time.time()
     while time.time() - start < timeout:
         try:
-            with socket.socket(socket.AF_UNIX) as s:
-                s.settimeout(5)
-                s.connect(str(sock))
-                s.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
-                reply = b""
-                while True:
-                    chunk = s.recv(4096)
-                    if not chunk:
-                        break
-                    reply += chunk
-                if reply.startswith(b"HTTP/1.0 200") or reply.startswith(b"HTTP/1.1 200"):
-                    return time.time() - start
-        except OSError:
+            engine_ping(sock, timeout=5)
+            return time.time() - start
+        except (OSError, GuestError):
             pass
         time.sleep(0.25)
     raise GuestError(f"the engine did not answer /_ping on {sock} within {timeout}s")
+
+
+def folder_tree(root, folders, per=100):
+    """A home-like tree of `folders` empty folders under root: project0/src0 ... (`per` a project)."""
+    for i in range(folders // per):
+        for j in range(per):
+            (Path(root) / f"project{i}" / f"src{j}").mkdir(parents=True)
+
+
+WEB = "mkdir /w && echo hi > /w/index.html && exec httpd -f -p 80 -h /w"
+
+
+class SharingMachine:
+    """A machine of `binary` in a MACHINE_HOME of its own under `work`, sharing the folder `tree`,
+    with a busybox web server published on a free port that answers "hi" (what the agent's
+    benchmarks and scripts/agent-order.py drive it through). No docker context is made: the
+    docker CLI is pointed at the machine's socket."""
+
+    DOCKER = shutil.which("docker") or "/usr/local/bin/docker"
+
+    def __init__(self, binary, work, name, tree):
+        self.binary, self.work, self.name, self.tree = binary, Path(work), name, Path(tree)
+        self.home = self.work / "home"
+        self.env = dict(os.environ, MACHINE_HOME=str(self.home))
+        self.env.pop("DOCKER_CONTEXT", None)
+        self.folder = self.home / "machines" / name
+        self.engine = self.folder / "docker.sock"
+        self.port = None
+
+    def machine(self, *args):
+        return subprocess.run([self.binary, *args], env=self.env, check=True, capture_output=True, text=True)
+
+    def docker(self, *args):
+        return subprocess.run([self.DOCKER, "-H", f"unix://{self.engine}", *args], check=True, capture_output=True, text=True)
+
+    def up(self):
+        """Boots it (no idle sleep) and starts the web server; returns the published port."""
+        self.machine("up", self.name, "--no-context", "--mount", str(self.tree), "--idle-sleep", "off")
+        self.docker("import", busybox_image_tar(self.work / "busybox"), "busybox:latest")
+        self.port = free_port()
+        self.docker("run", "-d", "-p", f"{self.port}:80", "busybox", "sh", "-c", WEB)
+        return self.port
+
+    def fetch(self, timeout=60):
+        """One request to the published web server, on a connection of its own."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/", timeout=timeout) as reply:
+            if reply.read() != b"hi\n":
+                raise GuestError("the published port answered something else")
+
+    def remove(self):
+        subprocess.run([self.binary, "rm", "--force", self.name], env=self.env, capture_output=True)
+        kill_guests_under(self.work)
 
 
 def busybox_image_tar(folder):
