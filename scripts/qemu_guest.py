@@ -187,10 +187,13 @@ class Guest:
             time.sleep(0.05)
         raise GuestError("the forwarded socket did not appear")
 
-    def install_engine(self, engine_dir):
+    def install_engine(self, engine_dir, upload=True):
+        """Installs the bundle in engine_dir from its archive, as `machine` updates a running
+        guest (uploaded first, unless upload=False finds it there); returns what install.sh said."""
         engine_dir = Path(engine_dir)
         sha = hashlib.sha256((engine_dir / "engine.tar.xz").read_bytes()).hexdigest()
-        self.upload([engine_dir / "engine.tar.xz", engine_dir / "install.sh"], "/var/lib/machine/")
+        if upload:
+            self.upload([engine_dir / "engine.tar.xz", engine_dir / "install.sh"], "/var/lib/machine/")
         return self.ssh(f"sh /var/lib/machine/install.sh /var/lib/machine/engine.tar.xz {sha}").stdout.decode()
 
     # ---- lifecycle ---------------------------------------------------------------------
