@@ -35,27 +35,6 @@ def domain_of(m):
     return json.loads(m.machine("inspect").stdout)["domain"]
 
 
-def test_two_homes_with_a_default_each_never_touch_each_other(homes):
-    first, second = homes
-    for m in homes:
-        m.machine("create", "--no-mounts")
-    ours, theirs = domain_of(first), domain_of(second)
-    assert ours != theirs and re.fullmatch(r"machine-default-[0-9a-f]{8}", ours), (ours, theirs)
-    first.machine("start")
-    # The second home's default is its own, stopped machine.
-    assert second.machine("status").stdout.decode().strip() == "stopped"
-    assert second.machine("stop").returncode == 0
-    assert state(ours) == "running"
-    second.machine("start")
-    assert state(ours) == "running" and state(theirs) == "running"
-    second.machine("rm", "--force", "default")
-    assert theirs not in domains()
-    assert state(ours) == "running"
-    assert first.machine("status").stdout.decode().strip() == "running"
-    ls = first.machine("ls").stdout.decode()
-    assert len([line for line in ls.splitlines() if line.startswith("default ")]) == 1, ls
-
-
 def legacy_copy(domain):
     """The domain as `machine` defined it before names carried the home's id: no owner metadata."""
     xml = virsh("dumpxml", domain).stdout
@@ -114,9 +93,10 @@ def test_a_domain_claimed_by_another_home_is_refused_with_its_owner(homes, tmp_p
         virsh("undefine", domain, check=False)
 
 
-def test_docker_contexts_of_two_homes_are_their_own(homes, tmp_path):
-    """Two homes with a `default` each and one docker CLI config (the user's): neither home's
-    `up` or `rm` takes the other's context away, in either order."""
+def test_two_homes_with_a_default_each_never_touch_each_other_or_their_docker_contexts(homes, tmp_path):
+    """Two homes with a `default` each and one docker CLI config (the user's): each home's
+    default is its own domain, which the other's status, stop, up and rm never touch, and
+    neither home's `up` or `rm` takes the other's context away, in either order."""
     first, second = homes
     shared_config = tmp_path / "docker-config"
     for m in homes:
@@ -130,7 +110,15 @@ def test_docker_contexts_of_two_homes_are_their_own(homes, tmp_path):
         return first.docker("--context", context, "info", "--format", "{{.Name}}").stdout.strip()
 
     first.machine("up", "--no-mounts")
+    # The second home's default is its own, stopped machine.
+    second.machine("create", "--no-mounts")
+    ours, their_domain = domain_of(first), domain_of(second)
+    assert ours != their_domain and re.fullmatch(r"machine-default-[0-9a-f]{8}", ours), (ours, their_domain)
+    assert second.machine("status").stdout.decode().strip() == "stopped"
+    assert second.machine("stop").returncode == 0
+    assert state(ours) == "running"
     second.machine("up", "--no-mounts")
+    assert state(ours) == "running" and state(their_domain) == "running"
     made = contexts()
     assert made["machine-default"] == f"unix://{first.socket}", made
     [theirs] = [name for name, endpoint in made.items() if endpoint == f"unix://{second.socket}"]
@@ -138,8 +126,12 @@ def test_docker_contexts_of_two_homes_are_their_own(homes, tmp_path):
     assert second.docker("context", "show").stdout.strip() == theirs
     assert engine_through("machine-default") == engine_through(theirs) == "default"
 
-    # The second home's rm leaves the first's context alone and docker at `default`.
+    # The second home's rm leaves the first's machine and context alone, and docker at `default`.
     second.machine("rm", "--force", "default")
+    assert their_domain not in domains()
+    assert state(ours) == "running" and first.machine("status").stdout.decode().strip() == "running"
+    ls = first.machine("ls").stdout.decode()
+    assert len([line for line in ls.splitlines() if line.startswith("default ")]) == 1, ls
     assert theirs not in contexts()
     assert first.docker("context", "show").stdout.strip() == "default"
     first.machine("up", "--no-mounts")
