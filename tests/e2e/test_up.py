@@ -829,7 +829,9 @@ def test_space_freed_in_the_guest_returns_to_the_hosts_disk(up):
     errors = load.stderr.read()
     assert load.wait(timeout=900) == 0, errors
     loaded = held()
-    assert loaded >= before + (450 << 20), (before >> 20, loaded >> 20)
+    # Most of it landed as new blocks (blocks the earlier tests freed and the guest has not
+    # trimmed yet take some: 444 of 512 MiB in one full run).
+    assert loaded >= before + (384 << 20), (before >> 20, loaded >> 20)
     up.docker("rmi", "e2e-big:1")
     up.docker("system", "prune", "-af")
     allowed = max(before * 1.1, before + (32 << 20))
