@@ -181,9 +181,10 @@ def test_a_compose_service_with_a_watcher_restarts_on_a_host_edit(shared):
         # The service's process ends at the first change to server.js, as nodemon ends its
         # child (the shell is the container's init: when it exits, the watcher goes with it),
         # and like nodemon it lets the burst of events one save makes pass first (a truncate and
-        # a write are two): one that reached the next container would restart it once more.
+        # a write are two): one that reached the next container would restart it once more. It
+        # waits 5 s: in a full run on a loaded host the second came more than 2 s after the first.
         "    command: [\"sh\", \"-c\", \"echo serving $$(cat /src/server.js); /bin/watch /src >/events &"
-        " until busybox grep -q ' server.js$$' /events 2>/dev/null; do busybox usleep 100000; done; busybox sleep 2\"]\n")
+        " until busybox grep -q ' server.js$$' /events 2>/dev/null; do busybox usleep 100000; done; busybox sleep 5\"]\n")
     compose = ["docker-compose", "-p", "devloop", "-f", str(app / "docker-compose.yml")]
 
     def logs():
