@@ -212,25 +212,35 @@ final class IdleSleeper: @unchecked Sendable {
         return made
     }
 
+    /// Runs `command` in the guest. The session sits unused between looks, most often for
+    /// longer than the guest's sshd waits for an answer to its keepalive probes (60 s; libssh2
+    /// answers them only while it reads), so the one kept since the last look is found closed,
+    /// and a new one is made once. Taking that failure for "cannot be read" put a working guest
+    /// to sleep at the first look of each idle time.
+    private func run(_ command: String) throws(MachineError) -> Data {
+        if let kept = session {
+            if let result = try? kept.run(command) { return result.output }
+            session = nil
+        }
+        let fresh = try connected()
+        do {
+            return try fresh.run(command).output
+        } catch {
+            session = nil
+            throw GuestSSH.explain(error, name: guest.name, files: guest.files)
+        }
+    }
+
     /// The share of one vCPU the guest used over a second; nil when it cannot be read (then
     /// its CPU does not keep it awake: the clients do).
     private func guestCPUShare() -> Double? {
-        do {
-            let result = try connected().run(IdleSleep.cpuCommand)
-            return IdleSleep.cpuShare(fromProcStat: String(decoding: result.output, as: UTF8.self))
-        } catch {
-            session = nil
-            return nil
-        }
+        guard let output = try? run(IdleSleep.cpuCommand) else { return nil }
+        return IdleSleep.cpuShare(fromProcStat: String(decoding: output, as: UTF8.self))
     }
 
     /// Hands the guest's page cache to the host, and gives free page reporting a moment.
     private func release() {
-        do {
-            _ = try connected().run(IdleSleep.releaseCommand)
-            Threads.sleep(Self.releaseWait)
-        } catch {
-            session = nil
-        }
+        guard (try? run(IdleSleep.releaseCommand)) != nil else { return }
+        Threads.sleep(Self.releaseWait)
     }
 }

@@ -634,14 +634,18 @@ def test_no_container_can_reach_or_take_the_agents_way_into_the_guest(up, busybo
     assert any("connected to default for its forwarded ports in at" in line for line in connected[-2:]), connected
 
 
-def test_the_agent_reconnects_when_the_guest_drops_its_session(up):
-    agent = up.agent_pid()
-    # Kill every sshd process but the listener (OpenSSH 10 names a connection's own processes
-    # sshd-session), from a detached shell so this command's own session ends first; the
-    # agent's session goes with them.
+def drop_guest_ssh_sessions(up):
+    """Kills every sshd process in the guest but the listener (OpenSSH 10 names a connection's
+    own processes sshd-session), from a detached shell so this command's own session ends
+    first: every session of the agent goes with them."""
     up.machine("ssh", "--", "setsid sh -c 'sleep 1; for p in $(pidof sshd sshd-session); do [ $p = $(cat /run/sshd.pid) ] || kill -9 $p; done'"
                " </dev/null >/dev/null 2>&1 &")
     time.sleep(1.5)
+
+
+def test_the_agent_reconnects_when_the_guest_drops_its_session(up):
+    agent = up.agent_pid()
+    drop_guest_ssh_sessions(up)
     started = time.monotonic()
     while up.docker("version", "--format", "{{.Server.Os}}", check=False).returncode != 0:
         assert time.monotonic() - started < 5, "docker did not work again within 5 s"
@@ -939,6 +943,18 @@ def test_an_idle_machine_sleeps_and_each_kind_of_client_wakes_it(up, busybox):
         # The guest's clock was put right at each wake: it is the host's, give or take.
         guest_time = int(up.machine("ssh", "--", "date +%s").stdout)
         assert abs(guest_time - time.time()) < 3
+
+        # A guest whose CPU works stays awake, also once the guest's sshd has dropped the
+        # session the agent looks at its CPU with: it does so 60 s after the session's last use
+        # (its keepalives unanswered), and a look comes once an idle time, 5 minutes by default.
+        # Killing the guest's SSH sessions here drops it as those 60 s would.
+        spinner = up.docker("run", "-d", busybox, "sh", "-c", "while :; do :; done").stdout.strip()
+        drop_guest_ssh_sessions(up)
+        slept = (up.folder / "agent.log").read_text().count("asleep after")
+        time.sleep(15)
+        assert up.machine("status").stdout.decode().strip() == "running"
+        assert (up.folder / "agent.log").read_text().count("asleep after") == slept, "a busy guest was put to sleep"
+        up.docker("rm", "-f", spinner)
 
         wait_until_asleep(up)
         refused = up.machine("suspend", check=False)
