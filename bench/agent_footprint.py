@@ -23,7 +23,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
-from qemu_guest import SharingMachine, engine_ping, folder_tree, release_machine  # noqa: E402
+from qemu_guest import SharingMachine, engine_ping, folder_tree, release_machine, wait_until  # noqa: E402
 
 MACHINE = release_machine()
 # Issue 36's goal, 20 MB, taken strictly: 20,000,000 bytes.
@@ -70,12 +70,8 @@ def main():
     rows = []
     try:
         bench.up()
-        deadline = time.time() + 300
         log = bench.folder / "agent.log"
-        while "watching" not in log.read_text():
-            if time.time() > deadline:
-                raise SystemExit("the agent never said it watches the shared tree")
-            time.sleep(1)
+        wait_until("the agent to watch the shared tree", lambda: "watching" in log.read_text())
         watching = re.search(r"watching (\d+) folders", log.read_text()).group(1)
         pid = int((bench.folder / "agent.pid").read_text())
         time.sleep(10)

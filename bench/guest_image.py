@@ -16,7 +16,6 @@ the last (trixie/bookworm: what the newer engine costs).
     bench/guest_image.py [--boots N] [--suites trixie,bookworm]
 """
 import argparse
-import json
 import os
 import re
 import shutil

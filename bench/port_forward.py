@@ -71,7 +71,10 @@ def echoes(port, count):
             s.sendall(message)
             got = b""
             while len(got) < len(message):
-                got += s.recv(64 - len(got))
+                chunk = s.recv(64 - len(got))
+                if not chunk:
+                    raise SystemExit(f"the echo through port {port} closed after {len(times)} round trips")
+                got += chunk
             times.append(time.perf_counter() - t)
     return times
 

@@ -30,14 +30,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
-from qemu_guest import SharingMachine, engine_ping, folder_tree, free_port, release_machine  # noqa: E402
-
-def wait_for(what, check, timeout=300):
-    deadline = time.time() + timeout
-    while not check():
-        if time.time() > deadline:
-            raise SystemExit(f"timed out waiting for {what}")
-        time.sleep(1)
+from qemu_guest import SharingMachine, engine_ping, folder_tree, free_port, release_machine, wait_until  # noqa: E402
 
 
 def functions_run(profile, binary):
@@ -83,17 +76,17 @@ def main():
 
         # The agent `up` started, replaced by one under callgrind (it takes over where that left).
         os.kill(int((folder / "agent.pid").read_text()), signal.SIGTERM)
-        wait_for("the agent to stop", lambda: "stopped" in (folder / "agent.log").read_text().splitlines()[-1])
+        wait_until("the agent to stop", lambda: "stopped" in (folder / "agent.log").read_text().splitlines()[-1])
         print("running the agent under callgrind", flush=True)
         output = open(work / "agent.out", "w")
         agent = subprocess.Popen(["valgrind", "--tool=callgrind", "--demangle=no", f"--callgrind-out-file={profile}",
                                   machine, "agent", "--connect", "qemu:///system", "order"],
                                  env=order.env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
         log = lambda: (work / "agent.out").read_text()  # noqa: E731
-        wait_for("the agent to watch the shared tree", lambda: "watching" in log())
-        wait_for("the engine through the agent", lambda: subprocess.run(
+        wait_until("the agent to watch the shared tree", lambda: "watching" in log())
+        wait_until("the engine through the agent", lambda: subprocess.run(
             [order.DOCKER, "-H", f"unix://{engine}", "version"], capture_output=True).returncode == 0)
-        wait_for("the published port's forward", lambda: f"forward 127.0.0.1:{port}" in log())
+        wait_until("the published port's forward", lambda: f"forward 127.0.0.1:{port}" in log())
 
         print("driving it: engine socket, published port, host edits, a container coming and going", flush=True)
         for _ in range(200):
@@ -112,9 +105,9 @@ def main():
         order.docker("run", "--rm", "-v", f"{tree}:/t", "busybox", "sh", "-c", "ls /t > /dev/null && echo hello > /t/project0/x")
         second = free_port()
         order.docker("run", "-d", "--name", "second", "-p", f"{second}:80", "busybox", "sleep", "1000")
-        wait_for("the second port's forward", lambda: f"forward 127.0.0.1:{second}" in log())
+        wait_until("the second port's forward", lambda: f"forward 127.0.0.1:{second}" in log())
         order.docker("rm", "-f", "second")
-        wait_for("the second port's forward to close", lambda: f"forward 127.0.0.1:{second} closed" in log())
+        wait_until("the second port's forward to close", lambda: f"forward 127.0.0.1:{second} closed" in log())
         time.sleep(30)  # the periodic looks: the domain, the data disk
         order.machine("stop", "order")
         agent.wait(timeout=300)

@@ -18,8 +18,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -298,6 +296,17 @@ def engine_ping(sock, timeout=60):
             reply += chunk
     if not reply.startswith((b"HTTP/1.0 200", b"HTTP/1.1 200")):
         raise GuestError(f"the engine answered {reply[:80]!r} on {sock}")
+
+
+def wait_until(what, check, timeout=300):
+    """Waits, looking once a second, until check() is true; exits naming `what` after `timeout`
+    seconds (for the scripts in bench/ and scripts/, whose machines say what they do in their
+    agent.log)."""
+    deadline = time.time() + timeout
+    while not check():
+        if time.time() > deadline:
+            raise SystemExit(f"timed out waiting for {what}")
+        time.sleep(1)
 
 
 def wait_for_ping(sock, timeout=60):

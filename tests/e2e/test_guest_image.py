@@ -6,8 +6,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from conftest import REPO, machine_binary
-from qemu_guest import Guest
+from conftest import machine_binary
 
 
 def sha256(path):

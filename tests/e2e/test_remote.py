@@ -96,7 +96,7 @@ def test_up_on_a_remote_host_serves_containers_ports_and_volumes_from_files_it_u
     # (Its metadata names the home as its owner; that is who it is, not a file QEMU opens.)
     opened = re.sub(r"<metadata>.*</metadata>", "", xml, flags=re.S)
     assert str(remote.home) not in opened and "/tmp/" not in opened
-    assert f"<kernel>/var/lib/libvirt/machine/image-" in opened
+    assert "<kernel>/var/lib/libvirt/machine/image-" in opened
     assert f"/var/lib/libvirt/machine/{domain}-data.qcow2" in xml
     # The kernel it boots there is the cached image's own, uploaded intact (once per build: an
     # earlier run on this host may have uploaded it, so the bytes are compared, not the output).

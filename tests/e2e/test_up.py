@@ -24,7 +24,7 @@ import pytest
 
 from conftest import DOCKER, ENGINE, SUITE, Up, http_get, machine_binary, tail, wait_until_answers
 from foreign_images import PLATFORMS, image_archive
-from qemu_guest import busybox_image_tar, free_port
+from qemu_guest import GuestError, busybox_image_tar, engine_ping, free_port
 
 @pytest.fixture(scope="module")
 def machine_up(tmp_path_factory, cache_dir, built):
@@ -42,12 +42,9 @@ def machine_up(tmp_path_factory, cache_dir, built):
 def engine_answers(socket_path):
     """Whether the engine answers /_ping on the forwarded socket within 5 s."""
     try:
-        with socket.socket(socket.AF_UNIX) as s:
-            s.settimeout(5)
-            s.connect(str(socket_path))
-            s.sendall(b"GET /_ping HTTP/1.0\r\n\r\n")
-            return s.recv(4096).split(b"\r\n", 1)[0].endswith(b" 200 OK")
-    except OSError:
+        engine_ping(socket_path, timeout=5)
+        return True
+    except (OSError, GuestError):
         return False
 
 
